@@ -1,0 +1,42 @@
+//! # mend-core
+//!
+//! The part of mend that runs everywhere: on the sensor MCU and on the host, with the same
+//! code and the same results.
+//!
+//! Temperature readings get lost, duplicated, reordered and corrupted between a sensor and the
+//! place where somebody computes a mean from them. This crate holds everything needed to turn
+//! such a stream back into a complete, trustworthy series, without an allocator and without a
+//! panic path on data:
+//!
+//! - [`Reading`] and [`Celsius`]: the data model, fixed-point, ordered by `(timestamp, seq)`.
+//! - [`Validator`]: band, physical range, spike and stuck-sensor checks, giving a [`Quality`]
+//!   and [`Flags`] in the SaQC vocabulary.
+//! - [`Reorder`]: a bounded min-heap reorder buffer with watermark release, counted early
+//!   eviction, late emission and duplicate detection ([`Dedup`]).
+//! - [`GapFiller`]: seq and time gap detection, outages, and `linear` / `locf` / `stochastic`
+//!   fills that say where they came from.
+//! - [`Aggregator`]: exact per-window aggregates, independent of arrival order.
+//! - [`Frame`], [`encode`] and [`Decoder`]: postcard + CRC-16 + COBS frames, a re-synchronising
+//!   streaming decoder that accounts for every byte.
+//! - [`Simulator`]: a seeded faulty sensor and link, with its ground truth.
+//! - [`EdgePipeline`]: validate → reorder/dedup → encode → [`Ring`], for firmware and host loops.
+//!
+//! Every stage keeps [`Counters`] that obey
+//! `in = emitted + late + duplicate + rejected + evicted + held`.
+#![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
+mod counters;
+mod gap;
+mod reading;
+mod validate;
+
+pub use counters::Counters;
+pub use gap::FillMethod;
+pub use reading::{Celsius, Identity, Key, Origin, Reading, Record, Source};
+pub use validate::{Flag, Flags, Quality, ValidateConfig, ValidateConfigError, Validator};

@@ -1,0 +1,527 @@
+//! Validation: a quality and the flags that explain it, in the vocabulary of the SaQC
+//! quality-control system.
+//!
+//! Validation never changes a value. An out-of-band reading may be a machine that really is
+//! overheating, so it is kept and flagged, not clipped. Only a value outside the sensor's
+//! physical range is called bad, because no real temperature produced it.
+//!
+//! The spike and stuck checks look at the readings before this one, so they are only
+//! reproducible when readings arrive in time order: run the validator after the reorder
+//! buffer (the host does), or on samples that are produced in order (the edge does).
+
+use core::fmt;
+
+use heapless::Deque;
+
+use crate::reading::{Celsius, Reading};
+
+/// The quality of a reading.
+///
+/// # Examples
+/// ```
+/// use mend_core::Quality;
+/// assert_eq!(Quality::Doubtful.name(), "doubtful");
+/// assert!(Quality::Good < Quality::Bad);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub enum Quality {
+    /// Nothing speaks against the value.
+    #[default]
+    Good,
+    /// The value is usable but something is unusual (out of band, spike, stuck, synthetic).
+    Doubtful,
+    /// The value cannot be a real temperature, or the reading is a duplicate.
+    Bad,
+}
+
+impl Quality {
+    /// `"good"`, `"doubtful"` or `"bad"`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Quality::Good => "good",
+            Quality::Doubtful => "doubtful",
+            Quality::Bad => "bad",
+        }
+    }
+
+    /// The inverse of [`Quality::name`].
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "good" => Some(Quality::Good),
+            "doubtful" => Some(Quality::Doubtful),
+            "bad" => Some(Quality::Bad),
+            _ => None,
+        }
+    }
+}
+
+/// One reason for a quality verdict. The vocabulary is fixed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[repr(u8)]
+pub enum Flag {
+    /// Outside the configured valid band (default 50–55 °C). Kept: it may be real.
+    OutOfBand = 0,
+    /// Outside the sensor's physical range: no real temperature gives this value.
+    Implausible = 1,
+    /// Changed faster than the configured rate limit since the previous reading.
+    Spike = 2,
+    /// A flat line: every value over the last k samples lies within the stuck tolerance.
+    Stuck = 3,
+    /// Arrived after readings that come later in time had already been released.
+    Late = 4,
+    /// The same identity was seen before.
+    Duplicate = 5,
+    /// Made by a gap fill, not measured.
+    Synthetic = 6,
+}
+
+impl Flag {
+    /// Every flag, in output order.
+    pub const ALL: [Flag; 7] = [
+        Flag::OutOfBand,
+        Flag::Implausible,
+        Flag::Spike,
+        Flag::Stuck,
+        Flag::Late,
+        Flag::Duplicate,
+        Flag::Synthetic,
+    ];
+
+    /// The flag's name in CSV and JSONL output.
+    ///
+    /// # Examples
+    /// ```
+    /// use mend_core::Flag;
+    /// assert_eq!(Flag::OutOfBand.name(), "out_of_band");
+    /// ```
+    pub const fn name(self) -> &'static str {
+        match self {
+            Flag::OutOfBand => "out_of_band",
+            Flag::Implausible => "implausible",
+            Flag::Spike => "spike",
+            Flag::Stuck => "stuck",
+            Flag::Late => "late",
+            Flag::Duplicate => "duplicate",
+            Flag::Synthetic => "synthetic",
+        }
+    }
+
+    /// The inverse of [`Flag::name`].
+    pub fn from_name(name: &str) -> Option<Self> {
+        Flag::ALL.into_iter().find(|f| f.name() == name)
+    }
+
+    const fn bit(self) -> u8 {
+        1 << (self as u8)
+    }
+}
+
+/// A set of [`Flag`]s, one bit each.
+///
+/// # Examples
+/// ```
+/// use mend_core::{Flag, Flags, Quality};
+/// let f = Flags::EMPTY.with(Flag::OutOfBand).with(Flag::Late);
+/// assert!(f.contains(Flag::Late));
+/// assert_eq!(f.quality(), Quality::Doubtful);
+/// assert_eq!(format!("{f}"), "out_of_band;late");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Flags(u8);
+
+impl Flags {
+    /// No flags.
+    pub const EMPTY: Flags = Flags(0);
+
+    /// This set plus `flag`.
+    #[must_use]
+    pub const fn with(self, flag: Flag) -> Self {
+        Flags(self.0 | flag.bit())
+    }
+
+    /// Adds `flag` in place.
+    pub fn insert(&mut self, flag: Flag) {
+        self.0 |= flag.bit();
+    }
+
+    /// True when `flag` is in the set.
+    pub const fn contains(self, flag: Flag) -> bool {
+        self.0 & flag.bit() != 0
+    }
+
+    /// True when no flag is set.
+    pub const fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The raw bits, one per [`Flag`] discriminant.
+    pub const fn bits(self) -> u8 {
+        self.0
+    }
+
+    /// A set from raw bits; bits beyond the vocabulary are an error.
+    pub const fn try_from_bits(bits: u8) -> Option<Self> {
+        if bits & 0x80 != 0 {
+            None
+        } else {
+            Some(Flags(bits))
+        }
+    }
+
+    /// The flags in the set, in [`Flag::ALL`] order.
+    pub fn iter(self) -> impl Iterator<Item = Flag> {
+        Flag::ALL.into_iter().filter(move |f| self.contains(*f))
+    }
+
+    /// The quality these flags imply: implausible or duplicate is bad; out of band, spike,
+    /// stuck or synthetic is doubtful; late alone, or nothing, is good.
+    pub const fn quality(self) -> Quality {
+        if self.contains(Flag::Implausible) || self.contains(Flag::Duplicate) {
+            Quality::Bad
+        } else if self.contains(Flag::OutOfBand)
+            || self.contains(Flag::Spike)
+            || self.contains(Flag::Stuck)
+            || self.contains(Flag::Synthetic)
+        {
+            Quality::Doubtful
+        } else {
+            Quality::Good
+        }
+    }
+}
+
+impl fmt::Display for Flags {
+    /// The names, `;`-separated, as in the CSV `flags` column.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut first = true;
+        for flag in self.iter() {
+            if !first {
+                f.write_str(";")?;
+            }
+            f.write_str(flag.name())?;
+            first = false;
+        }
+        Ok(())
+    }
+}
+
+/// Why a [`ValidateConfig`] cannot be used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ValidateConfigError {
+    /// The band's low end is above its high end.
+    ReversedBand,
+    /// The physical range's low end is above its high end.
+    ReversedPhysicalRange,
+    /// The band lies partly outside the physical range.
+    BandOutsidePhysicalRange,
+    /// The rate limit is zero or negative.
+    NonPositiveRate,
+    /// The stuck check needs at least two samples.
+    StuckWindowTooShort,
+    /// The stuck tolerance is negative.
+    NegativeStuckTolerance,
+}
+
+impl fmt::Display for ValidateConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::ReversedBand => "the band's low end is above its high end",
+            Self::ReversedPhysicalRange => "the physical range's low end is above its high end",
+            Self::BandOutsidePhysicalRange => "the band lies outside the physical range",
+            Self::NonPositiveRate => "the spike rate limit must be positive",
+            Self::StuckWindowTooShort => "the stuck window needs at least 2 samples",
+            Self::NegativeStuckTolerance => "the stuck tolerance must not be negative",
+        })
+    }
+}
+
+impl core::error::Error for ValidateConfigError {}
+
+/// The limits a [`Validator`] checks against.
+///
+/// # Examples
+/// ```
+/// use mend_core::{Celsius, ValidateConfig, ValidateConfigError};
+/// let c = ValidateConfig::DEFAULT;
+/// assert_eq!(c.band, (Celsius::from_num(50), Celsius::from_num(55)));
+///
+/// let reversed = ValidateConfig {
+///     band: (Celsius::from_num(55), Celsius::from_num(50)),
+///     ..ValidateConfig::DEFAULT
+/// };
+/// assert_eq!(reversed.check(), Err(ValidateConfigError::ReversedBand));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ValidateConfig {
+    /// The valid band, inclusive at both ends.
+    pub band: (Celsius, Celsius),
+    /// The sensor's physical range, inclusive; outside it a value is implausible.
+    pub physical: (Celsius, Celsius),
+    /// The largest plausible rate of change, in °C per second; faster is a spike.
+    pub max_rate_per_s: Celsius,
+    /// How many consecutive samples form a flat line (at most the validator's `K`).
+    pub stuck_samples: u16,
+    /// The largest spread, max − min, that still counts as flat.
+    pub stuck_tolerance: Celsius,
+}
+
+impl ValidateConfig {
+    /// Band 50–55 °C; physical range −55…+125 °C (TMP105/LM75 class); spikes above
+    /// 10 °C/s; stuck when 30 samples in a row are exactly equal.
+    pub const DEFAULT: ValidateConfig = ValidateConfig {
+        band: (Celsius::const_from_int(50), Celsius::const_from_int(55)),
+        physical: (Celsius::const_from_int(-55), Celsius::const_from_int(125)),
+        max_rate_per_s: Celsius::const_from_int(10),
+        stuck_samples: 30,
+        stuck_tolerance: Celsius::ZERO,
+    };
+
+    /// Checks that the limits make sense together.
+    pub const fn check(&self) -> Result<(), ValidateConfigError> {
+        let (lo, hi) = (self.band.0.to_bits(), self.band.1.to_bits());
+        let (plo, phi) = (self.physical.0.to_bits(), self.physical.1.to_bits());
+        if lo > hi {
+            Err(ValidateConfigError::ReversedBand)
+        } else if plo > phi {
+            Err(ValidateConfigError::ReversedPhysicalRange)
+        } else if lo < plo || hi > phi {
+            Err(ValidateConfigError::BandOutsidePhysicalRange)
+        } else if self.max_rate_per_s.to_bits() <= 0 {
+            Err(ValidateConfigError::NonPositiveRate)
+        } else if self.stuck_samples < 2 {
+            Err(ValidateConfigError::StuckWindowTooShort)
+        } else if self.stuck_tolerance.to_bits() < 0 {
+            Err(ValidateConfigError::NegativeStuckTolerance)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// True when `t` lies inside the band.
+    pub const fn in_band(&self, t: Celsius) -> bool {
+        t.to_bits() >= self.band.0.to_bits() && t.to_bits() <= self.band.1.to_bits()
+    }
+}
+
+impl Default for ValidateConfig {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+/// Checks readings of one stream in time order; the spike and stuck checks remember the last
+/// `K` values in a fixed [`heapless::Deque`].
+///
+/// A reading from another sensor or session starts the history afresh.
+///
+/// # Examples
+/// ```
+/// use mend_core::{Celsius, Flag, Quality, Reading, ValidateConfig, Validator};
+/// let mut v: Validator<32> = Validator::try_new(ValidateConfig::DEFAULT).unwrap();
+/// let ok = v.check(&Reading::new(1, 1, 0, 0, Celsius::from_num(52)));
+/// assert_eq!(ok.quality(), Quality::Good);
+///
+/// let hot = v.check(&Reading::new(1, 1, 1, 1_000, Celsius::from_num(58)));
+/// assert!(hot.contains(Flag::OutOfBand));
+/// assert_eq!(hot.quality(), Quality::Doubtful);
+///
+/// let broken = v.check(&Reading::new(1, 1, 2, 2_000, Celsius::from_num(900)));
+/// assert!(broken.contains(Flag::Implausible));
+/// assert_eq!(broken.quality(), Quality::Bad);
+/// ```
+#[derive(Clone, Debug)]
+pub struct Validator<const K: usize> {
+    config: ValidateConfig,
+    stream: Option<(u32, u32)>,
+    last: Option<(u64, Celsius)>,
+    history: Deque<Celsius, K>,
+}
+
+impl<const K: usize> Validator<K> {
+    /// A validator, or why `config` cannot be used with a history of `K` samples.
+    pub const fn try_new(config: ValidateConfig) -> Result<Self, ValidateConfigError> {
+        if let Err(e) = config.check() {
+            return Err(e);
+        }
+        if config.stuck_samples as usize > K {
+            return Err(ValidateConfigError::StuckWindowTooShort);
+        }
+        Ok(Self {
+            config,
+            stream: None,
+            last: None,
+            history: Deque::new(),
+        })
+    }
+
+    /// The limits in use.
+    pub const fn config(&self) -> &ValidateConfig {
+        &self.config
+    }
+
+    /// Forgets the history, as at a new session.
+    pub fn reset(&mut self) {
+        self.stream = None;
+        self.last = None;
+        self.history.clear();
+    }
+
+    /// Checks the next reading of the stream and returns its flags (see [`Flags::quality`]).
+    pub fn check(&mut self, r: &Reading) -> Flags {
+        let stream = (r.sensor, r.session);
+        if self.stream != Some(stream) {
+            self.reset();
+            self.stream = Some(stream);
+        }
+        let c = &self.config;
+        let mut flags = Flags::EMPTY;
+        let t = r.celsius;
+        if t < c.physical.0 || t > c.physical.1 {
+            // Nothing about an impossible value says anything about the next one.
+            return flags.with(Flag::Implausible).with_band(c, t);
+        }
+        flags = flags.with_band(c, t);
+        if let Some((ts, prev)) = self.last {
+            let dt_ms = r.timestamp.abs_diff(ts);
+            let delta = (i64::from(t.to_bits()) - i64::from(prev.to_bits())).unsigned_abs();
+            let limit = (c.max_rate_per_s.to_bits() as u64).saturating_mul(dt_ms);
+            if delta.saturating_mul(1_000) > limit {
+                flags.insert(Flag::Spike);
+            }
+        }
+        self.last = Some((r.timestamp, t));
+        if self.history.is_full() {
+            self.history.pop_front();
+        }
+        // Cannot fail: a full history was just shortened. A zero-capacity history never holds.
+        let _ = self.history.push_back(t);
+        let need = usize::from(c.stuck_samples);
+        if need >= 2 && self.history.len() >= need {
+            let (mut lo, mut hi) = (t, t);
+            for v in self.history.iter().rev().take(need) {
+                lo = lo.min(*v);
+                hi = hi.max(*v);
+            }
+            if hi - lo <= c.stuck_tolerance {
+                flags.insert(Flag::Stuck);
+            }
+        }
+        flags
+    }
+}
+
+impl Flags {
+    const fn with_band(self, c: &ValidateConfig, t: Celsius) -> Self {
+        if c.in_band(t) {
+            self
+        } else {
+            self.with(Flag::OutOfBand)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type Tiny = Validator<4>;
+
+    fn cfg() -> ValidateConfig {
+        ValidateConfig {
+            stuck_samples: 3,
+            ..ValidateConfig::DEFAULT
+        }
+    }
+
+    fn r(seq: u32, ts: u64, t: f64) -> Reading {
+        Reading::new(1, 1, seq, ts, Celsius::from_num(t))
+    }
+
+    #[test]
+    fn band_edges_are_inclusive() {
+        let mut v = Tiny::try_new(cfg()).unwrap();
+        assert!(!v.check(&r(0, 0, 50.0)).contains(Flag::OutOfBand));
+        assert!(!v.check(&r(1, 1000, 55.0)).contains(Flag::OutOfBand));
+        assert!(v.check(&r(2, 2000, 55.00390625)).contains(Flag::OutOfBand));
+        assert!(v.check(&r(3, 3000, 49.99609375)).contains(Flag::OutOfBand));
+    }
+
+    #[test]
+    fn spike_uses_rate_over_elapsed_time() {
+        let mut v = Tiny::try_new(cfg()).unwrap();
+        v.check(&r(0, 0, 50.0));
+        // 10 °C in 1 s is exactly the limit: not a spike.
+        assert!(!v.check(&r(1, 1000, 60.0)).contains(Flag::Spike));
+        // 10.5 °C in 1 s is.
+        assert!(v.check(&r(2, 2000, 49.5)).contains(Flag::Spike));
+        // 20 °C over 3 s is not.
+        assert!(!v.check(&r(3, 5000, 69.5)).contains(Flag::Spike));
+    }
+
+    #[test]
+    fn stuck_needs_k_equal_samples() {
+        let mut v = Tiny::try_new(cfg()).unwrap();
+        assert!(!v.check(&r(0, 0, 52.0)).contains(Flag::Stuck));
+        assert!(!v.check(&r(1, 1000, 52.0)).contains(Flag::Stuck));
+        assert!(v.check(&r(2, 2000, 52.0)).contains(Flag::Stuck));
+        assert!(!v.check(&r(3, 3000, 52.0625)).contains(Flag::Stuck));
+    }
+
+    #[test]
+    fn implausible_is_bad_and_value_untouched() {
+        let mut v = Tiny::try_new(cfg()).unwrap();
+        let reading = r(0, 0, -100.0);
+        let f = v.check(&reading);
+        assert_eq!(f.quality(), Quality::Bad);
+        assert!(f.contains(Flag::Implausible) && f.contains(Flag::OutOfBand));
+        assert_eq!(reading.celsius, Celsius::from_num(-100));
+    }
+
+    #[test]
+    fn new_session_resets_history() {
+        let mut v = Tiny::try_new(cfg()).unwrap();
+        v.check(&r(0, 0, 52.0));
+        v.check(&r(1, 1000, 52.0));
+        let other = Reading::new(1, 2, 0, 2000, Celsius::from_num(52));
+        assert!(!v.check(&other).contains(Flag::Stuck));
+    }
+
+    #[test]
+    fn bad_configs_are_refused() {
+        let too_long = ValidateConfig {
+            stuck_samples: 5,
+            ..ValidateConfig::DEFAULT
+        };
+        assert_eq!(
+            Tiny::try_new(too_long).unwrap_err(),
+            ValidateConfigError::StuckWindowTooShort
+        );
+        let rate = ValidateConfig {
+            max_rate_per_s: Celsius::ZERO,
+            ..cfg()
+        };
+        assert_eq!(rate.check(), Err(ValidateConfigError::NonPositiveRate));
+        let outside = ValidateConfig {
+            band: (Celsius::from_num(-60), Celsius::from_num(0)),
+            ..cfg()
+        };
+        assert_eq!(
+            outside.check(),
+            Err(ValidateConfigError::BandOutsidePhysicalRange)
+        );
+    }
+
+    #[test]
+    fn flag_names_round_trip() {
+        for f in Flag::ALL {
+            assert_eq!(Flag::from_name(f.name()), Some(f));
+        }
+        assert_eq!(Flag::from_name("normal"), None);
+        let all = Flag::ALL.into_iter().fold(Flags::EMPTY, Flags::with);
+        assert_eq!(
+            std::format!("{all}"),
+            "out_of_band;implausible;spike;stuck;late;duplicate;synthetic"
+        );
+    }
+}

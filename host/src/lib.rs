@@ -1,0 +1,1 @@
+//! The mend host library (being written).
