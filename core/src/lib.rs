@@ -32,11 +32,20 @@
 )]
 
 mod counters;
+mod dedup;
+mod frame;
 mod gap;
 mod reading;
+mod reorder;
 mod validate;
 
 pub use counters::Counters;
+pub use dedup::{Dedup, Seen};
+pub use frame::{
+    encode, ClockKind, DecodeEvent, Decoder, EncodeError, Fault, FaultKind, Frame, FrameBuf,
+    Header, SkipReason, Span, Stats, WireError, WireReading, CRC, FORMAT_VERSION, MAX_FRAME,
+};
 pub use gap::FillMethod;
 pub use reading::{Celsius, Identity, Key, Origin, Reading, Record, Source};
+pub use reorder::{Admit, Release, ReleaseKind, Reorder, ReorderError};
 pub use validate::{Flag, Flags, Quality, ValidateConfig, ValidateConfigError, Validator};

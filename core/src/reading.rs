@@ -99,7 +99,13 @@ pub struct Reading {
 
 impl Reading {
     /// A reading from its parts.
-    pub const fn new(sensor: u32, session: u32, seq: u32, timestamp: u64, celsius: Celsius) -> Self {
+    pub const fn new(
+        sensor: u32,
+        session: u32,
+        seq: u32,
+        timestamp: u64,
+        celsius: Celsius,
+    ) -> Self {
         Self {
             sensor,
             session,

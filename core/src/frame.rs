@@ -1,0 +1,871 @@
+//! The wire format: how readings travel from a node's UART into a capture file and back.
+//!
+//! A log is a sequence of frames. Each frame is a postcard-encoded [`Frame`], followed by a
+//! CRC-16/IBM-SDLC (the X.25/HDLC CRC) of those bytes in little-endian order, COBS-encoded and
+//! terminated by one `0x00`. Because COBS output never contains `0x00`, a reader that lands
+//! anywhere in a stream — after damage, after a seek, after a torn write — finds the start of
+//! the next frame at the next `0x00`. The [`Decoder`] does exactly that, and reports every byte
+//! it could not use with a [`Span`] and a [`SkipReason`], so that a capture's bytes can always
+//! be accounted for: good frames + bad frames + skipped bytes = file size.
+//!
+//! A reading frame is small because it does not repeat what the session's [`Header`] says: the
+//! timestamp travels as its offset from `epoch + seq × period`, which is `0` for a node that
+//! samples on time, so a typical reading frame is 10 to 12 bytes.
+//!
+//! Encoding is deterministic: postcard has exactly one encoding for a value, so the same
+//! frames always give the same bytes, on the MCU and on the host.
+
+use core::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::counters::Counters;
+use crate::reading::{Celsius, Reading};
+
+/// The format version written in every [`Header`]. A header with another version makes the
+/// decoder skip it with [`SkipReason::UnknownVersion`].
+pub const FORMAT_VERSION: u8 = 1;
+
+/// The largest encoded frame, delimiter included. Every frame mend writes fits.
+pub const MAX_FRAME: usize = 80;
+
+/// The frame check: CRC-16/IBM-SDLC (X.25), as used by HDLC.
+pub const CRC: crc::Crc<u16> = crc::Crc::<u16>::new(&crc::CRC_16_IBM_SDLC);
+
+/// One encoded frame, delimiter included.
+pub type FrameBuf = heapless::Vec<u8, MAX_FRAME>;
+
+/// Which clock a session's timestamps come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ClockKind {
+    /// Milliseconds since the node powered up; there is no calendar time.
+    Boot,
+    /// Milliseconds since 1970-01-01T00:00:00Z.
+    Unix,
+}
+
+/// The frame a node sends at power-up (and again with every stats frame) to announce its
+/// session.
+///
+/// # Examples
+/// ```
+/// use mend_core::{Celsius, ClockKind, Header, Reading};
+/// let h = Header::new(7, 3, 1_000, ClockKind::Unix, 1_700_000_000_000);
+/// let r = Reading::new(7, 3, 42, 1_700_000_042_005, Celsius::from_num(52));
+/// let w = h.to_wire(&r).unwrap();
+/// assert_eq!((w.seq, w.offset_ms), (42, 5));
+/// assert_eq!(h.from_wire(&w).unwrap(), r);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Header {
+    /// [`FORMAT_VERSION`] of the writer. It comes first, so any version can be recognised.
+    pub version: u8,
+    /// The sensor's id.
+    pub sensor: u32,
+    /// The power-up this header starts.
+    pub session: u32,
+    /// The sampling period in milliseconds.
+    pub period_ms: u32,
+    /// The clock the timestamps come from.
+    pub clock: ClockKind,
+    /// The timestamp of seq 0.
+    pub epoch_ms: u64,
+}
+
+/// A reading as it travels: its seq, the timestamp's offset from the schedule, and the value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct WireReading {
+    /// The sample counter.
+    pub seq: u32,
+    /// `timestamp − (epoch + seq × period)`, in milliseconds.
+    pub offset_ms: i32,
+    /// The temperature as [`Celsius`] bits (1/256 °C).
+    pub celsius_bits: i32,
+}
+
+/// The edge's books, sent periodically so the host can check them against what arrived.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+pub struct Stats {
+    /// The session these counts belong to.
+    pub session: u32,
+    /// The reorder stage's counters since power-up.
+    pub counters: Counters,
+    /// Readings the validator called doubtful.
+    pub doubtful: u32,
+    /// Readings the validator called bad.
+    pub bad: u32,
+    /// Sensor reads that failed on the bus.
+    pub sensor_faults: u32,
+    /// Frames the outgoing ring buffer dropped because it was full.
+    pub ring_dropped: u32,
+    /// Frames handed to the link so far, this one excluded.
+    pub frames_sent: u32,
+}
+
+/// What went wrong with a sensor read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum FaultKind {
+    /// The sensor did not acknowledge its address or a byte.
+    NoAcknowledge,
+    /// The bus reported an error (arbitration loss, overrun, …).
+    Bus,
+    /// The bus did not finish in time.
+    Timeout,
+    /// The sensor answered with a value that cannot be a temperature register.
+    InvalidData,
+}
+
+/// A sample that could not be taken: its seq stays empty, and the host knows why.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Fault {
+    /// The seq the sample would have had.
+    pub seq: u32,
+    /// What went wrong.
+    pub kind: FaultKind,
+}
+
+/// Everything that travels on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Frame {
+    /// A session starts (or is re-announced).
+    Header(Header),
+    /// One reading of the current session.
+    Reading(WireReading),
+    /// The edge's counters.
+    Stats(Stats),
+    /// A sample that failed.
+    Fault(Fault),
+}
+
+/// Why a reading cannot be put on the wire or taken off it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum WireError {
+    /// The timestamp is too far from `epoch + seq × period` for an `i32` offset.
+    OffsetOutOfRange,
+    /// The reading belongs to another sensor or session than the header.
+    WrongSession,
+    /// The decoded timestamp does not fit in a `u64`.
+    TimestampOutOfRange,
+}
+
+impl fmt::Display for WireError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::OffsetOutOfRange => "timestamp is more than ±24 days off its schedule",
+            Self::WrongSession => "reading belongs to another sensor or session than the header",
+            Self::TimestampOutOfRange => "timestamp does not fit in 64 bits",
+        })
+    }
+}
+
+impl core::error::Error for WireError {}
+
+impl Header {
+    /// A header of the current [`FORMAT_VERSION`].
+    pub const fn new(
+        sensor: u32,
+        session: u32,
+        period_ms: u32,
+        clock: ClockKind,
+        epoch_ms: u64,
+    ) -> Self {
+        Self {
+            version: FORMAT_VERSION,
+            sensor,
+            session,
+            period_ms,
+            clock,
+            epoch_ms,
+        }
+    }
+
+    fn scheduled(&self, seq: u32) -> i128 {
+        i128::from(self.epoch_ms) + i128::from(seq) * i128::from(self.period_ms)
+    }
+
+    /// The wire form of a reading of this session.
+    pub fn to_wire(&self, r: &Reading) -> Result<WireReading, WireError> {
+        if r.sensor != self.sensor || r.session != self.session {
+            return Err(WireError::WrongSession);
+        }
+        let offset = i128::from(r.timestamp) - self.scheduled(r.seq);
+        let offset_ms = i32::try_from(offset).map_err(|_| WireError::OffsetOutOfRange)?;
+        Ok(WireReading {
+            seq: r.seq,
+            offset_ms,
+            celsius_bits: r.celsius.to_bits(),
+        })
+    }
+
+    /// The reading a wire reading of this session stands for.
+    pub fn from_wire(&self, w: &WireReading) -> Result<Reading, WireError> {
+        let ts = self.scheduled(w.seq) + i128::from(w.offset_ms);
+        let timestamp = u64::try_from(ts).map_err(|_| WireError::TimestampOutOfRange)?;
+        Ok(Reading::new(
+            self.sensor,
+            self.session,
+            w.seq,
+            timestamp,
+            Celsius::from_bits(w.celsius_bits),
+        ))
+    }
+}
+
+/// Why a frame could not be encoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum EncodeError {
+    /// The output buffer is smaller than the encoded frame.
+    BufferTooSmall,
+}
+
+impl fmt::Display for EncodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::BufferTooSmall => f.write_str("output buffer too small for the frame"),
+        }
+    }
+}
+
+impl core::error::Error for EncodeError {}
+
+/// Encodes `frame` into `out` (postcard, CRC, COBS, `0x00`) and returns the length.
+///
+/// # Examples
+/// A reading of 52.5 °C with seq 5, on schedule, is 10 bytes:
+/// ```
+/// use mend_core::{encode, Frame, WireReading};
+/// let frame = Frame::Reading(WireReading { seq: 5, offset_ms: 0, celsius_bits: 13_440 });
+/// let mut out = [0u8; 64];
+/// let n = encode(&frame, &mut out).unwrap();
+/// assert_eq!(&out[..n], &[0x03, 0x01, 0x05, 0x06, 0x80, 0xD2, 0x01, 0x1E, 0xA4, 0x00]);
+/// ```
+pub fn encode(frame: &Frame, out: &mut [u8]) -> Result<usize, EncodeError> {
+    let mut raw = [0u8; MAX_FRAME];
+    let used = postcard::to_slice(frame, &mut raw)
+        .map_err(|_| EncodeError::BufferTooSmall)?
+        .len();
+    let crc = CRC.checksum(raw.get(..used).ok_or(EncodeError::BufferTooSmall)?);
+    let with_crc = used + 2;
+    raw.get_mut(used..with_crc)
+        .ok_or(EncodeError::BufferTooSmall)?
+        .copy_from_slice(&crc.to_le_bytes());
+    let src = raw.get(..with_crc).ok_or(EncodeError::BufferTooSmall)?;
+    let n = cobs::try_encode(src, out).map_err(|_| EncodeError::BufferTooSmall)?;
+    *out.get_mut(n).ok_or(EncodeError::BufferTooSmall)? = 0;
+    Ok(n + 1)
+}
+
+impl Frame {
+    /// The frame encoded into a [`FrameBuf`].
+    ///
+    /// # Examples
+    /// ```
+    /// use mend_core::{Frame, WireReading};
+    /// let f = Frame::Reading(WireReading { seq: 1_000, offset_ms: 0, celsius_bits: 13_440 });
+    /// assert_eq!(f.to_buf().unwrap().len(), 11);
+    /// ```
+    pub fn to_buf(&self) -> Result<FrameBuf, EncodeError> {
+        let mut buf = [0u8; MAX_FRAME];
+        let n = encode(self, &mut buf)?;
+        FrameBuf::from_slice(buf.get(..n).ok_or(EncodeError::BufferTooSmall)?)
+            .map_err(|_| EncodeError::BufferTooSmall)
+    }
+}
+
+/// A range of byte offsets in a stream, `start..end`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct Span {
+    /// The first byte.
+    pub start: u64,
+    /// One past the last byte.
+    pub end: u64,
+}
+
+impl Span {
+    /// The number of bytes.
+    pub const fn len(&self) -> u64 {
+        self.end - self.start
+    }
+
+    /// True for an empty span.
+    pub const fn is_empty(&self) -> bool {
+        self.end == self.start
+    }
+}
+
+impl fmt::Display for Span {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "bytes {}..{}", self.start, self.end)
+    }
+}
+
+/// Why the decoder skipped a span of bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SkipReason {
+    /// A delimited frame whose CRC does not match: bits were flipped.
+    BadCrc,
+    /// The bytes between two delimiters are not valid COBS.
+    BadCobs,
+    /// The CRC matched but the bytes are not a frame of this format.
+    Undecodable,
+    /// A header of a format version this decoder does not know.
+    UnknownVersion,
+    /// More bytes than any frame has before a delimiter: garbage, or a lost delimiter.
+    Oversized,
+    /// The stream ended inside a frame (a torn last write).
+    Truncated,
+    /// A delimiter with nothing before it.
+    Empty,
+}
+
+impl SkipReason {
+    /// True for damage to a delimited frame (as opposed to bytes that were never a frame).
+    pub const fn is_bad_frame(self) -> bool {
+        matches!(
+            self,
+            Self::BadCrc | Self::BadCobs | Self::Undecodable | Self::UnknownVersion
+        )
+    }
+
+    /// A short name, as used in dead-letter records.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::BadCrc => "bad_crc",
+            Self::BadCobs => "bad_cobs",
+            Self::Undecodable => "undecodable",
+            Self::UnknownVersion => "unknown_version",
+            Self::Oversized => "oversized",
+            Self::Truncated => "truncated",
+            Self::Empty => "empty",
+        }
+    }
+}
+
+impl fmt::Display for SkipReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::BadCrc => "CRC mismatch",
+            Self::BadCobs => "invalid COBS encoding",
+            Self::Undecodable => "CRC matches but the frame does not decode",
+            Self::UnknownVersion => "header of an unknown format version",
+            Self::Oversized => "no delimiter within the longest frame length",
+            Self::Truncated => "stream ends inside a frame",
+            Self::Empty => "empty frame",
+        })
+    }
+}
+
+/// What the decoder found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DecodeEvent {
+    /// A good frame and where it was.
+    Frame {
+        /// The frame.
+        frame: Frame,
+        /// Its bytes, delimiter included.
+        span: Span,
+    },
+    /// Bytes that could not be used, and why.
+    Skipped {
+        /// The bytes, delimiter included when there was one.
+        span: Span,
+        /// Why.
+        reason: SkipReason,
+    },
+}
+
+/// A streaming frame decoder: feed it bytes in chunks of any size, get frames and skip reports.
+///
+/// It holds one frame of `N` bytes, never allocates, and never panics, whatever the input.
+///
+/// # Examples
+/// ```
+/// use mend_core::{encode, DecodeEvent, Decoder, Frame, SkipReason, Span, WireReading};
+/// let frame = Frame::Reading(WireReading { seq: 5, offset_ms: 0, celsius_bits: 13_440 });
+/// let mut log = [0u8; 64];
+/// log[..3].copy_from_slice(b"zz\0"); // garbage before the frame
+/// let n = encode(&frame, &mut log[3..]).unwrap();
+///
+/// let mut dec: Decoder = Decoder::new();
+/// let events: Vec<_> = dec.feed(&log[..3 + n]).collect();
+/// assert_eq!(events, [
+///     DecodeEvent::Skipped { span: Span { start: 0, end: 3 }, reason: SkipReason::BadCobs },
+///     DecodeEvent::Frame { frame, span: Span { start: 3, end: 13 } },
+/// ]);
+/// assert_eq!(dec.finish(), None, "nothing left over");
+/// ```
+#[derive(Clone, Debug)]
+pub struct Decoder<const N: usize = MAX_FRAME> {
+    buf: heapless::Vec<u8, N>,
+    start: u64,
+    pos: u64,
+    oversized: bool,
+}
+
+impl<const N: usize> Default for Decoder<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const N: usize> Decoder<N> {
+    /// A decoder at offset 0.
+    pub const fn new() -> Self {
+        Self::at(0)
+    }
+
+    /// A decoder whose first byte is at `offset` in the stream (after a seek).
+    pub const fn at(offset: u64) -> Self {
+        Self {
+            buf: heapless::Vec::new(),
+            start: offset,
+            pos: offset,
+            oversized: false,
+        }
+    }
+
+    /// The offset of the next byte to be fed.
+    pub const fn position(&self) -> u64 {
+        self.pos
+    }
+
+    /// The offset where the frame being collected started.
+    pub const fn frame_start(&self) -> u64 {
+        self.start
+    }
+
+    /// Takes one byte; returns an event when it completes a frame or a skipped span.
+    pub fn push(&mut self, byte: u8) -> Option<DecodeEvent> {
+        self.pos += 1;
+        if byte != 0 {
+            if self.buf.push(byte).is_err() {
+                self.oversized = true;
+            }
+            return None;
+        }
+        let span = Span {
+            start: self.start,
+            end: self.pos,
+        };
+        self.start = self.pos;
+        let event = if self.oversized {
+            DecodeEvent::Skipped {
+                span,
+                reason: SkipReason::Oversized,
+            }
+        } else if self.buf.is_empty() {
+            DecodeEvent::Skipped {
+                span,
+                reason: SkipReason::Empty,
+            }
+        } else {
+            match Self::decode(&mut self.buf) {
+                Ok(frame) => DecodeEvent::Frame { frame, span },
+                Err(reason) => DecodeEvent::Skipped { span, reason },
+            }
+        };
+        self.buf.clear();
+        self.oversized = false;
+        Some(event)
+    }
+
+    fn decode(buf: &mut [u8]) -> Result<Frame, SkipReason> {
+        let n = cobs::decode_in_place(buf).map_err(|_| SkipReason::BadCobs)?;
+        let raw = buf.get(..n).ok_or(SkipReason::BadCobs)?;
+        let Some(body_len) = n.checked_sub(2) else {
+            return Err(SkipReason::BadCrc);
+        };
+        let (body, crc) = raw.split_at(body_len);
+        if CRC.checksum(body).to_le_bytes() != crc {
+            return Err(SkipReason::BadCrc);
+        }
+        // Variant 0 is the header, whose first field is the version.
+        if let [0, version, ..] = body {
+            if *version != FORMAT_VERSION {
+                return Err(SkipReason::UnknownVersion);
+            }
+        }
+        match postcard::take_from_bytes::<Frame>(body) {
+            Ok((frame, [])) => Ok(frame),
+            _ => Err(SkipReason::Undecodable),
+        }
+    }
+
+    /// Ends the stream: reports a torn last frame, if any, and resets.
+    pub fn finish(&mut self) -> Option<DecodeEvent> {
+        let span = Span {
+            start: self.start,
+            end: self.pos,
+        };
+        self.start = self.pos;
+        self.buf.clear();
+        self.oversized = false;
+        (!span.is_empty()).then_some(DecodeEvent::Skipped {
+            span,
+            reason: SkipReason::Truncated,
+        })
+    }
+
+    /// Feeds a chunk and iterates over the events it completes.
+    pub fn feed<'a>(&'a mut self, bytes: &'a [u8]) -> impl Iterator<Item = DecodeEvent> + 'a {
+        bytes.iter().filter_map(move |b| self.push(*b))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::vec::Vec;
+
+    /// CRC-16/IBM-SDLC, bit by bit, independent of the `crc` crate.
+    fn crc_x25(data: &[u8]) -> u16 {
+        let mut crc = 0xFFFFu16;
+        for &b in data {
+            crc ^= u16::from(b);
+            for _ in 0..8 {
+                crc = if crc & 1 != 0 {
+                    (crc >> 1) ^ 0x8408
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        crc ^ 0xFFFF
+    }
+
+    /// COBS by the book, independent of the `cobs` crate (frames here are < 254 bytes).
+    fn cobs_by_hand(data: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for block in data.split(|b| *b == 0) {
+            out.push(block.len() as u8 + 1);
+            out.extend_from_slice(block);
+        }
+        out
+    }
+
+    /// Checks the exact bytes of `frame` against hand-written postcard bytes, and the round trip.
+    fn check_bytes(frame: Frame, postcard_bytes: &[u8]) {
+        let mut body = postcard_bytes.to_vec();
+        body.extend_from_slice(&crc_x25(postcard_bytes).to_le_bytes());
+        let mut want = cobs_by_hand(&body);
+        want.push(0);
+        let got = frame.to_buf().unwrap();
+        assert_eq!(got.as_slice(), want.as_slice(), "{frame:?}");
+        let mut dec: Decoder = Decoder::new();
+        let events: Vec<_> = dec.feed(&got).collect();
+        assert_eq!(
+            events,
+            [DecodeEvent::Frame {
+                frame,
+                span: Span {
+                    start: 0,
+                    end: want.len() as u64
+                }
+            }]
+        );
+    }
+
+    #[test]
+    fn crc_matches_the_catalogue_check_value() {
+        assert_eq!(crc_x25(b"123456789"), 0x906E);
+        assert_eq!(CRC.checksum(b"123456789"), 0x906E);
+    }
+
+    #[test]
+    fn exact_bytes_of_every_frame_kind() {
+        // Reading: variant 1, seq 300 = [0xAC, 0x02], offset -1 zigzag = 1, 52.5 °C = 13 440
+        // zigzag 26 880 = [0x80, 0xD2, 0x01].
+        check_bytes(
+            Frame::Reading(WireReading {
+                seq: 300,
+                offset_ms: -1,
+                celsius_bits: 13_440,
+            }),
+            &[0x01, 0xAC, 0x02, 0x01, 0x80, 0xD2, 0x01],
+        );
+        // Header: variant 0, version 1, sensor 7, session 2, period 1000 = [0xE8, 0x07],
+        // clock Boot = 0, epoch 0.
+        check_bytes(
+            Frame::Header(Header::new(7, 2, 1000, ClockKind::Boot, 0)),
+            &[0x00, 0x01, 0x07, 0x02, 0xE8, 0x07, 0x00, 0x00],
+        );
+        // Stats: variant 2, session 2, counters 10/8/1/1/0/0, doubtful 3, bad 0, faults 1,
+        // dropped 0, frames 12.
+        let counters = Counters {
+            input: 10,
+            emitted: 8,
+            late: 1,
+            duplicate: 1,
+            rejected: 0,
+            evicted: 0,
+        };
+        check_bytes(
+            Frame::Stats(Stats {
+                session: 2,
+                counters,
+                doubtful: 3,
+                bad: 0,
+                sensor_faults: 1,
+                ring_dropped: 0,
+                frames_sent: 12,
+            }),
+            &[0x02, 0x02, 10, 8, 1, 1, 0, 0, 3, 0, 1, 0, 12],
+        );
+        // Fault: variant 3, seq 9, kind Timeout = 2.
+        check_bytes(
+            Frame::Fault(Fault {
+                seq: 9,
+                kind: FaultKind::Timeout,
+            }),
+            &[0x03, 0x09, 0x02],
+        );
+    }
+
+    #[test]
+    fn typical_reading_frame_is_at_most_12_bytes() {
+        for (seq, size) in [
+            (5u32, 10usize),
+            (127, 10),
+            (128, 11),
+            (16_383, 11),
+            (2_097_151, 12),
+        ] {
+            let f = Frame::Reading(WireReading {
+                seq,
+                offset_ms: 0,
+                celsius_bits: Celsius::from_num(55).to_bits(),
+            });
+            assert_eq!(f.to_buf().unwrap().len(), size, "seq {seq}");
+        }
+    }
+
+    #[test]
+    fn largest_frames_fit() {
+        let c = Counters {
+            input: u32::MAX,
+            emitted: u32::MAX,
+            late: u32::MAX,
+            duplicate: u32::MAX,
+            rejected: u32::MAX,
+            evicted: u32::MAX,
+        };
+        let s = Stats {
+            session: u32::MAX,
+            counters: c,
+            doubtful: u32::MAX,
+            bad: u32::MAX,
+            sensor_faults: u32::MAX,
+            ring_dropped: u32::MAX,
+            frames_sent: u32::MAX,
+        };
+        assert!(Frame::Stats(s).to_buf().is_ok());
+        let h = Header::new(u32::MAX, u32::MAX, u32::MAX, ClockKind::Unix, u64::MAX);
+        assert!(Frame::Header(h).to_buf().is_ok());
+    }
+
+    fn events(bytes: &[u8]) -> Vec<DecodeEvent> {
+        let mut dec: Decoder = Decoder::new();
+        let mut out: Vec<_> = dec.feed(bytes).collect();
+        out.extend(dec.finish());
+        out
+    }
+
+    #[test]
+    fn every_kind_of_damage_is_reported_with_its_span() {
+        let good = Frame::Reading(WireReading {
+            seq: 5,
+            offset_ms: 0,
+            celsius_bits: 13_440,
+        })
+        .to_buf()
+        .unwrap();
+        let mut flipped = good.clone();
+        flipped[5] ^= 0x10;
+        let mut v2 = Frame::Header(Header::new(1, 1, 1000, ClockKind::Boot, 0));
+        if let Frame::Header(h) = &mut v2 {
+            h.version = 2;
+        }
+        let v2 = {
+            // Hand-built: the encoder always writes its own version.
+            let mut raw = [0u8; 64];
+            let n = postcard::to_slice(&v2, &mut raw).unwrap().len();
+            let mut body = raw[..n].to_vec();
+            body.extend_from_slice(&crc_x25(&raw[..n]).to_le_bytes());
+            let mut b = cobs_by_hand(&body);
+            b.push(0);
+            b
+        };
+        let mut log = Vec::new();
+        log.extend_from_slice(&flipped); // 0..10 bad crc
+        log.push(0); // 10..11 empty
+        log.extend_from_slice(&v2); // unknown version
+        let v2_end = log.len() as u64;
+        log.extend_from_slice(&[0x55; MAX_FRAME + 20]); // oversized garbage
+        log.push(0);
+        let garbage_end = log.len() as u64;
+        log.extend_from_slice(&good);
+        let good_end = log.len() as u64;
+        log.extend_from_slice(&good[..4]); // torn
+        let ev = events(&log);
+        let want = [
+            DecodeEvent::Skipped {
+                span: Span { start: 0, end: 10 },
+                reason: SkipReason::BadCrc,
+            },
+            DecodeEvent::Skipped {
+                span: Span { start: 10, end: 11 },
+                reason: SkipReason::Empty,
+            },
+            DecodeEvent::Skipped {
+                span: Span {
+                    start: 11,
+                    end: v2_end,
+                },
+                reason: SkipReason::UnknownVersion,
+            },
+            DecodeEvent::Skipped {
+                span: Span {
+                    start: v2_end,
+                    end: garbage_end,
+                },
+                reason: SkipReason::Oversized,
+            },
+            DecodeEvent::Frame {
+                frame: Frame::Reading(WireReading {
+                    seq: 5,
+                    offset_ms: 0,
+                    celsius_bits: 13_440,
+                }),
+                span: Span {
+                    start: garbage_end,
+                    end: good_end,
+                },
+            },
+            DecodeEvent::Skipped {
+                span: Span {
+                    start: good_end,
+                    end: good_end + 4,
+                },
+                reason: SkipReason::Truncated,
+            },
+        ];
+        assert_eq!(ev, want);
+    }
+
+    #[test]
+    fn crc_valid_but_meaningless_bytes_are_undecodable() {
+        for body in [
+            &[0x09u8][..],
+            &[0x01, 0x05][..],
+            &[0x01, 0x05, 0x00, 0x00, 0x00][..],
+        ] {
+            let mut full = body.to_vec();
+            full.extend_from_slice(&crc_x25(body).to_le_bytes());
+            let mut b = cobs_by_hand(&full);
+            b.push(0);
+            assert!(
+                matches!(
+                    events(&b)[..],
+                    [DecodeEvent::Skipped {
+                        reason: SkipReason::Undecodable,
+                        ..
+                    }]
+                ),
+                "{body:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn wire_errors() {
+        let h = Header::new(1, 1, 1000, ClockKind::Boot, 0);
+        let r = Reading::new(1, 1, 0, u64::MAX, Celsius::ZERO);
+        assert_eq!(h.to_wire(&r), Err(WireError::OffsetOutOfRange));
+        assert_eq!(
+            h.to_wire(&Reading { session: 2, ..r }),
+            Err(WireError::WrongSession)
+        );
+        let early = WireReading {
+            seq: 0,
+            offset_ms: -1,
+            celsius_bits: 0,
+        };
+        assert_eq!(h.from_wire(&early), Err(WireError::TimestampOutOfRange));
+    }
+
+    fn arb_frame() -> impl Strategy<Value = Frame> {
+        prop_oneof![
+            (any::<u32>(), any::<i32>(), any::<i32>()).prop_map(
+                |(seq, offset_ms, celsius_bits)| Frame::Reading(WireReading {
+                    seq,
+                    offset_ms,
+                    celsius_bits
+                })
+            ),
+            (any::<u32>(), any::<u32>(), any::<u32>(), any::<u64>())
+                .prop_map(|(s, x, p, e)| Frame::Header(Header::new(s, x, p, ClockKind::Unix, e))),
+            (any::<u32>(), any::<u32>()).prop_map(|(session, input)| Frame::Stats(Stats {
+                session,
+                counters: Counters {
+                    input,
+                    ..Counters::default()
+                },
+                ..Stats::default()
+            })),
+            any::<u32>().prop_map(|seq| Frame::Fault(Fault {
+                seq,
+                kind: FaultKind::Bus
+            })),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics_on_arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..2000), split in 0usize..2000) {
+            let mut dec: Decoder = Decoder::new();
+            let split = split.min(bytes.len());
+            let mut covered = 0u64;
+            let mut all: Vec<DecodeEvent> = dec.feed(&bytes[..split]).collect();
+            all.extend(dec.feed(&bytes[split..]).collect::<Vec<_>>());
+            all.extend(dec.finish());
+            // Every byte is accounted for exactly once, in order.
+            for e in &all {
+                let span = match e { DecodeEvent::Frame { span, .. } | DecodeEvent::Skipped { span, .. } => *span };
+                prop_assert_eq!(span.start, covered);
+                covered = span.end;
+            }
+            prop_assert_eq!(covered, bytes.len() as u64);
+        }
+
+        /// Every intact frame is recovered, whatever garbage lies between frames.
+        #[test]
+        fn recovers_every_intact_frame(
+            frames in proptest::collection::vec((arb_frame(), proptest::collection::vec(any::<u8>(), 0..40)), 0..40),
+        ) {
+            let mut log = Vec::new();
+            let mut want = Vec::new();
+            for (f, garbage) in &frames {
+                log.extend_from_slice(garbage);
+                // Any garbage ends at a delimiter before the next frame starts: a damaged frame
+                // can hide the delimiter of the frame before it, never the frame itself.
+                log.push(0);
+                log.extend_from_slice(&f.to_buf().unwrap());
+                want.push(*f);
+            }
+            let got: Vec<Frame> = events(&log).into_iter().filter_map(|e| match e {
+                DecodeEvent::Frame { frame, .. } => Some(frame),
+                DecodeEvent::Skipped { .. } => None,
+            }).collect();
+            // Garbage may, very rarely, itself be a valid frame: the intact frames must appear
+            // in order as a subsequence.
+            let mut it = got.iter();
+            for f in &want {
+                prop_assert!(it.any(|g| g == f), "lost {:?}", f);
+            }
+        }
+    }
+}
