@@ -35,8 +35,11 @@ mod counters;
 mod dedup;
 mod frame;
 mod gap;
+mod pipeline;
 mod reading;
 mod reorder;
+mod ring;
+mod simulate;
 mod validate;
 
 pub use counters::Counters;
@@ -46,6 +49,9 @@ pub use frame::{
     Header, SkipReason, Span, Stats, WireError, WireReading, CRC, FORMAT_VERSION, MAX_FRAME,
 };
 pub use gap::FillMethod;
+pub use pipeline::{EdgeConfig, EdgePipeline, EdgeReject, PushOutcome};
 pub use reading::{Celsius, Identity, Key, Origin, Reading, Record, Source};
 pub use reorder::{Admit, Release, ReleaseKind, Reorder, ReorderError};
+pub use ring::{Overflow, Ring};
+pub use simulate::{Link, LinkStats, SimConfig, SimConfigError, Simulator, TruthPoint, PPM};
 pub use validate::{Flag, Flags, Quality, ValidateConfig, ValidateConfigError, Validator};

@@ -1,0 +1,411 @@
+//! The edge pipeline: everything a sensor node does between taking a sample and handing bytes
+//! to its link, in one type with no hidden allocation.
+//!
+//! validate → reorder/dedup → encode → ring. The same type runs in an interrupt-driven
+//! firmware (push from the sampling tick, poll frames from the UART-ready path) and in a host
+//! loop (the simulator and `mend generate` use it), which is what makes the bytes of the two
+//! builds comparable one for one.
+//!
+//! Its size is `size_of::<EdgePipeline<N, Q, K>>()`: `N` held readings, `Q` encoded frames of
+//! [`MAX_FRAME`](crate::MAX_FRAME) bytes, `K` validator history values, and a few counters.
+//! The README lists measured sizes for the configurations the firmware and the host use.
+
+use crate::counters::Counters;
+use crate::frame::{ClockKind, EncodeError, Fault, FaultKind, Frame, FrameBuf, Header, Stats};
+use crate::reading::Reading;
+use crate::reorder::{Admit, Release, Reorder, ReorderError};
+use crate::ring::{Overflow, Ring};
+use crate::validate::{Flags, Quality, ValidateConfig, ValidateConfigError, Validator};
+
+/// How an edge pipeline is set up.
+///
+/// # Examples
+/// ```
+/// use mend_core::EdgeConfig;
+/// let c = EdgeConfig::new(7, 1, 1_000);
+/// assert_eq!(c.header.period_ms, 1_000);
+/// assert_eq!(c.lateness_ms, 2_000);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EdgeConfig {
+    /// The session header: sensor, session, period, clock.
+    pub header: Header,
+    /// The validation limits.
+    pub validate: ValidateConfig,
+    /// How long the reorder buffer waits for stragglers, in milliseconds.
+    pub lateness_ms: u64,
+    /// A stats frame (and a repeated header) after this many readings; 0 for only at flush.
+    pub stats_every: u32,
+    /// What the ring does when full.
+    pub overflow: Overflow,
+}
+
+impl EdgeConfig {
+    /// Defaults for a node with a boot clock: default validation, a lateness of two periods,
+    /// stats every 60 readings, and a ring that drops its oldest frame when full.
+    pub const fn new(sensor: u32, session: u32, period_ms: u32) -> Self {
+        Self {
+            header: Header::new(sensor, session, period_ms, ClockKind::Boot, 0),
+            validate: ValidateConfig::DEFAULT,
+            lateness_ms: 2 * period_ms as u64,
+            stats_every: 60,
+            overflow: Overflow::DropOldest,
+        }
+    }
+}
+
+/// Why a reading was refused at the edge.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum EdgeReject {
+    /// The reading is not of this pipeline's sensor and session.
+    WrongSession,
+    /// The timestamp is too far off the schedule to encode.
+    OffSchedule,
+    /// The reorder buffer could not check it for duplicates.
+    Reorder(ReorderError),
+}
+
+/// What happened to a pushed reading.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PushOutcome {
+    /// The validator's flags (empty when the reading was refused before validation).
+    pub flags: Flags,
+    /// `None` when the reading was taken (held, released or a counted duplicate).
+    pub rejected: Option<EdgeReject>,
+    /// True when it was a duplicate.
+    pub duplicate: bool,
+}
+
+/// validate → reorder/dedup → encode → ring, with `N` readings in the reorder buffer, `Q`
+/// frames in the ring and `K` values of validator history.
+///
+/// # Examples
+/// ```
+/// use mend_core::{Celsius, DecodeEvent, Decoder, EdgeConfig, EdgePipeline, Frame, Reading};
+/// let mut edge: EdgePipeline<4, 8> = EdgePipeline::try_new(EdgeConfig::new(7, 1, 1_000)).unwrap();
+/// for seq in [0u32, 2, 1] {
+///     edge.push(Reading::new(7, 1, seq, u64::from(seq) * 1_000, Celsius::from_num(52)));
+/// }
+/// edge.flush();
+/// let mut wire = Vec::new();
+/// while let Some(frame) = edge.poll_frame() {
+///     wire.extend_from_slice(&frame);
+/// }
+/// let mut dec: Decoder = Decoder::new();
+/// let seqs: Vec<u32> = dec.feed(&wire).filter_map(|e| match e {
+///     DecodeEvent::Frame { frame: Frame::Reading(r), .. } => Some(r.seq),
+///     _ => None,
+/// }).collect();
+/// assert_eq!(seqs, [0, 1, 2], "reordered at the edge");
+/// assert!(edge.counters().balanced(0));
+/// ```
+#[derive(Clone, Debug)]
+pub struct EdgePipeline<const N: usize, const Q: usize, const K: usize = 32> {
+    config: EdgeConfig,
+    validator: Validator<K>,
+    reorder: Reorder<N>,
+    ring: Ring<Q>,
+    rejected: u32,
+    doubtful: u32,
+    bad: u32,
+    faults: u32,
+    frames_sent: u32,
+    since_stats: u32,
+    started: bool,
+}
+
+impl<const N: usize, const Q: usize, const K: usize> EdgePipeline<N, Q, K> {
+    /// A pipeline, or why its validation limits cannot be used.
+    pub fn try_new(config: EdgeConfig) -> Result<Self, ValidateConfigError> {
+        let validator = Validator::try_new(config.validate)?;
+        Ok(Self {
+            config,
+            validator,
+            reorder: Reorder::new(config.lateness_ms),
+            ring: Ring::new(config.overflow),
+            rejected: 0,
+            doubtful: 0,
+            bad: 0,
+            faults: 0,
+            frames_sent: 0,
+            since_stats: 0,
+            started: false,
+        })
+    }
+
+    /// The configuration in use.
+    pub const fn config(&self) -> &EdgeConfig {
+        &self.config
+    }
+
+    fn start(&mut self) {
+        if !self.started {
+            self.started = true;
+            self.queue(&Frame::Header(self.config.header));
+        }
+    }
+
+    fn queue(&mut self, frame: &Frame) {
+        match frame.to_buf() {
+            // A full ring counts what it gives up (see `Ring::dropped`).
+            Ok(buf) => drop(self.ring.push(buf)),
+            // Every frame kind fits MAX_FRAME (tested); count it anyway rather than panic.
+            Err(EncodeError::BufferTooSmall) => self.rejected = self.rejected.saturating_add(1),
+        }
+    }
+
+    fn send_release(&mut self, release: Release) {
+        match self.config.header.to_wire(&release.reading) {
+            Ok(w) => self.queue(&Frame::Reading(w)),
+            // Checked at push time; a reading that got in can always be encoded.
+            Err(_) => self.rejected = self.rejected.saturating_add(1),
+        }
+    }
+
+    /// Takes one sample.
+    pub fn push(&mut self, reading: Reading) -> PushOutcome {
+        self.start();
+        let refuse = |why| PushOutcome {
+            flags: Flags::EMPTY,
+            rejected: Some(why),
+            duplicate: false,
+        };
+        let h = &self.config.header;
+        if reading.sensor != h.sensor || reading.session != h.session {
+            self.rejected = self.rejected.saturating_add(1);
+            return refuse(EdgeReject::WrongSession);
+        }
+        if h.to_wire(&reading).is_err() {
+            self.rejected = self.rejected.saturating_add(1);
+            return refuse(EdgeReject::OffSchedule);
+        }
+        let flags = self.validator.check(&reading);
+        match flags.quality() {
+            Quality::Good => {}
+            Quality::Doubtful => self.doubtful = self.doubtful.saturating_add(1),
+            Quality::Bad => self.bad = self.bad.saturating_add(1),
+        }
+        let mut outcome = PushOutcome {
+            flags,
+            rejected: None,
+            duplicate: false,
+        };
+        match self.reorder.push(reading) {
+            Admit::Held => {}
+            Admit::Duplicate => outcome.duplicate = true,
+            Admit::Rejected(e) => outcome.rejected = Some(EdgeReject::Reorder(e)),
+            Admit::Released(r) => self.send_release(r),
+        }
+        while let Some(r) = self.reorder.pop_ready() {
+            self.send_release(r);
+        }
+        self.since_stats = self.since_stats.saturating_add(1);
+        if self.config.stats_every > 0 && self.since_stats >= self.config.stats_every {
+            self.queue_stats();
+        }
+        outcome
+    }
+
+    /// Records a sample that could not be taken: counts it and queues a fault frame.
+    pub fn sensor_fault(&mut self, seq: u32, kind: FaultKind) {
+        self.start();
+        self.faults = self.faults.saturating_add(1);
+        self.queue(&Frame::Fault(Fault { seq, kind }));
+    }
+
+    fn queue_stats(&mut self) {
+        self.since_stats = 0;
+        let stats = self.stats();
+        self.queue(&Frame::Stats(stats));
+        self.queue(&Frame::Header(self.config.header));
+    }
+
+    /// The next encoded frame for the link, oldest first.
+    pub fn poll_frame(&mut self) -> Option<FrameBuf> {
+        let f = self.ring.pop()?;
+        self.frames_sent = self.frames_sent.saturating_add(1);
+        Some(f)
+    }
+
+    /// At shutdown: releases every held reading and queues a final stats frame.
+    pub fn flush(&mut self) {
+        self.start();
+        while let Some(r) = self.reorder.pop_any() {
+            self.send_release(r);
+        }
+        self.queue_stats();
+    }
+
+    /// The books: the reorder stage's counts plus the readings refused before it.
+    pub fn counters(&self) -> Counters {
+        let mut c = self.reorder.counters();
+        c.input = c.input.saturating_add(self.rejected);
+        c.rejected = c.rejected.saturating_add(self.rejected);
+        c
+    }
+
+    /// How many readings the reorder buffer holds.
+    pub fn held(&self) -> usize {
+        self.reorder.len()
+    }
+
+    /// How many frames wait in the ring.
+    pub fn queued(&self) -> usize {
+        self.ring.len()
+    }
+
+    /// The stats frame as it would be sent now.
+    pub fn stats(&self) -> Stats {
+        Stats {
+            session: self.config.header.session,
+            counters: self.counters(),
+            doubtful: self.doubtful,
+            bad: self.bad,
+            sensor_faults: self.faults,
+            ring_dropped: self.ring.dropped(),
+            frames_sent: self.frames_sent,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::{DecodeEvent, Decoder};
+    use crate::reading::Celsius;
+    use crate::simulate::{Link, SimConfig, Simulator};
+    use std::vec::Vec;
+
+    type Tiny = EdgePipeline<4, 4>;
+
+    fn drain<const N: usize, const Q: usize>(p: &mut EdgePipeline<N, Q>, wire: &mut Vec<u8>) {
+        while let Some(f) = p.poll_frame() {
+            wire.extend_from_slice(&f);
+        }
+    }
+
+    fn frames(wire: &[u8]) -> Vec<Frame> {
+        let mut d: Decoder = Decoder::new();
+        d.feed(wire)
+            .map(|e| match e {
+                DecodeEvent::Frame { frame, .. } => frame,
+                DecodeEvent::Skipped { span, reason } => panic!("{span}: {reason}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn wrong_session_and_off_schedule_are_rejected_and_counted() {
+        let mut p = Tiny::try_new(EdgeConfig::new(1, 1, 1000)).unwrap();
+        let ok = Reading::new(1, 1, 0, 0, Celsius::from_num(52));
+        assert_eq!(
+            p.push(Reading { session: 9, ..ok }).rejected,
+            Some(EdgeReject::WrongSession)
+        );
+        assert_eq!(
+            p.push(Reading {
+                timestamp: u64::MAX,
+                ..ok
+            })
+            .rejected,
+            Some(EdgeReject::OffSchedule)
+        );
+        assert_eq!(p.push(ok).rejected, None);
+        assert!(p.push(ok).duplicate);
+        let c = p.counters();
+        assert_eq!((c.input, c.rejected, c.duplicate), (4, 2, 1));
+        assert!(c.balanced(p.held()));
+    }
+
+    #[test]
+    fn stats_frames_carry_balanced_counters_and_repeat_the_header() {
+        let mut cfg = EdgeConfig::new(3, 2, 1000);
+        cfg.stats_every = 5;
+        let mut p: EdgePipeline<4, 64> = EdgePipeline::try_new(cfg).unwrap();
+        let mut wire = Vec::new();
+        for t in Simulator::new(
+            1,
+            SimConfig {
+                sensor: 3,
+                session: 2,
+                ..SimConfig::CLEAN
+            },
+        )
+        .take(12)
+        {
+            p.push(t.reading);
+            drain(&mut p, &mut wire);
+            assert!(p.counters().balanced(p.held()));
+        }
+        p.flush();
+        drain(&mut p, &mut wire);
+        let fs = frames(&wire);
+        assert_eq!(fs[0], Frame::Header(cfg.header));
+        let stats: Vec<Stats> = fs
+            .iter()
+            .filter_map(|f| match f {
+                Frame::Stats(s) => Some(*s),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(stats.len(), 3, "after 5, after 10, and at flush");
+        for s in &stats {
+            assert!(s
+                .counters
+                .balanced((s.counters.input - s.counters.out() as u32) as usize));
+        }
+        let last = stats.last().unwrap().counters;
+        assert_eq!((last.input, last.emitted), (12, 12));
+        let headers = fs.iter().filter(|f| matches!(f, Frame::Header(_))).count();
+        assert_eq!(headers, 4);
+        let readings = fs.iter().filter(|f| matches!(f, Frame::Reading(_))).count();
+        assert_eq!(readings, 12);
+    }
+
+    #[test]
+    fn a_stalled_link_overflows_the_ring_with_a_count() {
+        let mut p = Tiny::try_new(EdgeConfig::new(1, 1, 1000)).unwrap();
+        for t in Simulator::new(1, SimConfig::CLEAN).take(20) {
+            p.push(t.reading);
+        }
+        assert_eq!(p.queued(), 4);
+        assert!(p.stats().ring_dropped > 0);
+        // Header + 18 released readings went into a ring of 4.
+        assert_eq!(p.stats().ring_dropped, 1 + 18 - 4);
+    }
+
+    #[test]
+    fn the_edge_reorders_what_a_faulty_link_delivers() {
+        let sim = SimConfig {
+            skip_ppm: 0,
+            duplicate_ppm: 100_000,
+            reorder_ppm: 300_000,
+            max_displacement: 2,
+            ..SimConfig::CLEAN
+        };
+        let mut link: Link<Reading, 4> = Link::new(11, &sim);
+        let mut arrivals = Vec::new();
+        for t in Simulator::new(11, sim).take(500) {
+            link.send(t.reading, |r| arrivals.push(r));
+        }
+        link.flush(|r| arrivals.push(r));
+        let mut p: EdgePipeline<8, 1024> =
+            EdgePipeline::try_new(EdgeConfig::new(1, 1, 1000)).unwrap();
+        let mut wire = Vec::new();
+        for r in arrivals {
+            p.push(r);
+        }
+        p.flush();
+        drain(&mut p, &mut wire);
+        let seqs: Vec<u32> = frames(&wire)
+            .iter()
+            .filter_map(|f| match f {
+                Frame::Reading(r) => Some(r.seq),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(seqs, (0..500).collect::<Vec<u32>>());
+        assert_eq!(p.counters().duplicate, link.stats().duplicated);
+    }
+}
