@@ -31,12 +31,14 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+mod aggregate;
 mod counters;
 mod gap;
 mod reading;
 mod validate;
 
+pub use aggregate::{Aggregate, AggregateError, Aggregator};
 pub use counters::Counters;
-pub use gap::FillMethod;
+pub use gap::{FillConfig, FillMethod, GapConfigError, GapEvent, GapFiller, GapStats, Outage};
 pub use reading::{Celsius, Identity, Key, Origin, Reading, Record, Source};
 pub use validate::{Flag, Flags, Quality, ValidateConfig, ValidateConfigError, Validator};
