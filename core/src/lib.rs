@@ -31,6 +31,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+mod aggregate;
 mod counters;
 mod dedup;
 mod frame;
@@ -42,13 +43,14 @@ mod ring;
 mod simulate;
 mod validate;
 
+pub use aggregate::{Aggregate, AggregateError, Aggregator};
 pub use counters::Counters;
 pub use dedup::{Dedup, Seen};
 pub use frame::{
     encode, ClockKind, DecodeEvent, Decoder, EncodeError, Fault, FaultKind, Frame, FrameBuf,
     Header, SkipReason, Span, Stats, WireError, WireReading, CRC, FORMAT_VERSION, MAX_FRAME,
 };
-pub use gap::FillMethod;
+pub use gap::{FillConfig, FillMethod, GapConfigError, GapEvent, GapFiller, GapStats, Outage};
 pub use pipeline::{EdgeConfig, EdgePipeline, EdgeReject, PushOutcome};
 pub use reading::{Celsius, Identity, Key, Origin, Reading, Record, Source};
 pub use reorder::{Admit, Release, ReleaseKind, Reorder, ReorderError};
