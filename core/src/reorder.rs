@@ -112,6 +112,7 @@ pub struct Reorder<const N: usize, const S: usize = 1, const W: usize = 8> {
     newest: Option<u64>,
     last_released: Option<Reading>,
     counters: Counters,
+    dedup_on: bool,
 }
 
 impl<const N: usize, const S: usize, const W: usize> Reorder<N, S, W> {
@@ -131,7 +132,25 @@ impl<const N: usize, const S: usize, const W: usize> Reorder<N, S, W> {
                 rejected: 0,
                 evicted: 0,
             },
+            dedup_on: true,
         }
+    }
+
+    /// The same buffer without identity deduplication, for readings that have no seq (the
+    /// prototype's JSONL logs): the caller deduplicates by content instead.
+    ///
+    /// # Examples
+    /// ```
+    /// use mend_core::{Admit, Celsius, Reading, Reorder};
+    /// let mut b: Reorder<4> = Reorder::new(0).without_dedup();
+    /// let r = Reading::new(0, 0, 0, 1_000, Celsius::from_num(52));
+    /// assert_eq!(b.push(r), Admit::Held);
+    /// assert_eq!(b.push(Reading { timestamp: 2_000, ..r }), Admit::Held);
+    /// ```
+    #[must_use]
+    pub const fn without_dedup(mut self) -> Self {
+        self.dedup_on = false;
+        self
     }
 
     /// Takes a reading in arrival order.
@@ -140,10 +159,13 @@ impl<const N: usize, const S: usize, const W: usize> Reorder<N, S, W> {
     /// afterwards for the ones the watermark has passed.
     pub fn push(&mut self, reading: Reading) -> Admit {
         self.counters.input = self.counters.input.wrapping_add(1);
-        match self
-            .dedup
-            .check(reading.sensor, reading.session, reading.seq)
-        {
+        let seen = if self.dedup_on {
+            self.dedup
+                .check(reading.sensor, reading.session, reading.seq)
+        } else {
+            Seen::New
+        };
+        match seen {
             Seen::Duplicate => {
                 self.counters.duplicate = self.counters.duplicate.wrapping_add(1);
                 return Admit::Duplicate;
