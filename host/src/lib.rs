@@ -1,1 +1,3 @@
 //! The mend host library (being written).
+
+pub mod chart;

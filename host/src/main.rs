@@ -1,0 +1,3 @@
+//! The `mend` command (being written).
+
+fn main() {}
