@@ -408,4 +408,27 @@ mod tests {
         assert_eq!(seqs, (0..500).collect::<Vec<u32>>());
         assert_eq!(p.counters().duplicate, link.stats().duplicated);
     }
+
+    proptest::proptest! {
+        /// Whatever arrives — repeats, strangers, disorder, clock jumps — the books balance
+        /// after every push, every poll and the flush, and every frame decodes.
+        #[test]
+        fn the_books_balance_after_every_step(
+            input in proptest::collection::vec((0u32..3, 0u32..2, 0u32..40, 0u64..60_000, -2000i32..20000), 0..200),
+        ) {
+            let mut p: EdgePipeline<4, 16> = EdgePipeline::try_new(EdgeConfig::new(1, 1, 1000)).unwrap();
+            let mut wire = Vec::new();
+            for (sensor, session, seq, ts, bits) in input {
+                p.push(Reading::new(sensor, session, seq, ts, Celsius::from_bits(bits)));
+                proptest::prop_assert!(p.counters().balanced(p.held()));
+                if seq % 3 == 0 {
+                    drain(&mut p, &mut wire);
+                }
+            }
+            p.flush();
+            drain(&mut p, &mut wire);
+            proptest::prop_assert!(p.counters().balanced(0));
+            frames(&wire);
+        }
+    }
 }
