@@ -1,0 +1,177 @@
+//! # mend-firmware
+//!
+//! mend's sensor node on a TI LM3S6965 (Cortex-M3), as QEMU's `lm3s6965evb` runs it: a
+//! TMP105 on I2C0 is sampled on a SysTick schedule, every sample goes through the core's edge
+//! pipeline (validate, reorder, dedup, ring buffer), and the resulting frames leave on UART0.
+//! A header frame starts the session, stats frames with the edge's counters follow
+//! periodically, and a final stats frame closes it.
+//!
+//! The semihosting console carries the node's own report (settings at boot; counters, static
+//! RAM and the stack's high-water mark at exit), never frames: UART0 is the link, and nothing
+//! else is written to it.
+//!
+//! Run it with `cargo run --release` in this directory. Build-time settings are described in
+//! [`config`]; the cargo features `fault` and `sim-source` damage the link and replace the
+//! sensor by the core's simulator.
+//!
+//! When the semihosting command line has the word `lockstep`, the node stops its clock before
+//! each sample, prints `sample N` and waits for one byte on the semihosting console. The
+//! end-to-end tests use this to set sample N's temperature over QMP before it is taken.
+#![no_std]
+#![no_main]
+#![deny(warnings, missing_docs)]
+
+mod board;
+mod config;
+mod host;
+mod link;
+mod source;
+mod stack;
+mod tick;
+
+use cortex_m_rt::{entry, exception, ExceptionFrame};
+// The interrupt vector table (device.x); the crate has no register PAC.
+use lm3s6965 as _;
+use mend_core::{Counters, EdgeConfig, EdgePipeline};
+
+/// Readings the reorder buffer holds: a lateness of two periods keeps at most three.
+const REORDER: usize = 6;
+/// Frames the ring holds between two UART drains. A sample queues at most a reading, a stats
+/// frame and a header; the final flush queues the held readings as well.
+const RING: usize = REORDER + 3;
+
+/// The node's edge pipeline.
+type Edge = EdgePipeline<REORDER, RING>;
+
+/// The edge's settings: the node's identity and period, default validation (band 50–55 °C),
+/// stats every [`config::STATS_EVERY`] samples.
+const EDGE: EdgeConfig = {
+    let mut c = EdgeConfig::new(config::SENSOR, config::SESSION, config::PERIOD_MS);
+    c.stats_every = config::STATS_EVERY;
+    c
+};
+
+#[entry]
+fn main() -> ! {
+    let Some(cp) = cortex_m::Peripherals::take() else {
+        fail("core peripherals already taken")
+    };
+    board::enable_peripherals();
+    let uart = board::uart::Uart0::init();
+    let mut link = link::Link::new(uart);
+    #[cfg(not(feature = "sim-source"))]
+    let mut source = source::Source::new(board::i2c::I2c0::init());
+    #[cfg(feature = "sim-source")]
+    let mut source = source::Source::new();
+    let Ok(mut edge) = Edge::try_new(EDGE) else {
+        fail("invalid validation limits")
+    };
+    let lockstep = host::cmdline_has("lockstep");
+    report_settings(lockstep);
+
+    let mut clock = tick::start(cp.SYST);
+    let mut seq: u32 = 0;
+    loop {
+        clock.sleep_until(u64::from(seq) * u64::from(config::PERIOD_MS));
+        if lockstep {
+            clock.pause();
+            host::print_value("sample ", seq);
+            host::wait_for_host();
+            clock.resume();
+        }
+        match source.sample(seq, clock.now_ms()) {
+            Ok(reading) => {
+                edge.push(reading);
+            }
+            Err(kind) => edge.sensor_fault(seq, kind),
+        }
+        while let Some(frame) = edge.poll_frame() {
+            link.send(frame);
+        }
+        seq = seq.wrapping_add(1);
+        if config::SAMPLES != 0 && seq >= config::SAMPLES {
+            break;
+        }
+    }
+
+    edge.flush();
+    while let Some(frame) = edge.poll_frame() {
+        link.send(frame);
+    }
+    link.flush();
+    report_end(seq, &edge, &link);
+    host::exit_success()
+}
+
+/// The boot line: what this image is set up to do.
+fn report_settings(lockstep: bool) {
+    host::print("mend-firmware: TMP105 on I2C0 -> edge pipeline -> frames on UART0\n");
+    #[cfg(feature = "sim-source")]
+    host::print("source: core simulator (sim-source)\n");
+    #[cfg(feature = "fault")]
+    host::print("link: core link simulator damages frames (fault)\n");
+    host::print_value("sensor: ", config::SENSOR);
+    host::print_value("session: ", config::SESSION);
+    host::print_value("period ms: ", config::PERIOD_MS);
+    host::print_value("samples: ", config::SAMPLES);
+    #[cfg(any(feature = "fault", feature = "sim-source"))]
+    host::print_hex("seed: ", config::SEED);
+    if lockstep {
+        host::print("lockstep: on\n");
+    }
+}
+
+/// The exit report: counters, memory, and where the frames went.
+fn report_end(samples: u32, edge: &Edge, _link: &link::Link) {
+    let stats = edge.stats();
+    let c: Counters = stats.counters;
+    host::print_value("samples taken: ", samples);
+    host::print_value("sensor faults: ", stats.sensor_faults);
+    host::print_value("edge in: ", c.input);
+    host::print_value("edge emitted: ", c.emitted);
+    host::print_value("edge late: ", c.late);
+    host::print_value("edge duplicate: ", c.duplicate);
+    host::print_value("edge rejected: ", c.rejected);
+    host::print_value("edge evicted: ", c.evicted);
+    host::print_value("edge held: ", edge.held() as u32);
+    host::print_value("doubtful: ", stats.doubtful);
+    host::print_value("bad: ", stats.bad);
+    host::print_value("frames sent: ", stats.frames_sent);
+    host::print_value("ring dropped: ", stats.ring_dropped);
+    #[cfg(feature = "fault")]
+    {
+        let l = _link.stats();
+        host::print_value("link sent: ", l.sent);
+        host::print_value("link delivered: ", l.delivered);
+        host::print_value("link dropped: ", l.dropped);
+        host::print_value("link duplicated: ", l.duplicated);
+        host::print_value("link delayed: ", l.delayed);
+        host::print_value("link corrupted: ", l.corrupted);
+    }
+    host::print("frames: UART0 (cargo run saves them to target/uart0.mend; see them with `mend inspect target/uart0.mend`)\n");
+    let static_ram = stack::static_ram_bytes();
+    let peak = stack::peak_bytes();
+    host::print_with_unit("static ram: ", static_ram, " bytes");
+    host::print_with_unit("stack peak: ", peak, " bytes");
+    host::print_with_unit("ram total: ", static_ram + peak, " bytes");
+}
+
+/// Reports an unrecoverable setup error and exits QEMU with failure.
+fn fail(why: &str) -> ! {
+    host::print("mend-firmware: ");
+    host::print(why);
+    host::print("\n");
+    host::exit_failure()
+}
+
+#[exception]
+unsafe fn HardFault(_frame: &ExceptionFrame) -> ! {
+    fail("hard fault")
+}
+
+/// A panic fails the run: QEMU exits with status 1. The message is not formatted, which keeps
+/// `core::fmt` out of the image.
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    fail("panicked")
+}
