@@ -105,9 +105,11 @@ fn main() -> ! {
 
 /// The boot line: what this image is set up to do.
 fn report_settings(lockstep: bool) {
-    host::print("mend-firmware: TMP105 on I2C0 -> edge pipeline -> frames on UART0\n");
+    host::print("mend-firmware: samples -> edge pipeline -> frames on UART0\n");
+    #[cfg(not(feature = "sim-source"))]
+    host::print("source: TMP105 on I2C0\n");
     #[cfg(feature = "sim-source")]
-    host::print("source: core simulator (sim-source)\n");
+    host::print("source: core sensor simulator (sim-source)\n");
     #[cfg(feature = "fault")]
     host::print("link: core link simulator damages frames (fault)\n");
     host::print_value("sensor: ", config::SENSOR);

@@ -20,6 +20,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod fixtures;
 mod golden;
 mod qemu;
 mod qmp;

@@ -95,6 +95,8 @@ pub struct RunOptions<'a> {
     pub profile: Option<&'a dyn Fn(u32) -> i32>,
     /// Keep a copy of the UART capture as `target/e2e/captures/<name>.mend`.
     pub keep_capture_as: Option<&'a str>,
+    /// Boot the board without its TMP105, as a node whose sensor is unplugged.
+    pub without_sensor: bool,
 }
 
 /// What one QEMU run left behind.
@@ -220,6 +222,13 @@ pub fn run(elf: &Path, options: RunOptions<'_>) -> Run {
         "-serial",
         format!("file:{}", uart_path.display()),
     );
+    if options.without_sensor {
+        let i = args
+            .iter()
+            .position(|a| a.starts_with("tmp105,"))
+            .expect("the runner attaches a tmp105");
+        args.drain(i - 1..=i);
+    }
     let lockstep = options.profile.is_some();
     let console_path = dir.join(if lockstep {
         "console.sock"

@@ -1,0 +1,214 @@
+//! The firmware configurations the tests build, the temperature profile they drive the sensor
+//! through, and the host-side recovery the fault test checks against the truth.
+//!
+//! Three builds in all (normal, `fault`, `sim-source`), each in its own target directory.
+
+use std::collections::BTreeMap;
+
+use mend_core::{
+    Celsius, EdgeConfig, EdgePipeline, FillConfig, FillMethod, Flags, Frame, GapEvent, GapFiller,
+    Header, Quality, Reading, Record, Stats,
+};
+
+use crate::qemu::FirmwareBuild;
+use crate::wire::Capture;
+
+/// Samples per run.
+pub const SAMPLES: u32 = 100;
+/// Sampling period in ms.
+pub const PERIOD_MS: u32 = 100;
+/// A stats frame every this many samples.
+pub const STATS_EVERY: u32 = 16;
+/// The node's sensor id and session.
+pub const SENSOR: u32 = 7;
+/// The node's session.
+pub const SESSION: u32 = 3;
+/// The simulators' seed.
+pub const SEED: u64 = 20_261_126;
+
+/// The firmware's reorder capacity and ring size (`REORDER`, `RING` in `firmware/src/main.rs`);
+/// the differential test runs the host pipeline with the same capacities.
+pub type FirmwareEdge = EdgePipeline<6, 9>;
+
+fn common_env() -> Vec<(&'static str, String)> {
+    vec![
+        ("MEND_SAMPLES", SAMPLES.to_string()),
+        ("MEND_PERIOD_MS", PERIOD_MS.to_string()),
+        ("MEND_STATS_EVERY", STATS_EVERY.to_string()),
+        ("MEND_SENSOR", SENSOR.to_string()),
+        ("MEND_SESSION", SESSION.to_string()),
+        ("MEND_SEED", SEED.to_string()),
+    ]
+}
+
+/// The normal build: TMP105 on I2C0, clean link.
+pub fn sensor_build() -> FirmwareBuild {
+    FirmwareBuild {
+        name: "sensor",
+        features: &[],
+        env: common_env(),
+    }
+}
+
+/// Link damage rates of the fault build, in parts per million.
+pub const FAULT_RATES: [(&str, u32); 4] = [
+    ("MEND_DROP_PPM", 100_000),
+    ("MEND_DUP_PPM", 50_000),
+    ("MEND_REORDER_PPM", 50_000),
+    ("MEND_FLIP_PPM", 30_000),
+];
+
+/// The fault build: TMP105 on I2C0, frames damaged by the core's seeded link simulator.
+pub fn fault_build() -> FirmwareBuild {
+    let mut env = common_env();
+    env.extend(FAULT_RATES.iter().map(|(k, v)| (*k, v.to_string())));
+    FirmwareBuild {
+        name: "fault",
+        features: &["fault"],
+        env,
+    }
+}
+
+/// The differential build: readings from the core's seeded simulator instead of the TMP105.
+pub fn sim_build() -> FirmwareBuild {
+    FirmwareBuild {
+        name: "sim-source",
+        features: &["sim-source"],
+        env: common_env(),
+    }
+}
+
+/// The header the node announces.
+pub fn header() -> Header {
+    edge_config().header
+}
+
+/// The node's edge configuration, as the firmware builds it from the settings above.
+pub fn edge_config() -> EdgeConfig {
+    let mut c = EdgeConfig::new(SENSOR, SESSION, PERIOD_MS);
+    c.stats_every = STATS_EVERY;
+    c
+}
+
+/// The temperature profile, in 1/16 °C, for sample `seq`:
+/// - 0–39: a ramp from 48 °C to 57.75 °C in quarter degrees, through the 50–55 °C band;
+/// - 40–49: an excursion to 60 °C;
+/// - 50–59: back to 52.5 °C;
+/// - 60–69: an excursion to 45 °C;
+/// - 70–99: a ramp down from 55.125 °C in sixteenths, odd ones included.
+pub fn profile_sixteenths(seq: u32) -> i32 {
+    let s = seq as i32;
+    match seq {
+        0..=39 => 48 * 16 + 4 * s,
+        40..=49 => 60 * 16,
+        50..=59 => 52 * 16 + 8,
+        60..=69 => 45 * 16,
+        _ => 55 * 16 + 2 - (s - 70),
+    }
+}
+
+/// The profile as `qom-set` takes it: milli-degrees, rounded up so that QEMU's truncating
+/// conversion lands on the sixteenth exactly.
+pub fn profile_millidegrees(seq: u32) -> i32 {
+    (profile_sixteenths(seq) * 125 + 1).div_euclid(2)
+}
+
+/// The profile in [`Celsius`] (1/256 °C).
+pub fn profile_celsius(seq: u32) -> Celsius {
+    Celsius::from_bits(profile_sixteenths(seq) * 16)
+}
+
+/// True when the profile is outside the default valid band 50–55 °C at `seq`.
+pub fn profile_out_of_band(seq: u32) -> bool {
+    let t = profile_sixteenths(seq);
+    !(50 * 16..=55 * 16).contains(&t)
+}
+
+/// The readings of a capture, by seq, converted with the header they came under. A seq seen
+/// twice must carry the same reading both times (a duplicate is a copy, never a variant).
+///
+/// # Panics
+/// If a header announces another session, or two copies of a seq differ.
+pub fn readings_by_seq(capture: &Capture) -> BTreeMap<u32, Reading> {
+    let mut current = None;
+    let mut out = BTreeMap::new();
+    for (frame, span) in &capture.frames {
+        match frame {
+            Frame::Header(h) => {
+                assert_eq!(*h, header(), "the node announced another session at {span}");
+                current = Some(*h);
+            }
+            Frame::Reading(w) => {
+                // A reading whose header was lost on the link still belongs to the one
+                // session this node announces (checked above for every header that arrived).
+                let h = current.unwrap_or_else(header);
+                let r = h
+                    .from_wire(w)
+                    .unwrap_or_else(|e| panic!("reading at {span}: {e}"));
+                if let Some(prev) = out.insert(w.seq, r) {
+                    assert_eq!(prev, r, "two different readings with seq {}", w.seq);
+                }
+            }
+            Frame::Stats(_) | Frame::Fault(_) => {}
+        }
+    }
+    out
+}
+
+/// The stats frames of a capture with their position (frame index) in the stream.
+pub fn stats_frames(capture: &Capture) -> Vec<(usize, Stats)> {
+    capture
+        .frames
+        .iter()
+        .enumerate()
+        .filter_map(|(i, (f, _))| match f {
+            Frame::Stats(s) => Some((i, *s)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// What the host's recovery found: the measured readings in time order and every gap.
+#[derive(Clone, Debug, Default)]
+pub struct Recovery {
+    /// Measured records passed through, in time order.
+    pub measured: Vec<Record>,
+    /// Synthetic records, marked as such.
+    pub synthetic: Vec<Record>,
+    /// `(before, after, missing)` seqs of each gap.
+    pub gaps: Vec<(u32, u32, u32)>,
+}
+
+/// Replays deduplicated readings through the core's gap filler (linear fills, the node's
+/// period), as `mend replay` does.
+pub fn recover(readings: &BTreeMap<u32, Reading>) -> Recovery {
+    let config = FillConfig {
+        method: FillMethod::Linear,
+        period_ms: PERIOD_MS,
+        tolerance_ms: PERIOD_MS / 2,
+        max_gap_ms: u64::from(PERIOD_MS) * 20,
+        ..FillConfig::DEFAULT
+    };
+    let mut filler: GapFiller<16> =
+        GapFiller::try_new(config).unwrap_or_else(|e| panic!("fill config: {e}"));
+    let mut rec = Recovery::default();
+    let mut sorted: Vec<Reading> = readings.values().copied().collect();
+    sorted.sort();
+    for r in sorted {
+        filler.push(
+            Record::measured(r, Quality::Good, Flags::EMPTY),
+            &mut |e| match e {
+                GapEvent::Record(r) if r.is_synthetic() => rec.synthetic.push(r),
+                GapEvent::Record(r) => rec.measured.push(r),
+                GapEvent::Gap {
+                    before,
+                    after,
+                    missing,
+                } => rec.gaps.push((before.seq, after.seq, missing)),
+                GapEvent::Outage(o) => panic!("unexpected outage {o:?}"),
+            },
+        );
+    }
+    filler.finish();
+    rec
+}
