@@ -20,12 +20,14 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod console;
 pub mod fixtures;
 mod golden;
 mod qemu;
 mod qmp;
 mod wire;
 
+pub use console::{assert_ram_budget, console_number, mask_memory_figures, RAM_BUDGET};
 pub use golden::assert_golden;
 pub use qemu::{build_firmware, firmware_dir, run, FirmwareBuild, Run, RunOptions};
 pub use qmp::Qmp;

@@ -1,0 +1,50 @@
+//! The node's semihosting report: reading numbers out of it, and masking the figures that
+//! depend on the compiler before it is compared with a golden file.
+
+/// Largest RAM the node may use: static RAM plus the measured stack peak.
+pub const RAM_BUDGET: u32 = 4 * 1024;
+
+/// The number after `label` on a line of the console, e.g. `stack peak: 2612 bytes`.
+///
+/// # Panics
+/// If no line starts with `label` followed by a number.
+pub fn console_number(console: &str, label: &str) -> u32 {
+    console
+        .lines()
+        .find_map(|l| l.strip_prefix(label))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no {label:?} line in:\n{console}"))
+}
+
+/// The console with its memory figures replaced by `N`: they change with the compiler
+/// version, and [`assert_ram_budget`] checks them against the budget instead.
+pub fn mask_memory_figures(console: &str) -> String {
+    console
+        .lines()
+        .map(|l| {
+            for label in ["static ram: ", "stack peak: ", "ram total: "] {
+                if l.starts_with(label) {
+                    return format!("{label}N bytes\n");
+                }
+            }
+            format!("{l}\n")
+        })
+        .collect()
+}
+
+/// Checks the report's `static ram` + `stack peak` against [`RAM_BUDGET`], and returns them.
+///
+/// # Panics
+/// When over budget, when the figures are missing, or when the stack was never measured.
+pub fn assert_ram_budget(console: &str) -> (u32, u32) {
+    let ram = console_number(console, "static ram: ");
+    let peak = console_number(console, "stack peak: ");
+    assert!(peak > 0, "the stack was never measured");
+    assert_eq!(console_number(console, "ram total: "), ram + peak);
+    assert!(
+        ram + peak <= RAM_BUDGET,
+        "RAM {ram} + stack {peak} bytes is over the {RAM_BUDGET}-byte budget"
+    );
+    (ram, peak)
+}
