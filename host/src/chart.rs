@@ -1,8 +1,1011 @@
-//! Charts of a repaired series (being written).
+//! Charts of a repaired series, as self-contained SVG.
 //!
-//! Planned API, which the replay engine calls:
-//! - `Chart::new(spec: ChartSpec) -> Chart`
-//! - `chart.add(time_ms: u64, celsius_bits: i32, kind: PointKind)` for every output record,
-//!   in any time order, with bounded memory (points are aggregated per pixel column);
-//! - `chart.add_outage(start_ms: u64, end_ms: u64)`;
-//! - `chart.render_svg(&self) -> anyhow::Result<String>`.
+//! A replay can produce anything from ten readings to a hundred million, in any time order
+//! (overlapping captures are merged as they are read). A chart that kept every point would
+//! grow with the log, which the host's memory contract forbids, and a chart with a million
+//! overlapping markers is unreadable anyway. So [`Chart`] keeps a fixed number of time bins
+//! ([`Chart::BINS`]) over a range that adapts to the data: when a point falls outside the
+//! range, neighbouring bins are merged pairwise (the bin width doubles) until it fits. Bins
+//! are aligned to multiples of their width, so the final bins — and so the SVG — depend only
+//! on the set of points, never on the order they arrived in. Each bin keeps, per
+//! [`PointKind`], the count, minimum, maximum and exact integer sum of the values.
+//!
+//! At render time the bins are folded into one column per pixel of the plotting area: the
+//! measured readings become a min–max envelope with a mean line, synthetic fills a dashed
+//! orange line, flagged readings red dots (their extremes per column), outages grey spans and
+//! the valid band a green strip.
+//!
+//! Text is written as SVG `<text>` with a generic `sans-serif` family and laid out with
+//! plotters' built-in estimate of text widths, so rendering needs no font files and no system
+//! libraries; any SVG viewer or browser picks a font.
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use anyhow::{anyhow, bail, Result};
+use plotters::element::DashedPathElement;
+use plotters::prelude::*;
+
+/// What a charted point is.
+///
+/// # Examples
+/// ```
+/// use mend::chart::PointKind;
+/// assert_ne!(PointKind::Measured, PointKind::Flagged);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PointKind {
+    /// A measured reading of good quality.
+    Measured,
+    /// A value made by a gap fill; drawn in a distinct style, never mistaken for a measurement.
+    Synthetic,
+    /// A measured reading with a quality flag (out of band, spike, stuck, implausible, …).
+    Flagged,
+}
+
+impl PointKind {
+    const fn index(self) -> usize {
+        match self {
+            PointKind::Measured => 0,
+            PointKind::Synthetic => 1,
+            PointKind::Flagged => 2,
+        }
+    }
+}
+
+/// What a chart looks like: its title, the valid band it shades, and its size in pixels.
+///
+/// # Examples
+/// ```
+/// use mend::chart::ChartSpec;
+/// let spec = ChartSpec::default();
+/// assert_eq!(spec.title, "mend");
+/// assert_eq!(spec.band, (50.0, 55.0));
+/// assert_eq!((spec.width, spec.height), (1200, 500));
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct ChartSpec {
+    /// The caption at the top.
+    pub title: String,
+    /// The valid band `(low, high)` in °C, drawn as a shaded strip.
+    pub band: (f64, f64),
+    /// The width of the SVG in pixels.
+    pub width: u32,
+    /// The height of the SVG in pixels.
+    pub height: u32,
+}
+
+impl Default for ChartSpec {
+    fn default() -> Self {
+        Self {
+            title: "mend".to_owned(),
+            band: (50.0, 55.0),
+            width: 1200,
+            height: 500,
+        }
+    }
+}
+
+/// Count, extremes and exact sum of the values of one kind in one bin or column.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Stat {
+    count: u64,
+    min: i32,
+    max: i32,
+    sum: i128,
+}
+
+impl Stat {
+    const EMPTY: Stat = Stat {
+        count: 0,
+        min: i32::MAX,
+        max: i32::MIN,
+        sum: 0,
+    };
+
+    fn add(&mut self, bits: i32) {
+        self.count += 1;
+        self.min = self.min.min(bits);
+        self.max = self.max.max(bits);
+        self.sum += i128::from(bits);
+    }
+
+    fn merge(&mut self, other: &Stat) {
+        self.count += other.count;
+        self.min = self.min.min(other.min);
+        self.max = self.max.max(other.max);
+        self.sum += other.sum;
+    }
+
+    const fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The mean in °C. Computed from the exact sum, so it is the same for any arrival order.
+    fn mean(&self) -> f64 {
+        self.sum as f64 / self.count as f64 / 256.0
+    }
+}
+
+/// One [`Stat`] per [`PointKind`].
+type Bin = [Stat; 3];
+
+const EMPTY_BIN: Bin = [Stat::EMPTY; 3];
+
+fn bin_is_empty(bin: &Bin) -> bool {
+    bin.iter().all(Stat::is_empty)
+}
+
+fn merge_bin(into: &mut Bin, from: &Bin) {
+    for (a, b) in into.iter_mut().zip(from) {
+        a.merge(b);
+    }
+}
+
+/// An outage `[start, end]` in milliseconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Span {
+    start: u64,
+    end: u64,
+}
+
+impl Span {
+    /// The order in which outages are kept when there are too many: longer first, then
+    /// earlier. It is total, so the kept set does not depend on arrival order.
+    fn rank(&self) -> (u64, std::cmp::Reverse<u64>, std::cmp::Reverse<u64>) {
+        (
+            self.end - self.start,
+            std::cmp::Reverse(self.start),
+            std::cmp::Reverse(self.end),
+        )
+    }
+}
+
+/// A chart of a repaired series with memory bounded independently of the number of points.
+///
+/// Feed it every output record with [`add`](Chart::add) and every outage with
+/// [`add_outage`](Chart::add_outage), in any order, then call
+/// [`render_svg`](Chart::render_svg).
+///
+/// # Examples
+/// ```
+/// use mend::chart::{Chart, ChartSpec, PointKind};
+/// use mend_core::Celsius;
+///
+/// let mut chart = Chart::new(ChartSpec { title: "sensor 7".into(), ..ChartSpec::default() });
+/// for i in 0..100u64 {
+///     let t = Celsius::from_num(52.0 + (i % 7) as f64 / 4.0);
+///     chart.add(i * 1_000, t.to_bits(), PointKind::Measured);
+/// }
+/// chart.add(100_000, Celsius::from_num(52.5).to_bits(), PointKind::Synthetic);
+/// chart.add(101_000, Celsius::from_num(61).to_bits(), PointKind::Flagged);
+/// chart.add_outage(102_000, 160_000);
+/// let svg = chart.render_svg()?;
+/// assert!(svg.starts_with("<svg"));
+/// assert!(svg.contains("sensor 7"));
+/// # Ok::<(), anyhow::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct Chart {
+    spec: ChartSpec,
+    /// Always [`Chart::BINS`] long; absolute bin `j` (covering `[j·w, (j+1)·w)`) lives in slot
+    /// `j % BINS`, so any run of `BINS` consecutive bins fits without moving anything.
+    bins: Box<[Bin]>,
+    /// The bin width `w` in milliseconds, a power of two.
+    bin_ms: u64,
+    /// The absolute indices of the first and last bins that may hold points.
+    lo: u64,
+    hi: u64,
+    /// The earliest and latest point, if any.
+    points: Option<(u64, u64)>,
+    /// Points per kind.
+    totals: [u64; 3],
+    /// The longest outages, at most [`Chart::MAX_OUTAGES`].
+    outages: Vec<Span>,
+    /// Every outage added, drawn or not.
+    outages_total: u64,
+    /// The earliest start and latest end of all outages, if any.
+    outage_range: Option<(u64, u64)>,
+}
+
+impl Chart {
+    /// The number of time bins kept, whatever the number of points: about three times the
+    /// plotting width of a default chart, so the bins are always finer than pixel columns.
+    pub const BINS: usize = 4096;
+
+    /// The number of outages drawn; beyond it only the longest are kept, and the legend
+    /// counts the rest.
+    pub const MAX_OUTAGES: usize = 256;
+
+    /// An empty chart.
+    ///
+    /// # Examples
+    /// ```
+    /// use mend::chart::{Chart, ChartSpec};
+    /// let svg = Chart::new(ChartSpec::default()).render_svg()?;
+    /// assert!(svg.contains("no data"));
+    /// # Ok::<(), anyhow::Error>(())
+    /// ```
+    pub fn new(spec: ChartSpec) -> Chart {
+        Chart {
+            spec,
+            bins: vec![EMPTY_BIN; Self::BINS].into_boxed_slice(),
+            bin_ms: 1,
+            lo: 0,
+            hi: 0,
+            points: None,
+            totals: [0; 3],
+            outages: Vec::new(),
+            outages_total: 0,
+            outage_range: None,
+        }
+    }
+
+    /// Adds one point: a time in milliseconds and a temperature as
+    /// [`Celsius::to_bits`](mend_core::Celsius) (1/256 °C).
+    ///
+    /// # Examples
+    /// ```
+    /// use mend::chart::{Chart, ChartSpec, PointKind};
+    /// let mut chart = Chart::new(ChartSpec::default());
+    /// chart.add(5_000, 52 * 256, PointKind::Measured);
+    /// chart.add(1_000, 51 * 256, PointKind::Measured); // any order
+    /// assert_eq!(chart.len(), 2);
+    /// ```
+    pub fn add(&mut self, time_ms: u64, celsius_bits: i32, kind: PointKind) {
+        match self.points {
+            None => {
+                self.lo = time_ms / self.bin_ms;
+                self.hi = self.lo;
+                self.points = Some((time_ms, time_ms));
+            }
+            Some((first, last)) => {
+                self.points = Some((first.min(time_ms), last.max(time_ms)));
+                while (self.hi.max(time_ms / self.bin_ms) - self.lo.min(time_ms / self.bin_ms))
+                    >= Self::BINS as u64
+                {
+                    self.widen();
+                }
+                let j = time_ms / self.bin_ms;
+                self.lo = self.lo.min(j);
+                self.hi = self.hi.max(j);
+            }
+        }
+        let j = time_ms / self.bin_ms;
+        self.bins[Self::slot(j)][kind.index()].add(celsius_bits);
+        self.totals[kind.index()] += 1;
+    }
+
+    /// Adds an outage: a gap too long to fill, from `start_ms` to `end_ms`.
+    ///
+    /// # Examples
+    /// ```
+    /// use mend::chart::{Chart, ChartSpec};
+    /// let mut chart = Chart::new(ChartSpec::default());
+    /// chart.add_outage(10_000, 70_000);
+    /// assert!(chart.render_svg()?.contains("outages: 1"));
+    /// # Ok::<(), anyhow::Error>(())
+    /// ```
+    pub fn add_outage(&mut self, start_ms: u64, end_ms: u64) {
+        let span = Span {
+            start: start_ms.min(end_ms),
+            end: start_ms.max(end_ms),
+        };
+        self.outages_total += 1;
+        self.outage_range = Some(match self.outage_range {
+            None => (span.start, span.end),
+            Some((a, b)) => (a.min(span.start), b.max(span.end)),
+        });
+        if self.outages.len() < Self::MAX_OUTAGES {
+            self.outages.push(span);
+            return;
+        }
+        let weakest = self
+            .outages
+            .iter()
+            .enumerate()
+            .min_by_key(|(_, s)| s.rank())
+            .map(|(i, s)| (i, s.rank()));
+        if let Some((i, rank)) = weakest {
+            if span.rank() > rank {
+                self.outages[i] = span;
+            }
+        }
+    }
+
+    /// The number of points added.
+    pub fn len(&self) -> u64 {
+        self.totals.iter().sum()
+    }
+
+    /// True when no point was added.
+    pub fn is_empty(&self) -> bool {
+        self.points.is_none()
+    }
+
+    /// Renders the chart as a standalone SVG document.
+    ///
+    /// Fails only on an unusable [`ChartSpec`] (a size below 200×150 or above 16384 pixels,
+    /// a band that is not finite or is reversed) or if plotters reports a drawing error.
+    ///
+    /// # Examples
+    /// ```
+    /// use mend::chart::{Chart, ChartSpec};
+    /// let bad = ChartSpec { band: (55.0, 50.0), ..ChartSpec::default() };
+    /// assert!(Chart::new(bad).render_svg().is_err());
+    /// ```
+    pub fn render_svg(&self) -> Result<String> {
+        let spec = &self.spec;
+        if !(200..=16_384).contains(&spec.width) || !(150..=16_384).contains(&spec.height) {
+            bail!(
+                "chart size {}x{} is outside 200x150 ..= 16384x16384 pixels",
+                spec.width,
+                spec.height
+            );
+        }
+        let (band_lo, band_hi) = spec.band;
+        if !band_lo.is_finite() || !band_hi.is_finite() || band_lo > band_hi {
+            bail!("chart band {band_lo}..{band_hi} °C is not a finite, ordered range");
+        }
+        let mut svg = String::new();
+        {
+            let root =
+                SVGBackend::with_string(&mut svg, (spec.width, spec.height)).into_drawing_area();
+            self.draw(&root)
+                .map_err(|e| anyhow!("drawing the chart: {e}"))?;
+            root.present()
+                .map_err(|e| anyhow!("writing the chart: {e}"))?;
+        }
+        Ok(svg)
+    }
+
+    const fn slot(j: u64) -> usize {
+        (j % Self::BINS as u64) as usize
+    }
+
+    /// Doubles the bin width, merging bins pairwise.
+    fn widen(&mut self) {
+        let mut wider = vec![EMPTY_BIN; Self::BINS].into_boxed_slice();
+        if self.points.is_some() {
+            for j in self.lo..=self.hi {
+                let bin = &self.bins[Self::slot(j)];
+                if !bin_is_empty(bin) {
+                    merge_bin(&mut wider[Self::slot(j / 2)], bin);
+                }
+            }
+        }
+        self.bins = wider;
+        self.bin_ms *= 2;
+        self.lo /= 2;
+        self.hi /= 2;
+    }
+
+    /// The bins that hold points, with the time range each covers.
+    fn occupied(&self) -> impl Iterator<Item = (u64, u64, &Bin)> + '_ {
+        let count = if self.points.is_some() {
+            self.hi - self.lo + 1
+        } else {
+            0
+        };
+        (self.lo..self.lo + count).filter_map(move |j| {
+            let bin = &self.bins[Self::slot(j)];
+            let start = j * self.bin_ms;
+            (!bin_is_empty(bin)).then(|| (start, start.saturating_add(self.bin_ms - 1), bin))
+        })
+    }
+
+    fn draw<DB: DrawingBackend>(
+        &self,
+        root: &DrawingArea<DB, plotters::coord::Shift>,
+    ) -> std::result::Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+        let spec = &self.spec;
+        root.fill(&WHITE)?;
+
+        // The time range: every point and every outage.
+        let (mut t0, mut t1) = match (self.points, self.outage_range) {
+            (Some((a, b)), Some((c, d))) => (a.min(c), b.max(d)),
+            (Some(r), None) | (None, Some(r)) => r,
+            (None, None) => (0, 1_000),
+        };
+        if t0 == t1 {
+            t0 = t0.saturating_sub(500);
+            t1 = t1.saturating_add(500);
+        }
+        let axis = TimeAxis::new(t0, t1);
+        let span_ms = t1 - t0;
+
+        // Totals per kind, for the value range.
+        let mut total: Bin = EMPTY_BIN;
+        for (_, _, bin) in self.occupied() {
+            merge_bin(&mut total, bin);
+        }
+        let [measured, synthetic, flagged] = total;
+        let c = |bits: i32| f64::from(bits) / 256.0;
+        let (band_lo, band_hi) = spec.band;
+        let (mut core_lo, mut core_hi) = (band_lo, band_hi);
+        for s in [&measured, &synthetic] {
+            if !s.is_empty() {
+                core_lo = core_lo.min(c(s.min));
+                core_hi = core_hi.max(c(s.max));
+            }
+        }
+        // Flagged values widen the range, but a single absurd value (−273 °C, a stuck
+        // register) must not squash the band into a line: beyond twice the span of everything
+        // else, flagged values are drawn at the edge as crosses.
+        let reach = (core_hi - core_lo).max(1.0) * 2.0;
+        let (mut y_lo, mut y_hi) = (core_lo, core_hi);
+        if !flagged.is_empty() {
+            y_lo = y_lo.min(c(flagged.min).max(core_lo - reach));
+            y_hi = y_hi.max(c(flagged.max).min(core_hi + reach));
+        }
+        let pad = ((y_hi - y_lo) * 0.05).max(0.1);
+        let (y_lo, y_hi) = (y_lo - pad, y_hi + pad);
+        let (x0, x1) = (0.0, axis.x(t1));
+
+        let mut chart = ChartBuilder::on(root)
+            .caption(&spec.title, ("sans-serif", 22))
+            .margin(12)
+            .x_label_area_size(44)
+            .y_label_area_size(60)
+            .build_cartesian_2d(x0..x1, y_lo..y_hi)?;
+        let x_fmt = |x: &f64| axis.label(*x);
+        let y_fmt = |y: &f64| format!("{y:.1}");
+        chart
+            .configure_mesh()
+            .x_labels(8)
+            .y_labels(10)
+            .x_label_formatter(&x_fmt)
+            .y_label_formatter(&y_fmt)
+            .x_desc(if self.points.is_none() && self.outage_range.is_none() {
+                "time".to_owned()
+            } else {
+                axis.description()
+            })
+            .y_desc("temperature (°C)")
+            .light_line_style(RGBColor(238, 238, 238))
+            .bold_line_style(RGBColor(215, 215, 215))
+            .max_light_lines(2)
+            .draw()?;
+
+        // Fold the bins into one column per pixel of the plotting area.
+        let cols = (chart.plotting_area().dim_in_pixel().0.max(1)) as usize;
+        let col_of = |t: u64| -> usize {
+            let off = u128::from(t.clamp(t0, t1) - t0);
+            ((off * cols as u128 / u128::from(span_ms)) as usize).min(cols - 1)
+        };
+        let col_w = (x1 - x0) / cols as f64;
+        let col_x = |col: usize| x0 + (col as f64 + 0.5) * col_w;
+        let mut columns = vec![EMPTY_BIN; cols];
+        for (start, end, bin) in self.occupied() {
+            for col in columns.iter_mut().take(col_of(end) + 1).skip(col_of(start)) {
+                merge_bin(col, bin);
+            }
+        }
+        let mut outages = self.outages.clone();
+        outages.sort_unstable();
+        let mut blocked = vec![false; cols];
+        for o in &outages {
+            for b in blocked
+                .iter_mut()
+                .take(col_of(o.end) + 1)
+                .skip(col_of(o.start))
+            {
+                *b = true;
+            }
+        }
+
+        let green = RGBColor(44, 160, 44);
+        let blue = RGBColor(31, 119, 180);
+        let orange = RGBColor(255, 127, 14);
+        let red = RGBColor(214, 39, 40);
+        let grey = RGBColor(110, 110, 110);
+
+        // The valid band.
+        chart
+            .draw_series(std::iter::once(Rectangle::new(
+                [(x0, band_lo), (x1, band_hi)],
+                green.mix(0.15).filled(),
+            )))?
+            .label(format!("valid band {band_lo}–{band_hi} °C"))
+            .legend(move |(x, y)| {
+                Rectangle::new([(x, y - 5), (x + 16, y + 5)], green.mix(0.3).filled())
+            });
+
+        // Outages, at least one column wide so that short ones stay visible.
+        if self.outages_total > 0 {
+            let not_drawn = self.outages_total - outages.len() as u64;
+            let label = if not_drawn == 0 {
+                format!("outages: {} (not filled)", self.outages_total)
+            } else {
+                format!(
+                    "outages: {} (not filled; {not_drawn} shorter ones not drawn)",
+                    self.outages_total
+                )
+            };
+            chart
+                .draw_series(outages.iter().map(|o| {
+                    let (mut a, mut b) = (axis.x(o.start), axis.x(o.end));
+                    if b - a < col_w {
+                        let mid = (a + b) / 2.0;
+                        (a, b) = (mid - col_w / 2.0, mid + col_w / 2.0);
+                    }
+                    Rectangle::new([(a, y_lo), (b, y_hi)], grey.mix(0.22).filled())
+                }))?
+                .label(label)
+                .legend(move |(x, y)| {
+                    Rectangle::new([(x, y - 5), (x + 16, y + 5)], grey.mix(0.35).filled())
+                });
+        }
+
+        let kind = |col: &Bin, k: PointKind| col[k.index()];
+        let m_cols: Vec<usize> = (0..cols)
+            .filter(|&i| !kind(&columns[i], PointKind::Measured).is_empty())
+            .collect();
+
+        // Measured: min–max envelope per column, then the mean line, broken where a gap lies
+        // between two columns (synthetic-only columns or an outage).
+        if !m_cols.is_empty() {
+            chart
+                .draw_series(m_cols.iter().map(|&i| {
+                    let s = kind(&columns[i], PointKind::Measured);
+                    let left = x0 + i as f64 * col_w;
+                    Rectangle::new(
+                        [(left, c(s.min)), (left + col_w, c(s.max))],
+                        blue.mix(0.25).filled(),
+                    )
+                }))?
+                .label("measured min–max per pixel column")
+                .legend(move |(x, y)| {
+                    Rectangle::new([(x, y - 5), (x + 16, y + 5)], blue.mix(0.25).filled())
+                });
+            let gap_between = |a: usize, b: usize| {
+                (a + 1..b).any(|i| {
+                    blocked[i]
+                        || (kind(&columns[i], PointKind::Measured).is_empty()
+                            && !kind(&columns[i], PointKind::Synthetic).is_empty())
+                })
+            };
+            let mut runs: Vec<Vec<(f64, f64)>> = Vec::new();
+            let mut prev: Option<usize> = None;
+            for &i in &m_cols {
+                let p = (col_x(i), kind(&columns[i], PointKind::Measured).mean());
+                match (prev, runs.last_mut()) {
+                    (Some(q), Some(run)) if !gap_between(q, i) => run.push(p),
+                    _ => runs.push(vec![p]),
+                }
+                prev = Some(i);
+            }
+            chart
+                .draw_series(runs.into_iter().map(|run| {
+                    if run.len() == 1 {
+                        // A lone column still gets a visible mark.
+                        let (x, y) = run[0];
+                        PathElement::new(vec![(x - col_w, y), (x + col_w, y)], blue.stroke_width(2))
+                    } else {
+                        PathElement::new(run, blue.stroke_width(1))
+                    }
+                }))?
+                .label(format!("measured mean ({})", self.totals[0]))
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], blue));
+        }
+
+        // Synthetic: dashed orange, joined to the measured neighbours it was computed from.
+        let s_cols: Vec<usize> = (0..cols)
+            .filter(|&i| !kind(&columns[i], PointKind::Synthetic).is_empty())
+            .collect();
+        if !s_cols.is_empty() {
+            let occupied = |i: usize| !bin_is_empty(&columns[i]);
+            let mut runs: Vec<Vec<usize>> = Vec::new();
+            for &i in &s_cols {
+                match runs.last_mut() {
+                    Some(run)
+                        if run
+                            .last()
+                            .is_some_and(|&q| (q + 1..i).all(|k| !occupied(k) && !blocked[k])) =>
+                    {
+                        run.push(i)
+                    }
+                    _ => runs.push(vec![i]),
+                }
+            }
+            let measured_at = |i: usize| {
+                let s = kind(&columns[i], PointKind::Measured);
+                (!s.is_empty() && !blocked[i]).then(|| (col_x(i), s.mean()))
+            };
+            let mut lines = Vec::new();
+            let mut dots = Vec::new();
+            for run in runs {
+                let (first, last) = (run[0], run[run.len() - 1]);
+                let mut pts: Vec<(f64, f64)> = Vec::with_capacity(run.len() + 2);
+                let before = (0..first).rev().find(|&k| occupied(k));
+                if let Some(p) = before.and_then(measured_at) {
+                    pts.push(p);
+                }
+                pts.extend(
+                    run.iter()
+                        .map(|&i| (col_x(i), kind(&columns[i], PointKind::Synthetic).mean())),
+                );
+                let after = (last + 1..cols).find(|&k| occupied(k));
+                if let Some(p) = after.and_then(measured_at) {
+                    pts.push(p);
+                }
+                if pts.len() == 1 {
+                    dots.push(pts[0]);
+                } else {
+                    lines.push(pts);
+                }
+            }
+            chart
+                .draw_series(
+                    lines
+                        .into_iter()
+                        .map(|pts| DashedPathElement::new(pts, 6, 4, orange.stroke_width(2))),
+                )?
+                .label(format!("synthetic fill ({})", self.totals[1]))
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 16, y)], orange.stroke_width(2))
+                });
+            chart.draw_series(
+                dots.into_iter()
+                    .map(|p| Circle::new(p, 3, orange.stroke_width(2))),
+            )?;
+        }
+
+        // Flagged: the extremes of each column, crosses at the edge when off-scale.
+        let f_cols: Vec<usize> = (0..cols)
+            .filter(|&i| !kind(&columns[i], PointKind::Flagged).is_empty())
+            .collect();
+        if !f_cols.is_empty() {
+            let mut dots = Vec::new();
+            let mut off_scale = Vec::new();
+            for &i in &f_cols {
+                let s = kind(&columns[i], PointKind::Flagged);
+                let mut values = vec![c(s.min)];
+                if s.max != s.min {
+                    values.push(c(s.max));
+                }
+                for v in values {
+                    if v < y_lo || v > y_hi {
+                        off_scale.push((col_x(i), v.clamp(y_lo, y_hi)));
+                    } else {
+                        dots.push((col_x(i), v));
+                    }
+                }
+            }
+            let label = if off_scale.is_empty() {
+                format!("flagged ({})", self.totals[2])
+            } else {
+                format!("flagged ({}; × = off-scale)", self.totals[2])
+            };
+            chart
+                .draw_series(dots.into_iter().map(|p| Circle::new(p, 2, red.filled())))?
+                .label(label)
+                .legend(move |(x, y)| Circle::new((x + 8, y), 3, red.filled()));
+            chart.draw_series(
+                off_scale
+                    .into_iter()
+                    .map(|p| Cross::new(p, 5, red.stroke_width(2))),
+            )?;
+        }
+
+        if self.points.is_none() {
+            let style = TextStyle::from(("sans-serif", 20).into_font())
+                .color(&grey)
+                .pos(plotters::style::text_anchor::Pos::new(
+                    plotters::style::text_anchor::HPos::Center,
+                    plotters::style::text_anchor::VPos::Center,
+                ));
+            chart.draw_series(std::iter::once(Text::new(
+                "no data",
+                ((x0 + x1) / 2.0, (y_lo + y_hi) / 2.0),
+                style,
+            )))?;
+        }
+
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(RGBColor(180, 180, 180))
+            .label_font(("sans-serif", 13))
+            .draw()?;
+        Ok(())
+    }
+}
+
+/// How times are shown: calendar time when they look like Unix milliseconds, else the time
+/// since the first point in a unit that suits the span.
+struct TimeAxis {
+    t0: u64,
+    /// Milliseconds per x unit.
+    unit_ms: f64,
+    /// `Some(millis)` for calendar labels (`millis` when the span is short).
+    calendar: Option<bool>,
+    unit_name: &'static str,
+}
+
+impl TimeAxis {
+    /// 2000-01-01T00:00:00Z: a boot clock does not get there in any plausible uptime.
+    const CALENDAR_FROM_MS: u64 = 946_684_800_000;
+
+    fn new(t0: u64, t1: u64) -> Self {
+        let span = t1 - t0;
+        if t0 >= Self::CALENDAR_FROM_MS {
+            return TimeAxis {
+                t0,
+                unit_ms: 1_000.0,
+                calendar: Some(span < 10_000),
+                unit_name: "s",
+            };
+        }
+        let (unit_ms, unit_name) = match span {
+            s if s <= 300_000 => (1_000.0, "s"),
+            s if s <= 5 * 3_600_000 => (60_000.0, "min"),
+            s if s <= 5 * 86_400_000 => (3_600_000.0, "h"),
+            _ => (86_400_000.0, "d"),
+        };
+        TimeAxis {
+            t0,
+            unit_ms,
+            calendar: None,
+            unit_name,
+        }
+    }
+
+    fn x(&self, t: u64) -> f64 {
+        t.saturating_sub(self.t0) as f64 / self.unit_ms
+    }
+
+    fn label(&self, x: f64) -> String {
+        match self.calendar {
+            Some(millis) => {
+                let ms = self.t0 as f64 + x * self.unit_ms;
+                let at = UNIX_EPOCH + Duration::from_millis(ms.max(0.0).round() as u64);
+                if millis {
+                    humantime::format_rfc3339_millis(at).to_string()
+                } else {
+                    humantime::format_rfc3339_seconds(at).to_string()
+                }
+            }
+            None => {
+                let s = format!("{x:.3}");
+                let s = s.trim_end_matches('0').trim_end_matches('.');
+                if s == "-0" {
+                    "0".to_owned()
+                } else {
+                    s.to_owned()
+                }
+            }
+        }
+    }
+
+    fn description(&self) -> String {
+        match self.calendar {
+            Some(_) => "time (UTC)".to_owned(),
+            None => format!(
+                "{} since t0 = {} ms on the sensor clock",
+                self.unit_name, self.t0
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A small deterministic generator, so the tests need no extra crates.
+    struct Lcg(u64);
+
+    impl Lcg {
+        fn next(&mut self) -> u64 {
+            self.0 = self
+                .0
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            self.0 >> 33
+        }
+    }
+
+    fn bits(c: f64) -> i32 {
+        (c * 256.0).round() as i32
+    }
+
+    /// A day at 1 Hz with every kind of point and a few outages.
+    type Points = Vec<(u64, i32, PointKind)>;
+
+    fn sample() -> (Points, Vec<(u64, u64)>) {
+        let mut rng = Lcg(7);
+        let mut points = Vec::new();
+        for i in 0..20_000u64 {
+            let t = 1_700_000_000_000 + i * 1_000;
+            if (5_000..5_600).contains(&i) {
+                continue; // an outage
+            }
+            let wave = 52.5 + 1.5 * ((i as f64) / 900.0).sin();
+            let noise = (rng.next() % 64) as f64 / 256.0;
+            let kind = match rng.next() % 20 {
+                0 | 1 => PointKind::Synthetic,
+                2 => PointKind::Flagged,
+                _ => PointKind::Measured,
+            };
+            let value = if kind == PointKind::Flagged {
+                wave + 4.0
+            } else {
+                wave + noise
+            };
+            points.push((t, bits(value), kind));
+        }
+        points.push((
+            1_700_000_000_000 + 9_000_000,
+            bits(-273.0),
+            PointKind::Flagged,
+        ));
+        let outages = vec![
+            (1_700_000_000_000 + 5_000_000, 1_700_000_000_000 + 5_600_000),
+            (
+                1_700_000_000_000 + 12_000_000,
+                1_700_000_000_000 + 12_100_000,
+            ),
+        ];
+        (points, outages)
+    }
+
+    fn chart_of(points: &[(u64, i32, PointKind)], outages: &[(u64, u64)]) -> Chart {
+        let mut chart = Chart::new(ChartSpec {
+            title: "sensor 1 & friends".into(),
+            ..ChartSpec::default()
+        });
+        for &(t, v, k) in points {
+            chart.add(t, v, k);
+        }
+        for &(a, b) in outages {
+            chart.add_outage(a, b);
+        }
+        chart
+    }
+
+    #[test]
+    fn memory_is_bounded_by_the_bin_count() {
+        let mut chart = Chart::new(ChartSpec::default());
+        let mut rng = Lcg(1);
+        for i in 0..1_000_000u64 {
+            // Mostly ascending, with stragglers from the past.
+            let t = if i % 97 == 0 {
+                rng.next() % (i * 1_000 + 1)
+            } else {
+                i * 1_000
+            };
+            chart.add(t, bits(52.0), PointKind::Measured);
+            assert_eq!(chart.bins.len(), Chart::BINS);
+        }
+        for i in 0..10_000u64 {
+            chart.add_outage(i * 10, i * 10 + i % 50);
+        }
+        assert_eq!(chart.len(), 1_000_000);
+        assert_eq!(chart.bins.len(), Chart::BINS);
+        assert!(chart.outages.len() <= Chart::MAX_OUTAGES);
+        assert!(chart.hi - chart.lo < Chart::BINS as u64);
+        let counted: u64 = chart.occupied().map(|(_, _, b)| b[0].count).sum();
+        assert_eq!(counted, 1_000_000, "widening never loses a point");
+        let svg = chart.render_svg().unwrap();
+        assert!(
+            svg.len() < 2_000_000,
+            "SVG size depends on pixels, not points"
+        );
+    }
+
+    #[test]
+    fn order_does_not_change_the_svg() {
+        let (mut points, mut outages) = sample();
+        let a = chart_of(&points, &outages).render_svg().unwrap();
+        points.reverse();
+        outages.reverse();
+        let b = chart_of(&points, &outages).render_svg().unwrap();
+        let mut rng = Lcg(42);
+        for i in (1..points.len()).rev() {
+            let j = (rng.next() as usize) % (i + 1);
+            points.swap(i, j);
+        }
+        let c = chart_of(&points, &outages).render_svg().unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a, c);
+    }
+
+    #[test]
+    fn kept_outages_do_not_depend_on_order() {
+        let spans: Vec<(u64, u64)> = (0..1_000u64).map(|i| (i * 100, i * 100 + i % 37)).collect();
+        let mut a = chart_of(&[], &spans);
+        let mut rev = spans.clone();
+        rev.reverse();
+        let mut b = chart_of(&[], &rev);
+        a.outages.sort_unstable();
+        b.outages.sort_unstable();
+        assert_eq!(a.outages, b.outages);
+        assert_eq!(a.outages.len(), Chart::MAX_OUTAGES);
+        // The oracle: sort everything by rank and keep the best.
+        let mut all: Vec<Span> = spans
+            .iter()
+            .map(|&(start, end)| Span { start, end })
+            .collect();
+        all.sort_by_key(|s| std::cmp::Reverse(s.rank()));
+        all.truncate(Chart::MAX_OUTAGES);
+        all.sort_unstable();
+        assert_eq!(a.outages, all);
+        let svg = a.render_svg().unwrap();
+        assert!(svg.contains("outages: 1000"));
+        assert!(svg.contains("744 shorter ones not drawn"));
+    }
+
+    #[test]
+    fn svg_is_valid_and_has_text() {
+        let (points, outages) = sample();
+        let svg = chart_of(&points, &outages).render_svg().unwrap();
+        assert!(svg.starts_with("<svg"));
+        assert!(svg.trim_end().ends_with("</svg>"));
+        assert!(svg.contains("sensor 1 &amp; friends"), "title, escaped");
+        assert!(svg.contains("temperature (°C)"));
+        assert!(svg.contains("time (UTC)"));
+        assert!(svg.contains("2023-11-14T"), "calendar labels on the x axis");
+        assert!(svg.contains("valid band 50–55 °C"));
+        assert!(svg.contains("synthetic fill"));
+        assert!(svg.contains("flagged"));
+        assert!(svg.contains("off-scale"), "−273 °C is drawn at the edge");
+        assert!(svg.contains("stroke-dasharray") || svg.matches("<polyline").count() > 10);
+        assert!(!svg.contains("NaN") && !svg.contains("inf"));
+    }
+
+    #[test]
+    fn outages_are_shown() {
+        let (points, outages) = sample();
+        let svg = chart_of(&points, &outages).render_svg().unwrap();
+        assert!(svg.contains("outages: 2 (not filled)"));
+        let without = chart_of(&points, &[]).render_svg().unwrap();
+        assert!(!without.contains("outages"));
+        // The grey spans are extra rectangles.
+        assert!(svg.matches("<rect").count() >= without.matches("<rect").count() + 2);
+    }
+
+    #[test]
+    fn empty_and_single_point_charts_render() {
+        let svg = Chart::new(ChartSpec::default()).render_svg().unwrap();
+        assert!(svg.starts_with("<svg") && svg.contains("no data") && svg.contains("mend"));
+        let mut one = Chart::new(ChartSpec::default());
+        one.add(0, bits(51.0), PointKind::Measured);
+        let svg = one.render_svg().unwrap();
+        assert!(!svg.contains("no data"));
+        assert!(svg.contains("s since t0 = 0 ms"));
+    }
+
+    #[test]
+    fn bad_specs_are_errors() {
+        for spec in [
+            ChartSpec {
+                width: 10,
+                ..ChartSpec::default()
+            },
+            ChartSpec {
+                band: (f64::NAN, 55.0),
+                ..ChartSpec::default()
+            },
+            ChartSpec {
+                band: (56.0, 55.0),
+                ..ChartSpec::default()
+            },
+        ] {
+            assert!(Chart::new(spec).render_svg().is_err());
+        }
+    }
+
+    #[test]
+    fn widening_keeps_exact_sums() {
+        let mut chart = Chart::new(ChartSpec::default());
+        chart.add(0, 10, PointKind::Measured);
+        chart.add(1, 20, PointKind::Measured);
+        chart.add(u64::MAX / 2, 30, PointKind::Synthetic);
+        let all: Vec<_> = chart.occupied().collect();
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[0].2[0].sum, 30);
+        assert_eq!(all[0].2[0].count, 2);
+        assert_eq!(all[1].2[1].sum, 30);
+    }
+}
