@@ -1,0 +1,169 @@
+//! Fault mode: the node's frames go through the core's seeded link simulator (drops,
+//! duplicates, reorders, bit flips) before UART0. The temperatures are set over QMP, so the
+//! truth is known sample by sample, and the host's recovery is checked against it: every gap
+//! found, every surviving reading exact.
+
+use std::collections::BTreeSet;
+
+use mend_core::{FrameBuf, Link, Reading, SimConfig, SkipReason};
+use mend_tests::fixtures::{
+    self, profile_celsius, profile_millidegrees, readings_by_seq, recover, FirmwareEdge,
+    FAULT_RATES, PERIOD_MS, SAMPLES, SEED, SENSOR, SESSION,
+};
+use mend_tests::{
+    assert_golden, assert_ram_budget, build_firmware, console_number, decode_capture,
+    mask_memory_figures, run, RunOptions,
+};
+
+/// What the node really measured at `seq`.
+fn truth(seq: u32) -> Reading {
+    Reading::new(
+        SENSOR,
+        SESSION,
+        seq,
+        u64::from(seq) * u64::from(PERIOD_MS),
+        profile_celsius(seq),
+    )
+}
+
+fn rate(name: &str) -> u32 {
+    FAULT_RATES
+        .iter()
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| *v)
+        .unwrap()
+}
+
+/// The damage as `firmware/src/link.rs` configures it from the build settings.
+fn damage() -> SimConfig {
+    SimConfig {
+        skip_ppm: rate("MEND_DROP_PPM"),
+        duplicate_ppm: rate("MEND_DUP_PPM"),
+        reorder_ppm: rate("MEND_REORDER_PPM"),
+        max_displacement: 2,
+        corrupt_ppm: rate("MEND_FLIP_PPM"),
+        truncate_ppm: 0,
+        ..SimConfig::CLEAN
+    }
+}
+
+/// The clean frames of the truth through the host build of the edge, then the seeded link,
+/// applied as the firmware applies it (flip, then drop / duplicate / delay).
+fn host_damaged_stream() -> (Vec<u8>, mend_core::LinkStats) {
+    let mut edge = FirmwareEdge::try_new(fixtures::edge_config()).unwrap();
+    let mut link: Link<FrameBuf, 4> = Link::new(SEED, &damage());
+    let mut wire = Vec::new();
+    let mut send = |mut frame: FrameBuf, link: &mut Link<FrameBuf, 4>, wire: &mut Vec<u8>| {
+        let keep = link.corrupt(&mut frame);
+        frame.truncate(keep);
+        link.send(frame, |f| wire.extend_from_slice(&f));
+    };
+    for seq in 0..SAMPLES {
+        edge.push(truth(seq));
+        while let Some(f) = edge.poll_frame() {
+            send(f, &mut link, &mut wire);
+        }
+    }
+    edge.flush();
+    while let Some(f) = edge.poll_frame() {
+        send(f, &mut link, &mut wire);
+    }
+    link.flush(|f| wire.extend_from_slice(&f));
+    (wire, link.stats())
+}
+
+#[test]
+fn a_damaged_capture_is_recovered_against_its_truth() {
+    let elf = build_firmware(&fixtures::fault_build());
+    let profile = |seq| profile_millidegrees(seq);
+    let run = run(
+        &elf,
+        RunOptions {
+            profile: Some(&profile),
+            keep_capture_as: Some("fault"),
+            ..RunOptions::default()
+        },
+    );
+    assert!(
+        run.status.success(),
+        "the node failed ({}):\n{}\n{}",
+        run.status,
+        run.console,
+        run.qemu_stderr
+    );
+
+    // The damage is the seeded one: the host reproduces the capture byte for byte.
+    let (expected, link) = host_damaged_stream();
+    assert!(
+        run.uart == expected,
+        "the capture is not the seeded damage of the truth ({} vs {} bytes)",
+        run.uart.len(),
+        expected.len()
+    );
+    for (label, value) in [
+        ("link sent: ", link.sent),
+        ("link dropped: ", link.dropped),
+        ("link duplicated: ", link.duplicated),
+        ("link delayed: ", link.delayed),
+        ("link corrupted: ", link.corrupted),
+    ] {
+        assert_eq!(console_number(&run.console, label), value, "{label}");
+    }
+    assert!(
+        link.dropped > 0 && link.duplicated > 0 && link.delayed > 0 && link.corrupted > 0,
+        "the seed exercises every kind of damage: {link:?}"
+    );
+
+    // Every byte is accounted for; flipped frames are reported as such.
+    let capture = decode_capture(&run.uart);
+    assert_eq!(capture.accounted_bytes(), capture.len);
+    let bad_crc = capture
+        .skipped
+        .iter()
+        .filter(|(_, why)| *why == SkipReason::BadCrc)
+        .count();
+    assert!(
+        bad_crc > 0,
+        "flipped frames show as CRC errors: {:?}",
+        capture.skipped
+    );
+
+    // Every surviving reading is exact (duplicates are identical copies, checked inside).
+    let readings = readings_by_seq(&capture);
+    assert!(readings.len() > (SAMPLES as usize) * 3 / 4);
+    for (seq, r) in &readings {
+        assert_eq!(*r, truth(*seq), "seq {seq}");
+    }
+
+    // Every gap is found: the gap filler's gaps cover exactly the lost seqs between the first
+    // and the last surviving reading, and the lost seqs before and after those are the ones
+    // the session's known length (SAMPLES) implies.
+    let lost: BTreeSet<u32> = (0..SAMPLES).filter(|s| !readings.contains_key(s)).collect();
+    assert!(!lost.is_empty(), "the seed loses some readings");
+    let first = *readings.keys().next().unwrap();
+    let last = *readings.keys().next_back().unwrap();
+    let recovery = recover(&readings);
+    let mut found = BTreeSet::new();
+    for &(before, after, missing) in &recovery.gaps {
+        assert_eq!(missing, after - before - 1);
+        found.extend(before + 1..after);
+    }
+    let interior: BTreeSet<u32> = lost
+        .iter()
+        .copied()
+        .filter(|s| (first..last).contains(s))
+        .collect();
+    assert_eq!(found, interior, "gaps found vs readings lost");
+    assert_eq!(
+        lost.len(),
+        interior.len() + first as usize + (SAMPLES - 1 - last) as usize
+    );
+    // Fills are marked synthetic and sit exactly in the gaps.
+    let filled: BTreeSet<u32> = recovery.synthetic.iter().map(|r| r.reading.seq).collect();
+    assert_eq!(filled, interior);
+    assert!(recovery.synthetic.iter().all(|r| r.is_synthetic()));
+    assert_eq!(recovery.measured.len(), readings.len());
+
+    assert_ram_budget(&run.console);
+    assert_golden("fault", &mask_memory_figures(&run.console));
+}
