@@ -53,7 +53,7 @@ fn host_damaged_stream() -> (Vec<u8>, mend_core::LinkStats) {
     let mut edge = FirmwareEdge::try_new(fixtures::edge_config()).unwrap();
     let mut link: Link<FrameBuf, 4> = Link::new(SEED, &damage());
     let mut wire = Vec::new();
-    let mut send = |mut frame: FrameBuf, link: &mut Link<FrameBuf, 4>, wire: &mut Vec<u8>| {
+    let send = |mut frame: FrameBuf, link: &mut Link<FrameBuf, 4>, wire: &mut Vec<u8>| {
         let keep = link.corrupt(&mut frame);
         frame.truncate(keep);
         link.send(frame, |f| wire.extend_from_slice(&f));
