@@ -1,0 +1,397 @@
+//! The command line: clap arguments, and their translation into validated settings.
+//!
+//! Every argument is checked before any input is opened or any output created, so a typo in
+//! `--band` never costs a ten-minute replay, and every complaint names the flag and the value.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use mend_core::{Celsius, FillMethod, SimConfig, ValidateConfig};
+
+use crate::engine::EngineConfig;
+use crate::generate::{rate_to_ppm, CaptureFormat, GenerateConfig};
+use crate::input::InputSource;
+use crate::replay::ReplayConfig;
+use crate::timefmt::{parse_duration_ms, parse_time};
+
+/// Replays, repairs, exports and charts captured temperature-sensor logs.
+#[derive(Debug, Parser)]
+#[command(name = "mend", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Simulate a faulty node, capture it, replay it, and report recovery against the truth.
+    Demo(DemoArgs),
+    /// Write a simulated capture (and its ground truth).
+    Generate(GenerateArgs),
+    /// Replay captures in time order: dedup, validate, fill gaps, export.
+    Replay(ReplayArgs),
+    /// Show what a capture holds: sensors, sessions, frames, damage, gaps.
+    Inspect(InspectArgs),
+}
+
+/// `mend demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Where the capture, truth, repaired CSV, chart, dead letters and aggregates go.
+    #[arg(long, default_value = "mend-demo")]
+    pub out: PathBuf,
+    /// The simulation seed.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Readings the sensor takes (3600 = one hour at 1 Hz).
+    #[arg(long, default_value_t = 3600)]
+    pub count: u32,
+}
+
+/// Capture formats of `mend generate`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum GenFormat {
+    /// mend frames.
+    Mlog,
+    /// The prototype's JSONL.
+    Jsonl,
+}
+
+/// `mend generate`.
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// The seed of the sensor and the link.
+    #[arg(long)]
+    pub seed: u64,
+    /// Readings the sensor takes.
+    #[arg(long)]
+    pub count: u32,
+    /// The sampling period (e.g. 1s, 500ms).
+    #[arg(long, default_value = "1s")]
+    pub period: String,
+    /// The time of the first reading (RFC 3339 or unix seconds).
+    #[arg(long, default_value = "2026-01-01T00:00:00Z")]
+    pub start: String,
+    /// The sensor id.
+    #[arg(long, default_value_t = 1)]
+    pub sensor: u32,
+    /// Fraction of readings out of band (0..1).
+    #[arg(long, default_value_t = 0.0)]
+    pub error_rate: f64,
+    /// Fraction of frames the link drops.
+    #[arg(long, default_value_t = 0.0)]
+    pub skip_rate: f64,
+    /// Fraction of frames the link sends twice.
+    #[arg(long, default_value_t = 0.0)]
+    pub duplicate_rate: f64,
+    /// Fraction of frames the link delays (by up to 3 places).
+    #[arg(long, default_value_t = 0.0)]
+    pub reorder_rate: f64,
+    /// Fraction of frames with one flipped bit.
+    #[arg(long, default_value_t = 0.0)]
+    pub corrupt_rate: f64,
+    /// Fraction of frames cut short (torn writes).
+    #[arg(long, default_value_t = 0.0)]
+    pub truncate_rate: f64,
+    /// The capture format.
+    #[arg(long, value_enum, default_value_t = GenFormat::Mlog)]
+    pub format: GenFormat,
+    /// The capture file.
+    #[arg(short = 'o', long = "output")]
+    pub output: PathBuf,
+    /// Also write the truth: every reading the sensor took, as CSV.
+    #[arg(long)]
+    pub truth: Option<PathBuf>,
+}
+
+/// Fill methods on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum FillArg {
+    /// Straight line between the neighbours.
+    Linear,
+    /// Last observation carried forward.
+    Locf,
+    /// Seeded noise around the line, scaled to the local variability.
+    Stochastic,
+    /// Report gaps, fill nothing.
+    None,
+}
+
+impl FillArg {
+    /// The core's method.
+    pub fn method(self) -> FillMethod {
+        match self {
+            FillArg::Linear => FillMethod::Linear,
+            FillArg::Locf => FillMethod::Locf,
+            FillArg::Stochastic => FillMethod::Stochastic,
+            FillArg::None => FillMethod::None,
+        }
+    }
+}
+
+/// Output formats of `mend replay`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OutFormat {
+    /// `sensor,session,seq,time,celsius,origin,method,quality,flags`.
+    Csv,
+    /// The same fields, one JSON object per line.
+    Jsonl,
+    /// mend frames of the measured readings only: the wire format cannot carry synthetic
+    /// records, and a later replay recomputes the fills.
+    Mlog,
+}
+
+/// The options shared by `replay` and `inspect`.
+#[derive(Debug, Args, Clone)]
+pub struct ReadArgs {
+    /// Capture files: mend frame logs or JSONL, detected automatically; `-` is stdin.
+    #[arg(required = true, num_args = 1..)]
+    pub inputs: Vec<PathBuf>,
+    /// Replay from this time (RFC 3339 UTC or unix seconds).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Replay until this time, inclusive.
+    #[arg(long)]
+    pub until: Option<String>,
+    /// The sampling period of JSONL input (frame logs carry theirs in the header).
+    #[arg(long)]
+    pub period: Option<String>,
+    /// How long a stream waits for late or reordered readings.
+    #[arg(long, default_value = "30s")]
+    pub lateness: String,
+    /// Gaps longer than this are outages: reported, never filled.
+    #[arg(long, default_value = "60s")]
+    pub max_gap: String,
+    /// The valid band in °C, LO..HI, inclusive.
+    #[arg(long, default_value = "50..55", allow_hyphen_values = true)]
+    pub band: String,
+    /// Read every input from the start even when --from would allow a seek.
+    #[arg(long)]
+    pub no_seek: bool,
+}
+
+/// `mend replay`.
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// What to read, and which part of it.
+    #[command(flatten)]
+    pub read: ReadArgs,
+    /// How gaps are filled.
+    #[arg(long, value_enum, default_value_t = FillArg::Linear)]
+    pub fill: FillArg,
+    /// The seed of stochastic fills.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// The output format.
+    #[arg(long, value_enum, default_value_t = OutFormat::Csv)]
+    pub format: OutFormat,
+    /// The output file (default: standard output).
+    #[arg(short = 'o', long = "output")]
+    pub output: Option<PathBuf>,
+    /// Write everything that could not be used here, as JSONL.
+    #[arg(long)]
+    pub dlq: Option<PathBuf>,
+    /// Draw an SVG chart of the repaired series.
+    #[arg(long)]
+    pub chart: Option<PathBuf>,
+    /// The aggregate window (e.g. 1m); needs --aggregates.
+    #[arg(long, requires = "aggregates")]
+    pub window: Option<String>,
+    /// Write per-window aggregates here, as CSV; needs --window.
+    #[arg(long, requires = "window")]
+    pub aggregates: Option<PathBuf>,
+    /// Resume from (and update) this checkpoint: emit only readings newer than last time.
+    #[arg(long)]
+    pub checkpoint: Option<PathBuf>,
+    /// Write the summary as JSON here as well.
+    #[arg(long)]
+    pub summary_json: Option<PathBuf>,
+    /// Exit with 1 when anything was rejected or dead-lettered.
+    #[arg(long)]
+    pub strict: bool,
+    /// No summary and no progress bar.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+}
+
+/// `mend inspect`.
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// What to read, and which part of it.
+    #[command(flatten)]
+    pub read: ReadArgs,
+    /// How many skipped byte ranges to list before only counting them.
+    #[arg(long, default_value_t = 20)]
+    pub list: usize,
+}
+
+/// Parses `LO..HI` in °C.
+///
+/// # Examples
+/// ```
+/// use mend_core::Celsius;
+/// let (lo, hi) = mend::cli::parse_band("50..55.5").unwrap();
+/// assert_eq!((lo, hi), (Celsius::from_num(50), Celsius::from_num(55.5)));
+/// assert!(mend::cli::parse_band("55..50").is_err());
+/// assert!(mend::cli::parse_band("50-55").is_err());
+/// ```
+pub fn parse_band(text: &str) -> anyhow::Result<(Celsius, Celsius)> {
+    let Some((a, b)) = text.split_once("..") else {
+        bail!("--band {text:?}: expected LO..HI in °C, e.g. 50..55");
+    };
+    let num = |s: &str| -> anyhow::Result<Celsius> {
+        let v: f64 = s
+            .trim()
+            .parse()
+            .with_context(|| format!("--band {text:?}: {s:?} is not a number"))?;
+        if !v.is_finite() {
+            bail!("--band {text:?}: {s:?} is not finite");
+        }
+        Celsius::checked_from_num(v)
+            .with_context(|| format!("--band {text:?}: {s} is out of range"))
+    };
+    let (lo, hi) = (num(a)?, num(b)?);
+    if lo > hi {
+        bail!("--band {text:?} is reversed: the low end is above the high end");
+    }
+    Ok((lo, hi))
+}
+
+fn positive_ms(flag: &str, text: &str) -> anyhow::Result<u64> {
+    let ms = parse_duration_ms(text).with_context(|| format!("--{flag}"))?;
+    if ms == 0 {
+        bail!("--{flag} {text:?} must be longer than zero");
+    }
+    Ok(ms)
+}
+
+fn period_ms(text: &str) -> anyhow::Result<u32> {
+    let ms = positive_ms("period", text)?;
+    u32::try_from(ms).with_context(|| format!("--period {text:?} is too long"))
+}
+
+/// Validated settings of `replay` and `inspect`.
+#[derive(Clone, Debug)]
+pub struct ReadPlan {
+    /// The inputs.
+    pub sources: Vec<InputSource>,
+    /// The replay settings.
+    pub config: ReplayConfig,
+    /// Seek for --from when possible.
+    pub seek: bool,
+}
+
+impl ReadArgs {
+    /// Checks the arguments and builds the settings.
+    pub fn plan(&self, fill: FillMethod, seed: u64) -> anyhow::Result<ReadPlan> {
+        let band = parse_band(&self.band)?;
+        let validate = ValidateConfig {
+            band,
+            ..ValidateConfig::DEFAULT
+        };
+        validate.check().map_err(|e| {
+            anyhow::anyhow!(
+                "--band {}: {e} (the sensor's physical range is {}..{} °C)",
+                self.band,
+                ValidateConfig::DEFAULT.physical.0,
+                ValidateConfig::DEFAULT.physical.1
+            )
+        })?;
+        let from = self
+            .from
+            .as_deref()
+            .map(|t| parse_time(t).context("--from"))
+            .transpose()?;
+        let until = self
+            .until
+            .as_deref()
+            .map(|t| parse_time(t).context("--until"))
+            .transpose()?;
+        if let (Some(f), Some(u)) = (from, until) {
+            if f > u {
+                bail!("--from is after --until: the window is empty");
+            }
+        }
+        let jsonl_period_ms = match &self.period {
+            Some(p) => period_ms(p)?,
+            None => 1_000,
+        };
+        let lateness_ms = parse_duration_ms(&self.lateness).context("--lateness")?;
+        let max_gap_ms = positive_ms("max-gap", &self.max_gap)?;
+        let sources: Vec<InputSource> = self
+            .inputs
+            .iter()
+            .map(|p| InputSource::from_arg(p))
+            .collect();
+        if sources.iter().filter(|s| **s == InputSource::Stdin).count() > 1 {
+            bail!("standard input (-) can be given only once");
+        }
+        Ok(ReadPlan {
+            sources,
+            config: ReplayConfig {
+                engine: EngineConfig {
+                    fill,
+                    max_gap_ms,
+                    lateness_ms,
+                    validate,
+                    seed,
+                    from,
+                    until,
+                    window_ms: None,
+                },
+                jsonl_period_ms,
+            },
+            seek: !self.no_seek,
+        })
+    }
+}
+
+impl ReplayArgs {
+    /// Checks the arguments and builds the settings.
+    pub fn plan(&self) -> anyhow::Result<ReadPlan> {
+        let mut plan = self.read.plan(self.fill.method(), self.seed)?;
+        if let Some(w) = &self.window {
+            plan.config.engine.window_ms = Some(positive_ms("window", w)?);
+        }
+        Ok(plan)
+    }
+}
+
+impl GenerateArgs {
+    /// Checks the arguments and builds the settings.
+    pub fn plan(&self) -> anyhow::Result<GenerateConfig> {
+        let period_ms = period_ms(&self.period)?;
+        let epoch_ms = parse_time(&self.start).context("--start")?;
+        let sim = SimConfig {
+            sensor: self.sensor,
+            session: GenerateConfig::session_of(self.seed),
+            period_ms,
+            epoch_ms,
+            error_ppm: rate_to_ppm("error", self.error_rate)?,
+            skip_ppm: rate_to_ppm("skip", self.skip_rate)?,
+            duplicate_ppm: rate_to_ppm("duplicate", self.duplicate_rate)?,
+            reorder_ppm: rate_to_ppm("reorder", self.reorder_rate)?,
+            max_displacement: 3,
+            corrupt_ppm: rate_to_ppm("corrupt", self.corrupt_rate)?,
+            truncate_ppm: rate_to_ppm("truncate", self.truncate_rate)?,
+            ..SimConfig::ORIGIN
+        };
+        sim.check()
+            .map_err(|e| anyhow::anyhow!("invalid simulation settings: {e}"))?;
+        if self.format == GenFormat::Jsonl && period_ms % 1_000 != 0 {
+            bail!("--period {}: JSONL timestamps are whole seconds, so the period must be a whole number of seconds", self.period);
+        }
+        Ok(GenerateConfig {
+            seed: self.seed,
+            count: self.count,
+            sim,
+            format: match self.format {
+                GenFormat::Mlog => CaptureFormat::Mlog,
+                GenFormat::Jsonl => CaptureFormat::Jsonl,
+            },
+        })
+    }
+}

@@ -1,0 +1,518 @@
+//! The subcommands, wired to files and the terminal.
+//!
+//! Everything here is plumbing around [`crate::replay::run`]: checking that no output would
+//! overwrite an input, creating every output up front (so an unwritable path fails before
+//! the work, not after), committing them in the crash-safe order (outputs, then the
+//! checkpoint), and printing the summary.
+
+use std::io::{self, BufWriter, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use mend_core::{Flag, Outage, Record};
+
+use crate::chart::{Chart, ChartSpec, PointKind};
+use crate::checkpoint::Checkpoint;
+use crate::cli::{Cli, Command, GenerateArgs, InspectArgs, OutFormat, ReadPlan, ReplayArgs};
+use crate::input::{InputSource, StreamMeta};
+use crate::output::{AtomicFile, MlogWriter, RecordSink, RowFormat, RowWriter, Tee};
+use crate::replay::{self, Outputs, ReplayReport};
+use crate::summary;
+
+/// Exit code for success (also when some input was rejected without `--strict`).
+pub const EXIT_OK: u8 = 0;
+/// Exit code for `--strict` runs that rejected something.
+pub const EXIT_REJECTED: u8 = 1;
+/// Exit code for usage and I/O errors.
+pub const EXIT_ERROR: u8 = 2;
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Demo(a) => crate::demo::run(&a),
+        Command::Generate(a) => generate(&a),
+        Command::Replay(a) => replay_cmd(&a),
+        Command::Inspect(a) => inspect(&a),
+    }
+}
+
+fn generate(a: &GenerateArgs) -> anyhow::Result<ExitCode> {
+    let cfg = a.plan()?;
+    if let Some(t) = &a.truth {
+        if same_path(t, &a.output) {
+            bail!("{}: --truth and -o name the same file", t.display());
+        }
+    }
+    let mut capture = AtomicFile::create(&a.output)?;
+    let mut truth = a.truth.as_deref().map(AtomicFile::create).transpose()?;
+    let stats = crate::generate::generate(
+        &cfg,
+        &mut capture,
+        truth.as_mut().map(|t| t as &mut dyn Write),
+    )
+    .with_context(|| format!("{}: cannot write capture", a.output.display()))?;
+    capture.commit()?;
+    if let Some(t) = truth {
+        t.commit()?;
+    }
+    eprintln!(
+        "mend generate: {} readings ({} out of band), {} frames sent: {} dropped, {} duplicated, {} delayed, {} corrupted, {} cut short; {} bytes → {}",
+        stats.readings,
+        stats.out_of_band,
+        stats.sent,
+        stats.dropped,
+        stats.duplicated,
+        stats.delayed,
+        stats.corrupted,
+        stats.truncated,
+        stats.bytes,
+        a.output.display()
+    );
+    Ok(ExitCode::from(EXIT_OK))
+}
+
+/// True when `a` and `b` name the same file (or would, once created).
+pub fn same_path(a: &Path, b: &Path) -> bool {
+    fn resolve(p: &Path) -> Option<PathBuf> {
+        if let Ok(c) = p.canonicalize() {
+            return Some(c);
+        }
+        let name = p.file_name()?;
+        let parent = match p.parent() {
+            Some(x) if !x.as_os_str().is_empty() => x.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        Some(parent.canonicalize().ok()?.join(name))
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if let (Ok(x), Ok(y)) = (std::fs::metadata(a), std::fs::metadata(b)) {
+            if x.dev() == y.dev() && x.ino() == y.ino() {
+                return true;
+            }
+        }
+    }
+    match (resolve(a), resolve(b)) {
+        (Some(x), Some(y)) => x == y,
+        _ => a == b,
+    }
+}
+
+/// Refuses outputs that are inputs, or that are given twice.
+fn check_outputs(sources: &[InputSource], outputs: &[(&str, &Path)]) -> anyhow::Result<()> {
+    for (flag, out) in outputs {
+        for s in sources {
+            if let InputSource::Path(p) = s {
+                if same_path(p, out) {
+                    bail!(
+                        "{}: {flag} would overwrite an input; mend never writes into its input",
+                        out.display()
+                    );
+                }
+            }
+        }
+    }
+    for (i, (fa, a)) in outputs.iter().enumerate() {
+        for (fb, b) in outputs.iter().skip(i + 1) {
+            if same_path(a, b) {
+                bail!("{}: given to both {fa} and {fb}", a.display());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Where the main output goes.
+enum MainOut {
+    File(AtomicFile),
+    Stdout(BufWriter<io::Stdout>),
+}
+
+impl Write for MainOut {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            MainOut::File(f) => f.write(buf),
+            MainOut::Stdout(s) => s.write(buf),
+        }
+    }
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        match self {
+            MainOut::File(f) => f.write_all(buf),
+            MainOut::Stdout(s) => s.write_all(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            MainOut::File(f) => f.flush(),
+            MainOut::Stdout(s) => s.flush(),
+        }
+    }
+}
+
+/// Feeds output records to a [`Chart`].
+pub struct ChartSink<'c> {
+    /// The chart.
+    pub chart: &'c mut Chart,
+}
+
+impl RecordSink for ChartSink<'_> {
+    fn record(&mut self, rec: &Record, _meta: &StreamMeta) -> io::Result<()> {
+        let kind = if rec.is_synthetic() {
+            PointKind::Synthetic
+        } else if rec.flags.iter().any(|f| f != Flag::Late) {
+            PointKind::Flagged
+        } else {
+            PointKind::Measured
+        };
+        self.chart
+            .add(rec.reading.timestamp, rec.reading.celsius.to_bits(), kind);
+        Ok(())
+    }
+
+    fn outage(&mut self, o: &Outage) -> io::Result<()> {
+        self.chart.add_outage(o.before.timestamp, o.after.timestamp);
+        Ok(())
+    }
+}
+
+fn progress_bar(sources: &[InputSource], quiet: bool) -> Option<ProgressBar> {
+    if quiet || !io::stderr().is_terminal() {
+        return None;
+    }
+    let total: u64 = sources
+        .iter()
+        .map(|s| match s {
+            InputSource::Path(p) => std::fs::metadata(p).map(|m| m.len()).unwrap_or(0),
+            _ => 0,
+        })
+        .sum();
+    if total < 8 << 20 {
+        return None;
+    }
+    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+    if let Ok(style) = ProgressStyle::with_template(
+        "{spinner} replaying [{bar:40}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta})",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    Some(bar)
+}
+
+/// Decides where each input starts: a seek for `--from` where possible.
+fn start_offsets(plan: &ReadPlan, notes: &mut Vec<String>) -> anyhow::Result<Vec<u64>> {
+    let mut starts = vec![0; plan.sources.len()];
+    let e = &plan.config.engine;
+    let Some(from) = e.from else {
+        return Ok(starts);
+    };
+    if !plan.seek {
+        return Ok(starts);
+    }
+    let target = from
+        .saturating_sub(e.lateness_ms)
+        .saturating_sub(e.max_gap_ms);
+    for (i, s) in plan.sources.iter().enumerate() {
+        if let InputSource::Path(p) = s {
+            match crate::seek::seek_offset(p, target)? {
+                crate::seek::SeekResult::Offset(o) => {
+                    starts[i] = o;
+                    if o > 0 {
+                        notes.push(format!(
+                            "{}: seek for --from: reading starts at byte {o}",
+                            p.display()
+                        ));
+                    }
+                }
+                crate::seek::SeekResult::NotSorted => notes.push(format!(
+                    "{}: timestamps are not sorted through the file (boot clock or several sessions); read from the start",
+                    p.display()
+                )),
+                crate::seek::SeekResult::NotFrames => {}
+            }
+        }
+    }
+    Ok(starts)
+}
+
+/// The files of one replay.
+#[derive(Clone, Debug, Default)]
+pub struct ReplayFiles {
+    /// The records (standard output when `None`).
+    pub output: Option<PathBuf>,
+    /// Their format.
+    pub format: Option<OutFormat>,
+    /// The dead-letter file.
+    pub dlq: Option<PathBuf>,
+    /// The SVG chart.
+    pub chart: Option<PathBuf>,
+    /// The aggregates CSV.
+    pub aggregates: Option<PathBuf>,
+    /// The checkpoint to resume from and update.
+    pub checkpoint: Option<PathBuf>,
+    /// The summary as JSON.
+    pub summary_json: Option<PathBuf>,
+}
+
+fn replay_cmd(a: &ReplayArgs) -> anyhow::Result<ExitCode> {
+    let plan = a.plan()?;
+    let files = ReplayFiles {
+        output: a.output.clone(),
+        format: Some(a.format),
+        dlq: a.dlq.clone(),
+        chart: a.chart.clone(),
+        aggregates: a.aggregates.clone(),
+        checkpoint: a.checkpoint.clone(),
+        summary_json: a.summary_json.clone(),
+    };
+    let report = replay_to_files(&plan, &files, a.quiet)?;
+    if !a.quiet {
+        let dead_name = a.dlq.as_ref().map(|p| p.display().to_string());
+        eprint!("{}", summary::render(&report, dead_name.as_deref()));
+    } else if report.records() == 0 {
+        for n in &report.notes {
+            eprintln!("mend: {n}");
+        }
+    }
+    Ok(exit_for(&report, a.strict))
+}
+
+/// Runs a replay with file outputs: checks paths, creates every output up front, and
+/// commits them in crash-safe order (outputs, then the checkpoint).
+pub fn replay_to_files(
+    plan: &ReadPlan,
+    files: &ReplayFiles,
+    quiet: bool,
+) -> anyhow::Result<ReplayReport> {
+    let mut outs: Vec<(&str, &Path)> = Vec::new();
+    let named = [
+        ("-o", &files.output),
+        ("--dlq", &files.dlq),
+        ("--chart", &files.chart),
+        ("--aggregates", &files.aggregates),
+        ("--checkpoint", &files.checkpoint),
+        ("--summary-json", &files.summary_json),
+    ];
+    for (flag, p) in &named {
+        if let Some(p) = p {
+            outs.push((flag, p));
+        }
+    }
+    check_outputs(&plan.sources, &outs)?;
+    for s in &plan.sources {
+        if let InputSource::Path(p) = s {
+            let m = std::fs::metadata(p)
+                .with_context(|| format!("{}: cannot open input", p.display()))?;
+            if m.is_dir() {
+                bail!("{}: is a directory, not a capture", p.display());
+            }
+        }
+    }
+    let checkpoint = match &files.checkpoint {
+        Some(p) => Checkpoint::load(p)?,
+        None => Checkpoint::default(),
+    };
+    let mut notes = Vec::new();
+    let starts = start_offsets(plan, &mut notes)?;
+
+    // Every output exists (as a temporary file) before any work starts.
+    let mut main = match &files.output {
+        Some(p) => MainOut::File(AtomicFile::create(p)?),
+        None => MainOut::Stdout(BufWriter::with_capacity(1 << 20, io::stdout())),
+    };
+    let mut dlq = files.dlq.as_deref().map(AtomicFile::create).transpose()?;
+    let mut aggs = files
+        .aggregates
+        .as_deref()
+        .map(AtomicFile::create)
+        .transpose()?;
+    let chart_file = files.chart.as_deref().map(AtomicFile::create).transpose()?;
+    let summary_file = files
+        .summary_json
+        .as_deref()
+        .map(AtomicFile::create)
+        .transpose()?;
+    let mut chart = files.chart.as_ref().map(|_| {
+        let band = plan.config.engine.validate.band;
+        Chart::new(ChartSpec {
+            title: chart_title(&plan.sources),
+            band: (band.0.to_num(), band.1.to_num()),
+            ..ChartSpec::default()
+        })
+    });
+    let progress = progress_bar(&plan.sources, quiet);
+
+    let (mut report, new_checkpoint) = {
+        let mut tee = Tee::default();
+        match files.format.unwrap_or(OutFormat::Csv) {
+            OutFormat::Csv => tee
+                .sinks
+                .push(Box::new(RowWriter::new(&mut main, RowFormat::Csv)?)),
+            OutFormat::Jsonl => tee
+                .sinks
+                .push(Box::new(RowWriter::new(&mut main, RowFormat::Jsonl)?)),
+            OutFormat::Mlog => tee.sinks.push(Box::new(MlogWriter::new(&mut main))),
+        }
+        if let Some(c) = chart.as_mut() {
+            tee.sinks.push(Box::new(ChartSink { chart: c }));
+        }
+        replay::run(
+            &plan.sources,
+            &starts,
+            &plan.config,
+            checkpoint,
+            Outputs {
+                records: &mut tee,
+                dead_letters: dlq.as_mut().map(|f| Box::new(f) as Box<dyn Write>),
+                aggregates: aggs.as_mut().map(|f| Box::new(f) as Box<dyn Write>),
+                progress: progress.clone(),
+                keep_dead_letters: 0,
+            },
+        )?
+    };
+    if let Some(p) = progress {
+        p.finish_and_clear();
+    }
+    report.notes.splice(0..0, notes);
+
+    // Outputs first (synced, renamed), the checkpoint last.
+    match main {
+        MainOut::File(f) => f.commit()?,
+        MainOut::Stdout(mut s) => s.flush().context("cannot write to standard output")?,
+    }
+    if let Some(f) = dlq {
+        f.commit()?;
+    }
+    if let Some(f) = aggs {
+        f.commit()?;
+    }
+    if let (Some(mut f), Some(c)) = (chart_file, chart.as_ref()) {
+        let svg = c.render_svg().context("cannot draw the chart")?;
+        f.write_all(svg.as_bytes())
+            .with_context(|| format!("{}: cannot write chart", f.path().display()))?;
+        f.commit()?;
+    }
+    if let Some(mut f) = summary_file {
+        serde_json::to_writer_pretty(&mut f, &report)
+            .with_context(|| format!("{}: cannot write summary", f.path().display()))?;
+        f.write_all(b"\n")?;
+        f.commit()?;
+    }
+    if let Some(p) = &files.checkpoint {
+        new_checkpoint.save(p)?;
+    }
+    Ok(report)
+}
+
+fn exit_for(report: &ReplayReport, strict: bool) -> ExitCode {
+    if strict && report.anything_rejected() {
+        ExitCode::from(EXIT_REJECTED)
+    } else {
+        ExitCode::from(EXIT_OK)
+    }
+}
+
+fn chart_title(sources: &[InputSource]) -> String {
+    let names: Vec<String> = sources.iter().map(InputSource::name).collect();
+    format!("mend replay of {}", names.join(", "))
+}
+
+/// A sink that writes nothing.
+struct Discard;
+
+impl RecordSink for Discard {
+    fn record(&mut self, _rec: &Record, _meta: &StreamMeta) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+fn inspect(a: &InspectArgs) -> anyhow::Result<ExitCode> {
+    let plan = a.read.plan(mend_core::FillMethod::None, 0)?;
+    let mut notes = Vec::new();
+    let starts = start_offsets(&plan, &mut notes)?;
+    let (mut report, _) = replay::run(
+        &plan.sources,
+        &starts,
+        &plan.config,
+        Checkpoint::default(),
+        Outputs {
+            records: &mut Discard,
+            dead_letters: None,
+            aggregates: None,
+            progress: progress_bar(&plan.sources, false),
+            keep_dead_letters: a.list,
+        },
+    )?;
+    report.notes.splice(0..0, notes);
+    let mut out = io::stdout().lock();
+    write_inspect(&mut out, &report, a.list)?;
+    Ok(ExitCode::from(EXIT_OK))
+}
+
+fn write_inspect(out: &mut impl Write, r: &ReplayReport, list: usize) -> io::Result<()> {
+    use crate::timefmt::{human_ms, to_rfc3339};
+    let sensors: std::collections::BTreeSet<u32> = r.streams.iter().map(|s| s.sensor).collect();
+    writeln!(
+        out,
+        "sensors: {}",
+        sensors
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    )?;
+    for i in &r.inputs {
+        writeln!(out, "{}", summary::input_line(i))?;
+    }
+    let first = r.streams.iter().filter_map(|s| s.first_ms).min();
+    let last = r.streams.iter().filter_map(|s| s.last_ms).max();
+    if let (Some(a), Some(b)) = (first, last) {
+        writeln!(
+            out,
+            "time span: {} .. {} ({})",
+            to_rfc3339(a),
+            to_rfc3339(b),
+            human_ms(b - a)
+        )?;
+    }
+    for s in &r.streams {
+        writeln!(
+            out,
+            "session: sensor {} session {}: period {}, {} clock; {} readings received",
+            s.sensor,
+            s.session,
+            human_ms(u64::from(s.period_ms)),
+            s.clock,
+            s.received
+        )?;
+        let mut text = String::new();
+        summary::stream_section(&mut text, s, None);
+        for line in text.lines().skip(1) {
+            writeln!(out, "{line}")?;
+        }
+    }
+    writeln!(out, "damaged or unusable input: {}", r.dead_letters)?;
+    for (reason, n) in &r.dead_by_reason {
+        writeln!(out, "  {reason}: {n}")?;
+    }
+    for d in r.first_dead_letters.iter().take(list) {
+        writeln!(
+            out,
+            "  {} {}: {} ({})",
+            d.input, d.location, d.reason, d.detail
+        )?;
+    }
+    if r.dead_letters > r.first_dead_letters.len() as u64 {
+        writeln!(
+            out,
+            "  … and {} more",
+            r.dead_letters - r.first_dead_letters.len() as u64
+        )?;
+    }
+    for n in &r.notes {
+        writeln!(out, "note: {n}")?;
+    }
+    Ok(())
+}

@@ -1,0 +1,1104 @@
+//! Reading captures: format detection, the frame-log reader and the JSONL reader.
+//!
+//! Both readers turn bytes into [`Item`]s one at a time, in file order, with bounded memory
+//! (one read chunk, one line), and never stop at bad input: every byte or line they cannot
+//! use becomes a [`DeadLetter`] with the reason and the location, and the reading after it is
+//! read as if nothing had happened. Every byte read is accounted for in [`ByteCounts`].
+//!
+//! A frame log only makes sense with its session header: a reading frame carries its seq and
+//! its offset from the schedule, not its sensor or time. The reader therefore tracks the
+//! current [`Header`]; a reading with no usable header before it (the log was cut, or the
+//! header was damaged or of an unknown version) is dead-lettered rather than guessed at.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Cursor, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use indicatif::ProgressBar;
+use mend_core::{
+    Celsius, ClockKind, DecodeEvent, Decoder, Fault, Frame, Header, Reading, SkipReason, Stats,
+};
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize};
+
+/// The size of one read from a frame log.
+pub const CHUNK: usize = 256 * 1024;
+
+/// The longest JSONL line that is parsed; longer lines are dead-lettered.
+pub const MAX_LINE: usize = 64 * 1024;
+
+/// How much of a rejected line a dead-letter record quotes.
+const QUOTE: usize = 200;
+
+/// Where an input comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum InputSource {
+    /// A file.
+    Path(PathBuf),
+    /// Standard input (`-` on the command line).
+    Stdin,
+    /// Bytes in memory (the library API).
+    Bytes(std::sync::Arc<[u8]>),
+}
+
+impl InputSource {
+    /// The name used in messages and dead-letter records.
+    pub fn name(&self) -> String {
+        match self {
+            InputSource::Path(p) => p.display().to_string(),
+            InputSource::Stdin => "-".to_string(),
+            InputSource::Bytes(_) => "<memory>".to_string(),
+        }
+    }
+
+    /// The command-line form: `-` is standard input, anything else a path.
+    pub fn from_arg(arg: &Path) -> Self {
+        if arg.as_os_str() == "-" {
+            InputSource::Stdin
+        } else {
+            InputSource::Path(arg.to_path_buf())
+        }
+    }
+}
+
+/// The two capture formats mend reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// mend frames: postcard + CRC + COBS, `0x00`-delimited.
+    Frames,
+    /// The prototype's one-JSON-object-per-line events.
+    Jsonl,
+}
+
+impl Format {
+    /// `"frames"` or `"jsonl"`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Format::Frames => "frames",
+            Format::Jsonl => "jsonl",
+        }
+    }
+}
+
+/// Guesses the format from the first bytes of an input.
+///
+/// A frame log has a `0x00` at least every [`mend_core::MAX_FRAME`] bytes and is not text; a
+/// JSONL log starts with `{` (after blank space) or is UTF-8 text with newlines and braces.
+/// Anything else — garbage included — is read as frames, so that every byte is accounted for.
+///
+/// # Examples
+/// ```
+/// use mend::input::{detect, Format};
+/// assert_eq!(detect(b"{\"timestamp\": 1}\n"), Format::Jsonl);
+/// assert_eq!(detect(&[0x03, 0x01, 0x05, 0x00]), Format::Frames);
+/// assert_eq!(detect(b""), Format::Frames);
+/// ```
+pub fn detect(head: &[u8]) -> Format {
+    let body = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(head);
+    match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') | Some(b'[') => Format::Jsonl,
+        Some(_)
+            if !body.contains(&0)
+                && body.contains(&b'\n')
+                && body.contains(&b'{')
+                && std::str::from_utf8(body).is_ok() =>
+        {
+            Format::Jsonl
+        }
+        _ => Format::Frames,
+    }
+}
+
+/// Where something was found in an input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Location {
+    /// A byte range of a frame log.
+    Bytes {
+        /// The first byte.
+        offset: u64,
+        /// How many bytes.
+        length: u64,
+    },
+    /// A line of a JSONL log, counted from 1.
+    Line {
+        /// The line number.
+        line: u64,
+    },
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::Bytes { offset, length } => {
+                write!(f, "byte offset {offset} ({length} bytes)")
+            }
+            Location::Line { line } => write!(f, "line {line}"),
+        }
+    }
+}
+
+/// Something that could not be used, where it was, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeadLetter {
+    /// The index of the input.
+    pub input: usize,
+    /// Where in the input.
+    pub location: Location,
+    /// A short machine-readable reason (`bad_crc`, `missing_field`, …).
+    pub reason: &'static str,
+    /// What was wrong, for people.
+    pub detail: String,
+}
+
+/// What the stream a reading belongs to is like.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StreamMeta {
+    /// Readings carry a sample counter (frame logs) or not (JSONL).
+    pub has_seq: bool,
+    /// The sampling period in ms.
+    pub period_ms: u32,
+    /// The session's clock.
+    pub clock: ClockKind,
+}
+
+/// A reading as read, with where it was found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReadingItem {
+    /// The index of the input it came from.
+    pub input: usize,
+    /// The reading.
+    pub reading: Reading,
+    /// Its stream's properties.
+    pub meta: StreamMeta,
+    /// Where it was.
+    pub at: Location,
+}
+
+/// One thing read from an input, in file order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Item {
+    /// A reading.
+    Reading(ReadingItem),
+    /// A session header (frame logs).
+    Header(Header),
+    /// An edge stats frame, with the sensor of the header before it.
+    Stats {
+        /// The sensor.
+        sensor: u32,
+        /// The frame.
+        stats: Stats,
+    },
+    /// A failed sample reported by the edge.
+    Fault {
+        /// The sensor.
+        sensor: u32,
+        /// The session.
+        session: u32,
+        /// The fault.
+        fault: Fault,
+    },
+    /// Something unusable.
+    Dead(DeadLetter),
+}
+
+/// The byte books of one input: `good + bad + skipped == read`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ByteCounts {
+    /// Bytes in good frames (or lines that gave a reading).
+    pub good: u64,
+    /// Bytes in damaged frames (or rejected lines).
+    pub bad: u64,
+    /// Bytes that were never a frame (or blank lines).
+    pub skipped: u64,
+    /// Bytes read.
+    pub read: u64,
+    /// Bytes not read because a seek started after them (`--from`).
+    pub before_seek: u64,
+    /// Bytes not read because the input was past `--until`.
+    pub after_stop: u64,
+    /// The file size, when known.
+    pub total: Option<u64>,
+}
+
+impl ByteCounts {
+    /// True when `good + bad + skipped == read`, and, for a file, when
+    /// `before_seek + read + after_stop == size`.
+    pub fn balanced(&self) -> bool {
+        let inner = self.good + self.bad + self.skipped == self.read;
+        let outer = self
+            .total
+            .is_none_or(|t| self.before_seek + self.read + self.after_stop == t);
+        inner && outer
+    }
+}
+
+/// A source of [`Item`]s.
+pub trait ItemReader {
+    /// The next item, `None` at the end. Errors are I/O errors only; bad data is an item.
+    fn next_item(&mut self) -> io::Result<Option<Item>>;
+    /// The byte books so far.
+    fn bytes(&self) -> ByteCounts;
+    /// The format being read.
+    fn format(&self) -> Format;
+    /// Stop after the first reading later than `ms` (for `--until`), where timestamps are
+    /// known to grow through the input (unix clocks, JSONL).
+    fn set_stop_after(&mut self, ms: Option<u64>);
+    /// True once the reader stopped early because of [`ItemReader::set_stop_after`].
+    fn stopped_early(&self) -> bool;
+}
+
+/// Options for opening an input.
+#[derive(Clone, Debug, Default)]
+pub struct OpenOptions {
+    /// The period of JSONL readings, in ms.
+    pub jsonl_period_ms: u32,
+    /// Start decoding a frame log at this byte offset (a seek for `--from`).
+    pub start_offset: u64,
+    /// Advance this bar by the bytes read.
+    pub progress: Option<ProgressBar>,
+}
+
+/// Opens an input and detects its format.
+///
+/// The error says which file and why (missing, unreadable).
+pub fn open(
+    source: &InputSource,
+    index: usize,
+    opts: &OpenOptions,
+) -> anyhow::Result<Box<dyn ItemReader>> {
+    let name = source.name();
+    let (mut raw, total): (Box<dyn Read>, Option<u64>) = match source {
+        InputSource::Path(p) => {
+            let mut f = File::open(p).with_context(|| format!("{name}: cannot open input"))?;
+            let meta = f
+                .metadata()
+                .with_context(|| format!("{name}: cannot read metadata"))?;
+            if meta.is_dir() {
+                anyhow::bail!("{name}: is a directory, not a capture");
+            }
+            let total = meta.is_file().then_some(meta.len());
+            if opts.start_offset > 0 {
+                f.seek(SeekFrom::Start(opts.start_offset))
+                    .with_context(|| format!("{name}: cannot seek"))?;
+            }
+            (Box::new(f), total)
+        }
+        InputSource::Stdin => (Box::new(io::stdin()), None),
+        InputSource::Bytes(b) => {
+            let start = usize::try_from(opts.start_offset)
+                .unwrap_or(usize::MAX)
+                .min(b.len());
+            let c = Cursor::new(b.clone());
+            let mut c = c;
+            c.set_position(start as u64);
+            (Box::new(c), Some(b.len() as u64))
+        }
+    };
+    let mut head = vec![0u8; 64 * 1024];
+    let mut got = 0;
+    while got < head.len() {
+        match raw.read(&mut head[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e).with_context(|| format!("{name}: cannot read")),
+        }
+    }
+    head.truncate(got);
+    let format = if opts.start_offset > 0 {
+        Format::Frames
+    } else {
+        detect(&head)
+    };
+    let reader: Box<dyn Read> = Box::new(Cursor::new(head).chain(raw));
+    let counts = ByteCounts {
+        total,
+        before_seek: opts.start_offset,
+        ..ByteCounts::default()
+    };
+    Ok(match format {
+        Format::Frames => Box::new(FrameReader::new(
+            reader,
+            index,
+            counts,
+            opts.progress.clone(),
+        )),
+        Format::Jsonl => Box::new(JsonlReader::new(
+            reader,
+            index,
+            opts.jsonl_period_ms,
+            counts,
+            opts.progress.clone(),
+        )),
+    })
+}
+
+/// Reads a mend frame log: decodes frames, tracks the session header, and reports every byte.
+pub struct FrameReader<R> {
+    inner: R,
+    buf: Box<[u8]>,
+    pos: usize,
+    len: usize,
+    eof: bool,
+    dec: Decoder,
+    header: Option<Header>,
+    header_problem: &'static str,
+    input: usize,
+    counts: ByteCounts,
+    progress: Option<ProgressBar>,
+    stop_after: Option<u64>,
+    stopped: bool,
+}
+
+impl<R: Read> FrameReader<R> {
+    /// A reader of `inner`, the input numbered `input`, whose first byte is at
+    /// `counts.before_seek`.
+    pub fn new(inner: R, input: usize, counts: ByteCounts, progress: Option<ProgressBar>) -> Self {
+        Self {
+            inner,
+            buf: vec![0u8; CHUNK].into_boxed_slice(),
+            pos: 0,
+            len: 0,
+            eof: false,
+            dec: Decoder::at(counts.before_seek),
+            header: None,
+            header_problem: "no header frame before it",
+            input,
+            counts,
+            progress,
+            stop_after: None,
+            stopped: false,
+        }
+    }
+
+    fn refill(&mut self) -> io::Result<()> {
+        loop {
+            match self.inner.read(&mut self.buf) {
+                Ok(n) => {
+                    self.pos = 0;
+                    self.len = n;
+                    self.eof = n == 0;
+                    if let Some(p) = &self.progress {
+                        p.inc(n as u64);
+                    }
+                    return Ok(());
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn dead(&self, span: mend_core::Span, reason: &'static str, detail: String) -> Item {
+        Item::Dead(DeadLetter {
+            input: self.input,
+            location: Location::Bytes {
+                offset: span.start,
+                length: span.len(),
+            },
+            reason,
+            detail,
+        })
+    }
+
+    fn handle(&mut self, ev: DecodeEvent) -> Option<Item> {
+        match ev {
+            DecodeEvent::Skipped { span, reason } => {
+                if reason.is_bad_frame() {
+                    self.counts.bad += span.len();
+                } else {
+                    self.counts.skipped += span.len();
+                }
+                if reason == SkipReason::UnknownVersion {
+                    self.header = None;
+                    self.header_problem = "its session header has an unknown format version";
+                }
+                let what = if reason.is_bad_frame() {
+                    "damaged frame"
+                } else {
+                    "skipped bytes"
+                };
+                Some(self.dead(span, reason.name(), format!("{what}: {reason}")))
+            }
+            DecodeEvent::Frame { frame, span } => {
+                self.counts.good += span.len();
+                match frame {
+                    Frame::Header(h) => {
+                        if h.period_ms == 0 {
+                            self.header = None;
+                            self.header_problem = "its session header has a zero period";
+                            return Some(self.dead(
+                                span,
+                                "zero_period",
+                                format!(
+                                    "header of sensor {} session {} has a sampling period of 0",
+                                    h.sensor, h.session
+                                ),
+                            ));
+                        }
+                        self.header = Some(h);
+                        Some(Item::Header(h))
+                    }
+                    Frame::Reading(w) => {
+                        let Some(h) = self.header else {
+                            return Some(self.dead(
+                                span,
+                                "no_header",
+                                format!(
+                                    "reading seq {} cannot be placed: {}",
+                                    w.seq, self.header_problem
+                                ),
+                            ));
+                        };
+                        match h.from_wire(&w) {
+                            Ok(reading) => {
+                                if let Some(limit) = self.stop_after {
+                                    if reading.timestamp > limit && h.clock == ClockKind::Unix {
+                                        self.stopped = true;
+                                    }
+                                }
+                                Some(Item::Reading(ReadingItem {
+                                    input: self.input,
+                                    reading,
+                                    meta: StreamMeta {
+                                        has_seq: true,
+                                        period_ms: h.period_ms,
+                                        clock: h.clock,
+                                    },
+                                    at: Location::Bytes {
+                                        offset: span.start,
+                                        length: span.len(),
+                                    },
+                                }))
+                            }
+                            Err(e) => Some(self.dead(
+                                span,
+                                "bad_timestamp",
+                                format!("reading seq {}: {e}", w.seq),
+                            )),
+                        }
+                    }
+                    Frame::Stats(stats) => match self.header {
+                        Some(h) => Some(Item::Stats {
+                            sensor: h.sensor,
+                            stats,
+                        }),
+                        None => Some(self.dead(
+                            span,
+                            "no_header",
+                            format!(
+                                "stats frame of session {} cannot be placed: {}",
+                                stats.session, self.header_problem
+                            ),
+                        )),
+                    },
+                    Frame::Fault(fault) => match self.header {
+                        Some(h) => Some(Item::Fault {
+                            sensor: h.sensor,
+                            session: h.session,
+                            fault,
+                        }),
+                        None => Some(self.dead(
+                            span,
+                            "no_header",
+                            format!(
+                                "fault frame for seq {} cannot be placed: {}",
+                                fault.seq, self.header_problem
+                            ),
+                        )),
+                    },
+                }
+            }
+        }
+    }
+}
+
+impl<R: Read> ItemReader for FrameReader<R> {
+    fn next_item(&mut self) -> io::Result<Option<Item>> {
+        if self.stopped {
+            return Ok(None);
+        }
+        loop {
+            if self.pos >= self.len {
+                if self.eof {
+                    return Ok(None);
+                }
+                self.refill()?;
+                if self.eof {
+                    let ev = self.dec.finish();
+                    return Ok(ev.and_then(|ev| self.handle(ev)));
+                }
+            }
+            let chunk = &self.buf[self.pos..self.len];
+            let mut used = 0;
+            let mut found = None;
+            for &b in chunk {
+                used += 1;
+                if let Some(ev) = self.dec.push(b) {
+                    found = Some(ev);
+                    break;
+                }
+            }
+            self.pos += used;
+            if let Some(ev) = found {
+                if let Some(item) = self.handle(ev) {
+                    return Ok(Some(item));
+                }
+            }
+        }
+    }
+
+    fn bytes(&self) -> ByteCounts {
+        let mut c = self.counts;
+        // Only bytes the decoder has attributed count as read; after an early stop, the rest
+        // of the chunk (and of the file) was never looked at.
+        let end = if self.stopped {
+            self.dec.frame_start()
+        } else {
+            self.dec.position()
+        };
+        c.read = end.saturating_sub(c.before_seek);
+        if self.stopped {
+            if let Some(t) = c.total {
+                c.after_stop = t.saturating_sub(end);
+            }
+        }
+        c
+    }
+
+    fn format(&self) -> Format {
+        Format::Frames
+    }
+
+    fn set_stop_after(&mut self, ms: Option<u64>) {
+        self.stop_after = ms;
+    }
+
+    fn stopped_early(&self) -> bool {
+        self.stopped
+    }
+}
+
+/// A JSON scalar as found, so that a wrong type can be named precisely.
+enum Scalar<'a> {
+    Unsigned(u64),
+    Signed(i64),
+    Float(f64),
+    Str(std::borrow::Cow<'a, str>),
+    Bool(bool),
+    Null,
+    Compound,
+}
+
+impl Scalar<'_> {
+    fn kind(&self) -> &'static str {
+        match self {
+            Scalar::Unsigned(_) | Scalar::Signed(_) => "an integer",
+            Scalar::Float(_) => "a float",
+            Scalar::Str(_) => "a string",
+            Scalar::Bool(_) => "a boolean",
+            Scalar::Null => "null",
+            Scalar::Compound => "an array or object",
+        }
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Scalar<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = Scalar<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(Scalar::Unsigned(v))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(Scalar::Signed(v))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+                Ok(Scalar::Float(v))
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Scalar::Str(std::borrow::Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Scalar::Str(std::borrow::Cow::Owned(v.to_owned())))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+                Ok(Scalar::Bool(v))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(Scalar::Null)
+            }
+            fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(Scalar::Null)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
+                while a.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Scalar::Compound)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
+                while a.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Scalar::Compound)
+            }
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
+    }
+}
+
+/// One prototype event with every field optional, so that a missing field is reported as
+/// such rather than as a parse error.
+#[derive(Deserialize)]
+struct Event<'a> {
+    #[serde(borrow)]
+    timestamp: Option<Scalar<'a>>,
+    #[serde(borrow)]
+    event_type: Option<Scalar<'a>>,
+    #[serde(borrow)]
+    temperature: Option<Scalar<'a>>,
+    #[serde(borrow)]
+    status: Option<Scalar<'a>>,
+    #[serde(borrow)]
+    synthetic: Option<Scalar<'a>>,
+}
+
+/// Why a JSONL line gave no reading.
+struct LineError {
+    reason: &'static str,
+    detail: String,
+}
+
+fn line_err(reason: &'static str, detail: impl Into<String>) -> LineError {
+    LineError {
+        reason,
+        detail: detail.into(),
+    }
+}
+
+/// The lowest and highest temperature a JSONL event may carry, in °C.
+pub const JSONL_RANGE: (f64, f64) = (-273.15, 2000.0);
+
+/// Parses one prototype event into `(timestamp_ms, celsius)`.
+fn parse_event(line: &[u8]) -> Result<(u64, Celsius), LineError> {
+    let text = std::str::from_utf8(line)
+        .map_err(|e| line_err("not_utf8", format!("line is not UTF-8 text ({e})")))?;
+    let first = text.trim_start().as_bytes().first().copied();
+    if first != Some(b'{') {
+        return Err(match serde_json::from_str::<IgnoredAny>(text) {
+            Ok(_) => line_err("not_an_object", "line is JSON but not an object"),
+            Err(e) => malformed(text, &e),
+        });
+    }
+    let ev: Event = serde_json::from_str(text).map_err(|e| malformed(text, &e))?;
+    let ts = match ev.timestamp {
+        None => return Err(line_err("missing_field", "missing field \"timestamp\"")),
+        Some(Scalar::Unsigned(t)) => t,
+        Some(Scalar::Signed(t)) => {
+            return Err(line_err(
+                "bad_timestamp",
+                format!("timestamp {t} is negative"),
+            ))
+        }
+        Some(Scalar::Float(t)) => {
+            return Err(line_err(
+                "bad_timestamp",
+                format!("timestamp {t} is a float; expected whole unix seconds"),
+            ))
+        }
+        Some(other) => {
+            return Err(line_err(
+                "wrong_type",
+                format!("timestamp is {}; expected whole unix seconds", other.kind()),
+            ))
+        }
+    };
+    let ts_ms = ts
+        .checked_mul(1_000)
+        .ok_or_else(|| line_err("bad_timestamp", format!("timestamp {ts} is out of range")))?;
+    match ev.event_type {
+        None => return Err(line_err("missing_field", "missing field \"event_type\"")),
+        Some(Scalar::Str(s)) if s == "TEMPERATURE_SENSOR" => {}
+        Some(Scalar::Str(s)) => {
+            return Err(line_err(
+                "unknown_event_type",
+                format!("event_type {s:?} is not TEMPERATURE_SENSOR"),
+            ))
+        }
+        Some(other) => {
+            return Err(line_err(
+                "wrong_type",
+                format!("event_type is {}; expected a string", other.kind()),
+            ))
+        }
+    }
+    let t = match ev.temperature {
+        None => return Err(line_err("missing_field", "missing field \"temperature\"")),
+        Some(Scalar::Unsigned(v)) => v as f64,
+        Some(Scalar::Signed(v)) => v as f64,
+        Some(Scalar::Float(v)) => v,
+        Some(other) => {
+            return Err(line_err(
+                "wrong_type",
+                format!("temperature is {}; expected a number", other.kind()),
+            ))
+        }
+    };
+    if !t.is_finite() {
+        return Err(line_err(
+            "not_finite",
+            format!("temperature {t} is not finite"),
+        ));
+    }
+    if t < JSONL_RANGE.0 || t > JSONL_RANGE.1 {
+        return Err(line_err(
+            "out_of_range",
+            format!("temperature {t} °C is outside -273.15…2000 °C"),
+        ));
+    }
+    match ev.status {
+        None => return Err(line_err("missing_field", "missing field \"status\"")),
+        Some(Scalar::Str(s)) if matches!(&*s, "normal" | "low" | "high" | "error") => {}
+        Some(Scalar::Str(s)) => {
+            return Err(line_err(
+                "unknown_status",
+                format!("status {s:?} is not normal, low, high or error"),
+            ))
+        }
+        Some(other) => {
+            return Err(line_err(
+                "wrong_type",
+                format!("status is {}; expected a string", other.kind()),
+            ))
+        }
+    }
+    match ev.synthetic {
+        None | Some(Scalar::Bool(false)) | Some(Scalar::Null) => {}
+        Some(Scalar::Bool(true)) => {
+            return Err(line_err(
+                "synthetic_input",
+                "synthetic line written by the prototype; mend recomputes fills",
+            ))
+        }
+        Some(other) => {
+            return Err(line_err(
+                "wrong_type",
+                format!("synthetic is {}; expected a boolean", other.kind()),
+            ))
+        }
+    }
+    // Rounded to the nearest 1/256 °C, ties to even; exact for any value a real sensor
+    // reports (1/16, 1/8 or 0.5 °C steps).
+    let c = Celsius::checked_from_num(t).ok_or_else(|| {
+        line_err(
+            "out_of_range",
+            format!("temperature {t} is not representable"),
+        )
+    })?;
+    Ok((ts_ms, c))
+}
+
+fn malformed(text: &str, e: &serde_json::Error) -> LineError {
+    // Python's json module writes NaN and Infinity, which are not JSON.
+    let lower = text.to_ascii_lowercase();
+    if lower.contains("nan") || lower.contains("infinity") {
+        line_err(
+            "not_finite",
+            format!("NaN or Infinity is not a number ({e})"),
+        )
+    } else if e.is_data() {
+        line_err("wrong_type", format!("{e}"))
+    } else {
+        line_err("malformed_json", format!("malformed JSON ({e})"))
+    }
+}
+
+/// Reads the prototype's JSONL log: one event per line, strictly validated.
+pub struct JsonlReader<R> {
+    inner: BufReader<R>,
+    line: Vec<u8>,
+    line_no: u64,
+    input: usize,
+    period_ms: u32,
+    counts: ByteCounts,
+    progress: Option<ProgressBar>,
+    stop_after: Option<u64>,
+    stopped: bool,
+    done: bool,
+}
+
+impl<R: Read> JsonlReader<R> {
+    /// A reader of `inner`, the input numbered `input`, whose readings are `period_ms` apart.
+    pub fn new(
+        inner: R,
+        input: usize,
+        period_ms: u32,
+        counts: ByteCounts,
+        progress: Option<ProgressBar>,
+    ) -> Self {
+        Self {
+            inner: BufReader::with_capacity(CHUNK, inner),
+            line: Vec::with_capacity(256),
+            line_no: 0,
+            input,
+            period_ms,
+            counts,
+            progress,
+            stop_after: None,
+            stopped: false,
+            done: false,
+        }
+    }
+
+    /// Reads one line into `self.line`, at most [`MAX_LINE`] bytes of it; returns the bytes
+    /// the line took in the file and whether it ended with a newline.
+    fn read_line(&mut self) -> io::Result<(u64, bool)> {
+        self.line.clear();
+        let mut taken: u64 = 0;
+        loop {
+            let buf = match self.inner.fill_buf() {
+                Ok(b) => b,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            if buf.is_empty() {
+                return Ok((taken, false));
+            }
+            let (used, newline) = match buf.iter().position(|b| *b == b'\n') {
+                Some(i) => (i + 1, true),
+                None => (buf.len(), false),
+            };
+            let room = MAX_LINE + 1 - self.line.len().min(MAX_LINE + 1);
+            let keep = used.min(room);
+            self.line.extend_from_slice(&buf[..keep]);
+            self.inner.consume(used);
+            taken += used as u64;
+            self.counts.read += used as u64;
+            if let Some(p) = &self.progress {
+                p.inc(used as u64);
+            }
+            if newline {
+                return Ok((taken, true));
+            }
+        }
+    }
+}
+
+impl<R: Read> ItemReader for JsonlReader<R> {
+    fn next_item(&mut self) -> io::Result<Option<Item>> {
+        loop {
+            if self.done || self.stopped {
+                return Ok(None);
+            }
+            let (len, newline) = self.read_line()?;
+            if len == 0 {
+                self.done = true;
+                return Ok(None);
+            }
+            self.line_no += 1;
+            let mut body: &[u8] = &self.line;
+            if newline {
+                body = body.strip_suffix(b"\n").unwrap_or(body);
+            }
+            body = body.strip_suffix(b"\r").unwrap_or(body);
+            if self.line_no == 1 {
+                body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
+            }
+            if body.iter().all(u8::is_ascii_whitespace) {
+                self.counts.skipped += len;
+                continue;
+            }
+            let result = if self.line.len() > MAX_LINE {
+                Err(line_err(
+                    "line_too_long",
+                    format!("line is longer than {MAX_LINE} bytes"),
+                ))
+            } else {
+                parse_event(body)
+            };
+            match result {
+                Ok((timestamp, celsius)) => {
+                    self.counts.good += len;
+                    if self.stop_after.is_some_and(|s| timestamp > s) {
+                        self.stopped = true;
+                    }
+                    return Ok(Some(Item::Reading(ReadingItem {
+                        input: self.input,
+                        reading: Reading::new(0, 0, 0, timestamp, celsius),
+                        meta: StreamMeta {
+                            has_seq: false,
+                            period_ms: self.period_ms,
+                            clock: ClockKind::Unix,
+                        },
+                        at: Location::Line { line: self.line_no },
+                    })));
+                }
+                Err(e) => {
+                    self.counts.bad += len;
+                    let mut quoted = String::from_utf8_lossy(body).into_owned();
+                    if quoted.len() > QUOTE {
+                        let mut cut = QUOTE;
+                        while !quoted.is_char_boundary(cut) {
+                            cut -= 1;
+                        }
+                        quoted.truncate(cut);
+                        quoted.push('…');
+                    }
+                    let torn = if newline {
+                        ""
+                    } else {
+                        " (last line has no newline: torn write?)"
+                    };
+                    return Ok(Some(Item::Dead(DeadLetter {
+                        input: self.input,
+                        location: Location::Line { line: self.line_no },
+                        reason: e.reason,
+                        detail: format!("{}{torn}: {quoted}", e.detail),
+                    })));
+                }
+            }
+        }
+    }
+
+    fn bytes(&self) -> ByteCounts {
+        let mut c = self.counts;
+        if self.stopped {
+            if let Some(t) = c.total {
+                c.after_stop = t.saturating_sub(c.before_seek + c.read);
+            }
+        }
+        c
+    }
+
+    fn format(&self) -> Format {
+        Format::Jsonl
+    }
+
+    fn set_stop_after(&mut self, ms: Option<u64>) {
+        self.stop_after = ms;
+    }
+
+    fn stopped_early(&self) -> bool {
+        self.stopped
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn items(bytes: &[u8]) -> (Vec<Item>, ByteCounts) {
+        let src = InputSource::Bytes(bytes.to_vec().into());
+        let mut r = open(
+            &src,
+            0,
+            &OpenOptions {
+                jsonl_period_ms: 1_000,
+                ..OpenOptions::default()
+            },
+        )
+        .unwrap();
+        let mut v = Vec::new();
+        while let Some(i) = r.next_item().unwrap() {
+            v.push(i);
+        }
+        (v, r.bytes())
+    }
+
+    fn reasons(v: &[Item]) -> Vec<&'static str> {
+        v.iter()
+            .filter_map(|i| match i {
+                Item::Dead(d) => Some(d.reason),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn jsonl_lines_are_validated_one_by_one() {
+        let log = concat!(
+            "{\"timestamp\": 1, \"event_type\": \"TEMPERATURE_SENSOR\", \"temperature\": 52.5, \"status\": \"normal\"}\n",
+            "not json\n",
+            "[1, 2]\n",
+            "{\"timestamp\": 2, \"event_type\": \"TEMPERATURE_SENSOR\", \"status\": \"normal\"}\n",
+            "{\"timestamp\": 3, \"event_type\": \"TEMPERATURE_SENSOR\", \"temperature\": NaN, \"status\": \"normal\"}\n",
+            "{\"timestamp\": 4, \"event_type\": \"TEMPERATURE_SENSOR\", \"temperature\": \"52\", \"status\": \"normal\"}\n",
+            "{\"timestamp\": 5.5, \"event_type\": \"TEMPERATURE_SENSOR\", \"temperature\": 52, \"status\": \"normal\"}\n",
+            "{\"timestamp\": -6, \"event_type\": \"TEMPERATURE_SENSOR\", \"temperature\": 52, \"status\": \"normal\"}\n",
+            "\n",
+            "{\"timestamp\": 7, \"event_type\": \"TEMPERATURE_SENSOR\", \"temperature\": 52, \"status\": \"odd\"}\n",
+            "{\"timestamp\": 8, \"event_type\": \"TEMPERATURE_SENSOR\", \"temperature\": 53, \"status\": \"normal\", \"synthetic\": true}\n",
+            "{\"timestamp\": 9, \"event_type\": \"TEMPERATURE_SENSOR\", \"temperature\": 1e300, \"status\": \"normal\"}\n",
+            "{\"timestamp\": 10, \"event_type\": \"TEMPERATURE_SENSOR\", \"temperature\": 51, \"status\": \"high\"}",
+        );
+        let (v, bytes) = items(log.as_bytes());
+        assert_eq!(
+            reasons(&v),
+            [
+                "malformed_json",
+                "not_an_object",
+                "missing_field",
+                "not_finite",
+                "wrong_type",
+                "bad_timestamp",
+                "bad_timestamp",
+                "unknown_status",
+                "synthetic_input",
+                "out_of_range"
+            ]
+        );
+        let readings: Vec<(u64, Celsius)> = v
+            .iter()
+            .filter_map(|i| match i {
+                Item::Reading(r) => Some((r.reading.timestamp, r.reading.celsius)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            readings,
+            [
+                (1_000, Celsius::from_num(52.5)),
+                (10_000, Celsius::from_num(51))
+            ]
+        );
+        assert!(bytes.balanced());
+        assert_eq!(bytes.read, log.len() as u64);
+        assert_eq!(bytes.skipped, 1);
+    }
+
+    #[test]
+    fn frame_log_bytes_are_all_accounted_for() {
+        let h = Header::new(1, 1, 1_000, ClockKind::Unix, 0);
+        let mut log = b"junk\0".to_vec();
+        log.extend_from_slice(
+            &mend_core::Frame::Reading(mend_core::WireReading {
+                seq: 0,
+                offset_ms: 0,
+                celsius_bits: 1,
+            })
+            .to_buf()
+            .unwrap(),
+        );
+        log.extend_from_slice(&Frame::Header(h).to_buf().unwrap());
+        let r = Frame::Reading(mend_core::WireReading {
+            seq: 1,
+            offset_ms: 0,
+            celsius_bits: 2,
+        })
+        .to_buf()
+        .unwrap();
+        log.extend_from_slice(&r);
+        log.extend_from_slice(&r[..3]);
+        let (v, bytes) = items(&log);
+        assert_eq!(reasons(&v), ["bad_cobs", "no_header", "truncated"]);
+        assert!(bytes.balanced(), "{bytes:?}");
+        assert_eq!(bytes.read, log.len() as u64);
+        assert!(v.iter().any(
+            |i| matches!(i, Item::Reading(r) if r.reading.seq == 1 && r.reading.timestamp == 1_000)
+        ));
+    }
+}

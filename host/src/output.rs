@@ -1,0 +1,511 @@
+//! Writing results: atomic files, and the CSV, JSONL and frame-log record writers.
+//!
+//! Two promises shape this module. An output appears complete or not at all: everything is
+//! written to a temporary file next to the destination, synced, and renamed over it at the
+//! end, so a crash or a full disk never leaves a half-written CSV that looks finished, and an
+//! input is never opened for writing. And a rerun gives the same bytes: rows are formatted by
+//! hand from integers (no floats, no locale, no run timestamps), which is also what keeps
+//! writing from dominating the replay time.
+
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use mend_core::{Aggregate, ClockKind, Frame, Header, Origin, Outage, Record, WireReading};
+
+use crate::input::StreamMeta;
+use crate::numfmt::{push_celsius, push_u64};
+use crate::timefmt::{format_ms, MAX_TIME_LEN};
+
+/// The buffer size of every output.
+pub const OUT_BUF: usize = 1 << 20;
+
+/// The CSV header of repaired records.
+pub const CSV_HEADER: &str = "sensor,session,seq,time,celsius,origin,method,quality,flags";
+
+/// The CSV header of aggregates.
+pub const AGG_HEADER: &str =
+    "sensor,session,window_start,window_end,measured,synthetic,rejected,min,max,mean,time_in_band_ms";
+
+/// A file that appears at its path only when [`AtomicFile::commit`] succeeds.
+///
+/// # Examples
+/// ```
+/// use std::io::Write;
+/// let dir = tempfile::tempdir().unwrap();
+/// let path = dir.path().join("out.csv");
+/// let mut f = mend::output::AtomicFile::create(&path).unwrap();
+/// f.write_all(b"hello\n").unwrap();
+/// assert!(!path.exists(), "nothing there before the commit");
+/// f.commit().unwrap();
+/// assert_eq!(std::fs::read(&path).unwrap(), b"hello\n");
+/// ```
+pub struct AtomicFile {
+    dest: PathBuf,
+    tmp: PathBuf,
+    w: Option<BufWriter<File>>,
+}
+
+impl AtomicFile {
+    /// Creates the temporary file next to `dest`. Fails, naming the path, when the
+    /// directory does not exist or is not writable.
+    pub fn create(dest: &Path) -> anyhow::Result<Self> {
+        let name = dest
+            .file_name()
+            .with_context(|| format!("{}: not a file path", dest.display()))?;
+        let dir = match dest.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        if dest.is_dir() {
+            anyhow::bail!("{}: is a directory", dest.display());
+        }
+        let mut tmp_name = std::ffi::OsString::from(".");
+        tmp_name.push(name);
+        tmp_name.push(format!(".mend-tmp-{}", std::process::id()));
+        let tmp = dir.join(tmp_name);
+        let file = File::create(&tmp)
+            .with_context(|| format!("{}: cannot write output", dest.display()))?;
+        Ok(Self {
+            dest: dest.to_path_buf(),
+            tmp,
+            w: Some(BufWriter::with_capacity(OUT_BUF, file)),
+        })
+    }
+
+    /// The destination path.
+    pub fn path(&self) -> &Path {
+        &self.dest
+    }
+
+    /// Flushes, syncs to disk and renames the file into place.
+    pub fn commit(mut self) -> anyhow::Result<()> {
+        let dest = self.dest.clone();
+        let w = self.w.take().context("output already committed")?;
+        let file = w
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .with_context(|| format!("{}: cannot write output", dest.display()))?;
+        file.sync_all()
+            .with_context(|| format!("{}: cannot sync output", dest.display()))?;
+        fs::rename(&self.tmp, &dest)
+            .with_context(|| format!("{}: cannot move output into place", dest.display()))?;
+        Ok(())
+    }
+}
+
+impl Write for AtomicFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self.w.as_mut() {
+            Some(w) => w.write(buf),
+            None => Err(io::Error::other("output already committed")),
+        }
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        match self.w.as_mut() {
+            Some(w) => w.write_all(buf),
+            None => Err(io::Error::other("output already committed")),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self.w.as_mut() {
+            Some(w) => w.flush(),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for AtomicFile {
+    fn drop(&mut self) {
+        if self.w.take().is_some() {
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// Where repaired records go.
+pub trait RecordSink {
+    /// One output record of a stream, in time order within the stream.
+    fn record(&mut self, rec: &Record, meta: &StreamMeta) -> io::Result<()>;
+    /// An outage (a gap too long to fill) inside the replay window.
+    fn outage(&mut self, _outage: &Outage) -> io::Result<()> {
+        Ok(())
+    }
+    /// Flushes buffered output.
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Several sinks fed with the same records.
+#[derive(Default)]
+pub struct Tee<'a> {
+    /// The sinks, fed in order.
+    pub sinks: Vec<Box<dyn RecordSink + 'a>>,
+}
+
+impl RecordSink for Tee<'_> {
+    fn record(&mut self, rec: &Record, meta: &StreamMeta) -> io::Result<()> {
+        for s in &mut self.sinks {
+            s.record(rec, meta)?;
+        }
+        Ok(())
+    }
+
+    fn outage(&mut self, o: &Outage) -> io::Result<()> {
+        for s in &mut self.sinks {
+            s.outage(o)?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        for s in &mut self.sinks {
+            s.flush()?;
+        }
+        Ok(())
+    }
+}
+
+/// Appends the `time` column (RFC 3339 UTC, milliseconds).
+#[inline]
+fn push_time(buf: &mut Vec<u8>, ms: u64) {
+    let mut t = [0u8; MAX_TIME_LEN];
+    let n = format_ms(ms, &mut t);
+    buf.extend_from_slice(&t[..n]);
+}
+
+fn push_flags(buf: &mut Vec<u8>, rec: &Record) {
+    let mut first = true;
+    for f in rec.flags.iter() {
+        if !first {
+            buf.push(b';');
+        }
+        buf.extend_from_slice(f.name().as_bytes());
+        first = false;
+    }
+}
+
+fn method_name(rec: &Record) -> Option<&'static str> {
+    match rec.origin {
+        Origin::Measured => None,
+        Origin::Synthetic(s) => Some(s.method.name()),
+    }
+}
+
+/// Appends one CSV row (with its newline) in the [`CSV_HEADER`] layout.
+///
+/// # Examples
+/// ```
+/// use mend_core::{Celsius, ClockKind, Flag, Flags, Quality, Reading, Record};
+/// use mend::input::StreamMeta;
+/// let meta = StreamMeta { has_seq: true, period_ms: 1_000, clock: ClockKind::Unix };
+/// let flags = Flags::EMPTY.with(Flag::OutOfBand);
+/// let rec = Record::measured(Reading::new(1, 7, 42, 5_000, Celsius::from_num(57.25)), flags.quality(), flags);
+/// let mut row = Vec::new();
+/// mend::output::push_csv_row(&mut row, &rec, &meta);
+/// assert_eq!(row, b"1,7,42,1970-01-01T00:00:05.000Z,57.25,measured,,doubtful,out_of_band\n");
+/// ```
+pub fn push_csv_row(buf: &mut Vec<u8>, rec: &Record, meta: &StreamMeta) {
+    let r = &rec.reading;
+    push_u64(buf, u64::from(r.sensor));
+    buf.push(b',');
+    push_u64(buf, u64::from(r.session));
+    buf.push(b',');
+    if meta.has_seq {
+        push_u64(buf, u64::from(r.seq));
+    }
+    buf.push(b',');
+    push_time(buf, r.timestamp);
+    buf.push(b',');
+    push_celsius(buf, r.celsius);
+    buf.push(b',');
+    buf.extend_from_slice(rec.origin.name().as_bytes());
+    buf.push(b',');
+    if let Some(m) = method_name(rec) {
+        buf.extend_from_slice(m.as_bytes());
+    }
+    buf.push(b',');
+    buf.extend_from_slice(rec.quality.name().as_bytes());
+    buf.push(b',');
+    push_flags(buf, rec);
+    buf.push(b'\n');
+}
+
+/// Appends one JSONL object (with its newline): the CSV fields, `seq` and `method` null when
+/// absent, `celsius` an exact decimal number.
+///
+/// # Examples
+/// ```
+/// use mend_core::{Celsius, ClockKind, Flags, Quality, Reading, Record};
+/// use mend::input::StreamMeta;
+/// let meta = StreamMeta { has_seq: false, period_ms: 1_000, clock: ClockKind::Unix };
+/// let rec = Record::measured(Reading::new(0, 0, 0, 1_000, Celsius::from_num(52)), Quality::Good, Flags::EMPTY);
+/// let mut row = Vec::new();
+/// mend::output::push_json_row(&mut row, &rec, &meta);
+/// assert_eq!(
+///     String::from_utf8(row).unwrap(),
+///     "{\"sensor\":0,\"session\":0,\"seq\":null,\"time\":\"1970-01-01T00:00:01.000Z\",\"celsius\":52,\"origin\":\"measured\",\"method\":null,\"quality\":\"good\",\"flags\":\"\"}\n"
+/// );
+/// ```
+pub fn push_json_row(buf: &mut Vec<u8>, rec: &Record, meta: &StreamMeta) {
+    let r = &rec.reading;
+    buf.extend_from_slice(b"{\"sensor\":");
+    push_u64(buf, u64::from(r.sensor));
+    buf.extend_from_slice(b",\"session\":");
+    push_u64(buf, u64::from(r.session));
+    buf.extend_from_slice(b",\"seq\":");
+    if meta.has_seq {
+        push_u64(buf, u64::from(r.seq));
+    } else {
+        buf.extend_from_slice(b"null");
+    }
+    buf.extend_from_slice(b",\"time\":\"");
+    push_time(buf, r.timestamp);
+    buf.extend_from_slice(b"\",\"celsius\":");
+    push_celsius(buf, r.celsius);
+    buf.extend_from_slice(b",\"origin\":\"");
+    buf.extend_from_slice(rec.origin.name().as_bytes());
+    buf.extend_from_slice(b"\",\"method\":");
+    match method_name(rec) {
+        Some(m) => {
+            buf.push(b'"');
+            buf.extend_from_slice(m.as_bytes());
+            buf.push(b'"');
+        }
+        None => buf.extend_from_slice(b"null"),
+    }
+    buf.extend_from_slice(b",\"quality\":\"");
+    buf.extend_from_slice(rec.quality.name().as_bytes());
+    buf.extend_from_slice(b"\",\"flags\":\"");
+    push_flags(buf, rec);
+    buf.extend_from_slice(b"\"}\n");
+}
+
+/// The row formats of [`RowWriter`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RowFormat {
+    /// [`CSV_HEADER`] columns.
+    Csv,
+    /// One JSON object per line.
+    Jsonl,
+}
+
+/// Writes records as CSV or JSONL rows.
+pub struct RowWriter<W: Write> {
+    w: W,
+    format: RowFormat,
+    row: Vec<u8>,
+}
+
+impl<W: Write> RowWriter<W> {
+    /// A writer; the CSV header is written at once.
+    pub fn new(mut w: W, format: RowFormat) -> io::Result<Self> {
+        if format == RowFormat::Csv {
+            w.write_all(CSV_HEADER.as_bytes())?;
+            w.write_all(b"\n")?;
+        }
+        Ok(Self {
+            w,
+            format,
+            row: Vec::with_capacity(512),
+        })
+    }
+
+    /// The underlying writer.
+    pub fn into_inner(self) -> W {
+        self.w
+    }
+}
+
+impl<W: Write> RecordSink for RowWriter<W> {
+    #[inline]
+    fn record(&mut self, rec: &Record, meta: &StreamMeta) -> io::Result<()> {
+        match self.format {
+            RowFormat::Csv => push_csv_row(&mut self.row, rec, meta),
+            RowFormat::Jsonl => push_json_row(&mut self.row, rec, meta),
+        }
+        // Rows are gathered into one buffer and written in blocks.
+        if self.row.len() >= 64 * 1024 {
+            self.w.write_all(&self.row)?;
+            self.row.clear();
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.w.write_all(&self.row)?;
+        self.row.clear();
+        self.w.flush()
+    }
+}
+
+/// Re-encodes measured records as a mend frame log: a header whenever the stream changes
+/// and every 60 readings, then reading frames.
+///
+/// Synthetic records are left out: the wire format has no way to say "made up", and a later
+/// replay recomputes the same fills. Records without a seq (JSONL input) are numbered in
+/// output order.
+pub struct MlogWriter<W: Write> {
+    w: W,
+    current: Option<(Header, u32)>,
+    counters: std::collections::BTreeMap<(u32, u32), u32>,
+    since_header: u32,
+}
+
+impl<W: Write> MlogWriter<W> {
+    /// A writer to `w`.
+    pub fn new(w: W) -> Self {
+        Self {
+            w,
+            current: None,
+            counters: std::collections::BTreeMap::new(),
+            since_header: 0,
+        }
+    }
+
+    /// The underlying writer.
+    pub fn into_inner(self) -> W {
+        self.w
+    }
+
+    fn frame(&mut self, f: &Frame) -> io::Result<()> {
+        let buf = f
+            .to_buf()
+            .map_err(|e| io::Error::other(format!("cannot encode a frame: {e}")))?;
+        self.w.write_all(&buf)
+    }
+}
+
+impl<W: Write> RecordSink for MlogWriter<W> {
+    fn record(&mut self, rec: &Record, meta: &StreamMeta) -> io::Result<()> {
+        if rec.is_synthetic() {
+            return Ok(());
+        }
+        let mut r = rec.reading;
+        if !meta.has_seq {
+            let n = self.counters.entry((r.sensor, r.session)).or_insert(0);
+            r.seq = *n;
+            *n = n.wrapping_add(1);
+        }
+        let period = meta.period_ms.max(1);
+        let same = self
+            .current
+            .is_some_and(|(h, _)| h.sensor == r.sensor && h.session == r.session);
+        let wire = match self.current {
+            Some((h, _)) if same && self.since_header < 60 => h.to_wire(&r).ok(),
+            _ => None,
+        };
+        let wire = match wire {
+            Some(w) => w,
+            None => {
+                // A fresh header, with an epoch that puts this reading on schedule.
+                let epoch = r
+                    .timestamp
+                    .saturating_sub(u64::from(r.seq) * u64::from(period));
+                let clock = if meta.clock == ClockKind::Boot {
+                    ClockKind::Boot
+                } else {
+                    ClockKind::Unix
+                };
+                let h = Header::new(r.sensor, r.session, period, clock, epoch);
+                self.frame(&Frame::Header(h))?;
+                self.current = Some((h, 0));
+                self.since_header = 0;
+                h.to_wire(&r).unwrap_or(WireReading {
+                    seq: r.seq,
+                    offset_ms: 0,
+                    celsius_bits: r.celsius.to_bits(),
+                })
+            }
+        };
+        self.since_header += 1;
+        self.frame(&Frame::Reading(wire))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.w.flush()
+    }
+}
+
+/// A record as the library API returns it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OutRecord {
+    /// The record.
+    pub record: Record,
+    /// False when the input had no seq (JSONL): `record.reading.seq` is then meaningless.
+    pub has_seq: bool,
+}
+
+/// Collects records in memory (for the library API and tests).
+#[derive(Default)]
+pub struct VecSink {
+    /// The records, in output order.
+    pub records: Vec<OutRecord>,
+    /// The outages inside the window.
+    pub outages: Vec<Outage>,
+}
+
+impl RecordSink for VecSink {
+    fn record(&mut self, rec: &Record, meta: &StreamMeta) -> io::Result<()> {
+        self.records.push(OutRecord {
+            record: *rec,
+            has_seq: meta.has_seq,
+        });
+        Ok(())
+    }
+
+    fn outage(&mut self, o: &Outage) -> io::Result<()> {
+        self.outages.push(*o);
+        Ok(())
+    }
+}
+
+/// Appends one aggregates row (with its newline) in the [`AGG_HEADER`] layout.
+///
+/// # Examples
+/// ```
+/// use mend_core::{Aggregate, Celsius, Flags, Quality, Reading, Record};
+/// let band = (Celsius::from_num(50), Celsius::from_num(55));
+/// let mut a = Aggregate::new(60_000, 60_000);
+/// for t in [52, 53] {
+///     let r = Record::measured(Reading::new(1, 2, 0, 60_000, Celsius::from_num(t)), Quality::Good, Flags::EMPTY);
+///     a.add(&r, band, 1_000);
+/// }
+/// let mut row = Vec::new();
+/// mend::output::push_aggregate_row(&mut row, 1, 2, &a);
+/// assert_eq!(row, b"1,2,1970-01-01T00:01:00.000Z,1970-01-01T00:02:00.000Z,2,0,0,52,53,52.5,2000\n");
+/// ```
+pub fn push_aggregate_row(buf: &mut Vec<u8>, sensor: u32, session: u32, a: &Aggregate) {
+    push_u64(buf, u64::from(sensor));
+    buf.push(b',');
+    push_u64(buf, u64::from(session));
+    buf.push(b',');
+    push_time(buf, a.window_start);
+    buf.push(b',');
+    push_time(buf, a.window_end());
+    buf.push(b',');
+    push_u64(buf, u64::from(a.measured));
+    buf.push(b',');
+    push_u64(buf, u64::from(a.synthetic));
+    buf.push(b',');
+    push_u64(buf, u64::from(a.rejected));
+    buf.push(b',');
+    if let Some(m) = a.min {
+        push_celsius(buf, m);
+    }
+    buf.push(b',');
+    if let Some(m) = a.max {
+        push_celsius(buf, m);
+    }
+    buf.push(b',');
+    if let Some(m) = a.mean() {
+        push_celsius(buf, m);
+    }
+    buf.push(b',');
+    push_u64(buf, a.in_band_ms);
+    buf.push(b'\n');
+}

@@ -1,0 +1,209 @@
+//! The summary printed at the end of a replay: the books, in words and numbers.
+//!
+//! A replay that quietly drops readings is worse than one that fails, so the summary shows
+//! both accounting identities with their numbers — per input, bytes in good frames + bad
+//! frames + skipped = bytes read; per stream, `in = emitted + late + duplicate + rejected +
+//! evicted` — each with a tick or a cross, next to what the edge itself reported.
+
+use std::fmt::Write as _;
+
+use crate::engine::StreamReport;
+use crate::replay::ReplayReport;
+use crate::timefmt::{human_ms, to_rfc3339};
+
+fn tick(ok: bool) -> &'static str {
+    if ok {
+        "✓"
+    } else {
+        "✗"
+    }
+}
+
+/// The byte identity of one input, as a sentence.
+pub fn input_line(i: &crate::replay::InputReport) -> String {
+    let b = &i.bytes;
+    let mut s = format!(
+        "input {} ({}): {} bytes read = {} in good frames + {} in bad frames + {} skipped {}",
+        i.name,
+        i.format.name(),
+        b.read,
+        b.good,
+        b.bad,
+        b.skipped,
+        tick(b.good + b.bad + b.skipped == b.read)
+    );
+    if b.before_seek > 0 || b.after_stop > 0 {
+        let _ = write!(
+            s,
+            "; not read: {} bytes before --from (seek), {} bytes after --until",
+            b.before_seek, b.after_stop
+        );
+    }
+    if let Some(t) = b.total {
+        let _ = write!(
+            s,
+            "; file size {t} {}",
+            tick(b.before_seek + b.read + b.after_stop == t)
+        );
+    }
+    s
+}
+
+/// The reading identity of one stream, with numbers.
+pub fn counters_line(s: &StreamReport) -> String {
+    let c = &s.counters;
+    format!(
+        "in {} = emitted {} + late {} + duplicate {} + rejected {} + evicted {} {}",
+        c.input,
+        c.emitted,
+        c.late,
+        c.duplicate,
+        c.rejected,
+        c.evicted,
+        tick(s.balanced)
+    )
+}
+
+/// Renders a stream's section.
+pub fn stream_section(out: &mut String, s: &StreamReport, dead_file: Option<&str>) {
+    let _ = writeln!(
+        out,
+        "stream sensor {} session {} (period {}, {} clock{}):",
+        s.sensor,
+        s.session,
+        human_ms(u64::from(s.period_ms)),
+        s.clock,
+        if s.has_seq { "" } else { ", no seq" }
+    );
+    if let (Some(a), Some(b)) = (s.first_ms, s.last_ms) {
+        let _ = writeln!(
+            out,
+            "  readings received: {} from {} to {}{}",
+            s.received,
+            to_rfc3339(a),
+            to_rfc3339(b),
+            if s.before_checkpoint > 0 {
+                format!(
+                    " ({} before the checkpoint, not emitted again)",
+                    s.before_checkpoint
+                )
+            } else {
+                String::new()
+            }
+        );
+    }
+    let _ = writeln!(out, "  {}", counters_line(s));
+    let _ = writeln!(
+        out,
+        "  records written: {} = {} measured + {} synthetic; quality good {}, doubtful {}, bad {}{}",
+        s.records,
+        s.measured,
+        s.synthetic,
+        s.good,
+        s.doubtful,
+        s.bad,
+        if s.outside_window > 0 {
+            format!("; {} outside the window", s.outside_window)
+        } else {
+            String::new()
+        }
+    );
+    let _ = writeln!(
+        out,
+        "  gaps: {} ({} readings missing, {} filled); outages: {} ({} readings missing)",
+        s.gaps, s.missing, s.synthetic, s.outages, s.missing_in_outages
+    );
+    for o in &s.outage_list {
+        let _ = writeln!(
+            out,
+            "    outage {} .. {} ({} missing, not filled)",
+            to_rfc3339(o.start_ms),
+            to_rfc3339(o.end_ms),
+            o.missing
+        );
+    }
+    if s.outages > s.outage_list.len() as u64 {
+        let _ = writeln!(
+            out,
+            "    … and {} more",
+            s.outages - s.outage_list.len() as u64
+        );
+    }
+    if s.counters.late + s.counters.rejected > 0 {
+        let _ = writeln!(
+            out,
+            "  late or rejected readings are in the dead-letter {}",
+            dead_file.map_or("records".to_string(), |f| format!("file {f}"))
+        );
+    }
+    if s.faults > 0 {
+        let _ = writeln!(out, "  sensor faults reported by the edge: {}", s.faults);
+    }
+    if let Some(e) = &s.edge {
+        let c = &e.counters;
+        let _ = writeln!(
+            out,
+            "  edge stats: in {} = emitted {} + late {} + duplicate {} + rejected {} + evicted {} (+ held) {}; the edge sent {} readings, the host received {}{}",
+            c.input,
+            c.emitted,
+            c.late,
+            c.duplicate,
+            c.rejected,
+            c.evicted,
+            tick(e.balanced),
+            e.sent,
+            s.received,
+            if e.ring_dropped > 0 {
+                format!("; the edge ring dropped {} frames", e.ring_dropped)
+            } else {
+                String::new()
+            }
+        );
+    }
+}
+
+/// Renders the whole summary.
+pub fn render(r: &ReplayReport, dead_file: Option<&str>) -> String {
+    let mut out = String::new();
+    let measured: u64 = r.streams.iter().map(|s| s.measured).sum();
+    let synthetic: u64 = r.streams.iter().map(|s| s.synthetic).sum();
+    let _ = writeln!(
+        out,
+        "mend: {} input{}, {} stream{}, {} records ({} measured, {} synthetic)",
+        r.inputs.len(),
+        if r.inputs.len() == 1 { "" } else { "s" },
+        r.streams.len(),
+        if r.streams.len() == 1 { "" } else { "s" },
+        r.records(),
+        measured,
+        synthetic
+    );
+    for i in &r.inputs {
+        let _ = writeln!(out, "{}", input_line(i));
+    }
+    for s in &r.streams {
+        stream_section(&mut out, s, dead_file);
+    }
+    if r.dead_letters > 0 {
+        let reasons: Vec<String> = r
+            .dead_by_reason
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        let _ = writeln!(
+            out,
+            "dead letters: {} ({}){}",
+            r.dead_letters,
+            reasons.join(", "),
+            dead_file.map_or(" — pass --dlq FILE to keep them".to_string(), |f| format!(
+                " → {f}"
+            ))
+        );
+    } else {
+        let _ = writeln!(out, "dead letters: 0");
+    }
+    for n in &r.notes {
+        let _ = writeln!(out, "note: {n}");
+    }
+    out
+}

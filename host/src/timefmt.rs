@@ -1,0 +1,224 @@
+//! Time as users write it and as outputs show it.
+//!
+//! Outputs print every timestamp as RFC 3339 UTC with milliseconds, always 24 bytes for the
+//! years 1970–9999, so that columns line up and a text sort is a time sort. Formatting runs
+//! once per output row, so it is a small days-to-civil conversion into a stack buffer with
+//! no allocation. Parsing is for the command line only and leans on `humantime`.
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use anyhow::{bail, Context};
+
+/// The longest text [`format_ms`] writes (a year beyond 9999 takes more digits).
+pub const MAX_TIME_LEN: usize = 32;
+
+/// Civil date `(year, month, day)` of a day count since 1970-01-01 (proleptic Gregorian).
+///
+/// The algorithm is the classic era-based one (H. Hinnant, "chrono-compatible low-level date
+/// algorithms"), in unsigned arithmetic because mend never goes before 1970.
+///
+/// # Examples
+/// ```
+/// assert_eq!(mend::timefmt::civil_from_days(0), (1970, 1, 1));
+/// assert_eq!(mend::timefmt::civil_from_days(20_819), (2027, 1, 1));
+/// ```
+pub const fn civil_from_days(days: u64) -> (u64, u32, u32) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+fn two(out: &mut [u8], at: usize, v: u32) {
+    if let Some(s) = out.get_mut(at..at + 2) {
+        s[0] = b'0' + (v / 10 % 10) as u8;
+        s[1] = b'0' + (v % 10) as u8;
+    }
+}
+
+/// Writes `ms` (milliseconds since 1970-01-01T00:00:00Z) as `YYYY-MM-DDTHH:MM:SS.mmmZ` into
+/// `out` and returns the length used.
+///
+/// # Examples
+/// ```
+/// let mut buf = [0u8; mend::timefmt::MAX_TIME_LEN];
+/// let n = mend::timefmt::format_ms(5_000, &mut buf);
+/// assert_eq!(&buf[..n], b"1970-01-01T00:00:05.000Z");
+/// let n = mend::timefmt::format_ms(1_767_225_600_123, &mut buf);
+/// assert_eq!(&buf[..n], b"2026-01-01T00:00:00.123Z");
+/// ```
+pub fn format_ms(ms: u64, out: &mut [u8; MAX_TIME_LEN]) -> usize {
+    let secs = ms / 1_000;
+    let milli = (ms % 1_000) as u32;
+    let (year, month, day) = civil_from_days(secs / 86_400);
+    let sod = (secs % 86_400) as u32;
+    // Year: at least four digits, more if needed (u64 milliseconds reach year 584 million).
+    let mut digits = [0u8; 20];
+    let mut n = 0;
+    let mut y = year;
+    loop {
+        digits[n] = b'0' + (y % 10) as u8;
+        n += 1;
+        y /= 10;
+        if y == 0 {
+            break;
+        }
+    }
+    while n < 4 {
+        digits[n] = b'0';
+        n += 1;
+    }
+    for (i, d) in digits[..n].iter().rev().enumerate() {
+        out[i] = *d;
+    }
+    let rest = b"-MM-DDTHH:MM:SS.mmmZ";
+    out[n..n + rest.len()].copy_from_slice(rest);
+    two(out, n + 1, month);
+    two(out, n + 4, day);
+    two(out, n + 7, sod / 3_600);
+    two(out, n + 10, sod / 60 % 60);
+    two(out, n + 13, sod % 60);
+    out[n + 16] = b'0' + (milli / 100) as u8;
+    two(out, n + 17, milli % 100);
+    n + rest.len()
+}
+
+/// `ms` as an owned RFC 3339 string (for messages and summaries, not for rows).
+///
+/// # Examples
+/// ```
+/// assert_eq!(mend::timefmt::to_rfc3339(86_400_000), "1970-01-02T00:00:00.000Z");
+/// ```
+pub fn to_rfc3339(ms: u64) -> String {
+    let mut buf = [0u8; MAX_TIME_LEN];
+    let n = format_ms(ms, &mut buf);
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+/// Parses a point in time: RFC 3339 in UTC (`2026-11-26T08:00:00Z`, fractions allowed) or
+/// unix seconds (`1764144000`, or with a fraction such as `1764144000.5`). Returns
+/// milliseconds since the epoch.
+///
+/// # Examples
+/// ```
+/// use mend::timefmt::parse_time;
+/// assert_eq!(parse_time("1970-01-01T00:00:01.5Z").unwrap(), 1_500);
+/// assert_eq!(parse_time("42").unwrap(), 42_000);
+/// assert_eq!(parse_time("1.25").unwrap(), 1_250);
+/// assert!(parse_time("yesterday").is_err());
+/// ```
+pub fn parse_time(text: &str) -> anyhow::Result<u64> {
+    let t = text.trim();
+    if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        let (int, frac) = t.split_once('.').unwrap_or((t, ""));
+        if int.is_empty() || frac.contains('.') {
+            bail!("unparseable time {text:?}: expected RFC 3339 (2026-11-26T08:00:00Z) or unix seconds");
+        }
+        let secs: u64 = int
+            .parse()
+            .with_context(|| format!("time {text:?} is out of range"))?;
+        let mut ms: u64 = 0;
+        for (i, d) in frac.bytes().take(3).enumerate() {
+            ms += u64::from(d - b'0') * [100, 10, 1][i];
+        }
+        return secs
+            .checked_mul(1_000)
+            .and_then(|s| s.checked_add(ms))
+            .with_context(|| format!("time {text:?} is out of range"));
+    }
+    let st = humantime::parse_rfc3339_weak(t).map_err(|e| {
+        anyhow::anyhow!(
+            "unparseable time {text:?} ({e}): expected RFC 3339 in UTC (2026-11-26T08:00:00Z) or unix seconds"
+        )
+    })?;
+    let d = st
+        .duration_since(UNIX_EPOCH)
+        .with_context(|| format!("time {text:?} is before 1970"))?;
+    u64::try_from(d.as_millis()).with_context(|| format!("time {text:?} is out of range"))
+}
+
+/// Parses a duration such as `500ms`, `1s`, `5m` or `1h 30m`, in milliseconds.
+///
+/// # Examples
+/// ```
+/// use mend::timefmt::parse_duration_ms;
+/// assert_eq!(parse_duration_ms("500ms").unwrap(), 500);
+/// assert_eq!(parse_duration_ms("5m").unwrap(), 300_000);
+/// assert!(parse_duration_ms("soon").is_err());
+/// ```
+pub fn parse_duration_ms(text: &str) -> anyhow::Result<u64> {
+    let d: Duration = humantime::parse_duration(text.trim()).map_err(|e| {
+        anyhow::anyhow!("unparseable duration {text:?} ({e}): expected e.g. 500ms, 1s, 5m")
+    })?;
+    if d.subsec_nanos() % 1_000_000 != 0 {
+        bail!("duration {text:?} is finer than a millisecond");
+    }
+    u64::try_from(d.as_millis()).with_context(|| format!("duration {text:?} is too long"))
+}
+
+/// A duration in milliseconds the way users write it back (`1s`, `500ms`, `5m`).
+///
+/// # Examples
+/// ```
+/// assert_eq!(mend::timefmt::human_ms(60_000), "1m");
+/// assert_eq!(mend::timefmt::human_ms(1_500), "1s 500ms");
+/// ```
+pub fn human_ms(ms: u64) -> String {
+    humantime::format_duration(Duration::from_millis(ms)).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_matches_humantime_for_many_days() {
+        let mut buf = [0u8; MAX_TIME_LEN];
+        for day in (0..200_000u64)
+            .step_by(37)
+            .chain([59, 60, 365, 11_016, 2_932_896])
+        {
+            let ms = day * 86_400_000 + 45_296_789;
+            let n = format_ms(ms, &mut buf);
+            let ours = std::str::from_utf8(&buf[..n]).unwrap().to_string();
+            let theirs = humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms))
+                .to_string();
+            assert_eq!(ours, theirs, "day {day}");
+        }
+    }
+
+    #[test]
+    fn extreme_times_do_not_panic() {
+        let mut buf = [0u8; MAX_TIME_LEN];
+        let n = format_ms(u64::MAX, &mut buf);
+        assert!(n <= MAX_TIME_LEN);
+        assert!(std::str::from_utf8(&buf[..n]).unwrap().ends_with('Z'));
+    }
+
+    #[test]
+    fn bad_times_and_durations_are_errors() {
+        for t in [
+            "",
+            "2026-13-01T00:00:00Z",
+            "1.2.3",
+            ".5",
+            "99999999999999999999",
+            "1969-12-31T00:00:00Z",
+        ] {
+            assert!(parse_time(t).is_err(), "{t}");
+        }
+        assert_eq!(
+            parse_time("2026-01-01T00:00:00Z").unwrap(),
+            1_767_225_600_000
+        );
+        assert!(parse_duration_ms("1us").is_err());
+        assert!(parse_duration_ms("").is_err());
+        assert_eq!(parse_duration_ms("1h 30m").unwrap(), 5_400_000);
+    }
+}
