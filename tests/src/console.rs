@@ -48,3 +48,31 @@ pub fn assert_ram_budget(console: &str) -> (u32, u32) {
     );
     (ram, peak)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REPORT: &str =
+        "edge in: 100\nstatic ram: 8 bytes\nstack peak: 2612 bytes\nram total: 2620 bytes\n";
+
+    #[test]
+    fn numbers_are_read_by_label() {
+        assert_eq!(console_number(REPORT, "edge in: "), 100);
+        assert_eq!(assert_ram_budget(REPORT), (8, 2612));
+    }
+
+    #[test]
+    fn memory_figures_are_masked_and_nothing_else() {
+        assert_eq!(
+            mask_memory_figures(REPORT),
+            "edge in: 100\nstatic ram: N bytes\nstack peak: N bytes\nram total: N bytes\n"
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "over the 4096-byte budget")]
+    fn over_budget_fails() {
+        assert_ram_budget("static ram: 100 bytes\nstack peak: 4000 bytes\nram total: 4100 bytes\n");
+    }
+}

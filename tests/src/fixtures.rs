@@ -212,3 +212,30 @@ pub fn recover(readings: &BTreeMap<u32, Reading>) -> Recovery {
     filler.finish();
     rec
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::millidegrees_to_celsius_bits;
+
+    #[test]
+    fn the_millidegrees_set_over_qmp_read_back_as_the_profile() {
+        for seq in 0..SAMPLES {
+            assert_eq!(
+                millidegrees_to_celsius_bits(profile_millidegrees(seq)),
+                profile_celsius(seq).to_bits(),
+                "seq {seq}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_profile_ramps_through_the_band_and_leaves_it_both_ways() {
+        let c = |seq| profile_celsius(seq).to_num::<f64>();
+        assert_eq!((c(0), c(39)), (48.0, 57.75));
+        assert_eq!((c(40), c(60)), (60.0, 45.0));
+        assert_eq!((c(70), c(71)), (55.125, 55.0625), "odd sixteenths too");
+        assert!(profile_out_of_band(0) && !profile_out_of_band(8) && profile_out_of_band(29));
+        assert!(!profile_out_of_band(50) && !profile_out_of_band(99));
+    }
+}

@@ -47,8 +47,11 @@ fn workspace_target() -> PathBuf {
 /// Builds `build` in release mode (once per test process) and returns the ELF's path.
 ///
 /// # Panics
-/// If the build fails; the panic message carries cargo's output.
+/// If QEMU is missing (a build would be no use), or if the build fails; the panic message
+/// carries cargo's output.
 pub fn build_firmware(build: &FirmwareBuild) -> PathBuf {
+    // Fail before a half-minute build, not after it.
+    require_qemu();
     static BUILT: Mutex<Option<HashMap<&'static str, PathBuf>>> = Mutex::new(None);
     let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
     let built = built.get_or_insert_with(HashMap::new);
