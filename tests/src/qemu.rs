@@ -211,6 +211,18 @@ fn wait_for(path: &Path, child: &mut std::process::Child) {
     }
 }
 
+/// Stops a QEMU run when the harness panics while it runs (a failed QMP command, say), rather
+/// than leaving it to `timeout`: `timeout` passes the TERM signal on to QEMU.
+struct StopOnPanic(u32);
+
+impl Drop for StopOnPanic {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.to_string()])
+            .status();
+    }
+}
+
 /// Boots `elf` in QEMU and returns what it wrote.
 ///
 /// # Panics
@@ -272,6 +284,7 @@ pub fn run(elf: &Path, options: RunOptions<'_>) -> Run {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start QEMU: {e}. {INSTALL_HINT}"));
+    let guard = StopOnPanic(child.id());
 
     let mut console = String::new();
     let mut prompts = Vec::new();
@@ -308,6 +321,7 @@ pub fn run(elf: &Path, options: RunOptions<'_>) -> Run {
         }
     }
     let out = child.wait_with_output().expect("wait for QEMU");
+    std::mem::forget(guard);
     let wall = start.elapsed();
     if !lockstep {
         console = fs::read_to_string(&console_path).unwrap_or_default();
