@@ -221,6 +221,12 @@ pub struct ByteCounts {
     pub after_stop: u64,
     /// The file size, when known.
     pub total: Option<u64>,
+    /// Good frames (or lines that gave a reading).
+    pub good_items: u64,
+    /// Damaged frames (or rejected lines).
+    pub bad_items: u64,
+    /// Skipped spans (or blank lines).
+    pub skipped_items: u64,
 }
 
 impl ByteCounts {
@@ -409,8 +415,10 @@ impl<R: Read> FrameReader<R> {
             DecodeEvent::Skipped { span, reason } => {
                 if reason.is_bad_frame() {
                     self.counts.bad += span.len();
+                    self.counts.bad_items += 1;
                 } else {
                     self.counts.skipped += span.len();
+                    self.counts.skipped_items += 1;
                 }
                 if reason == SkipReason::UnknownVersion {
                     self.header = None;
@@ -425,6 +433,7 @@ impl<R: Read> FrameReader<R> {
             }
             DecodeEvent::Frame { frame, span } => {
                 self.counts.good += span.len();
+                self.counts.good_items += 1;
                 match frame {
                     Frame::Header(h) => {
                         if h.period_ms == 0 {
@@ -910,6 +919,7 @@ impl<R: Read> ItemReader for JsonlReader<R> {
             }
             if body.iter().all(u8::is_ascii_whitespace) {
                 self.counts.skipped += len;
+                self.counts.skipped_items += 1;
                 continue;
             }
             let result = if self.line.len() > MAX_LINE {
@@ -923,6 +933,7 @@ impl<R: Read> ItemReader for JsonlReader<R> {
             match result {
                 Ok((timestamp, celsius)) => {
                     self.counts.good += len;
+                    self.counts.good_items += 1;
                     if self.stop_after.is_some_and(|s| timestamp > s) {
                         self.stopped = true;
                     }
@@ -939,6 +950,7 @@ impl<R: Read> ItemReader for JsonlReader<R> {
                 }
                 Err(e) => {
                     self.counts.bad += len;
+                    self.counts.bad_items += 1;
                     let mut quoted = String::from_utf8_lossy(body).into_owned();
                     if quoted.len() > QUOTE {
                         let mut cut = QUOTE;

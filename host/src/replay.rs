@@ -89,9 +89,15 @@ impl ReplayReport {
     }
 
     /// True when anything was rejected: dead letters, or readings the pipeline refused.
-    /// Duplicates are not rejections.
+    /// Duplicates are not rejections, and neither are readings an earlier run emitted
+    /// (dead-lettered as `before_checkpoint` only to account for them).
     pub fn anything_rejected(&self) -> bool {
-        self.dead_letters > 0
+        let resumed = self
+            .dead_by_reason
+            .get("before_checkpoint")
+            .copied()
+            .unwrap_or(0);
+        self.dead_letters > resumed
             || self
                 .streams
                 .iter()

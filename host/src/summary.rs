@@ -22,15 +22,22 @@ fn tick(ok: bool) -> &'static str {
 /// The byte identity of one input, as a sentence.
 pub fn input_line(i: &crate::replay::InputReport) -> String {
     let b = &i.bytes;
+    let (unit, skipped) = match i.format {
+        crate::input::Format::Frames => ("frames", "skipped"),
+        crate::input::Format::Jsonl => ("lines", "in blank lines"),
+    };
     let mut s = format!(
-        "input {} ({}): {} bytes read = {} in good frames + {} in bad frames + {} skipped {}",
+        "input {} ({}): {} bytes read = {} in good {unit} + {} in bad {unit} + {} {skipped} {} ({} good {unit}, {} bad, {} skipped)",
         i.name,
         i.format.name(),
         b.read,
         b.good,
         b.bad,
         b.skipped,
-        tick(b.good + b.bad + b.skipped == b.read)
+        tick(b.good + b.bad + b.skipped == b.read),
+        b.good_items,
+        b.bad_items,
+        b.skipped_items,
     );
     if b.before_seek > 0 || b.after_stop > 0 {
         let _ = write!(

@@ -1,0 +1,260 @@
+//! Helpers for tests that run the real `mend` binary in temporary directories.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use mend_core::{Celsius, ClockKind, Frame, Header, Reading, CRC};
+
+/// A temporary directory and the binary.
+pub struct Dir {
+    pub tmp: tempfile::TempDir,
+}
+
+impl Dir {
+    pub fn new() -> Self {
+        Self {
+            tmp: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.tmp.path().join(name)
+    }
+
+    pub fn write(&self, name: &str, bytes: &[u8]) -> PathBuf {
+        let p = self.path(name);
+        std::fs::write(&p, bytes).unwrap();
+        p
+    }
+
+    pub fn read(&self, name: &str) -> Vec<u8> {
+        std::fs::read(self.path(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+    }
+
+    pub fn read_text(&self, name: &str) -> String {
+        String::from_utf8(self.read(name)).unwrap()
+    }
+
+    /// Runs `mend args…` in this directory.
+    pub fn mend(&self, args: &[&str]) -> Run {
+        self.mend_stdin(args, None)
+    }
+
+    /// Runs `mend args…` with `stdin` piped in.
+    pub fn mend_stdin(&self, args: &[&str], stdin: Option<&[u8]>) -> Run {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mend"));
+        cmd.args(args).current_dir(self.tmp.path());
+        cmd.stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        });
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        if let Some(bytes) = stdin {
+            use std::io::Write;
+            let mut s = child.stdin.take().unwrap();
+            s.write_all(bytes).unwrap();
+        }
+        Run(child.wait_with_output().unwrap(), args.join(" "))
+    }
+}
+
+/// The output of one run, with readable assertions.
+pub struct Run(pub Output, pub String);
+
+impl Run {
+    pub fn code(&self) -> i32 {
+        self.0.status.code().unwrap_or(-1)
+    }
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.0.stdout).into_owned()
+    }
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.0.stderr).into_owned()
+    }
+    /// Asserts the exit code and returns self.
+    #[track_caller]
+    pub fn expect(self, code: i32) -> Self {
+        assert_eq!(
+            self.code(),
+            code,
+            "mend {}\n--- stdout\n{}\n--- stderr\n{}",
+            self.1,
+            self.stdout(),
+            self.stderr()
+        );
+        self
+    }
+    #[track_caller]
+    pub fn ok(self) -> Self {
+        self.expect(0)
+    }
+}
+
+/// One row of a repaired CSV.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Row {
+    pub sensor: u32,
+    pub session: u32,
+    pub seq: Option<u32>,
+    pub time: String,
+    pub ms: u64,
+    pub celsius: Celsius,
+    pub origin: String,
+    pub method: String,
+    pub quality: String,
+    pub flags: String,
+}
+
+impl Row {
+    pub fn synthetic(&self) -> bool {
+        self.origin == "synthetic"
+    }
+}
+
+pub const HEADER: &str = "sensor,session,seq,time,celsius,origin,method,quality,flags";
+
+/// Parses a repaired CSV, checking the header.
+pub fn rows(csv_text: &str) -> Vec<Row> {
+    let mut lines = csv_text.lines();
+    assert_eq!(lines.next(), Some(HEADER), "CSV header");
+    lines
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            assert_eq!(f.len(), 9, "{l}");
+            let ms = humantime::parse_rfc3339(f[3])
+                .unwrap_or_else(|e| panic!("{}: {e}", f[3]))
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis() as u64;
+            Row {
+                sensor: f[0].parse().unwrap(),
+                session: f[1].parse().unwrap(),
+                seq: (!f[2].is_empty()).then(|| f[2].parse().unwrap()),
+                time: f[3].to_string(),
+                ms,
+                celsius: Celsius::from_num(f[4].parse::<f64>().unwrap()),
+                origin: f[5].to_string(),
+                method: f[6].to_string(),
+                quality: f[7].to_string(),
+                flags: f[8].to_string(),
+            }
+        })
+        .collect()
+}
+
+/// One line of a truth file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Truth {
+    pub seq: u32,
+    pub ms: u64,
+    pub celsius: Celsius,
+}
+
+pub fn truth(text: &str) -> Vec<Truth> {
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next(),
+        Some("sensor,session,seq,time,celsius,out_of_band")
+    );
+    lines
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            Truth {
+                seq: f[2].parse().unwrap(),
+                ms: humantime::parse_rfc3339(f[3])
+                    .unwrap()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_millis() as u64,
+                celsius: Celsius::from_num(f[4].parse::<f64>().unwrap()),
+            }
+        })
+        .collect()
+}
+
+/// Dead-letter records as JSON values.
+pub fn dead_letters(text: &str) -> Vec<serde_json::Value> {
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect()
+}
+
+pub fn reasons(text: &str) -> Vec<String> {
+    dead_letters(text)
+        .iter()
+        .map(|d| d["reason"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Encoded frames, built with the core's encoder.
+pub fn frame(f: Frame) -> Vec<u8> {
+    f.to_buf().unwrap().to_vec()
+}
+
+/// COBS by the book (frames here are shorter than 254 bytes), for frames the encoder
+/// refuses to write (unknown versions).
+pub fn cobs(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for block in data.split(|b| *b == 0) {
+        out.push(block.len() as u8 + 1);
+        out.extend_from_slice(block);
+    }
+    out
+}
+
+/// A header frame of another format version: postcard bytes written by hand.
+pub fn header_of_version(version: u8, sensor: u8, session: u8) -> Vec<u8> {
+    // Variant 0, version, sensor, session, period 1000 = E8 07, clock Unix = 1, epoch 0.
+    let body = [0u8, version, sensor, session, 0xE8, 0x07, 0x01, 0x00];
+    let mut raw = body.to_vec();
+    raw.extend_from_slice(&CRC.checksum(&body).to_le_bytes());
+    let mut f = cobs(&raw);
+    f.push(0);
+    f
+}
+
+/// A session header (unix clock, 1 s period, epoch 0).
+pub fn header(sensor: u32, session: u32) -> Header {
+    Header::new(sensor, session, 1_000, ClockKind::Unix, 0)
+}
+
+/// Reading frames of a session, one per `(seq, celsius)`, on schedule.
+pub fn readings(h: &Header, seqs: impl IntoIterator<Item = (u32, f64)>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (seq, t) in seqs {
+        let r = Reading::new(
+            h.sensor,
+            h.session,
+            seq,
+            h.epoch_ms + u64::from(seq) * u64::from(h.period_ms),
+            Celsius::from_num(t),
+        );
+        out.extend(frame(Frame::Reading(h.to_wire(&r).unwrap())));
+    }
+    out
+}
+
+/// A prototype JSONL line.
+pub fn jline(ts: i64, t: f64) -> String {
+    format!(
+        "{{\"timestamp\": {ts}, \"event_type\": \"TEMPERATURE_SENSOR\", \"temperature\": {t}, \"status\": \"normal\"}}\n"
+    )
+}
+
+/// `num / den` rounded to nearest, ties away from zero (the documented fill rounding).
+pub fn div_round(num: i64, den: i64) -> i64 {
+    let q = num / den;
+    let r = num % den;
+    if 2 * r.abs() >= den {
+        q + num.signum()
+    } else {
+        q
+    }
+}
+
+pub fn exists(p: &Path) -> bool {
+    p.exists()
+}
