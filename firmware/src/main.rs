@@ -150,7 +150,8 @@ fn report_end(samples: u32, edge: &Edge, _link: &link::Link) {
         host::print_value("link delayed: ", l.delayed);
         host::print_value("link corrupted: ", l.corrupted);
     }
-    host::print("frames: UART0 (cargo run saves them to target/uart0.mend; see them with `mend inspect target/uart0.mend`)\n");
+    host::print("frames: on UART0; `cargo run` saves them in firmware/target/uart0.mend\n");
+    host::print("show them: cargo run -p mend -- inspect firmware/target/uart0.mend\n");
     let static_ram = stack::static_ram_bytes();
     let peak = stack::peak_bytes();
     host::print_with_unit("static ram: ", static_ram, " bytes");

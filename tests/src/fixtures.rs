@@ -1,14 +1,11 @@
 //! The firmware configurations the tests build, the temperature profile they drive the sensor
-//! through, and the host-side recovery the fault test checks against the truth.
+//! through, and the host replay (the `mend` library) that reads the captures back.
 //!
 //! Three builds in all (normal, `fault`, `sim-source`), each in its own target directory.
 
 use std::collections::BTreeMap;
 
-use mend_core::{
-    Celsius, EdgeConfig, EdgePipeline, FillConfig, FillMethod, Flags, Frame, GapEvent, GapFiller,
-    Header, Quality, Reading, Record, Stats,
-};
+use mend_core::{Celsius, EdgeConfig, EdgePipeline, Frame, Header, Reading, Stats};
 
 use crate::qemu::FirmwareBuild;
 use crate::wire::Capture;
@@ -168,49 +165,14 @@ pub fn stats_frames(capture: &Capture) -> Vec<(usize, Stats)> {
         .collect()
 }
 
-/// What the host's recovery found: the measured readings in time order and every gap.
-#[derive(Clone, Debug, Default)]
-pub struct Recovery {
-    /// Measured records passed through, in time order.
-    pub measured: Vec<Record>,
-    /// Synthetic records, marked as such.
-    pub synthetic: Vec<Record>,
-    /// `(before, after, missing)` seqs of each gap.
-    pub gaps: Vec<(u32, u32, u32)>,
-}
-
-/// Replays deduplicated readings through the core's gap filler (linear fills, the node's
-/// period), as `mend replay` does.
-pub fn recover(readings: &BTreeMap<u32, Reading>) -> Recovery {
-    let config = FillConfig {
-        method: FillMethod::Linear,
-        period_ms: PERIOD_MS,
-        tolerance_ms: PERIOD_MS / 2,
-        max_gap_ms: u64::from(PERIOD_MS) * 20,
-        ..FillConfig::DEFAULT
-    };
-    let mut filler: GapFiller<16> =
-        GapFiller::try_new(config).unwrap_or_else(|e| panic!("fill config: {e}"));
-    let mut rec = Recovery::default();
-    let mut sorted: Vec<Reading> = readings.values().copied().collect();
-    sorted.sort();
-    for r in sorted {
-        filler.push(
-            Record::measured(r, Quality::Good, Flags::EMPTY),
-            &mut |e| match e {
-                GapEvent::Record(r) if r.is_synthetic() => rec.synthetic.push(r),
-                GapEvent::Record(r) => rec.measured.push(r),
-                GapEvent::Gap {
-                    before,
-                    after,
-                    missing,
-                } => rec.gaps.push((before.seq, after.seq, missing)),
-                GapEvent::Outage(o) => panic!("unexpected outage {o:?}"),
-            },
-        );
-    }
-    filler.finish();
-    rec
+/// Replays a capture with the host library, as `mend replay` does: the node's period comes
+/// from its header, gaps are filled linearly, the band is the default 50–55 °C.
+///
+/// # Panics
+/// If the replay fails (it only fails on I/O, and this one reads memory).
+pub fn host_replay(capture: &[u8]) -> mend::ReplayOutput {
+    mend::replay_bytes(capture, &mend::ReplayConfig::default())
+        .unwrap_or_else(|e| panic!("mend replay failed: {e:#}"))
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 
 use mend_core::{FrameBuf, Link, Reading, SimConfig, SkipReason};
 use mend_tests::fixtures::{
-    self, profile_celsius, profile_millidegrees, readings_by_seq, recover, FirmwareEdge,
+    self, host_replay, profile_celsius, profile_millidegrees, readings_by_seq, FirmwareEdge,
     FAULT_RATES, PERIOD_MS, SAMPLES, SEED, SENSOR, SESSION,
 };
 use mend_tests::{
@@ -135,34 +135,63 @@ fn a_damaged_capture_is_recovered_against_its_truth() {
         assert_eq!(*r, truth(*seq), "seq {seq}");
     }
 
-    // Every gap is found: the gap filler's gaps cover exactly the lost seqs between the first
-    // and the last surviving reading, and the lost seqs before and after those are the ones
-    // the session's known length (SAMPLES) implies.
+    // Every gap is found by the host replay (`mend replay`): its gaps cover exactly the lost
+    // seqs between the first and the last surviving reading, the fills sit exactly there and
+    // say they are synthetic, and the lost seqs before and after those are the ones the
+    // session's known length (SAMPLES) implies.
     let lost: BTreeSet<u32> = (0..SAMPLES).filter(|s| !readings.contains_key(s)).collect();
     assert!(!lost.is_empty(), "the seed loses some readings");
     let first = *readings.keys().next().unwrap();
     let last = *readings.keys().next_back().unwrap();
-    let recovery = recover(&readings);
-    let mut found = BTreeSet::new();
-    for &(before, after, missing) in &recovery.gaps {
-        assert_eq!(missing, after - before - 1);
-        found.extend(before + 1..after);
-    }
     let interior: BTreeSet<u32> = lost
         .iter()
         .copied()
         .filter(|s| (first..last).contains(s))
         .collect();
-    assert_eq!(found, interior, "gaps found vs readings lost");
     assert_eq!(
         lost.len(),
         interior.len() + first as usize + (SAMPLES - 1 - last) as usize
     );
-    // Fills are marked synthetic and sit exactly in the gaps.
-    let filled: BTreeSet<u32> = recovery.synthetic.iter().map(|r| r.reading.seq).collect();
-    assert_eq!(filled, interior);
-    assert!(recovery.synthetic.iter().all(|r| r.is_synthetic()));
-    assert_eq!(recovery.measured.len(), readings.len());
+    let replay = host_replay(&run.uart);
+    assert!(replay.report.balanced(), "{:?}", replay.report);
+    let bytes = &replay.report.inputs[0].bytes;
+    assert_eq!(bytes.good + bytes.bad + bytes.skipped, capture.len);
+    let damaged = capture
+        .skipped
+        .iter()
+        .filter(|(_, why)| why.is_bad_frame())
+        .count();
+    assert!(damaged >= bad_crc);
+    assert_eq!(bytes.bad_items as usize, damaged);
+    let [stream] = replay.report.streams.as_slice() else {
+        panic!("one stream expected: {:?}", replay.report.streams)
+    };
+    assert_eq!(stream.missing as usize, interior.len());
+    assert_eq!(stream.outages, 0);
+    assert_eq!(stream.measured as usize, readings.len());
+    assert_eq!(stream.synthetic as usize, interior.len());
+    let mut filled = BTreeSet::new();
+    for out in &replay.records {
+        let rec = &out.record;
+        let seq = rec.reading.seq;
+        if rec.is_synthetic() {
+            assert!(rec.flags.contains(mend_core::Flag::Synthetic));
+            filled.insert(seq);
+        } else {
+            assert_eq!(rec.reading, truth(seq), "measured seq {seq}");
+        }
+    }
+    assert_eq!(filled, interior, "gaps filled vs readings lost");
+    let seqs: Vec<u32> = replay
+        .records
+        .iter()
+        .map(|o| o.record.reading.seq)
+        .collect();
+    assert_eq!(
+        seqs,
+        (first..=last).collect::<Vec<_>>(),
+        "a complete series"
+    );
 
     assert_ram_budget(&run.console);
     assert_golden("fault", &mask_memory_figures(&run.console));

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use mend_core::{Flag, Frame, Quality, ValidateConfig, Validator};
 use mend_tests::fixtures::{
-    self, profile_celsius, profile_millidegrees, profile_out_of_band, readings_by_seq,
+    self, host_replay, profile_celsius, profile_millidegrees, profile_out_of_band, readings_by_seq,
     stats_frames, PERIOD_MS, SAMPLES, STATS_EVERY,
 };
 use mend_tests::{
@@ -79,7 +79,7 @@ fn every_sample_carries_the_temperature_that_was_set() {
 
     // Out-of-band readings are flagged; the edge's verdicts match the host's.
     let mut validator: Validator<32> = Validator::try_new(ValidateConfig::DEFAULT).unwrap();
-    let (mut doubtful, mut bad) = (0, 0);
+    let (mut doubtful, mut bad) = (0u32, 0u32);
     for (&seq, r) in &readings {
         let flags = validator.check(r);
         assert_eq!(
@@ -128,6 +128,40 @@ fn every_sample_carries_the_temperature_that_was_set() {
     assert_eq!((c.late, c.duplicate, c.rejected, c.evicted), (0, 0, 0, 0));
     assert_eq!((last.doubtful, last.bad), (doubtful, bad));
     assert_eq!((last.sensor_faults, last.ring_dropped), (0, 0));
+
+    // The host tool reads the capture the same way: every byte in a good frame, every reading
+    // measured and exact, the same verdicts, no gap, and the edge's books next to its own.
+    let replay = host_replay(&run.uart);
+    assert!(replay.report.balanced(), "{:?}", replay.report);
+    assert_eq!(replay.report.inputs[0].bytes.good, capture.len);
+    assert_eq!(replay.report.dead_letters, 0);
+    let [stream] = replay.report.streams.as_slice() else {
+        panic!("one stream expected: {:?}", replay.report.streams)
+    };
+    assert_eq!(
+        (stream.sensor, stream.session),
+        (fixtures::SENSOR, fixtures::SESSION)
+    );
+    assert_eq!((stream.received, stream.records), (100, 100));
+    assert_eq!((stream.synthetic, stream.gaps, stream.outages), (0, 0, 0));
+    assert_eq!(
+        (stream.doubtful, stream.bad),
+        (u64::from(doubtful), u64::from(bad))
+    );
+    let edge = stream.edge.as_ref().expect("the host saw the edge's stats");
+    assert_eq!(edge.counters, last.counters);
+    assert!(edge.balanced);
+    assert_eq!(edge.sent, stream.received);
+    assert_eq!(replay.records.len(), SAMPLES as usize);
+    for (out, seq) in replay.records.iter().zip(0..) {
+        let rec = &out.record;
+        assert!(!rec.is_synthetic());
+        assert_eq!(rec.reading, readings[&seq]);
+        assert_eq!(
+            rec.flags.contains(Flag::OutOfBand),
+            profile_out_of_band(seq)
+        );
+    }
 
     let (ram, peak) = assert_ram_budget(&run.console);
     eprintln!("RAM: {ram} bytes static + {peak} bytes stack peak");
