@@ -1,0 +1,554 @@
+//! Replay contracts against the real binary: recovery against the simulator's truth,
+//! idempotent reruns, overlapping inputs, checkpoints, windows and seeks.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::*;
+use mend_core::Celsius;
+
+/// Generates a damaged capture with its truth.
+fn capture(d: &Dir, name: &str, seed: &str, count: &str, extra: &[&str]) {
+    let truth = format!("{name}.truth.csv");
+    let mut args = vec![
+        "generate", "--seed", seed, "--count", count, "-o", name, "--truth", &truth,
+    ];
+    args.extend_from_slice(extra);
+    d.mend(&args).ok();
+}
+
+const DAMAGE: &[&str] = &[
+    "--error-rate",
+    "0.05",
+    "--skip-rate",
+    "0.1",
+    "--duplicate-rate",
+    "0.02",
+    "--reorder-rate",
+    "0.05",
+    "--corrupt-rate",
+    "0.005",
+];
+
+#[test]
+fn recovery_is_exact_against_the_truth() {
+    let d = Dir::new();
+    capture(&d, "cap.mlog", "7", "5000", DAMAGE);
+    d.mend(&[
+        "replay",
+        "cap.mlog",
+        "-o",
+        "out.csv",
+        "--window",
+        "1m",
+        "--aggregates",
+        "agg.csv",
+        "--summary-json",
+        "s.json",
+    ])
+    .ok();
+    let truth = truth(&d.read_text("cap.mlog.truth.csv"));
+    let rows = rows(&d.read_text("out.csv"));
+    let by_seq: BTreeMap<u32, &Truth> = truth.iter().map(|t| (t.seq, t)).collect();
+
+    // Strictly ordered by time, each identity at most once.
+    for w in rows.windows(2) {
+        assert!(w[0].ms < w[1].ms, "{:?} then {:?}", w[0], w[1]);
+        assert!(w[0].seq < w[1].seq);
+    }
+    // Every measured reading is kept exactly, at its true time.
+    let measured: Vec<&Row> = rows.iter().filter(|r| !r.synthetic()).collect();
+    assert!(measured.len() > 4_000, "{}", measured.len());
+    for r in &measured {
+        let t = by_seq[&r.seq.unwrap()];
+        assert_eq!((r.ms, r.celsius), (t.ms, t.celsius), "{r:?}");
+        assert_eq!(r.method, "");
+    }
+    // Every gap is detected: between the first and last measured reading, every seq of the
+    // truth has a row (the default max gap of 60 s is never exceeded here).
+    let first = measured[0].seq.unwrap();
+    let last = measured[measured.len() - 1].seq.unwrap();
+    let seqs: Vec<u32> = rows.iter().map(|r| r.seq.unwrap()).collect();
+    assert_eq!(seqs, (first..=last).collect::<Vec<_>>());
+    // Linear fills are the interpolation of their measured neighbours, on time too.
+    let mut fills = 0;
+    for (i, r) in rows.iter().enumerate() {
+        if !r.synthetic() {
+            continue;
+        }
+        fills += 1;
+        assert_eq!(
+            (r.method.as_str(), r.quality.as_str()),
+            ("linear", "doubtful")
+        );
+        assert!(r.flags.split(';').any(|f| f == "synthetic"), "{r:?}");
+        let a = rows[..i].iter().rev().find(|x| !x.synthetic()).unwrap();
+        let b = rows[i..].iter().find(|x| !x.synthetic()).unwrap();
+        let steps = i64::from(b.seq.unwrap() - a.seq.unwrap());
+        let k = i64::from(r.seq.unwrap() - a.seq.unwrap());
+        let (va, vb) = (
+            i64::from(a.celsius.to_bits()),
+            i64::from(b.celsius.to_bits()),
+        );
+        let want = va + div_round((vb - va) * k, steps);
+        assert_eq!(
+            i64::from(r.celsius.to_bits()),
+            want,
+            "{r:?} between {a:?} and {b:?}"
+        );
+        let dt = (b.ms - a.ms) as i64;
+        assert_eq!(r.ms as i64, a.ms as i64 + dt * k / steps);
+    }
+    assert!(fills > 300, "{fills}");
+    // Aggregates over measured readings equal the truth's over the same readings.
+    let mut want: BTreeMap<u64, (u32, i64, i32, i32)> = BTreeMap::new();
+    for r in &measured {
+        let w = r.ms - r.ms % 60_000;
+        let bits = r.celsius.to_bits();
+        let e = want.entry(w).or_insert((0, 0, i32::MAX, i32::MIN));
+        e.0 += 1;
+        e.1 += i64::from(bits);
+        e.2 = e.2.min(bits);
+        e.3 = e.3.max(bits);
+    }
+    let agg = d.read_text("agg.csv");
+    let mut lines = agg.lines();
+    assert_eq!(
+        lines.next(),
+        Some("sensor,session,window_start,window_end,measured,synthetic,rejected,min,max,mean,time_in_band_ms")
+    );
+    let mut windows = 0;
+    for l in lines {
+        let f: Vec<&str> = l.split(',').collect();
+        let start = humantime::parse_rfc3339(f[2])
+            .unwrap()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        let (n, sum, lo, hi) = want[&start];
+        assert_eq!(f[4].parse::<u32>().unwrap(), n, "{l}");
+        assert_eq!(
+            Celsius::from_num(f[7].parse::<f64>().unwrap()).to_bits(),
+            lo,
+            "{l}"
+        );
+        assert_eq!(
+            Celsius::from_num(f[8].parse::<f64>().unwrap()).to_bits(),
+            hi,
+            "{l}"
+        );
+        let mean = div_round(sum, i64::from(n));
+        assert_eq!(
+            i64::from(Celsius::from_num(f[9].parse::<f64>().unwrap()).to_bits()),
+            mean,
+            "{l}"
+        );
+        windows += 1;
+    }
+    assert_eq!(windows, want.len());
+    // The books balance.
+    let s: serde_json::Value = serde_json::from_slice(&d.read("s.json")).unwrap();
+    assert_eq!(s["inputs"][0]["balanced"], true);
+    assert_eq!(s["streams"][0]["balanced"], true);
+}
+
+#[test]
+fn reruns_are_byte_identical() {
+    let d = Dir::new();
+    capture(&d, "cap.mlog", "11", "3000", DAMAGE);
+    let outs = ["out.csv", "dlq.jsonl", "agg.csv", "chart.svg"];
+    let run = |suffix: &str| -> Vec<Vec<u8>> {
+        let names: Vec<String> = outs.iter().map(|o| format!("{suffix}{o}")).collect();
+        d.mend(&[
+            "replay",
+            "cap.mlog",
+            "--fill",
+            "stochastic",
+            "-o",
+            &names[0],
+            "--dlq",
+            &names[1],
+            "--window",
+            "5m",
+            "--aggregates",
+            &names[2],
+            "--chart",
+            &names[3],
+            "-q",
+        ])
+        .ok();
+        names.iter().map(|n| d.read(n)).collect()
+    };
+    let a = run("a-");
+    let b = run("b-");
+    assert_eq!(a, b);
+    assert!(a.iter().all(|x| !x.is_empty()));
+    let svg = String::from_utf8(a[3].clone()).unwrap();
+    assert!(svg.contains("<svg"), "a chart was drawn");
+}
+
+/// Byte ranges of a file, cut at arbitrary (not frame) boundaries.
+fn split(bytes: &[u8], a_end: usize, b_start: usize) -> (Vec<u8>, Vec<u8>) {
+    (bytes[..a_end].to_vec(), bytes[b_start..].to_vec())
+}
+
+#[test]
+fn overlapping_captures_merge_without_double_counting() {
+    let d = Dir::new();
+    capture(
+        &d,
+        "cap.mlog",
+        "13",
+        "4000",
+        &[
+            "--skip-rate",
+            "0.05",
+            "--duplicate-rate",
+            "0.02",
+            "--reorder-rate",
+            "0.05",
+        ],
+    );
+    let whole = d.read("cap.mlog");
+    let (a, b) = split(&whole, whole.len() * 6 / 10, whole.len() * 4 / 10);
+    d.write("a.mlog", &a);
+    d.write("b.mlog", &b);
+    d.mend(&["replay", "cap.mlog", "-o", "whole.csv", "-q"])
+        .ok();
+    d.mend(&["replay", "a.mlog", "b.mlog", "-o", "ab.csv", "-q"])
+        .ok();
+    d.mend(&["replay", "b.mlog", "a.mlog", "-o", "ba.csv", "-q"])
+        .ok();
+    let whole_rows = d.read_text("whole.csv");
+    assert_eq!(d.read_text("ab.csv"), whole_rows);
+    assert_eq!(d.read_text("ba.csv"), whole_rows);
+    // The same with the prototype's JSONL, cut at line boundaries.
+    d.mend(&[
+        "generate",
+        "--seed",
+        "13",
+        "--count",
+        "3000",
+        "--format",
+        "jsonl",
+        "--skip-rate",
+        "0.05",
+        "-o",
+        "cap.jsonl",
+    ])
+    .ok();
+    let text = d.read_text("cap.jsonl");
+    let lines: Vec<&str> = text.lines().collect();
+    let a: String = lines[..1800].iter().map(|l| format!("{l}\n")).collect();
+    let b: String = lines[1200..].iter().map(|l| format!("{l}\n")).collect();
+    d.write("a.jsonl", a.as_bytes());
+    d.write("b.jsonl", b.as_bytes());
+    d.mend(&["replay", "cap.jsonl", "-o", "whole-j.csv", "-q"])
+        .ok();
+    d.mend(&["replay", "a.jsonl", "b.jsonl", "-o", "ab-j.csv", "-q"])
+        .ok();
+    assert_eq!(d.read_text("ab-j.csv"), d.read_text("whole-j.csv"));
+    assert!(rows(&d.read_text("whole-j.csv")).len() >= 2_990);
+}
+
+#[test]
+fn checkpoint_resume_emits_only_newer_rows() {
+    let d = Dir::new();
+    capture(
+        &d,
+        "cap.mlog",
+        "17",
+        "3000",
+        &["--skip-rate", "0.1", "--duplicate-rate", "0.05"],
+    );
+    let whole = d.read("cap.mlog");
+    d.write("prefix.mlog", &whole[..whole.len() / 2 + 7]);
+    d.mend(&[
+        "replay",
+        "prefix.mlog",
+        "--checkpoint",
+        "ck.json",
+        "-o",
+        "one.csv",
+        "-q",
+    ])
+    .ok();
+    let ck_after_first = d.read("ck.json");
+    let run = d
+        .mend(&[
+            "replay",
+            "cap.mlog",
+            "--checkpoint",
+            "ck.json",
+            "-o",
+            "two.csv",
+            "--strict",
+        ])
+        .ok();
+    assert!(
+        run.stderr().contains("before the checkpoint"),
+        "{}",
+        run.stderr()
+    );
+    d.mend(&["replay", "cap.mlog", "-o", "all.csv", "-q"]).ok();
+    let one = d.read_text("one.csv");
+    let two = d.read_text("two.csv");
+    let all = d.read_text("all.csv");
+    let joined = format!("{one}{}", two.strip_prefix(&format!("{HEADER}\n")).unwrap());
+    assert_eq!(joined, all);
+    let (r1, r2) = (rows(&one), rows(&two));
+    assert!(!r1.is_empty() && !r2.is_empty());
+    assert!(r1.last().unwrap().ms < r2[0].ms);
+    // A crash after the outputs but before the checkpoint: the rerun writes the same rows.
+    d.write("ck.json", &ck_after_first);
+    d.mend(&[
+        "replay",
+        "cap.mlog",
+        "--checkpoint",
+        "ck.json",
+        "-o",
+        "two-again.csv",
+        "-q",
+    ])
+    .ok();
+    assert_eq!(d.read_text("two-again.csv"), two);
+    // Nothing new: a third run emits nothing.
+    let run = d
+        .mend(&[
+            "replay",
+            "cap.mlog",
+            "--checkpoint",
+            "ck.json",
+            "-o",
+            "three.csv",
+        ])
+        .ok();
+    assert_eq!(d.read_text("three.csv"), format!("{HEADER}\n"));
+    assert!(
+        run.stderr().contains("the output is empty"),
+        "{}",
+        run.stderr()
+    );
+}
+
+#[test]
+fn window_edges_are_filled_from_the_readings_outside() {
+    let d = Dir::new();
+    // Readings every second from t=100 s, with seqs 10..=14 missing around t=112 s.
+    let h = header(1, 1);
+    let mut log = common::frame(mend_core::Frame::Header(h));
+    let vals = |s: u32| 50.0 + f64::from(s) * 0.25;
+    log.extend(readings(&h, (100..110).map(|s| (s, vals(s)))));
+    log.extend(readings(&h, (115..130).map(|s| (s, vals(s)))));
+    d.write("in.mlog", &log);
+    d.mend(&["replay", "in.mlog", "-o", "all.csv", "-q"]).ok();
+    let all = rows(&d.read_text("all.csv"));
+    // --from inside the gap: the first rows are fills computed from seq 109, outside.
+    d.mend(&[
+        "replay",
+        "in.mlog",
+        "--from",
+        "112",
+        "--until",
+        "1970-01-01T00:01:57Z",
+        "-o",
+        "w.csv",
+        "-q",
+    ])
+    .ok();
+    let w = rows(&d.read_text("w.csv"));
+    let seqs: Vec<u32> = w.iter().map(|r| r.seq.unwrap()).collect();
+    assert_eq!(seqs, (112..=117).collect::<Vec<_>>());
+    assert!(w[0].synthetic() && w[1].synthetic() && w[2].synthetic());
+    assert_eq!(
+        w[0].celsius,
+        Celsius::from_num(vals(112)),
+        "linear from 109 to 115"
+    );
+    for r in &w {
+        assert_eq!(
+            Some(r),
+            all.iter().find(|x| x.seq == r.seq),
+            "same as the full run"
+        );
+    }
+    // --until inside the gap: the fills up to it come out, computed from seq 115.
+    d.mend(&["replay", "in.mlog", "--until", "111", "-o", "u.csv", "-q"])
+        .ok();
+    let u = rows(&d.read_text("u.csv"));
+    assert_eq!(u.last().unwrap().seq, Some(111));
+    assert!(u.last().unwrap().synthetic());
+    assert_eq!(u.last().unwrap().celsius, Celsius::from_num(vals(111)));
+    // A window after the last reading: an empty series and a clear message, exit 0.
+    let run = d
+        .mend(&["replay", "in.mlog", "--from", "2026-01-01T00:00:00Z"])
+        .ok();
+    assert_eq!(run.stdout(), format!("{HEADER}\n"));
+    assert!(
+        run.stderr()
+            .contains("no reading at or after --from 2026-01-01T00:00:00.000Z"),
+        "{}",
+        run.stderr()
+    );
+}
+
+#[test]
+fn seek_reads_far_fewer_bytes_and_gives_the_same_rows() {
+    let d = Dir::new();
+    capture(
+        &d,
+        "big.mlog",
+        "19",
+        "200000",
+        &["--skip-rate", "0.1", "--reorder-rate", "0.02"],
+    );
+    let size = d.read("big.mlog").len() as u64;
+    let args = |extra: &'static str, out: &'static str, json: &'static str| {
+        let mut a = vec![
+            "replay",
+            "big.mlog",
+            "--from",
+            "2026-01-02T12:00:00Z",
+            "--until",
+            "2026-01-02T12:30:00Z",
+            "-o",
+            out,
+            "--summary-json",
+            json,
+            "-q",
+        ];
+        if !extra.is_empty() {
+            a.push(extra);
+        }
+        a
+    };
+    d.mend(&args("", "seek.csv", "seek.json")).ok();
+    d.mend(&args("--no-seek", "full.csv", "full.json")).ok();
+    assert_eq!(d.read_text("seek.csv"), d.read_text("full.csv"));
+    assert_eq!(rows(&d.read_text("seek.csv")).len(), 1801);
+    let s: serde_json::Value = serde_json::from_slice(&d.read("seek.json")).unwrap();
+    let b = &s["inputs"][0]["bytes"];
+    let read = b["read"].as_u64().unwrap();
+    assert!(read * 10 < size, "read {read} of {size}");
+    assert!(b["before_seek"].as_u64().unwrap() > size / 2);
+    let sum = b["before_seek"].as_u64().unwrap() + read + b["after_stop"].as_u64().unwrap();
+    assert_eq!(sum, size);
+    assert_eq!(s["inputs"][0]["balanced"], true);
+}
+
+#[test]
+fn equal_timestamps_in_jsonl_are_two_readings_and_exact_repeats_one() {
+    let d = Dir::new();
+    let text = [
+        jline(10, 52.0),
+        jline(11, 53.0),
+        jline(11, 51.5),
+        jline(11, 53.0),
+        jline(12, 52.0),
+        jline(11, 51.5),
+    ]
+    .concat();
+    d.write("eq.jsonl", text.as_bytes());
+    let run = d
+        .mend(&["replay", "eq.jsonl", "--summary-json", "s.json"])
+        .ok();
+    let rows = rows(&run.stdout());
+    let got: Vec<(u64, f64)> = rows.iter().map(|r| (r.ms, r.celsius.to_num())).collect();
+    assert_eq!(
+        got,
+        [
+            (10_000, 52.0),
+            (11_000, 51.5),
+            (11_000, 53.0),
+            (12_000, 52.0)
+        ]
+    );
+    let s: serde_json::Value = serde_json::from_slice(&d.read("s.json")).unwrap();
+    assert_eq!(s["streams"][0]["counters"]["duplicate"], 2);
+}
+
+#[test]
+fn stdin_and_every_output_format() {
+    let d = Dir::new();
+    capture(&d, "cap.mlog", "23", "500", &["--skip-rate", "0.1"]);
+    let bytes = d.read("cap.mlog");
+    let from_stdin = d.mend_stdin(&["replay", "-", "-q"], Some(&bytes)).ok();
+    let from_file = d.mend(&["replay", "cap.mlog", "-q"]).ok();
+    assert_eq!(from_stdin.stdout(), from_file.stdout());
+    let csv_rows = rows(&from_file.stdout());
+    // JSONL output: the same fields.
+    let j = d
+        .mend(&["replay", "cap.mlog", "--format", "jsonl", "-q"])
+        .ok();
+    let objs: Vec<serde_json::Value> = j
+        .stdout()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(objs.len(), csv_rows.len());
+    for (o, r) in objs.iter().zip(&csv_rows) {
+        assert_eq!(o["seq"].as_u64(), r.seq.map(u64::from));
+        assert_eq!(o["time"], r.time.as_str());
+        assert_eq!(Celsius::from_num(o["celsius"].as_f64().unwrap()), r.celsius);
+        assert_eq!(o["origin"], r.origin.as_str());
+        assert_eq!(o["quality"], r.quality.as_str());
+        assert_eq!(o["flags"], r.flags.as_str());
+    }
+    // mlog output holds the measured readings; replaying it gives the same series.
+    d.mend(&[
+        "replay", "cap.mlog", "--format", "mlog", "-o", "re.mlog", "-q",
+    ])
+    .ok();
+    let again = d.mend(&["replay", "re.mlog", "-q"]).ok();
+    assert_eq!(again.stdout(), from_file.stdout());
+}
+
+#[test]
+fn stochastic_and_locf_and_none() {
+    let d = Dir::new();
+    capture(&d, "cap.mlog", "29", "2000", &["--skip-rate", "0.2"]);
+    let t = truth(&d.read_text("cap.mlog.truth.csv"));
+    let by_seq: BTreeMap<u32, Celsius> = t.iter().map(|x| (x.seq, x.celsius)).collect();
+    for fill in ["stochastic", "locf", "none"] {
+        let run = d.mend(&["replay", "cap.mlog", "--fill", fill, "-q"]).ok();
+        let rows = rows(&run.stdout());
+        for r in rows.iter().filter(|r| !r.synthetic()) {
+            assert_eq!(r.celsius, by_seq[&r.seq.unwrap()]);
+        }
+        let fills: Vec<&Row> = rows.iter().filter(|r| r.synthetic()).collect();
+        if fill == "none" {
+            assert!(fills.is_empty());
+        } else {
+            assert!(fills.len() > 300);
+            assert!(fills.iter().all(|r| r.method == fill));
+        }
+        if fill == "locf" {
+            for (i, r) in rows.iter().enumerate() {
+                if r.synthetic() {
+                    let a = rows[..i].iter().rev().find(|x| !x.synthetic()).unwrap();
+                    assert_eq!(r.celsius, a.celsius);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn inspect_shows_what_a_capture_holds() {
+    let d = Dir::new();
+    capture(&d, "cap.mlog", "31", "1000", DAMAGE);
+    let run = d.mend(&["inspect", "cap.mlog"]).ok();
+    let out = run.stdout();
+    for needle in [
+        "sensors: 1",
+        "session: sensor 1 session 31: period 1s, unix clock",
+        "time span: 2026-01-01T00:00:00.000Z",
+        "good frames",
+        "gaps:",
+        "edge stats:",
+        "damaged or unusable input:",
+    ] {
+        assert!(out.contains(needle), "{needle:?} missing from\n{out}");
+    }
+}
