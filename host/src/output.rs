@@ -30,6 +30,9 @@ pub const AGG_HEADER: &str =
 
 /// A file that appears at its path only when [`AtomicFile::commit`] succeeds.
 ///
+/// A destination that exists and is not a regular file (`/dev/null`, a FIFO, a terminal) is
+/// written in place instead: renaming over a device would replace the device.
+///
 /// # Examples
 /// ```
 /// use std::io::Write;
@@ -43,7 +46,8 @@ pub const AGG_HEADER: &str =
 /// ```
 pub struct AtomicFile {
     dest: PathBuf,
-    tmp: PathBuf,
+    /// The temporary file, or `None` when writing in place.
+    tmp: Option<PathBuf>,
     w: Option<BufWriter<File>>,
 }
 
@@ -61,6 +65,19 @@ impl AtomicFile {
         if dest.is_dir() {
             anyhow::bail!("{}: is a directory", dest.display());
         }
+        if let Ok(meta) = fs::metadata(dest) {
+            if !meta.is_file() {
+                let file = fs::OpenOptions::new()
+                    .write(true)
+                    .open(dest)
+                    .with_context(|| format!("{}: cannot write output", dest.display()))?;
+                return Ok(Self {
+                    dest: dest.to_path_buf(),
+                    tmp: None,
+                    w: Some(BufWriter::with_capacity(OUT_BUF, file)),
+                });
+            }
+        }
         let mut tmp_name = std::ffi::OsString::from(".");
         tmp_name.push(name);
         tmp_name.push(format!(".mend-tmp-{}", std::process::id()));
@@ -69,7 +86,7 @@ impl AtomicFile {
             .with_context(|| format!("{}: cannot write output", dest.display()))?;
         Ok(Self {
             dest: dest.to_path_buf(),
-            tmp,
+            tmp: Some(tmp),
             w: Some(BufWriter::with_capacity(OUT_BUF, file)),
         })
     }
@@ -87,10 +104,14 @@ impl AtomicFile {
             .into_inner()
             .map_err(|e| e.into_error())
             .with_context(|| format!("{}: cannot write output", dest.display()))?;
+        let Some(tmp) = self.tmp.clone() else {
+            return Ok(());
+        };
         file.sync_all()
             .with_context(|| format!("{}: cannot sync output", dest.display()))?;
-        fs::rename(&self.tmp, &dest)
+        fs::rename(&tmp, &dest)
             .with_context(|| format!("{}: cannot move output into place", dest.display()))?;
+        self.tmp = None;
         Ok(())
     }
 }
@@ -120,8 +141,8 @@ impl Write for AtomicFile {
 
 impl Drop for AtomicFile {
     fn drop(&mut self) {
-        if self.w.take().is_some() {
-            let _ = fs::remove_file(&self.tmp);
+        if let Some(tmp) = self.tmp.take() {
+            let _ = fs::remove_file(tmp);
         }
     }
 }

@@ -365,3 +365,27 @@ fn exit_codes() {
         "mlog limits are documented"
     );
 }
+
+#[cfg(unix)]
+#[test]
+fn a_device_output_is_written_in_place_not_replaced() {
+    use std::os::unix::fs::FileTypeExt;
+    let d = Dir::new();
+    let h = header(1, 1);
+    let mut log = frame(Frame::Header(h));
+    log.extend(readings(&h, (0..3).map(|s| (s, 52.0))));
+    d.write("in.mlog", &log);
+    d.mend(&[
+        "replay",
+        "in.mlog",
+        "-o",
+        "/dev/null",
+        "--dlq",
+        "/dev/null",
+        "-q",
+    ])
+    .expect(2);
+    d.mend(&["replay", "in.mlog", "-o", "/dev/null", "-q"]).ok();
+    let meta = std::fs::metadata("/dev/null").unwrap();
+    assert!(meta.file_type().is_char_device());
+}
