@@ -71,8 +71,10 @@ fn main() -> ! {
 
     let mut clock = tick::start(cp.SYST);
     let mut seq: u32 = 0;
+    let mut due_ms: u64 = 0;
     loop {
-        clock.sleep_until(u64::from(seq) * u64::from(config::PERIOD_MS));
+        clock.sleep_until(due_ms);
+        due_ms += u64::from(config::PERIOD_MS);
         if lockstep {
             clock.pause();
             host::print_value("sample ", seq);
