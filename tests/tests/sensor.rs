@@ -197,6 +197,16 @@ fn an_unplugged_sensor_gives_counted_faults_not_a_panic() {
     assert_eq!(last.sensor_faults, SAMPLES);
     assert_eq!(last.counters.input, 0);
     assert_eq!(console_number(&run.console, "sensor faults: "), SAMPLES);
+    // The host sees the same: a stream with no readings and 100 faults, books balanced.
+    let replay = host_replay(&run.uart);
+    assert!(replay.report.balanced());
+    let [stream] = replay.report.streams.as_slice() else {
+        panic!("one stream expected: {:?}", replay.report.streams)
+    };
+    assert_eq!((stream.received, stream.records), (0, 0));
+    assert_eq!(stream.faults, u64::from(SAMPLES));
+    let edge = stream.edge.as_ref().expect("the edge's stats arrived");
+    assert_eq!(edge.sensor_faults, SAMPLES);
     assert_ram_budget(&run.console);
     assert_golden("no-sensor", &mask_memory_figures(&run.console));
 }
