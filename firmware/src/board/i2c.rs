@@ -182,7 +182,8 @@ impl i2c::ErrorType for I2c0 {
 
 impl i2c::I2c<SevenBitAddress> for I2c0 {
     /// Runs the operations; consecutive operations of one direction form one transfer, and a
-    /// change of direction is STOP + START (see the module docs).
+    /// change of direction is STOP + START (see the module docs). Empty buffers move no
+    /// bytes and put nothing on the bus: the controller cannot send an address alone.
     fn transaction(
         &mut self,
         address: SevenBitAddress,
