@@ -9,7 +9,13 @@ use cortex_m_semihosting::{debug, nr, syscall1};
 /// Writes `text` to the semihosting console (SYS_WRITE0, in chunks of up to 31 bytes, so no
 /// host file handle is ever opened or leaked).
 pub fn print(text: &str) {
-    for chunk in text.as_bytes().chunks(31) {
+    print_bytes(text.as_bytes());
+}
+
+/// Writes ASCII `bytes` to the semihosting console. Taking bytes rather than `&str` spares the
+/// formatting code a UTF-8 check (and its table) in flash.
+fn print_bytes(bytes: &[u8]) {
+    for chunk in bytes.chunks(31) {
         let mut buf = [0u8; 32];
         buf[..chunk.len()].copy_from_slice(chunk);
         // SAFETY: SYS_WRITE0 reads the NUL-terminated string at `buf`, which lives until the
@@ -29,7 +35,7 @@ pub fn print_value(label: &str, value: u32) {
 pub fn print_with_unit(label: &str, value: u32, unit: &str) {
     print(label);
     let mut digits = [0u8; 10];
-    print(decimal(value, &mut digits));
+    print_bytes(decimal(value, &mut digits));
     print(unit);
     print("\n");
 }
@@ -44,11 +50,11 @@ pub fn print_hex(label: &str, value: u64) {
         let nibble = (value >> (60 - 4 * i)) & 0xF;
         *d = b"0123456789abcdef"[nibble as usize];
     }
-    print(core::str::from_utf8(&digits).unwrap_or("?\n"));
+    print_bytes(&digits);
 }
 
 /// Formats `value` in decimal into `buf`, returning the digits.
-fn decimal(mut value: u32, buf: &mut [u8; 10]) -> &str {
+fn decimal(mut value: u32, buf: &mut [u8; 10]) -> &[u8] {
     let mut i = buf.len();
     loop {
         i -= 1;
@@ -58,7 +64,7 @@ fn decimal(mut value: u32, buf: &mut [u8; 10]) -> &str {
             break;
         }
     }
-    core::str::from_utf8(&buf[i..]).unwrap_or("?")
+    &buf[i..]
 }
 
 /// True when the semihosting command line (QEMU's `-semihosting-config arg=...`) has the
