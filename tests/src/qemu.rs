@@ -3,14 +3,13 @@
 use std::collections::HashMap;
 use std::fs;
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::qmp::Qmp;
+use crate::qmp::{connect_unix, Qmp};
 
 /// What to install when QEMU is missing; the tests fail with this rather than skip.
 const INSTALL_HINT: &str =
@@ -291,8 +290,7 @@ pub fn run(elf: &Path, options: RunOptions<'_>) -> Run {
     if let Some(profile) = options.profile {
         wait_for(&console_path, &mut child);
         wait_for(&qmp_path, &mut child);
-        let stream = UnixStream::connect(&console_path)
-            .unwrap_or_else(|e| panic!("connect {}: {e}", console_path.display()));
+        let stream = connect_unix(&console_path).unwrap_or_else(|e| panic!("{e}"));
         stream
             .set_read_timeout(Some(Duration::from_secs(30)))
             .expect("socket timeout");

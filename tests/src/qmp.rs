@@ -8,6 +8,21 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+/// Connects to a unix socket that QEMU is about to listen on: the socket file appears when
+/// QEMU binds it, a moment before it listens, so a refused connection is retried briefly.
+pub(crate) fn connect_unix(path: &Path) -> Result<UnixStream, String> {
+    let start = std::time::Instant::now();
+    loop {
+        match UnixStream::connect(path) {
+            Ok(s) => return Ok(s),
+            Err(_) if start.elapsed() < Duration::from_secs(5) => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => return Err(format!("connect {}: {e}", path.display())),
+        }
+    }
+}
+
 /// A QMP connection to a running QEMU.
 #[derive(Debug)]
 pub struct Qmp {
@@ -18,8 +33,7 @@ pub struct Qmp {
 impl Qmp {
     /// Connects to the QMP socket at `path`, reads the greeting and enters command mode.
     pub fn connect(path: &Path) -> Result<Self, String> {
-        let stream =
-            UnixStream::connect(path).map_err(|e| format!("connect {}: {e}", path.display()))?;
+        let stream = connect_unix(path)?;
         stream
             .set_read_timeout(Some(Duration::from_secs(30)))
             .map_err(|e| e.to_string())?;
