@@ -97,6 +97,10 @@ fn firmware_and_host_builds_give_byte_identical_frames() {
     let (_, last) = *stats_frames(&capture).last().unwrap();
     assert!(last.counters.balanced(0));
     assert_eq!(last.counters.emitted, SAMPLES);
-    assert_ram_budget(&run.console);
+    let (ram, peak) = assert_ram_budget(&run.console);
+    eprintln!(
+        "RAM: {ram} bytes static + {peak} bytes stack peak; QEMU run {:?} wall",
+        run.wall
+    );
     assert_golden("sim-source", &mask_memory_figures(&run.console));
 }

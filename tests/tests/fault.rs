@@ -193,6 +193,10 @@ fn a_damaged_capture_is_recovered_against_its_truth() {
         "a complete series"
     );
 
-    assert_ram_budget(&run.console);
+    let (ram, peak) = assert_ram_budget(&run.console);
+    eprintln!(
+        "RAM: {ram} bytes static + {peak} bytes stack peak; QEMU run {:?} wall",
+        run.wall
+    );
     assert_golden("fault", &mask_memory_figures(&run.console));
 }

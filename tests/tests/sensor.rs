@@ -35,7 +35,6 @@ fn every_sample_carries_the_temperature_that_was_set() {
             ..RunOptions::default()
         },
     );
-    eprintln!("QEMU run: {:?} wall", run.wall);
     assert_ok(&run);
     assert_eq!(run.prompts, (0..SAMPLES).collect::<Vec<_>>());
 
@@ -164,7 +163,10 @@ fn every_sample_carries_the_temperature_that_was_set() {
     }
 
     let (ram, peak) = assert_ram_budget(&run.console);
-    eprintln!("RAM: {ram} bytes static + {peak} bytes stack peak");
+    eprintln!(
+        "RAM: {ram} bytes static + {peak} bytes stack peak; QEMU run {:?} wall",
+        run.wall
+    );
     assert_golden("sensor", &mask_memory_figures(&run.console));
 }
 
