@@ -32,8 +32,11 @@ use crate::output::{push_aggregate_row, RecordSink};
 
 /// Readings one stream's reorder buffer holds.
 pub const REORDER_CAPACITY: usize = 4096;
-/// Duplicate-window words per stream: `32 × 32` = 1024 seqs.
-pub const DEDUP_WORDS: usize = 32;
+/// The duplicate windows a stream may get, in seqs: the smallest that covers twice the
+/// lateness (in periods) is chosen per stream, because the window costs time on every new
+/// seq. A reading further below the newest seq than its window is dead-lettered as
+/// `beyond_dedup_window`.
+pub const DEDUP_WINDOWS: [u64; 3] = [256, 1024, 4096];
 /// Values of validator history (spike and stuck checks).
 pub const VALIDATOR_HISTORY: usize = 64;
 /// Values of gap-filler history (stochastic fills).
@@ -41,7 +44,65 @@ pub const FILL_HISTORY: usize = 16;
 /// Outages listed per stream in the report (all are counted).
 pub const MAX_LISTED_OUTAGES: usize = 100;
 
-type StreamReorder = Reorder<REORDER_CAPACITY, 1, DEDUP_WORDS>;
+/// A stream's reorder buffer, with a duplicate window sized to its lateness.
+enum StreamReorder {
+    Narrow(Box<Reorder<REORDER_CAPACITY, 1, 8>>),
+    Medium(Box<Reorder<REORDER_CAPACITY, 1, 32>>),
+    Wide(Box<Reorder<REORDER_CAPACITY, 1, 128>>),
+}
+
+macro_rules! each {
+    ($self:expr, $r:ident => $e:expr) => {
+        match $self {
+            StreamReorder::Narrow($r) => $e,
+            StreamReorder::Medium($r) => $e,
+            StreamReorder::Wide($r) => $e,
+        }
+    };
+}
+
+impl StreamReorder {
+    // Never inlined: a reorder buffer is ~100 KB, and a caller that inlines its construction
+    // carries (and probes) that much stack on every call.
+    #[inline(never)]
+    #[cold]
+    fn new(lateness_ms: u64, period_ms: u32, dedup: bool) -> Self {
+        let need = (lateness_ms / u64::from(period_ms.max(1)))
+            .saturating_mul(2)
+            .saturating_add(64);
+        let mut r = if need <= DEDUP_WINDOWS[0] {
+            StreamReorder::Narrow(Box::new(Reorder::new(lateness_ms)))
+        } else if need <= DEDUP_WINDOWS[1] {
+            StreamReorder::Medium(Box::new(Reorder::new(lateness_ms)))
+        } else {
+            StreamReorder::Wide(Box::new(Reorder::new(lateness_ms)))
+        };
+        if !dedup {
+            each!(&mut r, b => **b = b.clone().without_dedup());
+        }
+        r
+    }
+    #[inline]
+    fn push(&mut self, r: Reading) -> Admit {
+        each!(self, b => b.push(r))
+    }
+    #[inline]
+    fn pop_ready(&mut self) -> Option<mend_core::Release> {
+        each!(self, b => b.pop_ready())
+    }
+    fn pop_any(&mut self) -> Option<mend_core::Release> {
+        each!(self, b => b.pop_any())
+    }
+    fn watermark(&self) -> Option<u64> {
+        each!(self, b => b.watermark())
+    }
+    fn counters(&self) -> Counters {
+        each!(self, b => b.counters())
+    }
+    fn len(&self) -> usize {
+        each!(self, b => b.len())
+    }
+}
 
 /// What the engine does, independent of where input comes from and output goes.
 #[derive(Clone, Debug)]
@@ -226,7 +287,7 @@ struct StreamOut {
 }
 
 struct Stream {
-    reorder: Box<StreamReorder>,
+    reorder: StreamReorder,
     validator: Validator<VALIDATOR_HISTORY>,
     filler: GapFiller<FILL_HISTORY>,
     content: Option<ContentDedup>,
@@ -326,6 +387,8 @@ impl Engine {
         Ok(i)
     }
 
+    #[inline(never)]
+    #[cold]
     fn new_stream(&self, key: (u32, u32), meta: &StreamMeta) -> io::Result<Stream> {
         let c = &self.cfg;
         let period = meta.period_ms.max(1);
@@ -353,10 +416,7 @@ impl Engine {
                 format!("invalid validation limits: {e}"),
             )
         })?;
-        let mut reorder = Box::new(StreamReorder::new(c.lateness_ms));
-        if !meta.has_seq {
-            *reorder = StreamReorder::new(c.lateness_ms).without_dedup();
-        }
+        let reorder = StreamReorder::new(c.lateness_ms, period, meta.has_seq);
         let aggregator = c
             .window_ms
             .and_then(|w| Aggregator::try_new(w, period, c.validate.band).ok());
@@ -444,37 +504,16 @@ impl Engine {
         rep.received += 1;
         rep.first_ms = Some(rep.first_ms.map_or(r.timestamp, |f| f.min(r.timestamp)));
         rep.last_ms = Some(rep.last_ms.map_or(r.timestamp, |l| l.max(r.timestamp)));
-        let dead = |reason: &'static str, detail: String| DeadLetter {
-            input: item.input,
-            location: item.at,
-            reason,
-            detail,
-        };
         if s.ck.is_some_and(|ck| order_key(&r) <= ck) {
             rep.before_checkpoint += 1;
-            return sinks.dead.push(&dead(
-                "before_checkpoint",
-                format!(
-                    "reading of sensor {} session {} at {} was emitted by an earlier run",
-                    r.sensor,
-                    r.session,
-                    crate::timefmt::to_rfc3339(r.timestamp)
-                ),
-            ));
+            return dead_letter(sinks, &item, &r, Refusal::BeforeCheckpoint);
         }
         if let Some(cd) = s.content.as_mut() {
             let key = (r.timestamp, r.celsius.to_bits());
             if r.timestamp < cd.horizon {
                 s.extra.input += 1;
                 s.extra.rejected += 1;
-                return sinks.dead.push(&dead(
-                    "older_than_dedup_horizon",
-                    format!(
-                        "reading at {} is older than the dedup horizon {} (raise --lateness)",
-                        crate::timefmt::to_rfc3339(r.timestamp),
-                        crate::timefmt::to_rfc3339(cd.horizon)
-                    ),
-                ));
+                return dead_letter(sinks, &item, &r, Refusal::Horizon(cd.horizon));
             }
             if !cd.seen.insert(key) {
                 s.extra.input += 1;
@@ -482,32 +521,16 @@ impl Engine {
                 return Ok(());
             }
         }
-        let mut err = Ok(());
         match s.reorder.push(r) {
             Admit::Held | Admit::Duplicate => {}
-            Admit::Rejected(e) => {
-                sinks.dead.push(&dead(
-                    "beyond_dedup_window",
-                    format!("reading seq {}: {e}", r.seq),
-                ))?;
-            }
+            Admit::Rejected(e) => dead_letter(sinks, &item, &r, Refusal::BeyondWindow(e))?,
             Admit::Released(rel) => match rel.kind {
-                ReleaseKind::Late => {
-                    sinks.dead.push(&dead(
-                        "late",
-                        format!(
-                            "reading seq {} at {} arrived after later readings of its stream were written (raise --lateness)",
-                            rel.reading.seq,
-                            crate::timefmt::to_rfc3339(rel.reading.timestamp)
-                        ),
-                    ))?;
-                }
+                ReleaseKind::Late => dead_letter(sinks, &item, &rel.reading, Refusal::Late)?,
                 ReleaseKind::InOrder | ReleaseKind::Evicted => {
-                    err = process(s, &self.cfg, rel.reading, sinks);
+                    process(s, &self.cfg, rel.reading, sinks)?;
                 }
             },
         }
-        err?;
         while let Some(rel) = s.reorder.pop_ready() {
             process(s, &self.cfg, rel.reading, sinks)?;
         }
@@ -639,6 +662,54 @@ impl Engine {
         }
         ck
     }
+}
+
+/// Why a reading is dead-lettered by the engine.
+enum Refusal {
+    BeforeCheckpoint,
+    Horizon(u64),
+    BeyondWindow(mend_core::ReorderError),
+    Late,
+}
+
+#[cold]
+#[inline(never)]
+fn dead_letter(sinks: &mut Sinks, item: &ReadingItem, r: &Reading, why: Refusal) -> io::Result<()> {
+    use crate::timefmt::to_rfc3339;
+    let (reason, detail) = match why {
+        Refusal::BeforeCheckpoint => (
+            "before_checkpoint",
+            format!(
+                "reading of sensor {} session {} at {} was emitted by an earlier run",
+                r.sensor,
+                r.session,
+                to_rfc3339(r.timestamp)
+            ),
+        ),
+        Refusal::Horizon(h) => (
+            "older_than_dedup_horizon",
+            format!(
+                "reading at {} is older than the dedup horizon {} (raise --lateness)",
+                to_rfc3339(r.timestamp),
+                to_rfc3339(h)
+            ),
+        ),
+        Refusal::BeyondWindow(e) => ("beyond_dedup_window", format!("reading seq {}: {e}", r.seq)),
+        Refusal::Late => (
+            "late",
+            format!(
+                "reading seq {} at {} arrived after later readings of its stream were written (raise --lateness)",
+                r.seq,
+                to_rfc3339(r.timestamp)
+            ),
+        ),
+    };
+    sinks.dead.push(&DeadLetter {
+        input: item.input,
+        location: item.at,
+        reason,
+        detail,
+    })
 }
 
 /// Validates one released reading and runs it through the gap filler.

@@ -103,6 +103,16 @@ impl Merge {
         &mut self,
         side: &mut impl FnMut(Item) -> io::Result<()>,
     ) -> io::Result<Option<ReadingItem>> {
+        if let [only] = self.readers.as_mut_slice() {
+            // One input: nothing to merge.
+            while let Some(item) = only.next_item()? {
+                match item {
+                    Item::Reading(r) => return Ok(Some(r)),
+                    other => side(other)?,
+                }
+            }
+            return Ok(None);
+        }
         if !self.primed {
             self.primed = true;
             for i in 0..self.readers.len() {
