@@ -98,7 +98,8 @@ pub struct Stats {
     pub sensor_faults: u32,
     /// Frames the outgoing ring buffer dropped because it was full.
     pub ring_dropped: u32,
-    /// Frames handed to the link so far, this one excluded.
+    /// Frames the link has taken from the edge's ring so far. Frames still queued ahead of
+    /// this one are not counted, so this is not the frame's position in the stream.
     pub frames_sent: u32,
 }
 

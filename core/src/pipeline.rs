@@ -139,7 +139,9 @@ impl<const N: usize, const Q: usize, const K: usize> EdgePipeline<N, Q, K> {
         &self.config
     }
 
-    fn start(&mut self) {
+    /// Queues the session header, once; every other call does it too if it has not happened
+    /// yet. A node calls it at boot so that the header leaves before the first sample.
+    pub fn start(&mut self) {
         if !self.started {
             self.started = true;
             self.queue(&Frame::Header(self.config.header));
