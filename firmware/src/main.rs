@@ -69,6 +69,12 @@ fn main() -> ! {
     let lockstep = host::cmdline_has("lockstep");
     report_settings(lockstep);
 
+    // The session header leaves before the first sample is taken.
+    edge.start();
+    while let Some(frame) = edge.poll_frame() {
+        link.send(frame);
+    }
+
     let mut clock = tick::start(cp.SYST);
     let mut seq: u32 = 0;
     let mut due_ms: u64 = 0;
