@@ -366,7 +366,12 @@ impl Engine {
         &self.cfg
     }
 
-    fn stream_index(&mut self, r: &Reading, meta: &StreamMeta) -> io::Result<usize> {
+    fn stream_index(
+        &mut self,
+        r: &Reading,
+        meta: &StreamMeta,
+        sinks: &mut Sinks,
+    ) -> io::Result<usize> {
         let key = (r.sensor, r.session);
         if let Some((k, i)) = self.last {
             if k == key {
@@ -380,11 +385,34 @@ impl Engine {
                 let s = self.new_stream(key, meta)?;
                 self.streams.push(s);
                 self.index.insert(key, i);
+                self.end_earlier_sessions(key, sinks)?;
                 i
             }
         };
         self.last = Some((key, i));
         Ok(i)
+    }
+
+    /// A new session of a sensor means its earlier sessions ended (the node restarted):
+    /// their held readings are released now, so that a sensor's rows stay in time order
+    /// instead of the old session's tail coming out at the very end.
+    #[cold]
+    fn end_earlier_sessions(&mut self, key: (u32, u32), sinks: &mut Sinks) -> io::Result<()> {
+        let others: Vec<usize> = self
+            .index
+            .range((key.0, 0)..=(key.0, u32::MAX))
+            .filter(|(k, _)| k.1 != key.1)
+            .map(|(_, i)| *i)
+            .collect();
+        let cfg = &self.cfg;
+        for j in others {
+            if let Some(s) = self.streams.get_mut(j) {
+                while let Some(rel) = s.reorder.pop_any() {
+                    process(s, cfg, rel.reading, sinks)?;
+                }
+            }
+        }
+        Ok(())
     }
 
     #[inline(never)]
@@ -496,7 +524,7 @@ impl Engine {
     pub fn push_reading(&mut self, item: ReadingItem, sinks: &mut Sinks) -> io::Result<()> {
         let r = item.reading;
         self.latest_seen = Some(self.latest_seen.map_or(r.timestamp, |l| l.max(r.timestamp)));
-        let idx = self.stream_index(&r, &item.meta)?;
+        let idx = self.stream_index(&r, &item.meta, sinks)?;
         let Some(s) = self.streams.get_mut(idx) else {
             return Ok(());
         };
@@ -511,13 +539,13 @@ impl Engine {
         if let Some(cd) = s.content.as_mut() {
             let key = (r.timestamp, r.celsius.to_bits());
             if r.timestamp < cd.horizon {
-                s.extra.input += 1;
-                s.extra.rejected += 1;
+                s.extra.input = s.extra.input.wrapping_add(1);
+                s.extra.rejected = s.extra.rejected.wrapping_add(1);
                 return dead_letter(sinks, &item, &r, Refusal::Horizon(cd.horizon));
             }
             if !cd.seen.insert(key) {
-                s.extra.input += 1;
-                s.extra.duplicate += 1;
+                s.extra.input = s.extra.input.wrapping_add(1);
+                s.extra.duplicate = s.extra.duplicate.wrapping_add(1);
                 return Ok(());
             }
         }

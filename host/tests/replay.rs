@@ -552,3 +552,77 @@ fn inspect_shows_what_a_capture_holds() {
         assert!(out.contains(needle), "{needle:?} missing from\n{out}");
     }
 }
+
+#[test]
+fn a_restarted_node_keeps_its_rows_in_time_order() {
+    let d = Dir::new();
+    // Session 1 at t = 0..100 s, session 2 (after a restart) at t = 105..200 s.
+    let h1 = header(4, 1);
+    let h2 = mend_core::Header::new(4, 2, 1_000, mend_core::ClockKind::Unix, 105_000);
+    let mut log = common::frame(mend_core::Frame::Header(h1));
+    log.extend(readings(&h1, (0..100).map(|s| (s, 52.0))));
+    log.extend(common::frame(mend_core::Frame::Header(h2)));
+    log.extend(readings(&h2, (0..95).map(|s| (s, 53.0))));
+    d.write("two.mlog", &log);
+    let run = d.mend(&["replay", "two.mlog", "-q"]).ok();
+    let rows = rows(&run.stdout());
+    assert_eq!(rows.len(), 195);
+    assert!(rows.windows(2).all(|w| w[0].ms < w[1].ms));
+    assert_eq!((rows[99].session, rows[100].session), (1, 2));
+}
+
+#[test]
+fn boot_clock_sessions_are_not_bisected() {
+    let d = Dir::new();
+    // Two power-ups with boot clocks: time starts again at 0, so bytes are not in time order.
+    let mut log = Vec::new();
+    for session in [1u32, 2] {
+        let h = mend_core::Header::new(9, session, 1_000, mend_core::ClockKind::Boot, 0);
+        for chunk in 0..1_000u32 {
+            log.extend(common::frame(mend_core::Frame::Header(h)));
+            log.extend(readings(
+                &h,
+                (chunk * 60..chunk * 60 + 60).map(|s| (s, 52.0)),
+            ));
+        }
+    }
+    assert!(log.len() > 1 << 20);
+    d.write("boot.mlog", &log);
+    let seek = d
+        .mend(&[
+            "replay",
+            "boot.mlog",
+            "--from",
+            "30000",
+            "--until",
+            "30010",
+            "-o",
+            "a.csv",
+        ])
+        .ok();
+    assert!(
+        seek.stderr().contains("not sorted through the file"),
+        "{}",
+        seek.stderr()
+    );
+    d.mend(&[
+        "replay",
+        "boot.mlog",
+        "--from",
+        "30000",
+        "--until",
+        "30010",
+        "--no-seek",
+        "-o",
+        "b.csv",
+        "-q",
+    ])
+    .ok();
+    assert_eq!(d.read_text("a.csv"), d.read_text("b.csv"));
+    let rows = rows(&d.read_text("a.csv"));
+    let sessions: Vec<(u32, u32)> = rows.iter().map(|r| (r.session, r.seq.unwrap())).collect();
+    // --from 30000 is 30 000 s on each boot clock: seqs 30000..=30010 of both sessions.
+    let mut want: Vec<(u32, u32)> = (30_000..=30_010).map(|s| (1, s)).collect();
+    want.extend((30_000..=30_010).map(|s| (2, s)));
+    assert_eq!(sessions, want, "both power-ups are in the window");
+}
