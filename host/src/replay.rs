@@ -289,3 +289,70 @@ pub fn replay_bytes(capture: &[u8], cfg: &ReplayConfig) -> anyhow::Result<Replay
         report,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mend_core::{Celsius, ClockKind, Frame, Header, WireReading};
+
+    fn frames(h: Header, wire: &[(u32, i32)]) -> Vec<u8> {
+        let mut out = Frame::Header(h).to_buf().unwrap().to_vec();
+        for &(seq, offset_ms) in wire {
+            let w = WireReading {
+                seq,
+                offset_ms,
+                celsius_bits: Celsius::from_num(52).to_bits(),
+            };
+            out.extend_from_slice(&Frame::Reading(w).to_buf().unwrap());
+        }
+        out
+    }
+
+    #[test]
+    fn a_reading_later_than_the_lateness_is_dead_lettered_not_misplaced() {
+        let h = Header::new(1, 1, 1_000, ClockKind::Unix, 0);
+        let mut wire: Vec<(u32, i32)> = (0..100).map(|s| (s, 0)).collect();
+        // Seq 200 stamped at 5 s: far behind what was already written.
+        wire.push((200, -195_000));
+        let out = replay_bytes(&frames(h, &wire), &ReplayConfig::default()).unwrap();
+        assert_eq!(out.records.len(), 100);
+        let s = &out.report.streams[0];
+        assert_eq!((s.counters.late, s.counters.input), (1, 101));
+        assert!(s.balanced);
+        assert_eq!(out.report.dead_by_reason.get("late"), Some(&1));
+        assert!(out.report.anything_rejected());
+        assert!(out
+            .records
+            .windows(2)
+            .all(|w| w[0].record.reading.timestamp < w[1].record.reading.timestamp));
+    }
+
+    #[test]
+    fn jsonl_repeats_are_caught_inside_the_horizon_and_refused_beyond_it() {
+        let line = |ts: u64, t: f64| {
+            format!("{{\"timestamp\": {ts}, \"event_type\": \"TEMPERATURE_SENSOR\", \"temperature\": {t}, \"status\": \"normal\"}}\n")
+        };
+        let mut text = String::new();
+        for ts in [0u64, 2, 1, 3, 4, 3] {
+            text.push_str(&line(ts, 52.0));
+        }
+        for ts in 5..100 {
+            text.push_str(&line(ts, 52.0));
+        }
+        // 10 s with another value: a new reading, but older than the 30 s horizon.
+        text.push_str(&line(10, 51.0));
+        let out = replay_bytes(text.as_bytes(), &ReplayConfig::default()).unwrap();
+        let s = &out.report.streams[0];
+        assert_eq!(out.records.len(), 100);
+        assert!(out
+            .records
+            .iter()
+            .all(|r| !r.has_seq && !r.record.is_synthetic()));
+        assert_eq!((s.counters.duplicate, s.counters.rejected), (1, 1));
+        assert!(s.balanced);
+        assert_eq!(
+            out.report.dead_by_reason.get("older_than_dedup_horizon"),
+            Some(&1)
+        );
+    }
+}
