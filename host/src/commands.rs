@@ -480,16 +480,47 @@ fn write_inspect(out: &mut impl Write, r: &ReplayReport, list: usize) -> io::Res
     for s in &r.streams {
         writeln!(
             out,
-            "session: sensor {} session {}: period {}, {} clock; {} readings received",
+            "session: sensor {} session {}: period {}, {} clock{}; {} readings received{}",
             s.sensor,
             s.session,
             human_ms(u64::from(s.period_ms)),
             s.clock,
-            s.received
+            if s.has_seq { "" } else { ", no seq" },
+            s.received,
+            match (s.first_ms, s.last_ms) {
+                (Some(a), Some(b)) => format!(" from {} to {}", to_rfc3339(a), to_rfc3339(b)),
+                _ => String::new(),
+            }
         )?;
-        let mut text = String::new();
-        summary::stream_section(&mut text, s, None);
-        for line in text.lines().skip(1) {
+        writeln!(out, "  {}", summary::counters_line(s))?;
+        writeln!(
+            out,
+            "  quality of the readings kept: good {}, doubtful {}, bad {}",
+            s.good, s.doubtful, s.bad
+        )?;
+        writeln!(
+            out,
+            "  gaps: {} ({} readings missing); outages: {} ({} readings missing)",
+            s.gaps, s.missing, s.outages, s.missing_in_outages
+        )?;
+        for o in &s.outage_list {
+            writeln!(
+                out,
+                "    outage {} .. {} ({} missing)",
+                to_rfc3339(o.start_ms),
+                to_rfc3339(o.end_ms),
+                o.missing
+            )?;
+        }
+        if s.faults > 0 {
+            writeln!(out, "  sensor faults reported by the edge: {}", s.faults)?;
+        }
+        let mut edge = String::new();
+        summary::stream_section(&mut edge, s, None);
+        for line in edge
+            .lines()
+            .filter(|l| l.trim_start().starts_with("edge stats"))
+        {
             writeln!(out, "{line}")?;
         }
     }
