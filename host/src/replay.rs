@@ -355,4 +355,63 @@ mod tests {
             Some(&1)
         );
     }
+
+    fn sample_capture() -> Vec<u8> {
+        let mut v = Vec::new();
+        crate::generate::generate(
+            &crate::generate::GenerateConfig::clean(3, 300),
+            &mut v,
+            None,
+        )
+        .unwrap();
+        v
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+        /// Any bytes: no panic, every byte accounted for, the books balance.
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..3000)) {
+            let out = replay_bytes(&bytes, &ReplayConfig::default()).unwrap();
+            proptest::prop_assert!(out.report.balanced(), "{:?}", out.report);
+            proptest::prop_assert_eq!(out.report.inputs[0].bytes.read, bytes.len() as u64);
+        }
+
+        /// A real capture with random bytes damaged: every intact reading still comes out.
+        #[test]
+        fn damaged_captures_keep_their_intact_readings(
+            hits in proptest::collection::vec((0usize..100_000, proptest::prelude::any::<u8>()), 0..20),
+        ) {
+            let clean = sample_capture();
+            let mut bytes = clean.clone();
+            for (at, v) in &hits {
+                let i = at % bytes.len();
+                bytes[i] = *v;
+            }
+            let out = replay_bytes(&bytes, &ReplayConfig::default()).unwrap();
+            proptest::prop_assert!(out.report.balanced());
+            let measured = out.records.iter().filter(|r| !r.record.is_synthetic()).count();
+            // Each damaged byte can spoil at most the frame it is in, the one after it (a
+            // lost delimiter) and the header it belonged to (up to 60 readings until the next).
+            proptest::prop_assert!(measured + hits.len() * 62 >= 300, "{}", measured);
+            proptest::prop_assert!(out.records.windows(2).all(|w| w[0].record.reading.key() < w[1].record.reading.key()));
+        }
+
+        /// JSONL with random lines mixed in: no panic, books balance.
+        #[test]
+        fn jsonl_with_noise_never_panics(
+            noise in proptest::collection::vec("[ -~]{0,80}", 0..20),
+        ) {
+            let mut text = String::new();
+            for (i, n) in noise.iter().enumerate() {
+                text.push_str(&format!("{{\"timestamp\": {i}, \"event_type\": \"TEMPERATURE_SENSOR\", \"temperature\": 52.5, \"status\": \"normal\"}}\n"));
+                text.push_str(n);
+                text.push('\n');
+            }
+            let out = replay_bytes(text.as_bytes(), &ReplayConfig::default()).unwrap();
+            proptest::prop_assert!(out.report.balanced());
+            proptest::prop_assert!(out.records.iter().filter(|r| !r.record.is_synthetic()).count() >= noise.len().min(1));
+        }
+    }
 }
