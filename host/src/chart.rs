@@ -541,8 +541,7 @@ impl Chart {
             .filter(|&i| !kind(&columns[i], PointKind::Measured).is_empty())
             .collect();
 
-        // Measured: min–max envelope per column, then the mean line, broken where a gap lies
-        // between two columns (synthetic-only columns or an outage).
+        // Measured: the min–max envelope per column.
         if !m_cols.is_empty() {
             chart
                 .draw_series(m_cols.iter().map(|&i| {
@@ -557,38 +556,10 @@ impl Chart {
                 .legend(move |(x, y)| {
                     Rectangle::new([(x, y - 5), (x + 16, y + 5)], blue.mix(0.25).filled())
                 });
-            let gap_between = |a: usize, b: usize| {
-                (a + 1..b).any(|i| {
-                    blocked[i]
-                        || (kind(&columns[i], PointKind::Measured).is_empty()
-                            && !kind(&columns[i], PointKind::Synthetic).is_empty())
-                })
-            };
-            let mut runs: Vec<Vec<(f64, f64)>> = Vec::new();
-            let mut prev: Option<usize> = None;
-            for &i in &m_cols {
-                let p = (col_x(i), kind(&columns[i], PointKind::Measured).mean());
-                match (prev, runs.last_mut()) {
-                    (Some(q), Some(run)) if !gap_between(q, i) => run.push(p),
-                    _ => runs.push(vec![p]),
-                }
-                prev = Some(i);
-            }
-            chart
-                .draw_series(runs.into_iter().map(|run| {
-                    if run.len() == 1 {
-                        // A lone column still gets a visible mark.
-                        let (x, y) = run[0];
-                        PathElement::new(vec![(x - col_w, y), (x + col_w, y)], blue.stroke_width(2))
-                    } else {
-                        PathElement::new(run, blue.stroke_width(1))
-                    }
-                }))?
-                .label(format!("measured mean ({})", self.totals[0]))
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], blue));
         }
 
-        // Synthetic: dashed orange, joined to the measured neighbours it was computed from.
+        // Synthetic: dashed orange, under the measured line, joined to the measured
+        // neighbours it was computed from.
         let s_cols: Vec<usize> = (0..cols)
             .filter(|&i| !kind(&columns[i], PointKind::Synthetic).is_empty())
             .collect();
@@ -648,6 +619,40 @@ impl Chart {
                 dots.into_iter()
                     .map(|p| Circle::new(p, 3, orange.stroke_width(2))),
             )?;
+        }
+
+        // The measured mean line on top, broken where a gap lies between two columns
+        // (synthetic-only columns or an outage).
+        if !m_cols.is_empty() {
+            let gap_between = |a: usize, b: usize| {
+                (a + 1..b).any(|i| {
+                    blocked[i]
+                        || (kind(&columns[i], PointKind::Measured).is_empty()
+                            && !kind(&columns[i], PointKind::Synthetic).is_empty())
+                })
+            };
+            let mut runs: Vec<Vec<(f64, f64)>> = Vec::new();
+            let mut prev: Option<usize> = None;
+            for &i in &m_cols {
+                let p = (col_x(i), kind(&columns[i], PointKind::Measured).mean());
+                match (prev, runs.last_mut()) {
+                    (Some(q), Some(run)) if !gap_between(q, i) => run.push(p),
+                    _ => runs.push(vec![p]),
+                }
+                prev = Some(i);
+            }
+            chart
+                .draw_series(runs.into_iter().map(|run| {
+                    if run.len() == 1 {
+                        // A lone column still gets a visible mark.
+                        let (x, y) = run[0];
+                        PathElement::new(vec![(x - col_w, y), (x + col_w, y)], blue.stroke_width(2))
+                    } else {
+                        PathElement::new(run, blue.stroke_width(1))
+                    }
+                }))?
+                .label(format!("measured mean ({})", self.totals[0]))
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], blue));
         }
 
         // Flagged: the extremes of each column, crosses at the edge when off-scale.
