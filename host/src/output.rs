@@ -367,7 +367,7 @@ impl CsvCache {
             self.prefix.put(b',');
             self.prefix_of = Some((r.sensor, r.session));
         }
-        out.put_slice(self.prefix.as_slice());
+        out.put_line(&self.prefix);
         if meta.has_seq {
             push_u64(out, u64::from(r.seq));
         }
@@ -377,7 +377,7 @@ impl CsvCache {
         let bits = r.celsius.to_bits();
         let slot = (bits as u32 as usize) % Self::VALUES;
         match self.values.get(slot) {
-            Some(Some((b, text))) if *b == bits => out.put_slice(text.as_slice()),
+            Some(Some((b, text))) if *b == bits => out.put_line(text),
             _ => {
                 let mut text = Line::new();
                 push_celsius(&mut text, r.celsius);
@@ -398,7 +398,7 @@ impl CsvCache {
         };
         let idx = (kind * 3 + rec.quality as usize) * 128 + usize::from(rec.flags.bits() & 0x7F);
         match self.tails.get(idx) {
-            Some(Some(t)) => out.put_slice(t.as_slice()),
+            Some(Some(t)) => out.put_line(t),
             _ => {
                 let mut t = Line::new();
                 push_csv_tail(&mut t, rec);
@@ -421,7 +421,7 @@ impl<W: Write> RowWriter<W> {
         Ok(Self {
             w,
             format,
-            row: Vec::with_capacity(128 * 1024),
+            row: Vec::with_capacity(OUT_BUF + 4096),
             line: Line::new(),
             time: TimeFormatter::default(),
             cache: CsvCache::new(),
@@ -445,8 +445,9 @@ impl<W: Write> RecordSink for RowWriter<W> {
             }
             RowFormat::Jsonl => push_json_row(&mut self.row, rec, meta),
         }
-        // Rows are gathered into one buffer and written in blocks.
-        if self.row.len() >= 64 * 1024 {
+        // Rows are gathered into one buffer and written in blocks at least as large as the
+        // writer's own buffer, which then passes them through without another copy.
+        if self.row.len() >= OUT_BUF {
             self.w.write_all(&self.row)?;
             self.row.clear();
         }
