@@ -626,3 +626,88 @@ fn boot_clock_sessions_are_not_bisected() {
     want.extend((30_000..=30_010).map(|s| (2, s)));
     assert_eq!(sessions, want, "both power-ups are in the window");
 }
+
+#[test]
+fn an_outage_is_reported_and_never_filled() {
+    let d = Dir::new();
+    let h = header(2, 1);
+    let mut log = common::frame(mend_core::Frame::Header(h));
+    log.extend(readings(&h, (0..10).map(|s| (s, 52.0))));
+    // 120 s of silence: longer than the default max gap of 60 s.
+    log.extend(readings(&h, (130..140).map(|s| (s, 53.0))));
+    // 40 s: a gap, filled.
+    log.extend(readings(&h, (180..185).map(|s| (s, 54.0))));
+    d.write("out.mlog", &log);
+    let run = d
+        .mend(&[
+            "replay",
+            "out.mlog",
+            "-o",
+            "o.csv",
+            "--summary-json",
+            "s.json",
+            "--chart",
+            "c.svg",
+        ])
+        .ok();
+    let rows = rows(&d.read_text("o.csv"));
+    assert!(rows.iter().all(|r| !(10..130).contains(&r.seq.unwrap())));
+    assert_eq!(rows.iter().filter(|r| r.synthetic()).count(), 40);
+    assert!(
+        run.stderr().contains(
+            "outage 1970-01-01T00:00:09.000Z .. 1970-01-01T00:02:10.000Z (120 missing, not filled)"
+        ),
+        "{}",
+        run.stderr()
+    );
+    let s: serde_json::Value = serde_json::from_slice(&d.read("s.json")).unwrap();
+    let st = &s["streams"][0];
+    assert_eq!(
+        (st["outages"].as_u64(), st["gaps"].as_u64()),
+        (Some(1), Some(1))
+    );
+    assert_eq!(st["missing_in_outages"], 120);
+    // A shorter --max-gap makes the 40 s gap an outage too.
+    let run = d
+        .mend(&[
+            "replay",
+            "out.mlog",
+            "--max-gap",
+            "30s",
+            "-q",
+            "--summary-json",
+            "s2.json",
+        ])
+        .ok();
+    assert!(rows_of(&run).iter().all(|r| !r.synthetic()));
+    let s: serde_json::Value = serde_json::from_slice(&d.read("s2.json")).unwrap();
+    assert_eq!(s["streams"][0]["outages"], 2);
+}
+
+fn rows_of(run: &Run) -> Vec<Row> {
+    rows(&run.stdout())
+}
+
+#[test]
+fn jsonl_period_comes_from_the_command_line() {
+    let d = Dir::new();
+    let text: String = [0, 5, 10, 20, 25].iter().map(|t| jline(*t, 52.0)).collect();
+    d.write("p.jsonl", text.as_bytes());
+    let run = d.mend(&["replay", "p.jsonl", "--period", "5s", "-q"]).ok();
+    let rows = rows_of(&run);
+    let times: Vec<(u64, bool)> = rows.iter().map(|r| (r.ms / 1000, r.synthetic())).collect();
+    assert_eq!(
+        times,
+        [
+            (0, false),
+            (5, false),
+            (10, false),
+            (15, true),
+            (20, false),
+            (25, false)
+        ]
+    );
+    // With the default 1 s period, every missing second is filled.
+    let run = d.mend(&["replay", "p.jsonl", "-q"]).ok();
+    assert_eq!(rows_of(&run).len(), 26);
+}
