@@ -711,3 +711,56 @@ fn jsonl_period_comes_from_the_command_line() {
     let run = d.mend(&["replay", "p.jsonl", "-q"]).ok();
     assert_eq!(rows_of(&run).len(), 26);
 }
+
+#[test]
+fn checkpoint_resume_works_for_jsonl_too() {
+    let d = Dir::new();
+    d.mend(&[
+        "generate",
+        "--seed",
+        "8",
+        "--count",
+        "2000",
+        "--format",
+        "jsonl",
+        "--skip-rate",
+        "0.1",
+        "--duplicate-rate",
+        "0.05",
+        "-o",
+        "cap.jsonl",
+    ])
+    .ok();
+    let text = d.read_text("cap.jsonl");
+    let prefix: String = text.lines().take(1000).map(|l| format!("{l}\n")).collect();
+    d.write("prefix.jsonl", prefix.as_bytes());
+    d.mend(&[
+        "replay",
+        "prefix.jsonl",
+        "--checkpoint",
+        "ck.json",
+        "-o",
+        "one.csv",
+        "-q",
+    ])
+    .ok();
+    d.mend(&[
+        "replay",
+        "cap.jsonl",
+        "--checkpoint",
+        "ck.json",
+        "-o",
+        "two.csv",
+        "-q",
+    ])
+    .ok();
+    d.mend(&["replay", "cap.jsonl", "-o", "all.csv", "-q"]).ok();
+    let two = d.read_text("two.csv");
+    let joined = format!(
+        "{}{}",
+        d.read_text("one.csv"),
+        two.strip_prefix(&format!("{HEADER}\n")).unwrap()
+    );
+    assert_eq!(joined, d.read_text("all.csv"));
+    assert!(rows(&two).len() > 900);
+}
