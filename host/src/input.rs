@@ -265,6 +265,8 @@ pub struct OpenOptions {
     pub start_offset: u64,
     /// Advance this bar by the bytes read.
     pub progress: Option<ProgressBar>,
+    /// Stop after the first reading later than this (see [`ItemReader::set_stop_after`]).
+    pub stop_after: Option<u64>,
 }
 
 /// Opens an input and detects its format.
@@ -276,7 +278,7 @@ pub fn open(
     opts: &OpenOptions,
 ) -> anyhow::Result<Box<dyn ItemReader>> {
     let name = source.name();
-    let (mut raw, total): (Box<dyn Read>, Option<u64>) = match source {
+    let (mut raw, total): (Box<dyn Read + Send>, Option<u64>) = match source {
         InputSource::Path(p) => {
             let mut f = File::open(p).with_context(|| format!("{name}: cannot open input"))?;
             let meta = f
@@ -319,13 +321,13 @@ pub fn open(
     } else {
         detect(&head)
     };
-    let reader: Box<dyn Read> = Box::new(Cursor::new(head).chain(raw));
+    let reader: Box<dyn Read + Send> = Box::new(Cursor::new(head).chain(raw));
     let counts = ByteCounts {
         total,
         before_seek: opts.start_offset,
         ..ByteCounts::default()
     };
-    Ok(match format {
+    let mut inner: Box<dyn ItemReader + Send> = match format {
         Format::Frames => Box::new(FrameReader::new(
             reader,
             index,
@@ -339,7 +341,122 @@ pub fn open(
             counts,
             opts.progress.clone(),
         )),
-    })
+    };
+    inner.set_stop_after(opts.stop_after);
+    Ok(Box::new(ThreadedReader::spawn(inner, counts, format)))
+}
+
+/// Items per batch handed from a reader thread to the replay.
+const BATCH: usize = 4096;
+
+/// One batch from a reader thread, with the books as of its last item.
+struct Batch {
+    items: Vec<Item>,
+    counts: ByteCounts,
+    stopped: bool,
+    done: bool,
+    error: Option<io::Error>,
+}
+
+/// Runs a reader on its own thread, so that decoding (CRC, COBS, postcard or JSON parsing)
+/// overlaps with the pipeline. Batches go through a channel of two, so memory stays bounded
+/// and order is kept: the items come out exactly as the reader produced them.
+pub struct ThreadedReader {
+    rx: std::sync::mpsc::Receiver<Batch>,
+    current: std::vec::IntoIter<Item>,
+    counts: ByteCounts,
+    stopped: bool,
+    done: bool,
+    format: Format,
+}
+
+impl ThreadedReader {
+    /// Starts `inner` on a thread; `counts` are the books before the first item.
+    pub fn spawn(
+        mut inner: Box<dyn ItemReader + Send>,
+        counts: ByteCounts,
+        format: Format,
+    ) -> Self {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(2);
+        std::thread::spawn(move || loop {
+            let mut items = Vec::with_capacity(BATCH);
+            let mut done = false;
+            let mut error = None;
+            while items.len() < BATCH {
+                match inner.next_item() {
+                    Ok(Some(i)) => items.push(i),
+                    Ok(None) => {
+                        done = true;
+                        break;
+                    }
+                    Err(e) => {
+                        error = Some(e);
+                        break;
+                    }
+                }
+            }
+            let last = done || error.is_some();
+            let batch = Batch {
+                items,
+                counts: inner.bytes(),
+                stopped: inner.stopped_early(),
+                done,
+                error,
+            };
+            // A closed channel means the replay stopped early (an output failed).
+            if tx.send(batch).is_err() || last {
+                break;
+            }
+        });
+        Self {
+            rx,
+            current: Vec::new().into_iter(),
+            counts,
+            stopped: false,
+            done: false,
+            format,
+        }
+    }
+}
+
+impl ItemReader for ThreadedReader {
+    fn next_item(&mut self) -> io::Result<Option<Item>> {
+        loop {
+            if let Some(item) = self.current.next() {
+                return Ok(Some(item));
+            }
+            if self.done {
+                return Ok(None);
+            }
+            let batch = self
+                .rx
+                .recv()
+                .map_err(|_| io::Error::other("the input reader stopped unexpectedly"))?;
+            self.counts = batch.counts;
+            self.stopped = batch.stopped;
+            self.done = batch.done;
+            self.current = batch.items.into_iter();
+            if let Some(e) = batch.error {
+                self.done = true;
+                return Err(e);
+            }
+        }
+    }
+
+    fn bytes(&self) -> ByteCounts {
+        self.counts
+    }
+
+    fn format(&self) -> Format {
+        self.format
+    }
+
+    /// The stop point is fixed when the thread starts ([`OpenOptions::stop_after`]).
+    fn set_stop_after(&mut self, _ms: Option<u64>) {}
+
+    fn stopped_early(&self) -> bool {
+        self.stopped
+    }
 }
 
 /// Reads a mend frame log: decodes frames, tracks the session header, and reports every byte.

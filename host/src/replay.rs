@@ -140,18 +140,16 @@ pub fn run(
     let mut engine = Engine::try_new(cfg.engine.clone(), checkpoint)?;
     let mut readers = Vec::with_capacity(sources.len());
     for (i, src) in sources.iter().enumerate() {
+        let e = &cfg.engine;
         let opts = OpenOptions {
             jsonl_period_ms: cfg.jsonl_period_ms,
             start_offset: starts.get(i).copied().unwrap_or(0),
             progress: out.progress.clone(),
-        };
-        let mut r = input::open(src, i, &opts)?;
-        let e = &cfg.engine;
-        r.set_stop_after(
-            e.until
+            stop_after: e
+                .until
                 .map(|u| u.saturating_add(e.lateness_ms).saturating_add(e.max_gap_ms)),
-        );
-        readers.push(r);
+        };
+        readers.push(input::open(src, i, &opts)?);
     }
     let names: Vec<String> = sources.iter().map(InputSource::name).collect();
     let mut dead =
