@@ -395,3 +395,71 @@ impl GenerateArgs {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn replay(args: &[&str]) -> anyhow::Result<ReadPlan> {
+        let mut all = vec!["mend", "replay", "in.mlog"];
+        all.extend_from_slice(args);
+        match Cli::try_parse_from(all)?.command {
+            Command::Replay(r) => r.plan(),
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn settings_are_checked_before_any_work() {
+        let p = replay(&[
+            "--from",
+            "10",
+            "--until",
+            "1970-01-01T00:00:20Z",
+            "--band",
+            "-5..55.5",
+        ])
+        .unwrap();
+        let e = &p.config.engine;
+        assert_eq!((e.from, e.until), (Some(10_000), Some(20_000)));
+        assert_eq!(e.validate.band.0, Celsius::from_num(-5));
+        assert_eq!((e.lateness_ms, e.max_gap_ms), (30_000, 60_000));
+        for (args, needle) in [
+            (&["--band", "60..50"][..], "reversed"),
+            (&["--band", "50..500"][..], "physical range"),
+            (&["--band", "a..b"][..], "not a number"),
+            (&["--period", "0s"][..], "longer than zero"),
+            (&["--window", "0s", "--aggregates", "a.csv"][..], "--window"),
+            (&["--from", "20", "--until", "10"][..], "after --until"),
+        ] {
+            let err = format!("{:#}", replay(args).unwrap_err());
+            assert!(err.contains(needle), "{args:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn generate_rates_are_fractions() {
+        let parse = |rate: &str| {
+            let cli = Cli::try_parse_from([
+                "mend",
+                "generate",
+                "--seed",
+                "1",
+                "--count",
+                "5",
+                &format!("--skip-rate={rate}"),
+                "-o",
+                "x",
+            ])
+            .unwrap();
+            match cli.command {
+                Command::Generate(g) => g.plan(),
+                _ => unreachable!(),
+            }
+        };
+        assert_eq!(parse("0.25").unwrap().sim.skip_ppm, 250_000);
+        assert!(parse("NaN").is_err());
+        assert!(parse("-0.1").is_err());
+    }
+}

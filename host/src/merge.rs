@@ -126,3 +126,43 @@ impl Merge {
         Ok(Some(r))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::input::{open, InputSource, OpenOptions};
+
+    fn jsonl(ts: &[u64]) -> InputSource {
+        let text: String = ts
+            .iter()
+            .map(|t| format!("{{\"timestamp\": {t}, \"event_type\": \"TEMPERATURE_SENSOR\", \"temperature\": 52, \"status\": \"normal\"}}\n"))
+            .collect();
+        InputSource::Bytes(text.into_bytes().into())
+    }
+
+    #[test]
+    fn heads_are_merged_by_time_and_side_items_pass_through() {
+        let opts = OpenOptions {
+            jsonl_period_ms: 1_000,
+            ..OpenOptions::default()
+        };
+        let a = open(&jsonl(&[1, 4, 5, 9]), 0, &opts).unwrap();
+        let mut b_src = String::from("junk\n");
+        b_src.push_str("{\"timestamp\": 2, \"event_type\": \"TEMPERATURE_SENSOR\", \"temperature\": 52, \"status\": \"normal\"}\n");
+        let b = open(&InputSource::Bytes(b_src.into_bytes().into()), 1, &opts).unwrap();
+        let mut m = Merge::new(vec![a, b]);
+        let mut side = 0;
+        let mut got = Vec::new();
+        while let Some(r) = m
+            .next(&mut |_| {
+                side += 1;
+                Ok(())
+            })
+            .unwrap()
+        {
+            got.push((r.reading.timestamp / 1_000, r.input));
+        }
+        assert_eq!(got, [(1, 0), (2, 1), (4, 0), (5, 0), (9, 0)]);
+        assert_eq!(side, 1, "the junk line");
+    }
+}

@@ -148,3 +148,62 @@ pub fn seek_offset(path: &Path, target_ms: u64) -> anyhow::Result<SeekResult> {
     }
     Ok(SeekResult::Offset(lo))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::generate::{generate, GenerateConfig};
+
+    fn capture(count: u32) -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.mlog");
+        let mut cfg = GenerateConfig::clean(1, count);
+        cfg.sim.epoch_ms = 1_000_000;
+        let mut f = File::create(&path).unwrap();
+        generate(&cfg, &mut f, None).unwrap();
+        (dir, path)
+    }
+
+    #[test]
+    fn the_seek_lands_on_a_header_before_the_target() {
+        let (_dir, path) = capture(200_000);
+        let size = std::fs::metadata(&path).unwrap().len();
+        let target = 1_000_000 + 150_000 * 1_000;
+        let SeekResult::Offset(at) = seek_offset(&path, target).unwrap() else {
+            panic!("no seek");
+        };
+        assert!(at > size / 2 && at < size, "{at} of {size}");
+        let bytes = std::fs::read(&path).unwrap();
+        let mut dec: Decoder = Decoder::at(at);
+        let mut events = dec.feed(&bytes[at as usize..]);
+        let Some(DecodeEvent::Frame {
+            frame: Frame::Header(h),
+            ..
+        }) = events.next()
+        else {
+            panic!("no header at {at}");
+        };
+        let first = events
+            .find_map(|e| match e {
+                DecodeEvent::Frame {
+                    frame: Frame::Reading(w),
+                    ..
+                } => Some(h.from_wire(&w).unwrap().timestamp),
+                _ => None,
+            })
+            .unwrap();
+        // The bisection stops within 64 KiB, a few thousand readings before the target.
+        assert!(first < target && target - first < 7_000_000, "{first}");
+        // Before the first reading: from the start.
+        assert_eq!(seek_offset(&path, 0).unwrap(), SeekResult::Offset(0));
+    }
+
+    #[test]
+    fn small_files_and_jsonl_are_not_bisected() {
+        let (dir, path) = capture(100);
+        assert_eq!(seek_offset(&path, u64::MAX).unwrap(), SeekResult::Offset(0));
+        let j = dir.path().join("x.jsonl");
+        std::fs::write(&j, b"{\"timestamp\": 1}\n").unwrap();
+        assert_eq!(seek_offset(&j, 5).unwrap(), SeekResult::NotFrames);
+    }
+}
