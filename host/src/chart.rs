@@ -732,9 +732,12 @@ impl TimeAxis {
     /// 2000-01-01T00:00:00Z: a boot clock does not get there in any plausible uptime.
     const CALENDAR_FROM_MS: u64 = 946_684_800_000;
 
+    /// 10000-01-01T00:00:00Z: RFC 3339 has four-digit years.
+    const CALENDAR_UNTIL_MS: u64 = 253_402_300_800_000;
+
     fn new(t0: u64, t1: u64) -> Self {
         let span = t1 - t0;
-        if t0 >= Self::CALENDAR_FROM_MS {
+        if t0 >= Self::CALENDAR_FROM_MS && t1 < Self::CALENDAR_UNTIL_MS {
             return TimeAxis {
                 t0,
                 unit_ms: 1_000.0,
@@ -763,8 +766,9 @@ impl TimeAxis {
     fn label(&self, x: f64) -> String {
         match self.calendar {
             Some(millis) => {
-                let ms = self.t0 as f64 + x * self.unit_ms;
-                let at = UNIX_EPOCH + Duration::from_millis(ms.max(0.0).round() as u64);
+                let ms = (self.t0 as f64 + x * self.unit_ms).round();
+                let ms = (ms.max(0.0) as u64).min(Self::CALENDAR_UNTIL_MS - 1);
+                let at = UNIX_EPOCH + Duration::from_millis(ms);
                 if millis {
                     humantime::format_rfc3339_millis(at).to_string()
                 } else {
@@ -979,6 +983,22 @@ mod tests {
         let svg = one.render_svg().unwrap();
         assert!(!svg.contains("no data"));
         assert!(svg.contains("s since t0 = 0 ms"));
+    }
+
+    #[test]
+    fn extreme_times_and_values_render() {
+        let mut chart = Chart::new(ChartSpec::default());
+        chart.add(1_767_225_600_000, bits(52.0), PointKind::Measured);
+        chart.add(u64::MAX, i32::MAX, PointKind::Flagged);
+        chart.add(0, i32::MIN, PointKind::Measured);
+        chart.add_outage(u64::MAX, 0);
+        let svg = chart.render_svg().unwrap();
+        assert!(svg.starts_with("<svg") && !svg.contains("NaN"));
+        // Calendar labels right up to the last RFC 3339 year, relative ones beyond it.
+        let mut late = Chart::new(ChartSpec::default());
+        late.add(253_402_300_799_000, bits(52.0), PointKind::Measured);
+        late.add(253_402_300_800_500, bits(52.0), PointKind::Measured);
+        assert!(late.render_svg().unwrap().contains("since t0"));
     }
 
     #[test]
