@@ -1001,6 +1001,43 @@ mod tests {
         assert!(late.render_svg().unwrap().contains("since t0"));
     }
 
+    fn kind_of(k: u8) -> PointKind {
+        match k % 3 {
+            0 => PointKind::Measured,
+            1 => PointKind::Synthetic,
+            _ => PointKind::Flagged,
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+
+        /// Any points and outages render, and reversing their order changes nothing.
+        #[test]
+        fn any_input_renders_the_same_in_any_order(
+            points in proptest::collection::vec(
+                (proptest::prelude::any::<u64>(), proptest::prelude::any::<i32>(), 0u8..3),
+                0..200,
+            ),
+            near in proptest::collection::vec((0u64..100_000, -20_000i32..20_000, 0u8..3), 0..200),
+            outages in proptest::collection::vec(
+                (proptest::prelude::any::<u64>(), proptest::prelude::any::<u64>()),
+                0..300,
+            ),
+        ) {
+            let mut all: Vec<(u64, i32, PointKind)> =
+                points.iter().map(|&(t, v, k)| (t, v, kind_of(k))).collect();
+            all.extend(near.iter().map(|&(t, v, k)| (1_767_225_600_000 + t, v, kind_of(k))));
+            let a = chart_of(&all, &outages).render_svg().unwrap();
+            all.reverse();
+            let mut rev = outages.clone();
+            rev.reverse();
+            let b = chart_of(&all, &rev).render_svg().unwrap();
+            proptest::prop_assert!(a.starts_with("<svg"));
+            proptest::prop_assert_eq!(a, b);
+        }
+    }
+
     #[test]
     fn bad_specs_are_errors() {
         for spec in [
