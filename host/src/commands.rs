@@ -512,15 +512,12 @@ fn write_inspect(out: &mut impl Write, r: &ReplayReport, list: usize) -> io::Res
                 o.missing
             )?;
         }
-        if s.faults > 0 {
-            writeln!(out, "  sensor faults reported by the edge: {}", s.faults)?;
-        }
         let mut edge = String::new();
         summary::stream_section(&mut edge, s, None);
-        for line in edge
-            .lines()
-            .filter(|l| l.trim_start().starts_with("edge stats"))
-        {
+        for line in edge.lines().filter(|l| {
+            let l = l.trim_start();
+            l.starts_with("edge stats") || l.starts_with("sensor faults")
+        }) {
             writeln!(out, "{line}")?;
         }
     }

@@ -161,6 +161,15 @@ pub struct OutageReport {
     pub missing: u32,
 }
 
+/// A sample the edge could not take.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct FaultReport {
+    /// The seq the sample would have had.
+    pub seq: u32,
+    /// What went wrong on the bus (`no_acknowledge`, `bus`, `timeout`, `invalid_data`).
+    pub kind: &'static str,
+}
+
 /// The last edge stats frame of a stream, and whether its books balance.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct EdgeReport {
@@ -227,6 +236,8 @@ pub struct StreamReport {
     pub outage_list: Vec<OutageReport>,
     /// Fault frames received.
     pub faults: u64,
+    /// The first faults: seq and kind.
+    pub fault_list: Vec<FaultReport>,
     /// The last edge stats frame.
     pub edge: Option<EdgeReport>,
     /// The earliest reading received, ms.
@@ -315,7 +326,7 @@ pub struct Engine {
     checkpoint: Checkpoint,
     headers: BTreeMap<(u32, u32), Header>,
     edge: BTreeMap<(u32, u32), Stats>,
-    faults: BTreeMap<(u32, u32), u64>,
+    faults: BTreeMap<(u32, u32), (u64, Vec<FaultReport>)>,
     latest_seen: Option<u64>,
 }
 
@@ -506,9 +517,23 @@ impl Engine {
                 Ok(())
             }
             Item::Fault {
-                sensor, session, ..
+                sensor,
+                session,
+                fault,
             } => {
-                *self.faults.entry((sensor, session)).or_insert(0) += 1;
+                let (n, list) = self.faults.entry((sensor, session)).or_default();
+                *n += 1;
+                if list.len() < MAX_LISTED_OUTAGES {
+                    list.push(FaultReport {
+                        seq: fault.seq,
+                        kind: match fault.kind {
+                            mend_core::FaultKind::NoAcknowledge => "no_acknowledge",
+                            mend_core::FaultKind::Bus => "bus",
+                            mend_core::FaultKind::Timeout => "timeout",
+                            mend_core::FaultKind::InvalidData => "invalid_data",
+                        },
+                    });
+                }
                 Ok(())
             }
             Item::Dead(d) => sinks.dead.push(&d),
@@ -649,10 +674,15 @@ impl Engine {
                 sensor_faults: stats.sensor_faults,
             });
         }
-        for (key, n) in &self.faults {
-            if let Some(rep) = out.get_mut(key) {
-                rep.faults = *n;
-            }
+        for (key, (n, list)) in &self.faults {
+            let rep = out.entry(*key).or_insert_with(|| StreamReport {
+                sensor: key.0,
+                session: key.1,
+                balanced: true,
+                ..StreamReport::default()
+            });
+            rep.faults = *n;
+            rep.fault_list = list.clone();
         }
         out.into_values().collect()
     }

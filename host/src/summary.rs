@@ -144,7 +144,23 @@ pub fn stream_section(out: &mut String, s: &StreamReport, dead_file: Option<&str
         );
     }
     if s.faults > 0 {
-        let _ = writeln!(out, "  sensor faults reported by the edge: {}", s.faults);
+        let list: Vec<String> = s
+            .fault_list
+            .iter()
+            .take(10)
+            .map(|f| format!("seq {} {}", f.seq, f.kind))
+            .collect();
+        let _ = writeln!(
+            out,
+            "  sensor faults reported by the edge: {} ({}{})",
+            s.faults,
+            list.join(", "),
+            if s.faults > list.len() as u64 {
+                ", …"
+            } else {
+                ""
+            }
+        );
     }
     if let Some(e) = &s.edge {
         let c = &e.counters;

@@ -764,3 +764,42 @@ fn checkpoint_resume_works_for_jsonl_too() {
     assert_eq!(joined, d.read_text("all.csv"));
     assert!(rows(&two).len() > 900);
 }
+
+#[test]
+fn sensor_faults_are_listed_and_their_slots_filled() {
+    let d = Dir::new();
+    let h = header(6, 1);
+    let mut log = common::frame(mend_core::Frame::Header(h));
+    log.extend(readings(&h, (0..3).map(|s| (s, 52.0))));
+    for (seq, kind) in [
+        (3, mend_core::FaultKind::Timeout),
+        (4, mend_core::FaultKind::Bus),
+    ] {
+        log.extend(common::frame(mend_core::Frame::Fault(mend_core::Fault {
+            seq,
+            kind,
+        })));
+    }
+    log.extend(readings(&h, (5..8).map(|s| (s, 55.0))));
+    d.write("f.mlog", &log);
+    let run = d.mend(&["replay", "f.mlog", "--strict"]).ok();
+    assert!(
+        run.stderr()
+            .contains("sensor faults reported by the edge: 2 (seq 3 timeout, seq 4 bus)"),
+        "{}",
+        run.stderr()
+    );
+    let rows = rows(&run.stdout());
+    let fills: Vec<u32> = rows
+        .iter()
+        .filter(|r| r.synthetic())
+        .map(|r| r.seq.unwrap())
+        .collect();
+    assert_eq!(fills, [3, 4]);
+    let inspect = d.mend(&["inspect", "f.mlog"]).ok();
+    assert!(
+        inspect.stdout().contains("seq 3 timeout"),
+        "{}",
+        inspect.stdout()
+    );
+}
