@@ -17,7 +17,14 @@ use crate::timefmt::{parse_duration_ms, parse_time};
 
 /// Replays, repairs, exports and charts captured temperature-sensor logs.
 #[derive(Debug, Parser)]
-#[command(name = "mend", version, about, long_about = None)]
+#[command(
+    name = "mend",
+    version,
+    about,
+    long_about = None,
+    after_help = "Exit codes: 0 success (rejected input is in the summary and the dead-letter file); \
+                  1 with --strict when anything was rejected; 2 usage or I/O errors."
+)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]

@@ -70,7 +70,8 @@ impl StreamReorder {
         let need = (lateness_ms / u64::from(period_ms.max(1)))
             .saturating_mul(2)
             .saturating_add(64);
-        let mut r = if need <= DEDUP_WINDOWS[0] {
+        // Without identity dedup (input without seq) the window is never used.
+        let mut r = if need <= DEDUP_WINDOWS[0] || !dedup {
             StreamReorder::Narrow(Box::new(Reorder::new(lateness_ms)))
         } else if need <= DEDUP_WINDOWS[1] {
             StreamReorder::Medium(Box::new(Reorder::new(lateness_ms)))

@@ -16,6 +16,24 @@
 //! - [`output`], [`dlq`], [`checkpoint`]: writers, dead letters, resumable runs.
 //! - [`generate`] and [`demo`]: simulated captures and the recovery report.
 //! - [`summary`], [`timefmt`], [`numfmt`]: text for people.
+//! - [`cli`], [`commands`], [`seek`]: the `mend` command line.
+//!
+//! ## Output contract
+//!
+//! Repaired records are CSV with the header `sensor,session,seq,time,celsius,origin,method,
+//! quality,flags` (or JSONL objects with the same fields):
+//! - `time` is RFC 3339 UTC with milliseconds (`2026-01-01T00:00:05.000Z`);
+//! - `celsius` is the exact decimal value of the fixed-point reading (`52.5`, `52.0625`,
+//!   `50`, `-0.00390625`): no rounding, no trailing zeros;
+//! - `origin` is `measured` or `synthetic`, `method` is empty for measured rows and `linear`,
+//!   `locf` or `stochastic` for fills; `quality` is `good`, `doubtful` or `bad`; `flags` are
+//!   `;`-separated names of [`mend_core::Flag`];
+//! - `seq` is empty for input without one (JSONL);
+//! - rows of a stream are in `(time, seq)` order and each identity appears once; a gap
+//!   longer than the maximum gap is an outage: no rows, reported in the summary.
+//!
+//! A reading that arrives later than the lateness window allows is not written out of order:
+//! it is dead-lettered as `late` (raise `--lateness` to keep it).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![cfg_attr(
