@@ -247,8 +247,10 @@ fn print_report(
     let dir = a.out.display();
     let s = report.streams.iter().find(|s| s.received > 0);
     println!(
-        "mend demo (seed {}): one simulated hour at 1 Hz, replayed and checked against the truth",
-        a.seed
+        "mend demo (seed {}): {} readings of a simulated node at 1 Hz ({}), replayed and checked against the truth",
+        a.seed,
+        a.count,
+        crate::timefmt::human_ms(u64::from(a.count) * 1_000)
     );
     println!();
     println!(
