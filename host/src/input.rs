@@ -343,7 +343,7 @@ pub fn open(
         )),
     };
     inner.set_stop_after(opts.stop_after);
-    Ok(Box::new(ThreadedReader::spawn(inner, counts, format)))
+    Ok(Box::new(ThreadedReader::spawn(inner, counts, format, name)))
 }
 
 /// Items per batch handed from a reader thread to the replay.
@@ -371,11 +371,13 @@ pub struct ThreadedReader {
 }
 
 impl ThreadedReader {
-    /// Starts `inner` on a thread; `counts` are the books before the first item.
+    /// Starts `inner` (the input called `name`) on a thread; `counts` are the books before
+    /// the first item. A read error is reported with the name and the byte offset.
     pub fn spawn(
         mut inner: Box<dyn ItemReader + Send>,
         counts: ByteCounts,
         format: Format,
+        name: String,
     ) -> Self {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(2);
         std::thread::spawn(move || loop {
@@ -390,7 +392,14 @@ impl ThreadedReader {
                         break;
                     }
                     Err(e) => {
-                        error = Some(e);
+                        let at = inner.bytes();
+                        error = Some(io::Error::new(
+                            e.kind(),
+                            format!(
+                                "{name}: cannot read at byte {}: {e}",
+                                at.before_seek + at.read
+                            ),
+                        ));
                         break;
                     }
                 }
