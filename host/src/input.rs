@@ -267,6 +267,8 @@ pub struct OpenOptions {
     pub progress: Option<ProgressBar>,
     /// Stop after the first reading later than this (see [`ItemReader::set_stop_after`]).
     pub stop_after: Option<u64>,
+    /// Decode on a thread of its own ([`ThreadedReader`]).
+    pub threaded: bool,
 }
 
 /// Opens an input and detects its format.
@@ -343,7 +345,11 @@ pub fn open(
         )),
     };
     inner.set_stop_after(opts.stop_after);
-    Ok(Box::new(ThreadedReader::spawn(inner, counts, format, name)))
+    if opts.threaded {
+        Ok(Box::new(ThreadedReader::spawn(inner, counts, format, name)))
+    } else {
+        Ok(inner)
+    }
 }
 
 /// Items per batch handed from a reader thread to the replay.

@@ -124,6 +124,9 @@ pub struct Outputs<'a, 'w> {
     pub keep_dead_letters: usize,
 }
 
+/// Inputs beyond this number are decoded on the replay's own thread.
+pub const MAX_THREADED_INPUTS: usize = 4;
+
 /// Where to start reading each input (byte offsets from a seek; 0 for the start).
 pub type StartOffsets = Vec<u64>;
 
@@ -148,6 +151,9 @@ pub fn run(
             stop_after: e
                 .until
                 .map(|u| u.saturating_add(e.lateness_ms).saturating_add(e.max_gap_ms)),
+            // A thread per input pays off for a few inputs; many inputs share the cores
+            // anyway, and each thread holds a chunk and a few batches.
+            threaded: sources.len() <= MAX_THREADED_INPUTS,
         };
         readers.push(input::open(src, i, &opts)?);
     }

@@ -803,3 +803,31 @@ fn sensor_faults_are_listed_and_their_slots_filled() {
         inspect.stdout()
     );
 }
+
+#[test]
+fn many_overlapping_inputs_give_the_same_series() {
+    let d = Dir::new();
+    capture(
+        &d,
+        "cap.mlog",
+        "37",
+        "3000",
+        &["--skip-rate", "0.05", "--duplicate-rate", "0.02"],
+    );
+    let whole = d.read("cap.mlog");
+    let n = whole.len();
+    let mut names = Vec::new();
+    for i in 0..6 {
+        let (a, b) = (n * i / 6, (n * (i + 1) / 6 + n / 10).min(n));
+        let name = format!("part{i}.mlog");
+        d.write(&name, &whole[a.saturating_sub(n / 20)..b]);
+        names.push(name);
+    }
+    d.mend(&["replay", "cap.mlog", "-o", "whole.csv", "-q"])
+        .ok();
+    let mut args = vec!["replay"];
+    args.extend(names.iter().map(String::as_str));
+    args.extend(["-o", "parts.csv", "-q"]);
+    d.mend(&args).ok();
+    assert_eq!(d.read_text("parts.csv"), d.read_text("whole.csv"));
+}
