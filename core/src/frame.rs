@@ -70,6 +70,9 @@ pub struct Header {
     pub clock: ClockKind,
     /// The timestamp of seq 0.
     pub epoch_ms: u64,
+    /// The temperature readings are sent relative to, as [`Celsius`] bits. Within ±32 °C of
+    /// it a value takes two bytes on the wire instead of three.
+    pub reference_bits: i32,
 }
 
 /// A reading as it travels: its seq, the timestamp's offset from the schedule, and the value.
@@ -79,8 +82,9 @@ pub struct WireReading {
     pub seq: u32,
     /// `timestamp − (epoch + seq × period)`, in milliseconds.
     pub offset_ms: i32,
-    /// The temperature as [`Celsius`] bits (1/256 °C).
-    pub celsius_bits: i32,
+    /// The temperature minus the header's reference, as [`Celsius`] bits (1/256 °C), with
+    /// wrapping arithmetic so that every value travels exactly.
+    pub celsius_delta: i32,
 }
 
 /// The edge's books, sent periodically so the host can check them against what arrived.
@@ -163,7 +167,11 @@ impl fmt::Display for WireError {
 impl core::error::Error for WireError {}
 
 impl Header {
-    /// A header of the current [`FORMAT_VERSION`].
+    /// The default reference temperature: 52.5 °C, the middle of the default band, so that
+    /// everything from 20.5 °C to 84.5 °C travels in two bytes.
+    pub const DEFAULT_REFERENCE: Celsius = Celsius::from_bits(52 * 256 + 128);
+
+    /// A header of the current [`FORMAT_VERSION`], with the default reference temperature.
     pub const fn new(
         sensor: u32,
         session: u32,
@@ -178,7 +186,23 @@ impl Header {
             period_ms,
             clock,
             epoch_ms,
+            reference_bits: Self::DEFAULT_REFERENCE.to_bits(),
         }
+    }
+
+    /// The same header with another reference temperature (pick the middle of the range the
+    /// sensor usually reads, to keep reading frames small).
+    ///
+    /// # Examples
+    /// ```
+    /// use mend_core::{Celsius, ClockKind, Header};
+    /// let h = Header::new(1, 1, 1_000, ClockKind::Boot, 0).with_reference(Celsius::from_num(20));
+    /// assert_eq!(h.reference_bits, 5_120);
+    /// ```
+    #[must_use]
+    pub const fn with_reference(mut self, reference: Celsius) -> Self {
+        self.reference_bits = reference.to_bits();
+        self
     }
 
     fn scheduled(&self, seq: u32) -> i128 {
@@ -195,7 +219,7 @@ impl Header {
         Ok(WireReading {
             seq: r.seq,
             offset_ms,
-            celsius_bits: r.celsius.to_bits(),
+            celsius_delta: r.celsius.to_bits().wrapping_sub(self.reference_bits),
         })
     }
 
@@ -208,7 +232,7 @@ impl Header {
             self.session,
             w.seq,
             timestamp,
-            Celsius::from_bits(w.celsius_bits),
+            Celsius::from_bits(w.celsius_delta.wrapping_add(self.reference_bits)),
         ))
     }
 }
@@ -234,13 +258,13 @@ impl core::error::Error for EncodeError {}
 /// Encodes `frame` into `out` (postcard, CRC, COBS, `0x00`) and returns the length.
 ///
 /// # Examples
-/// A reading of 52.5 °C with seq 5, on schedule, is 10 bytes:
+/// A reading 0.625 °C above its header's reference, seq 5, on schedule, is 9 bytes:
 /// ```
 /// use mend_core::{encode, Frame, WireReading};
-/// let frame = Frame::Reading(WireReading { seq: 5, offset_ms: 0, celsius_bits: 13_440 });
+/// let frame = Frame::Reading(WireReading { seq: 5, offset_ms: 0, celsius_delta: 160 });
 /// let mut out = [0u8; 64];
 /// let n = encode(&frame, &mut out).unwrap();
-/// assert_eq!(&out[..n], &[0x03, 0x01, 0x05, 0x06, 0x80, 0xD2, 0x01, 0x1E, 0xA4, 0x00]);
+/// assert_eq!(&out[..n], &[0x03, 0x01, 0x05, 0x05, 0xC0, 0x02, 0xDC, 0x43, 0x00]);
 /// ```
 pub fn encode(frame: &Frame, out: &mut [u8]) -> Result<usize, EncodeError> {
     let mut raw = [0u8; MAX_FRAME];
@@ -264,8 +288,8 @@ impl Frame {
     /// # Examples
     /// ```
     /// use mend_core::{Frame, WireReading};
-    /// let f = Frame::Reading(WireReading { seq: 1_000, offset_ms: 0, celsius_bits: 13_440 });
-    /// assert_eq!(f.to_buf().unwrap().len(), 11);
+    /// let f = Frame::Reading(WireReading { seq: 1_000, offset_ms: 0, celsius_delta: 0 });
+    /// assert_eq!(f.to_buf().unwrap().len(), 9);
     /// ```
     pub fn to_buf(&self) -> Result<FrameBuf, EncodeError> {
         let mut buf = [0u8; MAX_FRAME];
@@ -385,7 +409,7 @@ pub enum DecodeEvent {
 /// # Examples
 /// ```
 /// use mend_core::{encode, DecodeEvent, Decoder, Frame, SkipReason, Span, WireReading};
-/// let frame = Frame::Reading(WireReading { seq: 5, offset_ms: 0, celsius_bits: 13_440 });
+/// let frame = Frame::Reading(WireReading { seq: 5, offset_ms: 0, celsius_delta: 160 });
 /// let mut log = [0u8; 64];
 /// log[..3].copy_from_slice(b"zz\0"); // garbage before the frame
 /// let n = encode(&frame, &mut log[3..]).unwrap();
@@ -394,7 +418,7 @@ pub enum DecodeEvent {
 /// let events: Vec<_> = dec.feed(&log[..3 + n]).collect();
 /// assert_eq!(events, [
 ///     DecodeEvent::Skipped { span: Span { start: 0, end: 3 }, reason: SkipReason::BadCobs },
-///     DecodeEvent::Frame { frame, span: Span { start: 3, end: 13 } },
+///     DecodeEvent::Frame { frame, span: Span { start: 3, end: 12 } },
 /// ]);
 /// assert_eq!(dec.finish(), None, "nothing left over");
 /// ```
@@ -578,21 +602,23 @@ mod tests {
 
     #[test]
     fn exact_bytes_of_every_frame_kind() {
-        // Reading: variant 1, seq 300 = [0xAC, 0x02], offset -1 zigzag = 1, 52.5 °C = 13 440
-        // zigzag 26 880 = [0x80, 0xD2, 0x01].
+        // Reading: variant 1, seq 300 = [0xAC, 0x02], offset -1 zigzag = 1, delta -2.5 °C =
+        // -640 zigzag 1 279 = [0xFF, 0x09].
         check_bytes(
             Frame::Reading(WireReading {
                 seq: 300,
                 offset_ms: -1,
-                celsius_bits: 13_440,
+                celsius_delta: -640,
             }),
-            &[0x01, 0xAC, 0x02, 0x01, 0x80, 0xD2, 0x01],
+            &[0x01, 0xAC, 0x02, 0x01, 0xFF, 0x09],
         );
         // Header: variant 0, version 1, sensor 7, session 2, period 1000 = [0xE8, 0x07],
-        // clock Boot = 0, epoch 0.
+        // clock Boot = 0, epoch 0, reference 52.5 °C = 13 440 zigzag 26 880 = [0x80, 0xD2, 0x01].
         check_bytes(
             Frame::Header(Header::new(7, 2, 1000, ClockKind::Boot, 0)),
-            &[0x00, 0x01, 0x07, 0x02, 0xE8, 0x07, 0x00, 0x00],
+            &[
+                0x00, 0x01, 0x07, 0x02, 0xE8, 0x07, 0x00, 0x00, 0x80, 0xD2, 0x01,
+            ],
         );
         // Stats: variant 2, session 2, counters 10/8/1/1/0/0, doubtful 3, bad 0, faults 1,
         // dropped 0, frames 12.
@@ -627,18 +653,19 @@ mod tests {
     }
 
     #[test]
-    fn typical_reading_frame_is_at_most_12_bytes() {
+    fn a_reading_within_32_degrees_of_the_reference_is_at_most_12_bytes() {
         for (seq, size) in [
-            (5u32, 10usize),
-            (127, 10),
-            (128, 11),
-            (16_383, 11),
-            (2_097_151, 12),
+            (5u32, 9usize),
+            (127, 9),
+            (128, 10),
+            (16_383, 10),
+            (2_097_151, 11),
+            (268_435_455, 12),
         ] {
             let f = Frame::Reading(WireReading {
                 seq,
                 offset_ms: 0,
-                celsius_bits: Celsius::from_num(55).to_bits(),
+                celsius_delta: Celsius::from_num(2.5).to_bits(),
             });
             assert_eq!(f.to_buf().unwrap().len(), size, "seq {seq}");
         }
@@ -680,7 +707,7 @@ mod tests {
         let good = Frame::Reading(WireReading {
             seq: 5,
             offset_ms: 0,
-            celsius_bits: 13_440,
+            celsius_delta: 160,
         })
         .to_buf()
         .unwrap();
@@ -701,8 +728,8 @@ mod tests {
             b
         };
         let mut log = Vec::new();
-        log.extend_from_slice(&flipped); // 0..10 bad crc
-        log.push(0); // 10..11 empty
+        log.extend_from_slice(&flipped); // 0..9 bad crc
+        log.push(0); // 9..10 empty
         log.extend_from_slice(&v2); // unknown version
         let v2_end = log.len() as u64;
         log.extend_from_slice(&[0x55; MAX_FRAME + 20]); // oversized garbage
@@ -714,16 +741,16 @@ mod tests {
         let ev = events(&log);
         let want = [
             DecodeEvent::Skipped {
-                span: Span { start: 0, end: 10 },
+                span: Span { start: 0, end: 9 },
                 reason: SkipReason::BadCrc,
             },
             DecodeEvent::Skipped {
-                span: Span { start: 10, end: 11 },
+                span: Span { start: 9, end: 10 },
                 reason: SkipReason::Empty,
             },
             DecodeEvent::Skipped {
                 span: Span {
-                    start: 11,
+                    start: 10,
                     end: v2_end,
                 },
                 reason: SkipReason::UnknownVersion,
@@ -739,7 +766,7 @@ mod tests {
                 frame: Frame::Reading(WireReading {
                     seq: 5,
                     offset_ms: 0,
-                    celsius_bits: 13_440,
+                    celsius_delta: 160,
                 }),
                 span: Span {
                     start: garbage_end,
@@ -793,7 +820,7 @@ mod tests {
         let early = WireReading {
             seq: 0,
             offset_ms: -1,
-            celsius_bits: 0,
+            celsius_delta: 0,
         };
         assert_eq!(h.from_wire(&early), Err(WireError::TimestampOutOfRange));
     }
@@ -801,10 +828,10 @@ mod tests {
     fn arb_frame() -> impl Strategy<Value = Frame> {
         prop_oneof![
             (any::<u32>(), any::<i32>(), any::<i32>()).prop_map(
-                |(seq, offset_ms, celsius_bits)| Frame::Reading(WireReading {
+                |(seq, offset_ms, celsius_delta)| Frame::Reading(WireReading {
                     seq,
                     offset_ms,
-                    celsius_bits
+                    celsius_delta
                 })
             ),
             (any::<u32>(), any::<u32>(), any::<u32>(), any::<u64>())

@@ -46,7 +46,7 @@ impl Tally {
                     self.check = self
                         .check
                         .wrapping_add(u64::from(r.seq))
-                        .wrapping_add(r.celsius_bits as u64);
+                        .wrapping_add(r.celsius_delta as u64);
                 }
             }
             DecodeEvent::Skipped { span, .. } => self.skipped_bytes += span.len(),

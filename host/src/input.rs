@@ -1222,7 +1222,7 @@ mod tests {
             &mend_core::Frame::Reading(mend_core::WireReading {
                 seq: 0,
                 offset_ms: 0,
-                celsius_bits: 1,
+                celsius_delta: 1,
             })
             .to_buf()
             .unwrap(),
@@ -1231,7 +1231,7 @@ mod tests {
         let r = Frame::Reading(mend_core::WireReading {
             seq: 1,
             offset_ms: 0,
-            celsius_bits: 2,
+            celsius_delta: 2,
         })
         .to_buf()
         .unwrap();

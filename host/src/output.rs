@@ -12,7 +12,7 @@ use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use mend_core::{Aggregate, ClockKind, Frame, Header, Origin, Outage, Record, WireReading};
+use mend_core::{Aggregate, ClockKind, Frame, Header, Origin, Outage, Record};
 
 use crate::input::StreamMeta;
 use crate::numfmt::{push_celsius, push_u64, ByteOut, Line};
@@ -533,11 +533,12 @@ impl<W: Write> RecordSink for MlogWriter<W> {
                 self.frame(&Frame::Header(h))?;
                 self.current = Some((h, 0));
                 self.since_header = 0;
-                h.to_wire(&r).unwrap_or(WireReading {
-                    seq: r.seq,
-                    offset_ms: 0,
-                    celsius_bits: r.celsius.to_bits(),
-                })
+                h.to_wire(&r).map_err(|e| {
+                    io::Error::other(format!(
+                        "cannot write sensor {} session {} seq {} at {} ms as a frame: {e}",
+                        r.sensor, r.session, r.seq, r.timestamp
+                    ))
+                })?
             }
         };
         self.since_header += 1;

@@ -305,7 +305,7 @@ mod tests {
             let w = WireReading {
                 seq,
                 offset_ms,
-                celsius_bits: Celsius::from_num(52).to_bits(),
+                celsius_delta: Celsius::from_num(52).to_bits() - h.reference_bits,
             };
             out.extend_from_slice(&Frame::Reading(w).to_buf().unwrap());
         }
