@@ -336,6 +336,8 @@ pub struct Validator<const K: usize> {
     stream: Option<(u32, u32)>,
     last: Option<(u64, Celsius)>,
     history: Deque<Celsius, K>,
+    /// How many values in a row, ending with the last one, were exactly equal.
+    equal_run: u16,
 }
 
 impl<const K: usize> Validator<K> {
@@ -352,6 +354,7 @@ impl<const K: usize> Validator<K> {
             stream: None,
             last: None,
             history: Deque::new(),
+            equal_run: 0,
         })
     }
 
@@ -365,6 +368,7 @@ impl<const K: usize> Validator<K> {
         self.stream = None;
         self.last = None;
         self.history.clear();
+        self.equal_run = 0;
     }
 
     /// Checks the next reading of the stream and returns its flags (see [`Flags::quality`]).
@@ -390,22 +394,35 @@ impl<const K: usize> Validator<K> {
                 flags.insert(Flag::Spike);
             }
         }
+        let repeated = self.last.is_some_and(|(_, prev)| prev == t);
+        self.equal_run = if repeated {
+            self.equal_run.saturating_add(1)
+        } else {
+            1
+        };
         self.last = Some((r.timestamp, t));
         if self.history.is_full() {
             self.history.pop_front();
         }
         // Cannot fail: a full history was just shortened. A zero-capacity history never holds.
         let _ = self.history.push_back(t);
-        let need = usize::from(c.stuck_samples);
-        if need >= 2 && self.history.len() >= need {
-            let (mut lo, mut hi) = (t, t);
-            for v in self.history.iter().rev().take(need) {
-                lo = lo.min(*v);
-                hi = hi.max(*v);
+        let need = c.stuck_samples;
+        let stuck = if c.stuck_tolerance == Celsius::ZERO {
+            // An exact flat line needs no scan of the history: the run length says it.
+            self.equal_run >= need
+        } else {
+            let need = usize::from(need);
+            self.history.len() >= need && {
+                let (mut lo, mut hi) = (t, t);
+                for v in self.history.iter().rev().take(need) {
+                    lo = lo.min(*v);
+                    hi = hi.max(*v);
+                }
+                hi - lo <= c.stuck_tolerance
             }
-            if hi - lo <= c.stuck_tolerance {
-                flags.insert(Flag::Stuck);
-            }
+        };
+        if stuck {
+            flags.insert(Flag::Stuck);
         }
         flags
     }
@@ -469,6 +486,22 @@ mod tests {
     }
 
     #[test]
+    fn stuck_with_a_tolerance_looks_at_the_spread() {
+        let mut v = Tiny::try_new(ValidateConfig {
+            stuck_tolerance: Celsius::from_num(0.125),
+            ..cfg()
+        })
+        .unwrap();
+        assert!(!v.check(&r(0, 0, 52.0)).contains(Flag::Stuck));
+        assert!(!v.check(&r(1, 1000, 52.125)).contains(Flag::Stuck));
+        assert!(v.check(&r(2, 2000, 52.0625)).contains(Flag::Stuck));
+        assert!(
+            !v.check(&r(3, 3000, 52.25)).contains(Flag::Stuck),
+            "spread 0.1875"
+        );
+    }
+
+    #[test]
     fn implausible_is_bad_and_value_untouched() {
         let mut v = Tiny::try_new(cfg()).unwrap();
         let reading = r(0, 0, -100.0);
@@ -523,5 +556,26 @@ mod tests {
             std::format!("{all}"),
             "out_of_band;implausible;spike;stuck;late;duplicate;synthetic"
         );
+    }
+
+    proptest::proptest! {
+        /// The stuck flag agrees with a scan of all values so far, for exact and tolerant flat
+        /// lines alike.
+        #[test]
+        fn stuck_agrees_with_a_scan(values in proptest::collection::vec(0i32..4, 0..200), tol in 0i32..3) {
+            let config = ValidateConfig { stuck_tolerance: Celsius::from_bits(tol), ..cfg() };
+            let mut v = Tiny::try_new(config).unwrap();
+            let mut seen = std::vec::Vec::new();
+            for (i, bits) in values.into_iter().enumerate() {
+                let t = Celsius::from_num(52) + Celsius::from_bits(bits);
+                seen.push(t);
+                let got = v.check(&Reading::new(1, 1, i as u32, i as u64 * 1000, t)).contains(Flag::Stuck);
+                let want = seen.len() >= 3 && {
+                    let tail = &seen[seen.len() - 3..];
+                    tail.iter().max().unwrap().to_bits() - tail.iter().min().unwrap().to_bits() <= tol
+                };
+                proptest::prop_assert_eq!(got, want, "at {}", i);
+            }
+        }
     }
 }
