@@ -19,7 +19,8 @@ never inside the repository) and measures:
 4. Bytes per framed reading of a clean capture: file size / reading frames. Goal <= 12.
 
 Wall-clock times include process start-up and reading the file from the page cache (each
-file is read once before it is timed). `mend replay` may decode on a separate thread, so its
+file is read once before it is timed). The short runs (mend, the bare decode) are the
+best of three; the prototype runs once. `mend replay` may decode on a separate thread, so its
 CPU time (user + system, from wait4) is shown next to its wall-clock time; the bare decode is
 single-threaded. Every command that was timed is printed at the end,
 exactly as it was run.
@@ -93,6 +94,21 @@ class Bench:
     def timed(self, label, argv, stdout=None):
         """Runs argv with its output to a file, measuring time and the child's peak RSS."""
         return self.run(label, argv, stdout=stdout or os.devnull)[:2]
+
+    def timed_best(self, label, argv, stdout=None, runs=3):
+        """The fastest of `runs` runs (as for the bare decode), with that run's CPU time and
+        the highest peak RSS of all of them."""
+        best = None
+        for i in range(runs):
+            if i:
+                self.commands.pop()  # record the command once
+            secs, rss = self.timed(label, argv, stdout)
+            if best is None or secs < best[0]:
+                best = (secs, self.last_cpu, rss if best is None else max(rss, best[2]))
+            else:
+                best = (best[0], best[1], max(rss, best[2]))
+        self.last_cpu = best[1]
+        return best[0], best[2]
 
     def warm(self, path):
         """Reads a file once so that timed runs all start from the page cache."""
@@ -170,7 +186,7 @@ class Bench:
             events = sum(1 for _ in f)
         size = os.path.getsize(log)
         self.warm(log)
-        mend_s, mend_rss = self.timed(
+        mend_s, mend_rss = self.timed_best(
             "1. mend replay JSONL",
             [self.mend, "replay", log, "--format", "csv", "-o", self.path("origin.csv"),
              "--quiet"])
@@ -190,9 +206,9 @@ class Bench:
         s = "1. JSONL replay"
         self.row(s, "input events (lines)", f"{events:,}")
         self.row(s, "JSONL bytes per event", f"{size / events:.1f} B")
-        self.row(s, "mend replay -> CSV", f"{events / mend_s:,.0f} events/s ({mend_s:.2f} s, "
+        self.row(s, "mend replay -> CSV (best of 3)", f"{events / mend_s:,.0f} events/s ({mend_s:.2f} s, "
                  f"CPU {mend_cpu:.2f} s, peak RSS {mend_rss / 1024:.1f} MiB)")
-        self.row(s, "prototype.py", f"{events / proto_s:,.0f} events/s ({proto_s:.2f} s, "
+        self.row(s, "prototype.py (1 run)", f"{events / proto_s:,.0f} events/s ({proto_s:.2f} s, "
                  f"peak RSS {proto_rss / 1024:.0f} MiB)")
         self.row(s, "speed-up", f"{proto_s / mend_s:.0f}x", "goal >= 100x",
                  met=proto_s / mend_s >= 100)
@@ -221,12 +237,12 @@ class Bench:
         self.warm(log)
         bare = self.bare_decode("2. bare decode", log)
         readings = int(bare["readings"])
-        csv_s, csv_rss = self.timed(
+        csv_s, csv_rss = self.timed_best(
             "2. mend replay -> CSV file",
             [self.mend, "replay", log, "--format", "csv", "-o", self.path("origin-frames.csv"),
              "--quiet"])
         csv_cpu = self.last_cpu
-        null_s, null_rss = self.timed(
+        null_s, null_rss = self.timed_best(
             "2. mend replay -> /dev/null",
             [self.mend, "replay", log, "--format", "csv", "-o", "/dev/null", "--quiet"])
         null_cpu = self.last_cpu
@@ -235,11 +251,11 @@ class Bench:
         self.row(s, "file", f"{int(bare['bytes']) / MIB:,.1f} MiB, {readings:,} reading frames")
         self.row(s, "bare decode (best of 3)", f"{readings / bare_s:,.0f} readings/s "
                  f"({bare_s:.2f} s)")
-        self.row(s, "mend replay -> CSV file", f"{readings / csv_s:,.0f} readings/s "
+        self.row(s, "mend replay -> CSV file (best of 3)", f"{readings / csv_s:,.0f} readings/s "
                  f"({csv_s:.2f} s, CPU {csv_cpu:.2f} s)",
                  f"{csv_s / bare_s:.2f}x bare decode; goal <= 2x",
                  met=csv_s / bare_s <= 2)
-        self.row(s, "mend replay -o /dev/null", f"{readings / null_s:,.0f} readings/s "
+        self.row(s, "mend replay -o /dev/null (best of 3)", f"{readings / null_s:,.0f} readings/s "
                  f"({null_s:.2f} s, CPU {null_cpu:.2f} s)",
                  f"{null_s / bare_s:.2f}x bare decode; goal <= 2x",
                  met=null_s / bare_s <= 2)
