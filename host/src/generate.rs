@@ -198,7 +198,7 @@ pub fn generate(
                 line.extend_from_slice(status.as_bytes());
                 line.extend_from_slice(b"\"}");
                 jlink.send(line, |x| jdelivered.push(x));
-                write_lines(&mut jlink, &mut jdelivered, &mut out, &mut bytes)?;
+                write_damaged(&mut jlink, &mut jdelivered, b"\n", &mut out, &mut bytes)?;
             }
         }
     }
@@ -216,7 +216,7 @@ pub fn generate(
         }
         CaptureFormat::Jsonl => {
             jlink.flush(|x| jdelivered.push(x));
-            write_lines(&mut jlink, &mut jdelivered, &mut out, &mut bytes)?;
+            write_damaged(&mut jlink, &mut jdelivered, b"\n", &mut out, &mut bytes)?;
         }
     }
     out.flush()?;
@@ -248,42 +248,31 @@ fn send_frames(
 ) -> io::Result<()> {
     while let Some(f) = edge.poll_frame() {
         link.send(f, |x| delivered.push(x));
-        write_damaged(link, delivered, out, bytes)?;
+        write_damaged(link, delivered, &[], out, bytes)?;
     }
     if flush {
         link.flush(|x| delivered.push(x));
-        write_damaged(link, delivered, out, bytes)?;
+        write_damaged(link, delivered, &[], out, bytes)?;
     }
     Ok(())
 }
 
-fn write_damaged(
-    link: &mut Link<FrameBuf, 8>,
-    delivered: &mut Vec<FrameBuf>,
+/// Damages each delivered item with the link's corruption rates and writes what is left of
+/// it, followed by `end` (nothing for frames, a newline for JSONL lines).
+fn write_damaged<T: AsMut<[u8]> + Clone>(
+    link: &mut Link<T, 8>,
+    delivered: &mut Vec<T>,
+    end: &[u8],
     out: &mut dyn Write,
     bytes: &mut u64,
 ) -> io::Result<()> {
-    for mut f in delivered.drain(..) {
-        let n = link.corrupt(&mut f);
-        let part = f.get(..n).unwrap_or(&f);
+    for mut item in delivered.drain(..) {
+        let item = item.as_mut();
+        let n = link.corrupt(item);
+        let part = item.get(..n).unwrap_or(item);
         out.write_all(part)?;
-        *bytes += part.len() as u64;
-    }
-    Ok(())
-}
-
-fn write_lines(
-    link: &mut Link<Vec<u8>, 8>,
-    delivered: &mut Vec<Vec<u8>>,
-    out: &mut dyn Write,
-    bytes: &mut u64,
-) -> io::Result<()> {
-    for mut line in delivered.drain(..) {
-        let n = link.corrupt(&mut line);
-        let part = line.get(..n).unwrap_or(&line);
-        out.write_all(part)?;
-        out.write_all(b"\n")?;
-        *bytes += part.len() as u64 + 1;
+        out.write_all(end)?;
+        *bytes += (part.len() + end.len()) as u64;
     }
     Ok(())
 }

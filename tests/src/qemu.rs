@@ -118,6 +118,19 @@ pub struct Run {
     pub wall: Duration,
 }
 
+impl Run {
+    /// Panics, with the console and QEMU's diagnostics, unless the node exited cleanly.
+    pub fn assert_success(&self) {
+        assert!(
+            self.status.success(),
+            "the node failed ({}):\nconsole:\n{}\nqemu:\n{}",
+            self.status,
+            self.console,
+            self.qemu_stderr
+        );
+    }
+}
+
 /// The `qemu-system-arm` arguments of the firmware's `cargo run` runner (without the program
 /// name and the final `-kernel`).
 fn runner_args() -> Vec<String> {

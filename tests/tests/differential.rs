@@ -49,13 +49,7 @@ fn firmware_and_host_builds_give_byte_identical_frames() {
             ..RunOptions::default()
         },
     );
-    assert!(
-        run.status.success(),
-        "the node failed ({}):\n{}\n{}",
-        run.status,
-        run.console,
-        run.qemu_stderr
-    );
+    run.assert_success();
 
     let truth: Vec<TruthPoint> = Simulator::new(SEED, sim_config())
         .take(SAMPLES as usize)

@@ -84,13 +84,7 @@ fn a_damaged_capture_is_recovered_against_its_truth() {
             ..RunOptions::default()
         },
     );
-    assert!(
-        run.status.success(),
-        "the node failed ({}):\n{}\n{}",
-        run.status,
-        run.console,
-        run.qemu_stderr
-    );
+    run.assert_success();
 
     // The damage is the seeded one: the host reproduces the capture byte for byte.
     let (expected, link) = host_damaged_stream();

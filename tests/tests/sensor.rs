@@ -10,18 +10,8 @@ use mend_tests::fixtures::{
 };
 use mend_tests::{
     assert_golden, assert_ram_budget, build_firmware, console_number, decode_capture,
-    mask_memory_figures, millidegrees_to_celsius_bits, run, Run, RunOptions,
+    mask_memory_figures, millidegrees_to_celsius_bits, run, RunOptions,
 };
-
-fn assert_ok(run: &Run) {
-    assert!(
-        run.status.success(),
-        "the node failed ({}):\nconsole:\n{}\nqemu:\n{}",
-        run.status,
-        run.console,
-        run.qemu_stderr
-    );
-}
 
 #[test]
 fn every_sample_carries_the_temperature_that_was_set() {
@@ -35,7 +25,7 @@ fn every_sample_carries_the_temperature_that_was_set() {
             ..RunOptions::default()
         },
     );
-    assert_ok(&run);
+    run.assert_success();
     assert_eq!(run.prompts, (0..SAMPLES).collect::<Vec<_>>());
 
     let capture = decode_capture(&run.uart);
@@ -180,7 +170,7 @@ fn an_unplugged_sensor_gives_counted_faults_not_a_panic() {
             ..RunOptions::default()
         },
     );
-    assert_ok(&run);
+    run.assert_success();
     let capture = decode_capture(&run.uart);
     assert!(capture.skipped.is_empty());
     let mut faulted = BTreeSet::new();
