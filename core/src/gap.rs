@@ -280,8 +280,11 @@ pub struct GapStats {
 ///
 /// `H` is how many measured values the stochastic fill looks back on to measure the local
 /// variability (readings of quality bad are left out of that history: an implausible value
-/// says nothing about how the temperature varies). Every measured record, whatever its quality, is an anchor of the gap after it;
-/// input records that are already synthetic pass through and are not anchors. A record whose
+/// says nothing about how the temperature varies). Every measured record, whatever its
+/// quality, bounds a gap, but a fill takes no value from a bad (implausible) neighbour: next
+/// to one, the fill carries the other neighbour's value, and between two bad neighbours the
+/// gap is reported and left unfilled. Input records that are already synthetic pass through
+/// and are not anchors. A record whose
 /// key is not greater than the last anchor's passes through unchanged. A record of another
 /// sensor starts afresh, with no gap before it.
 ///
@@ -311,7 +314,8 @@ pub struct GapStats {
 #[derive(Clone, Debug)]
 pub struct GapFiller<const H: usize> {
     config: FillConfig,
-    anchor: Option<Reading>,
+    /// The last measured reading, and whether its quality was bad.
+    anchor: Option<(Reading, bool)>,
     history: Deque<i32, H>,
     stats: GapStats,
 }
@@ -366,19 +370,20 @@ impl<const H: usize> GapFiller<H> {
             return;
         }
         let b = rec.reading;
+        let b_bad = rec.quality == Quality::Bad;
         match self.anchor {
-            Some(a) if a.sensor == b.sensor => {
+            Some((a, a_bad)) if a.sensor == b.sensor => {
                 if b.key() <= a.key() {
                     out(GapEvent::Record(rec));
                     return;
                 }
-                self.between(&a, &b, out);
+                self.between((&a, a_bad), (&b, b_bad), out);
             }
             Some(_) => self.history.clear(),
             None => {}
         }
-        self.anchor = Some(b);
-        if rec.quality != Quality::Bad {
+        self.anchor = Some((b, b_bad));
+        if !b_bad {
             if self.history.is_full() {
                 self.history.pop_front();
             }
@@ -390,7 +395,12 @@ impl<const H: usize> GapFiller<H> {
 
     /// Finds and handles the gap between anchor `a` and the next measured reading `b`, where
     /// `b.key() > a.key()`.
-    fn between(&mut self, a: &Reading, b: &Reading, out: &mut impl FnMut(GapEvent)) {
+    fn between(
+        &mut self,
+        (a, a_bad): (&Reading, bool),
+        (b, b_bad): (&Reading, bool),
+        out: &mut impl FnMut(GapEvent),
+    ) {
         let c = &self.config;
         let dt = b.timestamp.saturating_sub(a.timestamp);
         let by_seq = c.use_seq && a.session == b.session && b.seq > a.seq;
@@ -433,7 +443,7 @@ impl<const H: usize> GapFiller<H> {
             missing: missing32,
         });
         let method = c.method;
-        if method == FillMethod::None {
+        if method == FillMethod::None || (a_bad && b_bad) {
             return;
         }
         let (mut rng, scale) = if method == FillMethod::Stochastic {
@@ -442,10 +452,13 @@ impl<const H: usize> GapFiller<H> {
             (None, 0)
         };
         let steps = u128::from(missing) + 1;
-        let (va, vb) = (
-            i128::from(a.celsius.to_bits()),
-            i128::from(b.celsius.to_bits()),
-        );
+        // A bad neighbour gives no value: carry the other one across the gap.
+        let (va, vb) = match (a_bad, b_bad) {
+            (true, _) => (b.celsius.to_bits(), b.celsius.to_bits()),
+            (_, true) => (a.celsius.to_bits(), a.celsius.to_bits()),
+            _ => (a.celsius.to_bits(), b.celsius.to_bits()),
+        };
+        let (va, vb) = (i128::from(va), i128::from(vb));
         let source = Source {
             method,
             before: Some(before),
@@ -1028,5 +1041,39 @@ mod tests {
             }
             prop_assert_eq!(f.stats().filled as usize, len - input.len());
         }
+    }
+
+    #[test]
+    fn a_bad_neighbour_gives_no_value_to_the_fill() {
+        let rec = |seq: u32, t: f64, q: Quality| {
+            Record::measured(
+                Reading::new(1, 1, seq, u64::from(seq) * 1000, Celsius::from_num(t)),
+                q,
+                Flags::EMPTY,
+            )
+        };
+        let mut f: GapFiller<8> = GapFiller::try_new(FillConfig::DEFAULT).unwrap();
+        let mut fills = Vec::new();
+        let mut gaps = 0;
+        for r in [
+            rec(0, 52.0, Quality::Good),
+            rec(2, 900.0, Quality::Bad),
+            rec(4, 53.0, Quality::Good),
+            rec(5, -300.0, Quality::Bad),
+            rec(7, -400.0, Quality::Bad),
+        ] {
+            f.push(r, &mut |e| match e {
+                GapEvent::Record(r) if r.is_synthetic() => {
+                    fills.push((r.reading.seq, r.reading.celsius))
+                }
+                GapEvent::Gap { .. } => gaps += 1,
+                _ => {}
+            });
+        }
+        let c = |t: f64| Celsius::from_num(t);
+        // Seq 1 carries 52 forward, seq 3 carries 53 back; seq 6 lies between two bad
+        // readings: reported, not filled.
+        assert_eq!(fills, [(1, c(52.0)), (3, c(53.0))]);
+        assert_eq!(gaps, 3);
     }
 }
