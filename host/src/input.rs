@@ -1009,7 +1009,7 @@ impl<R: Read> JsonlReader<R> {
             if buf.is_empty() {
                 return Ok((taken, false));
             }
-            let (used, newline) = match buf.iter().position(|b| *b == b'\n') {
+            let (used, newline) = match memchr::memchr(b'\n', buf) {
                 Some(i) => (i + 1, true),
                 None => (buf.len(), false),
             };
