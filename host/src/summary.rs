@@ -58,16 +58,14 @@ pub fn input_line(i: &crate::replay::InputReport) -> String {
 
 /// The reading identity of one stream, with numbers.
 pub fn counters_line(s: &StreamReport) -> String {
-    let c = &s.counters;
+    format!("{} {}", equation(&s.counters), tick(s.balanced))
+}
+
+/// `in N = emitted N + late N + duplicate N + rejected N + evicted N`.
+fn equation(c: &mend_core::Counters) -> String {
     format!(
-        "in {} = emitted {} + late {} + duplicate {} + rejected {} + evicted {} {}",
-        c.input,
-        c.emitted,
-        c.late,
-        c.duplicate,
-        c.rejected,
-        c.evicted,
-        tick(s.balanced)
+        "in {} = emitted {} + late {} + duplicate {} + rejected {} + evicted {}",
+        c.input, c.emitted, c.late, c.duplicate, c.rejected, c.evicted
     )
 }
 
@@ -163,16 +161,10 @@ pub fn stream_section(out: &mut String, s: &StreamReport, dead_file: Option<&str
         );
     }
     if let Some(e) = &s.edge {
-        let c = &e.counters;
         let _ = writeln!(
             out,
-            "  edge stats: in {} = emitted {} + late {} + duplicate {} + rejected {} + evicted {} (+ held) {}; the edge sent {} readings, the host received {}{}",
-            c.input,
-            c.emitted,
-            c.late,
-            c.duplicate,
-            c.rejected,
-            c.evicted,
+            "  edge stats: {} (+ held) {}; the edge sent {} readings, the host received {}{}",
+            equation(&e.counters),
             tick(e.balanced),
             e.sent,
             s.received,
