@@ -13,7 +13,7 @@ use mend_core::{
 };
 
 use crate::numfmt::{push_celsius, push_u64};
-use crate::timefmt::{format_ms, MAX_TIME_LEN};
+use crate::timefmt::push_time;
 
 /// The CSV header of a truth file.
 pub const TRUTH_HEADER: &str = "sensor,session,seq,time,celsius,out_of_band";
@@ -107,9 +107,7 @@ fn push_truth(buf: &mut Vec<u8>, t: &TruthPoint) {
     buf.push(b',');
     push_u64(buf, u64::from(r.seq));
     buf.push(b',');
-    let mut tb = [0u8; MAX_TIME_LEN];
-    let n = format_ms(r.timestamp, &mut tb);
-    buf.extend_from_slice(&tb[..n]);
+    push_time(buf, r.timestamp);
     buf.push(b',');
     push_celsius(buf, r.celsius);
     buf.push(b',');

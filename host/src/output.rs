@@ -16,7 +16,7 @@ use mend_core::{Aggregate, ClockKind, Frame, Header, Origin, Outage, Record};
 
 use crate::input::StreamMeta;
 use crate::numfmt::{push_celsius, push_u64, ByteOut, Line};
-use crate::timefmt::{format_ms, TimeFormatter, MAX_TIME_LEN};
+use crate::timefmt::{push_time, TimeFormatter};
 
 /// The buffer size of every output.
 pub const OUT_BUF: usize = 1 << 20;
@@ -189,14 +189,6 @@ impl RecordSink for Tee<'_> {
         }
         Ok(())
     }
-}
-
-/// Appends the `time` column (RFC 3339 UTC, milliseconds).
-#[inline]
-fn push_time(buf: &mut Vec<u8>, ms: u64) {
-    let mut t = [0u8; MAX_TIME_LEN];
-    let n = format_ms(ms, &mut t);
-    buf.extend_from_slice(&t[..n]);
 }
 
 /// Appends `,origin,method,quality,flags\n`.

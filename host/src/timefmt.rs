@@ -218,6 +218,21 @@ pub fn human_ms(ms: u64) -> String {
     humantime::format_duration(Duration::from_millis(ms)).to_string()
 }
 
+/// Appends `ms` as RFC 3339 UTC with milliseconds (the `time` column of every output).
+///
+/// # Examples
+/// ```
+/// let mut row = Vec::new();
+/// mend::timefmt::push_time(&mut row, 5_000);
+/// assert_eq!(row, b"1970-01-01T00:00:05.000Z");
+/// ```
+#[inline]
+pub fn push_time(buf: &mut Vec<u8>, ms: u64) {
+    let mut t = [0u8; MAX_TIME_LEN];
+    let n = format_ms(ms, &mut t);
+    buf.extend_from_slice(t.get(..n).unwrap_or(&[]));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
