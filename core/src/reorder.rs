@@ -5,10 +5,17 @@
 //! must never tie. A reading is held until the *watermark* — the highest timestamp seen minus
 //! the allowed lateness — has passed it, then released in order.
 //!
+//! Most readings arrive in order, and a heap charges `O(log n)` comparisons and moves to
+//! release each of them. So readings that extend the ascending run of held readings queue in
+//! a `heapless::Deque` beside the heap instead, where pushing and releasing cost `O(1)`; only
+//! a reading that arrives out of order goes into the heap. A release takes the smaller of the
+//! two fronts, so the output is the same as with the heap alone, and both share the capacity
+//! `N`.
+//!
 //! Nothing is ever dropped:
 //! - a reading that arrives after a later one was already released comes out at once as
 //!   [`ReleaseKind::Late`];
-//! - when the heap is full, the oldest reading comes out early as [`ReleaseKind::Evicted`],
+//! - when the buffer is full, the oldest reading comes out early as [`ReleaseKind::Evicted`],
 //!   so a burst never blocks the caller and never panics;
 //! - a reading whose identity was seen before, whether it is still held or long gone, is
 //!   counted as a duplicate and not released again (see [`Dedup`] for how that stays bounded).
@@ -19,6 +26,7 @@
 use core::fmt;
 
 use heapless::binary_heap::{BinaryHeap, Min};
+use heapless::Deque;
 
 use crate::counters::Counters;
 use crate::dedup::{Dedup, Seen};
@@ -82,8 +90,9 @@ impl core::error::Error for ReorderError {}
 /// A bounded reorder buffer of `N` readings with duplicate detection over `S` streams of
 /// `32 × W` seqs each.
 ///
-/// Its size is fixed at compile time: `N` readings of 24 bytes, the counters, and `S` dedup
-/// windows of `4 × W + 16` bytes; nothing is allocated (see the README for measured sizes).
+/// Its size is fixed at compile time: `2 × N` readings of 24 bytes (the heap, and the queue of
+/// in-order arrivals beside it), the counters, and `S` dedup windows of `4 × W + 16` bytes;
+/// nothing is allocated (see the README for measured sizes). At most `N` readings are held.
 ///
 /// # Examples
 /// ```
@@ -106,7 +115,10 @@ impl core::error::Error for ReorderError {}
 /// ```
 #[derive(Clone, Debug)]
 pub struct Reorder<const N: usize, const S: usize = 1, const W: usize = 8> {
+    /// Readings that arrived out of order.
     heap: BinaryHeap<Reading, Min, N>,
+    /// Readings that arrived in order: ascending, and each at least the one before it.
+    run: Deque<Reading, N>,
     dedup: Dedup<S, W>,
     lateness_ms: u64,
     newest: Option<u64>,
@@ -120,6 +132,7 @@ impl<const N: usize, const S: usize, const W: usize> Reorder<N, S, W> {
     pub const fn new(lateness_ms: u64) -> Self {
         Self {
             heap: BinaryHeap::new(),
+            run: Deque::new(),
             dedup: Dedup::new(),
             lateness_ms,
             newest: None,
@@ -187,29 +200,55 @@ impl<const N: usize, const S: usize, const W: usize> Reorder<N, S, W> {
                 kind: ReleaseKind::Late,
             });
         }
-        match self.heap.push(reading) {
-            Ok(()) => Admit::Held,
-            Err(reading) => {
-                // Full: the oldest of the held readings and the new one leaves early.
-                let oldest = match self.heap.peek() {
-                    Some(top) if *top < reading => self.heap.pop(),
-                    _ => None,
-                };
-                let out = match oldest {
-                    Some(top) => {
-                        // Cannot fail: one slot was just freed.
-                        let _ = self.heap.push(reading);
-                        top
-                    }
-                    None => reading,
-                };
-                self.counters.evicted = self.counters.evicted.wrapping_add(1);
-                self.last_released = Some(out);
-                Admit::Released(Release {
-                    reading: out,
-                    kind: ReleaseKind::Evicted,
-                })
-            }
+        if self.len() >= N {
+            // Full: the oldest of the held readings and the new one leaves early.
+            let out = match self.peek() {
+                Some(top) if top < reading => {
+                    let top = self.pop_min();
+                    self.hold(reading);
+                    top.unwrap_or(reading)
+                }
+                _ => reading,
+            };
+            self.counters.evicted = self.counters.evicted.wrapping_add(1);
+            self.last_released = Some(out);
+            return Admit::Released(Release {
+                reading: out,
+                kind: ReleaseKind::Evicted,
+            });
+        }
+        self.hold(reading);
+        Admit::Held
+    }
+
+    /// Holds a reading; the caller has checked that there is room.
+    #[inline]
+    fn hold(&mut self, reading: Reading) {
+        let in_order = self.run.back().is_none_or(|last| *last <= reading);
+        // Neither push can fail: both have room for `N` and fewer than `N` are held.
+        if in_order {
+            let _ = self.run.push_back(reading);
+        } else {
+            let _ = self.heap.push(reading);
+        }
+    }
+
+    /// The oldest held reading.
+    #[inline]
+    fn peek(&self) -> Option<Reading> {
+        match (self.run.front(), self.heap.peek()) {
+            (Some(a), Some(b)) => Some(*a.min(b)),
+            (a, b) => a.or(b).copied(),
+        }
+    }
+
+    /// Takes out the oldest held reading.
+    #[inline]
+    fn pop_min(&mut self) -> Option<Reading> {
+        match (self.run.front(), self.heap.peek()) {
+            (Some(a), Some(b)) if b < a => self.heap.pop(),
+            (Some(_), _) => self.run.pop_front(),
+            (None, _) => self.heap.pop(),
         }
     }
 
@@ -221,7 +260,7 @@ impl<const N: usize, const S: usize, const W: usize> Reorder<N, S, W> {
     /// Releases the oldest held reading if the watermark has passed it.
     pub fn pop_ready(&mut self) -> Option<Release> {
         let wm = self.watermark()?;
-        if self.heap.peek()?.timestamp <= wm {
+        if self.peek()?.timestamp <= wm {
             self.release_top()
         } else {
             None
@@ -234,7 +273,7 @@ impl<const N: usize, const S: usize, const W: usize> Reorder<N, S, W> {
     }
 
     fn release_top(&mut self) -> Option<Release> {
-        let reading = self.heap.pop()?;
+        let reading = self.pop_min()?;
         self.counters.emitted = self.counters.emitted.wrapping_add(1);
         self.last_released = Some(reading);
         Some(Release {
@@ -245,12 +284,12 @@ impl<const N: usize, const S: usize, const W: usize> Reorder<N, S, W> {
 
     /// How many readings are held.
     pub fn len(&self) -> usize {
-        self.heap.len()
+        self.heap.len() + self.run.len()
     }
 
     /// True when nothing is held.
     pub fn is_empty(&self) -> bool {
-        self.heap.is_empty()
+        self.heap.is_empty() && self.run.is_empty()
     }
 
     /// The books of this stage.
@@ -390,6 +429,64 @@ mod tests {
             prop_assert_eq!(got, want);
             prop_assert!(out.iter().all(|x| x.kind == ReleaseKind::InOrder));
             prop_assert_eq!(b.counters().duplicate as usize, input.len() - n);
+        }
+
+        /// The queue of in-order arrivals changes nothing but the speed: every push and
+        /// release matches a model that keeps all held readings in one sorted collection.
+        #[test]
+        fn same_releases_as_a_single_sorted_buffer(
+            input in proptest::collection::vec((0u32..48, 0u64..40_000), 0..300),
+            lateness in 0u64..8_000,
+        ) {
+            let mut b: Reorder<8> = Reorder::new(lateness);
+            let mut held: std::collections::BTreeSet<Reading> = std::collections::BTreeSet::new();
+            let mut seen = std::collections::BTreeSet::new();
+            let (mut newest, mut last) = (None::<u64>, None::<Reading>);
+            for (seq, ts) in input {
+                let x = r(seq, ts);
+                let got = b.push(x);
+                // The model.
+                let want = if !seen.insert(seq) {
+                    Admit::Duplicate
+                } else {
+                    newest = Some(newest.map_or(ts, |n| n.max(ts)));
+                    if last.is_some_and(|l| x < l) {
+                        Admit::Released(Release { reading: x, kind: ReleaseKind::Late })
+                    } else if held.len() >= 8 {
+                        let oldest = *held.first().unwrap();
+                        let out = if oldest < x {
+                            held.pop_first();
+                            held.insert(x);
+                            oldest
+                        } else {
+                            x
+                        };
+                        last = Some(out);
+                        Admit::Released(Release { reading: out, kind: ReleaseKind::Evicted })
+                    } else {
+                        held.insert(x);
+                        Admit::Held
+                    }
+                };
+                prop_assert_eq!(got, want);
+                let wm = newest.map(|n| n.saturating_sub(lateness));
+                loop {
+                    let got = b.pop_ready().map(|x| x.reading);
+                    let want = match (held.first(), wm) {
+                        (Some(f), Some(wm)) if f.timestamp <= wm => held.pop_first(),
+                        _ => None,
+                    };
+                    prop_assert_eq!(got, want);
+                    match want {
+                        Some(w) => last = Some(w),
+                        None => break,
+                    }
+                }
+                prop_assert_eq!(b.len(), held.len());
+            }
+            let rest: Vec<Reading> = drain(&mut b).iter().map(|x| x.reading).collect();
+            let want: Vec<Reading> = held.into_iter().collect();
+            prop_assert_eq!(rest, want);
         }
 
         /// With no bound on disorder and a tiny buffer, every distinct reading still leaves

@@ -30,13 +30,15 @@ use crate::dlq::DeadLetterLog;
 use crate::input::{DeadLetter, Item, ReadingItem, StreamMeta};
 use crate::output::{push_aggregate_row, RecordSink};
 
-/// Readings one stream's reorder buffer holds.
-pub const REORDER_CAPACITY: usize = 4096;
 /// The duplicate windows a stream may get, in seqs: the smallest that covers twice the
 /// lateness (in periods) is chosen per stream, because the window costs time on every new
 /// seq. A reading further below the newest seq than its window is dead-lettered as
 /// `beyond_dedup_window`.
 pub const DEDUP_WINDOWS: [u64; 3] = [256, 1024, 4096];
+/// Readings a stream's reorder buffer holds, for each of the [`DEDUP_WINDOWS`]: twice the
+/// window, so that a stream evicts early only when its readings come much faster than its
+/// period says. Memory per stream is about 48 bytes per reading of capacity.
+pub const REORDER_CAPACITIES: [usize; 3] = [512, 2048, 4096];
 /// Values of validator history (spike and stuck checks).
 pub const VALIDATOR_HISTORY: usize = 64;
 /// Values of gap-filler history (stochastic fills).
@@ -44,11 +46,15 @@ pub const FILL_HISTORY: usize = 16;
 /// Outages listed per stream in the report (all are counted).
 pub const MAX_LISTED_OUTAGES: usize = 100;
 
-/// A stream's reorder buffer, with a duplicate window sized to its lateness.
+const NARROW: usize = REORDER_CAPACITIES[0];
+const MEDIUM: usize = REORDER_CAPACITIES[1];
+const WIDE: usize = REORDER_CAPACITIES[2];
+
+/// A stream's reorder buffer, sized to its lateness.
 enum StreamReorder {
-    Narrow(Box<Reorder<REORDER_CAPACITY, 1, 8>>),
-    Medium(Box<Reorder<REORDER_CAPACITY, 1, 32>>),
-    Wide(Box<Reorder<REORDER_CAPACITY, 1, 128>>),
+    Narrow(Box<Reorder<NARROW, 1, 8>>),
+    Medium(Box<Reorder<MEDIUM, 1, 32>>),
+    Wide(Box<Reorder<WIDE, 1, 128>>),
 }
 
 macro_rules! each {
@@ -61,27 +67,29 @@ macro_rules! each {
     };
 }
 
+/// A boxed reorder buffer. Never inlined: a buffer is up to ~200 KB, and a caller that
+/// inlined its construction would carry (and probe) that much stack on every call.
+#[inline(never)]
+#[cold]
+fn boxed<const N: usize, const W: usize>(lateness_ms: u64, dedup: bool) -> Box<Reorder<N, 1, W>> {
+    let r = Reorder::new(lateness_ms);
+    Box::new(if dedup { r } else { r.without_dedup() })
+}
+
 impl StreamReorder {
-    // Never inlined: a reorder buffer is ~100 KB, and a caller that inlines its construction
-    // carries (and probes) that much stack on every call.
-    #[inline(never)]
-    #[cold]
     fn new(lateness_ms: u64, period_ms: u32, dedup: bool) -> Self {
         let need = (lateness_ms / u64::from(period_ms.max(1)))
             .saturating_mul(2)
             .saturating_add(64);
-        // Without identity dedup (input without seq) the window is never used.
-        let mut r = if need <= DEDUP_WINDOWS[0] || !dedup {
-            StreamReorder::Narrow(Box::new(Reorder::new(lateness_ms)))
+        // Without identity dedup (input without seq) the window is never used, but the
+        // capacity still follows the lateness.
+        if need <= DEDUP_WINDOWS[0] {
+            StreamReorder::Narrow(boxed(lateness_ms, dedup))
         } else if need <= DEDUP_WINDOWS[1] {
-            StreamReorder::Medium(Box::new(Reorder::new(lateness_ms)))
+            StreamReorder::Medium(boxed(lateness_ms, dedup))
         } else {
-            StreamReorder::Wide(Box::new(Reorder::new(lateness_ms)))
-        };
-        if !dedup {
-            each!(&mut r, b => **b = b.clone().without_dedup());
+            StreamReorder::Wide(boxed(lateness_ms, dedup))
         }
-        r
     }
     #[inline]
     fn push(&mut self, r: Reading) -> Admit {
