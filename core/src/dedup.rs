@@ -2,7 +2,9 @@
 //!
 //! Within a session seqs count up, so the seqs seen so far are "everything up to the highest
 //! seq, minus a few holes near the top". A [`Dedup`] keeps, per stream, the highest seq seen and
-//! a bitmap of the `32 × W` seqs just below it (the anti-replay window that IPsec and DTLS use).
+//! a bitmap of the `32 × W` seqs up to it (the anti-replay window that IPsec and DTLS use),
+//! kept as a ring indexed by `seq mod 32 × W`, so that a new highest seq costs a bit or two,
+//! not a shift of the whole bitmap.
 //! A seq inside the window is answered exactly: new or duplicate, forever, however long ago it
 //! was released. A seq further below the top than the window reaches is answered
 //! [`Seen::TooOld`]: memory is fixed, so it cannot be checked. Callers count that answer
@@ -37,40 +39,47 @@ struct Window<const W: usize> {
 impl<const W: usize> Window<W> {
     const BITS: u64 = 32 * W as u64;
 
-    /// Bit `age` stands for seq `high - age`.
-    fn get(&self, age: u64) -> bool {
-        let (word, bit) = ((age / 32) as usize, age % 32);
+    /// The word and bit of `seq`: the bitmap is a ring, so moving the top of the window
+    /// clears the bits of the seqs it passes instead of shifting the whole bitmap.
+    fn slot(seq: u32) -> (usize, u32) {
+        let at = u64::from(seq) % Self::BITS;
+        ((at / 32) as usize, (at % 32) as u32)
+    }
+
+    fn get(&self, seq: u32) -> bool {
+        let (word, bit) = Self::slot(seq);
         self.bits.get(word).is_some_and(|w| w & (1 << bit) != 0)
     }
 
-    fn set(&mut self, age: u64) {
-        let (word, bit) = ((age / 32) as usize, age % 32);
+    fn set(&mut self, seq: u32) {
+        let (word, bit) = Self::slot(seq);
         if let Some(w) = self.bits.get_mut(word) {
             *w |= 1 << bit;
         }
     }
 
-    /// Ages every bit by `by` seqs, dropping those that fall out of the window.
-    fn age(&mut self, by: u64) {
-        if by >= Self::BITS {
+    fn clear(&mut self, seq: u32) {
+        let (word, bit) = Self::slot(seq);
+        if let Some(w) = self.bits.get_mut(word) {
+            *w &= !(1 << bit);
+        }
+    }
+
+    /// Moves the top of the window up to `seq` (above `high`), forgetting the seqs that fall
+    /// out of it, and records `seq`.
+    fn advance(&mut self, seq: u32) {
+        if u64::from(seq - self.high) >= Self::BITS {
             self.bits = [0; W];
-            return;
-        }
-        let (words, shift) = ((by / 32) as usize, (by % 32) as u32);
-        for i in (0..W).rev() {
-            let lo = i.checked_sub(words).and_then(|j| self.bits.get(j)).copied();
-            let lo2 = i
-                .checked_sub(words + 1)
-                .and_then(|j| self.bits.get(j))
-                .copied();
-            let mut v = lo.map_or(0, |x| x.wrapping_shl(shift));
-            if shift != 0 {
-                v |= lo2.map_or(0, |x| x >> (32 - shift));
-            }
-            if let Some(w) = self.bits.get_mut(i) {
-                *w = v;
+        } else {
+            // The slots of high+1..=seq last held seqs a window below: now out of reach.
+            let mut s = self.high;
+            while s != seq {
+                s += 1;
+                self.clear(s);
             }
         }
+        self.high = seq;
+        self.set(seq);
     }
 }
 
@@ -131,7 +140,7 @@ impl<const S: usize, const W: usize> Dedup<S, W> {
                 bits: [0; W],
                 last_used: tick,
             };
-            fresh.set(0);
+            fresh.set(seq);
             if let Err(fresh) = self.streams.push(fresh) {
                 let stalest = self
                     .streams
@@ -150,18 +159,15 @@ impl<const S: usize, const W: usize> Dedup<S, W> {
         };
         w.last_used = tick;
         if seq > w.high {
-            w.age(u64::from(seq - w.high));
-            w.high = seq;
-            w.set(0);
+            w.advance(seq);
             return Seen::New;
         }
-        let age = u64::from(w.high - seq);
-        if age >= Window::<W>::BITS {
+        if u64::from(w.high - seq) >= Window::<W>::BITS {
             Seen::TooOld
-        } else if w.get(age) {
+        } else if w.get(seq) {
             Seen::Duplicate
         } else {
-            w.set(age);
+            w.set(seq);
             Seen::New
         }
     }

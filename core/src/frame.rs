@@ -463,6 +463,7 @@ impl<const N: usize> Decoder<N> {
     }
 
     /// Takes one byte; returns an event when it completes a frame or a skipped span.
+    #[inline]
     pub fn push(&mut self, byte: u8) -> Option<DecodeEvent> {
         self.pos += 1;
         if byte != 0 {
@@ -471,6 +472,13 @@ impl<const N: usize> Decoder<N> {
             }
             return None;
         }
+        Some(self.end_frame())
+    }
+
+    /// The delimiter arrived: decodes what was collected. Kept out of line, so that the
+    /// per-byte path of [`Decoder::push`] stays small enough to inline into a read loop.
+    #[inline(never)]
+    fn end_frame(&mut self) -> DecodeEvent {
         let span = Span {
             start: self.start,
             end: self.pos,
@@ -494,7 +502,7 @@ impl<const N: usize> Decoder<N> {
         };
         self.buf.clear();
         self.oversized = false;
-        Some(event)
+        event
     }
 
     fn decode(buf: &mut [u8]) -> Result<Frame, SkipReason> {
