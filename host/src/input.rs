@@ -245,6 +245,18 @@ impl ByteCounts {
 pub trait ItemReader {
     /// The next item, `None` at the end. Errors are I/O errors only; bad data is an item.
     fn next_item(&mut self) -> io::Result<Option<Item>>;
+    /// Appends the next items to `out`, up to [`BATCH`] of them; returns `false` once the
+    /// input is exhausted (after appending its last items). Replays read in batches: a
+    /// call per batch instead of per item, and a batch moves between threads in one piece.
+    fn fill(&mut self, out: &mut Vec<Item>) -> io::Result<bool> {
+        while out.len() < BATCH {
+            match self.next_item()? {
+                Some(item) => out.push(item),
+                None => return Ok(false),
+            }
+        }
+        Ok(true)
+    }
     /// The byte books so far.
     fn bytes(&self) -> ByteCounts;
     /// The format being read.
@@ -352,8 +364,8 @@ pub fn open(
     }
 }
 
-/// Items per batch handed from a reader thread to the replay.
-const BATCH: usize = 4096;
+/// Items per batch of [`ItemReader::fill`].
+pub const BATCH: usize = 4096;
 
 /// One batch from a reader thread, with the books as of its last item.
 struct Batch {
@@ -366,10 +378,12 @@ struct Batch {
 
 /// Runs a reader on its own thread, so that decoding (CRC, COBS, postcard or JSON parsing)
 /// overlaps with the pipeline. Batches go through a channel of two, so memory stays bounded
-/// and order is kept: the items come out exactly as the reader produced them.
+/// and order is kept: the items come out exactly as the reader produced them. Emptied
+/// batches travel back to the thread to be filled again, so no batch is allocated twice.
 pub struct ThreadedReader {
     rx: std::sync::mpsc::Receiver<Batch>,
-    current: std::vec::IntoIter<Item>,
+    empty: std::sync::mpsc::Sender<Vec<Item>>,
+    current: std::collections::VecDeque<Item>,
     counts: ByteCounts,
     stopped: bool,
     done: bool,
@@ -386,30 +400,26 @@ impl ThreadedReader {
         name: String,
     ) -> Self {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(2);
+        let (empty, recycled) = std::sync::mpsc::channel::<Vec<Item>>();
         std::thread::spawn(move || loop {
-            let mut items = Vec::with_capacity(BATCH);
-            let mut done = false;
-            let mut error = None;
-            while items.len() < BATCH {
-                match inner.next_item() {
-                    Ok(Some(i)) => items.push(i),
-                    Ok(None) => {
-                        done = true;
-                        break;
-                    }
-                    Err(e) => {
-                        let at = inner.bytes();
-                        error = Some(io::Error::new(
-                            e.kind(),
-                            format!(
-                                "{name}: cannot read at byte {}: {e}",
-                                at.before_seek + at.read
-                            ),
-                        ));
-                        break;
-                    }
+            let mut items = recycled
+                .try_recv()
+                .unwrap_or_else(|_| Vec::with_capacity(BATCH));
+            items.clear();
+            let (done, error) = match inner.fill(&mut items) {
+                Ok(more) => (!more, None),
+                Err(e) => {
+                    let at = inner.bytes();
+                    let e = io::Error::new(
+                        e.kind(),
+                        format!(
+                            "{name}: cannot read at byte {}: {e}",
+                            at.before_seek + at.read
+                        ),
+                    );
+                    (false, Some(e))
                 }
-            }
+            };
             let last = done || error.is_some();
             let batch = Batch {
                 items,
@@ -425,36 +435,65 @@ impl ThreadedReader {
         });
         Self {
             rx,
-            current: Vec::new().into_iter(),
+            empty,
+            current: std::collections::VecDeque::new(),
             counts,
             stopped: false,
             done: false,
             format,
         }
     }
+
+    /// Waits for the next batch; `None` once the thread sent its last one.
+    fn receive(&mut self) -> io::Result<Option<Vec<Item>>> {
+        if self.done {
+            return Ok(None);
+        }
+        let batch = self
+            .rx
+            .recv()
+            .map_err(|_| io::Error::other("the input reader stopped unexpectedly"))?;
+        self.counts = batch.counts;
+        self.stopped = batch.stopped;
+        self.done = batch.done;
+        if let Some(e) = batch.error {
+            self.done = true;
+            return Err(e);
+        }
+        Ok(Some(batch.items))
+    }
 }
 
 impl ItemReader for ThreadedReader {
     fn next_item(&mut self) -> io::Result<Option<Item>> {
         loop {
-            if let Some(item) = self.current.next() {
+            if let Some(item) = self.current.pop_front() {
                 return Ok(Some(item));
             }
-            if self.done {
-                return Ok(None);
+            match self.receive()? {
+                Some(items) => self.current = items.into(),
+                None => return Ok(None),
             }
-            let batch = self
-                .rx
-                .recv()
-                .map_err(|_| io::Error::other("the input reader stopped unexpectedly"))?;
-            self.counts = batch.counts;
-            self.stopped = batch.stopped;
-            self.done = batch.done;
-            self.current = batch.items.into_iter();
-            if let Some(e) = batch.error {
-                self.done = true;
-                return Err(e);
+        }
+    }
+
+    fn fill(&mut self, out: &mut Vec<Item>) -> io::Result<bool> {
+        if !self.current.is_empty() {
+            out.extend(self.current.drain(..));
+            return Ok(true);
+        }
+        match self.receive()? {
+            Some(mut items) => {
+                if out.is_empty() {
+                    std::mem::swap(out, &mut items);
+                } else {
+                    out.append(&mut items);
+                }
+                // The thread may have finished; then the batch is simply dropped.
+                let _ = self.empty.send(items);
+                Ok(!self.done)
             }
+            None => Ok(false),
         }
     }
 
@@ -542,6 +581,7 @@ impl<R: Read> FrameReader<R> {
         })
     }
 
+    #[inline]
     fn handle(&mut self, ev: DecodeEvent) -> Option<Item> {
         match ev {
             DecodeEvent::Skipped { span, reason } => {
@@ -658,6 +698,45 @@ impl<R: Read> FrameReader<R> {
 }
 
 impl<R: Read> ItemReader for FrameReader<R> {
+    fn fill(&mut self, out: &mut Vec<Item>) -> io::Result<bool> {
+        if self.stopped {
+            return Ok(false);
+        }
+        while out.len() < BATCH {
+            if self.pos >= self.len {
+                if self.eof {
+                    return Ok(false);
+                }
+                self.refill()?;
+                if self.eof {
+                    if let Some(item) = self.dec.finish().and_then(|ev| self.handle(ev)) {
+                        out.push(item);
+                    }
+                    return Ok(false);
+                }
+            }
+            // The chunk byte by byte, as far as it goes or the batch has room.
+            let mut pos = self.pos;
+            while let Some(&b) = self.buf.get(pos).filter(|_| pos < self.len) {
+                pos += 1;
+                if let Some(ev) = self.dec.push(b) {
+                    if let Some(item) = self.handle(ev) {
+                        out.push(item);
+                    }
+                    if self.stopped {
+                        self.pos = pos;
+                        return Ok(false);
+                    }
+                    if out.len() >= BATCH {
+                        break;
+                    }
+                }
+            }
+            self.pos = pos;
+        }
+        Ok(true)
+    }
+
     fn next_item(&mut self) -> io::Result<Option<Item>> {
         if self.stopped {
             return Ok(None);

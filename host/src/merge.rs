@@ -12,7 +12,7 @@
 //! as it is read, in file order.
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, VecDeque};
 use std::io;
 
 use crate::input::{Item, ItemReader, ReadingItem};
@@ -22,9 +22,34 @@ type HeadKey = (u64, u32, usize, u32, u32, i32);
 
 /// A k-way merge of [`ItemReader`]s by reading time.
 pub struct Merge {
-    readers: Vec<Box<dyn ItemReader>>,
+    inputs: Vec<Input>,
     heap: BinaryHeap<Reverse<(HeadKey, HeadSlot)>>,
     primed: bool,
+}
+
+/// One input and the batch being taken from it.
+struct Input {
+    reader: Box<dyn ItemReader>,
+    queue: VecDeque<Item>,
+    more: bool,
+}
+
+impl Input {
+    #[inline]
+    fn next(&mut self) -> io::Result<Option<Item>> {
+        loop {
+            if let Some(item) = self.queue.pop_front() {
+                return Ok(Some(item));
+            }
+            if !self.more {
+                return Ok(None);
+            }
+            // The emptied queue's buffer is refilled (or swapped for the reader's batch).
+            let mut batch = Vec::from(std::mem::take(&mut self.queue));
+            self.more = self.reader.fill(&mut batch)?;
+            self.queue = batch.into();
+        }
+    }
 }
 
 /// A reading waiting in the heap (ordered only by its key).
@@ -53,31 +78,33 @@ impl Merge {
     pub fn new(readers: Vec<Box<dyn ItemReader>>) -> Self {
         Self {
             heap: BinaryHeap::with_capacity(readers.len()),
-            readers,
+            inputs: readers
+                .into_iter()
+                .map(|reader| Input {
+                    reader,
+                    queue: VecDeque::new(),
+                    more: true,
+                })
+                .collect(),
             primed: false,
         }
     }
 
     /// The readers (for their byte books).
-    pub fn readers(&self) -> &[Box<dyn ItemReader>] {
-        &self.readers
+    pub fn readers(&self) -> impl Iterator<Item = &dyn ItemReader> {
+        self.inputs.iter().map(|i| &*i.reader)
     }
 
-    /// The readers, mutably (to set stop points).
-    pub fn readers_mut(&mut self) -> &mut [Box<dyn ItemReader>] {
-        &mut self.readers
-    }
-
-    /// Pulls from reader `i` until its next reading, handing every other item to `side`.
+    /// Pulls from input `i` until its next reading, handing every other item to `side`.
     fn refill(
         &mut self,
         i: usize,
         side: &mut impl FnMut(Item) -> io::Result<()>,
     ) -> io::Result<()> {
-        let Some(reader) = self.readers.get_mut(i) else {
+        let Some(input) = self.inputs.get_mut(i) else {
             return Ok(());
         };
-        while let Some(item) = reader.next_item()? {
+        while let Some(item) = input.next()? {
             match item {
                 Item::Reading(r) => {
                     let x = &r.reading;
@@ -98,32 +125,27 @@ impl Merge {
         Ok(())
     }
 
-    /// The next reading in merged order; other items go to `side` as they are read.
-    pub fn next(
-        &mut self,
-        side: &mut impl FnMut(Item) -> io::Result<()>,
-    ) -> io::Result<Option<ReadingItem>> {
-        if let [only] = self.readers.as_mut_slice() {
+    /// Hands every item to `f`: readings in merged order, everything else (headers, stats,
+    /// dead letters) as soon as it is read.
+    pub fn for_each(&mut self, f: &mut impl FnMut(Item) -> io::Result<()>) -> io::Result<()> {
+        if let [only] = self.inputs.as_mut_slice() {
             // One input: nothing to merge.
-            while let Some(item) = only.next_item()? {
-                match item {
-                    Item::Reading(r) => return Ok(Some(r)),
-                    other => side(other)?,
-                }
+            while let Some(item) = only.next()? {
+                f(item)?;
             }
-            return Ok(None);
+            return Ok(());
         }
         if !self.primed {
             self.primed = true;
-            for i in 0..self.readers.len() {
-                self.refill(i, side)?;
+            for i in 0..self.inputs.len() {
+                self.refill(i, f)?;
             }
         }
-        let Some(Reverse((key, HeadSlot(r)))) = self.heap.pop() else {
-            return Ok(None);
-        };
-        self.refill(key.2, side)?;
-        Ok(Some(r))
+        while let Some(Reverse((key, HeadSlot(r)))) = self.heap.pop() {
+            f(Item::Reading(r))?;
+            self.refill(key.2, f)?;
+        }
+        Ok(())
     }
 }
 
@@ -153,15 +175,14 @@ mod tests {
         let mut m = Merge::new(vec![a, b]);
         let mut side = 0;
         let mut got = Vec::new();
-        while let Some(r) = m
-            .next(&mut |_| {
-                side += 1;
-                Ok(())
-            })
-            .unwrap()
-        {
-            got.push((r.reading.timestamp / 1_000, r.input));
-        }
+        m.for_each(&mut |item| {
+            match item {
+                Item::Reading(r) => got.push((r.reading.timestamp / 1_000, r.input)),
+                _ => side += 1,
+            }
+            Ok(())
+        })
+        .unwrap();
         assert_eq!(got, [(1, 0), (2, 1), (4, 0), (5, 0), (9, 0)]);
         assert_eq!(side, 1, "the junk line");
     }

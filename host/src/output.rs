@@ -15,7 +15,7 @@ use anyhow::Context;
 use mend_core::{Aggregate, ClockKind, Frame, Header, Origin, Outage, Record};
 
 use crate::input::StreamMeta;
-use crate::numfmt::{push_celsius, push_u64, ByteOut, Line};
+use crate::numfmt::{push_celsius, push_u64, ByteOut, Line, SliceOut, LINE_CAP};
 use crate::timefmt::{push_time, TimeFormatter};
 
 /// The buffer size of every output.
@@ -317,11 +317,16 @@ pub enum RowFormat {
 }
 
 /// Writes records as CSV or JSONL rows.
+///
+/// Rows are formatted straight into one buffer of [`OUT_BUF`] bytes (plus room for a row),
+/// which is handed to the writer whenever it is full: the writer's own buffer then passes
+/// it through without another copy.
 pub struct RowWriter<W: Write> {
     w: W,
     format: RowFormat,
-    row: Vec<u8>,
-    line: Line,
+    buf: Vec<u8>,
+    len: usize,
+    json: Vec<u8>,
     time: TimeFormatter,
     cache: CsvCache,
 }
@@ -349,7 +354,13 @@ impl CsvCache {
     }
 
     #[inline]
-    fn row(&mut self, out: &mut Line, rec: &Record, meta: &StreamMeta, tf: &mut TimeFormatter) {
+    fn row(
+        &mut self,
+        out: &mut impl ByteOut,
+        rec: &Record,
+        meta: &StreamMeta,
+        tf: &mut TimeFormatter,
+    ) {
         let r = &rec.reading;
         if self.prefix_of != Some((r.sensor, r.session)) {
             self.prefix.clear();
@@ -413,8 +424,9 @@ impl<W: Write> RowWriter<W> {
         Ok(Self {
             w,
             format,
-            row: Vec::with_capacity(OUT_BUF + 4096),
-            line: Line::new(),
+            buf: vec![0; OUT_BUF + LINE_CAP],
+            len: 0,
+            json: Vec::with_capacity(2 * LINE_CAP),
             time: TimeFormatter::default(),
             cache: CsvCache::new(),
         })
@@ -431,25 +443,45 @@ impl<W: Write> RecordSink for RowWriter<W> {
     fn record(&mut self, rec: &Record, meta: &StreamMeta) -> io::Result<()> {
         match self.format {
             RowFormat::Csv => {
-                self.line.clear();
-                self.cache.row(&mut self.line, rec, meta, &mut self.time);
-                self.row.extend_from_slice(self.line.as_slice());
+                // A CSV row is shorter than LINE_CAP, and `len < OUT_BUF` leaves that much.
+                let mut out = SliceOut::new(self.buf.get_mut(self.len..).unwrap_or_default());
+                self.cache.row(&mut out, rec, meta, &mut self.time);
+                self.len += out.len();
             }
-            RowFormat::Jsonl => push_json_row(&mut self.row, rec, meta),
+            RowFormat::Jsonl => {
+                self.json.clear();
+                push_json_row(&mut self.json, rec, meta);
+                let end = self.len + self.json.len();
+                match self.buf.get_mut(self.len..end) {
+                    Some(dst) => {
+                        dst.copy_from_slice(&self.json);
+                        self.len = end;
+                    }
+                    None => {
+                        self.write_buffer()?;
+                        self.w.write_all(&self.json)?;
+                    }
+                }
+            }
         }
-        // Rows are gathered into one buffer and written in blocks at least as large as the
-        // writer's own buffer, which then passes them through without another copy.
-        if self.row.len() >= OUT_BUF {
-            self.w.write_all(&self.row)?;
-            self.row.clear();
+        if self.len >= OUT_BUF {
+            self.write_buffer()?;
         }
         Ok(())
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.w.write_all(&self.row)?;
-        self.row.clear();
+        self.write_buffer()?;
         self.w.flush()
+    }
+}
+
+impl<W: Write> RowWriter<W> {
+    fn write_buffer(&mut self) -> io::Result<()> {
+        self.w
+            .write_all(self.buf.get(..self.len).unwrap_or_default())?;
+        self.len = 0;
+        Ok(())
     }
 }
 

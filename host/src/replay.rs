@@ -171,14 +171,9 @@ pub fn run(
             dead: &mut dead,
             aggregates: aggs.as_mut(),
         };
-        while let Some(r) = merge
-            .next(&mut |item| engine.push_item(item, &mut sinks))
-            .context("replay failed while reading an input or writing an output")?
-        {
-            engine
-                .push_reading(r, &mut sinks)
-                .context("cannot write output")?;
-        }
+        merge
+            .for_each(&mut |item| engine.push_item(item, &mut sinks))
+            .context("replay failed while reading an input or writing an output")?;
         engine.finish(&mut sinks).context("cannot write output")?;
     }
     let mut report = ReplayReport {
@@ -201,7 +196,7 @@ pub fn run(
             .collect(),
         ..ReplayReport::default()
     };
-    for (i, r) in merge.readers().iter().enumerate() {
+    for (i, r) in merge.readers().enumerate() {
         let bytes = r.bytes();
         report.inputs.push(InputReport {
             name: names.get(i).cloned().unwrap_or_default(),

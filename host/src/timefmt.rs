@@ -9,6 +9,8 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
 
+use crate::numfmt::{ByteOut, Line};
+
 /// The longest text [`format_ms`] writes (a year beyond 9999 takes more digits).
 pub const MAX_TIME_LEN: usize = 32;
 
@@ -36,10 +38,7 @@ pub const fn civil_from_days(days: u64) -> (u64, u32, u32) {
 }
 
 fn two(out: &mut [u8], at: usize, v: u32) {
-    if let Some(s) = out.get_mut(at..at + 2) {
-        s[0] = b'0' + (v / 10 % 10) as u8;
-        s[1] = b'0' + (v % 10) as u8;
-    }
+    crate::numfmt::put_pair(out, at, v);
 }
 
 /// Writes `ms` (milliseconds since 1970-01-01T00:00:00Z) as `YYYY-MM-DDTHH:MM:SS.mmmZ` into
@@ -103,25 +102,24 @@ pub fn format_ms(ms: u64, out: &mut [u8; MAX_TIME_LEN]) -> usize {
 #[derive(Clone, Debug, Default)]
 pub struct TimeFormatter {
     day: Option<u64>,
-    date: [u8; MAX_TIME_LEN],
-    date_len: usize,
+    /// Everything up to and including the `T` of that day.
+    date: Line,
 }
 
 impl TimeFormatter {
     /// Appends `ms` as RFC 3339 UTC with milliseconds.
     #[inline]
-    pub fn push(&mut self, out: &mut impl crate::numfmt::ByteOut, ms: u64) {
+    pub fn push(&mut self, out: &mut impl ByteOut, ms: u64) {
         let secs = ms / 1_000;
         let day = secs / 86_400;
         if self.day != Some(day) {
             let mut full = [0u8; MAX_TIME_LEN];
             let n = format_ms(day * 86_400_000, &mut full);
-            // Everything up to and including the `T`.
-            self.date_len = n - 13;
-            self.date[..self.date_len].copy_from_slice(&full[..self.date_len]);
+            self.date.clear();
+            self.date.put_slice(full.get(..n - 13).unwrap_or(&[]));
             self.day = Some(day);
         }
-        out.put_slice(self.date.get(..self.date_len).unwrap_or(&[]));
+        out.put_line(&self.date);
         let sod = (secs % 86_400) as u32;
         let milli = (ms % 1_000) as u32;
         let mut t = *b"HH:MM:SS.mmmZ";
