@@ -131,6 +131,15 @@ enum MainOut {
     Stdout(BufWriter<io::Stdout>),
 }
 
+impl crate::background::BlockWrite for MainOut {
+    fn write_block(&mut self, block: &mut crate::background::Block) -> io::Result<()> {
+        match self {
+            MainOut::File(f) => f.write_block(block),
+            MainOut::Stdout(s) => s.write_block(block),
+        }
+    }
+}
+
 impl Write for MainOut {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {

@@ -13,7 +13,8 @@
 //! - [`merge`]: the k-way merge of inputs by time.
 //! - [`engine`]: the per-stream pipeline and its report.
 //! - [`replay`]: the library entry points, [`replay::run`] and [`replay::replay_bytes`].
-//! - [`output`], [`dlq`], [`checkpoint`]: writers, dead letters, resumable runs.
+//! - [`output`], [`background`], [`dlq`], [`checkpoint`]: writers, dead letters, resumable
+//!   runs.
 //! - [`generate`] and [`demo`]: simulated captures and the recovery report.
 //! - [`summary`], [`timefmt`], [`numfmt`]: text for people.
 //! - [`cli`], [`commands`], [`seek`]: the `mend` command line.
@@ -41,6 +42,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+pub mod background;
 pub mod chart;
 pub mod checkpoint;
 pub mod cli;

@@ -129,9 +129,15 @@ impl Merge {
     /// dead letters) as soon as it is read.
     pub fn for_each(&mut self, f: &mut impl FnMut(Item) -> io::Result<()>) -> io::Result<()> {
         if let [only] = self.inputs.as_mut_slice() {
-            // One input: nothing to merge.
-            while let Some(item) = only.next()? {
-                f(item)?;
+            // One input: nothing to merge, so whole batches go through as they come.
+            let mut batch = Vec::from(std::mem::take(&mut only.queue));
+            while only.more || !batch.is_empty() {
+                for item in batch.drain(..) {
+                    f(item)?;
+                }
+                if only.more {
+                    only.more = only.reader.fill(&mut batch)?;
+                }
             }
             return Ok(());
         }

@@ -8,18 +8,16 @@
 //! writing from dominating the replay time.
 
 use std::fs::{self, File};
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use mend_core::{Aggregate, ClockKind, Frame, Header, Origin, Outage, Record};
 
+use crate::background::{BackgroundWriter, Block, BlockWrite, SYNC_EVERY};
 use crate::input::StreamMeta;
 use crate::numfmt::{push_celsius, push_u64, ByteOut, Line, SliceOut, LINE_CAP};
 use crate::timefmt::{push_time, TimeFormatter};
-
-/// The buffer size of every output.
-pub const OUT_BUF: usize = 1 << 20;
 
 /// The CSV header of repaired records.
 pub const CSV_HEADER: &str = "sensor,session,seq,time,celsius,origin,method,quality,flags";
@@ -29,6 +27,8 @@ pub const AGG_HEADER: &str =
     "sensor,session,window_start,window_end,measured,synthetic,rejected,min,max,mean,time_in_band_ms";
 
 /// A file that appears at its path only when [`AtomicFile::commit`] succeeds.
+///
+/// It is written on a thread of its own ([`BackgroundWriter`]), and synced as it grows.
 ///
 /// A destination that exists and is not a regular file (`/dev/null`, a FIFO, a terminal) is
 /// written in place instead: renaming over a device would replace the device.
@@ -48,7 +48,7 @@ pub struct AtomicFile {
     dest: PathBuf,
     /// The temporary file, or `None` when writing in place.
     tmp: Option<PathBuf>,
-    w: Option<BufWriter<File>>,
+    w: Option<BackgroundWriter>,
 }
 
 impl AtomicFile {
@@ -74,7 +74,7 @@ impl AtomicFile {
                 return Ok(Self {
                     dest: dest.to_path_buf(),
                     tmp: None,
-                    w: Some(BufWriter::with_capacity(OUT_BUF, file)),
+                    w: Some(BackgroundWriter::new(file, None)),
                 });
             }
         }
@@ -87,7 +87,8 @@ impl AtomicFile {
         Ok(Self {
             dest: dest.to_path_buf(),
             tmp: Some(tmp),
-            w: Some(BufWriter::with_capacity(OUT_BUF, file)),
+            // Synced as it grows, so that the sync before the rename has little left to do.
+            w: Some(BackgroundWriter::new(file, Some(SYNC_EVERY))),
         })
     }
 
@@ -101,8 +102,7 @@ impl AtomicFile {
         let dest = self.dest.clone();
         let w = self.w.take().context("output already committed")?;
         let file = w
-            .into_inner()
-            .map_err(|e| e.into_error())
+            .finish()
             .with_context(|| format!("{}: cannot write output", dest.display()))?;
         let Some(tmp) = self.tmp.clone() else {
             return Ok(());
@@ -116,26 +116,40 @@ impl AtomicFile {
     }
 }
 
+impl AtomicFile {
+    /// Runs `op` on the writer; an error names the destination.
+    fn with_writer<T>(
+        &mut self,
+        op: impl FnOnce(&mut BackgroundWriter) -> io::Result<T>,
+    ) -> io::Result<T> {
+        let w = self
+            .w
+            .as_mut()
+            .ok_or_else(|| io::Error::other("output already committed"))?;
+        op(w).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", self.dest.display())))
+    }
+}
+
 impl Write for AtomicFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self.w.as_mut() {
-            Some(w) => w.write(buf),
-            None => Err(io::Error::other("output already committed")),
-        }
+        self.with_writer(|w| w.write(buf))
     }
 
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        match self.w.as_mut() {
-            Some(w) => w.write_all(buf),
-            None => Err(io::Error::other("output already committed")),
-        }
+        self.with_writer(|w| w.write_all(buf))
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        match self.w.as_mut() {
-            Some(w) => w.flush(),
+        match self.w {
+            Some(_) => self.with_writer(Write::flush),
             None => Ok(()),
         }
+    }
+}
+
+impl BlockWrite for AtomicFile {
+    fn write_block(&mut self, block: &mut Block) -> io::Result<()> {
+        self.with_writer(|w| w.write_block(block))
     }
 }
 
@@ -318,14 +332,12 @@ pub enum RowFormat {
 
 /// Writes records as CSV or JSONL rows.
 ///
-/// Rows are formatted straight into one buffer of [`OUT_BUF`] bytes (plus room for a row),
-/// which is handed to the writer whenever it is full: the writer's own buffer then passes
-/// it through without another copy.
-pub struct RowWriter<W: Write> {
+/// Rows are formatted straight into a [`Block`], which is handed to the writer whenever it
+/// is full: a [`BackgroundWriter`] takes it whole, without a copy.
+pub struct RowWriter<W: BlockWrite> {
     w: W,
     format: RowFormat,
-    buf: Vec<u8>,
-    len: usize,
+    block: Block,
     json: Vec<u8>,
     time: TimeFormatter,
     cache: CsvCache,
@@ -414,7 +426,7 @@ impl CsvCache {
     }
 }
 
-impl<W: Write> RowWriter<W> {
+impl<W: BlockWrite> RowWriter<W> {
     /// A writer; the CSV header is written at once.
     pub fn new(mut w: W, format: RowFormat) -> io::Result<Self> {
         if format == RowFormat::Csv {
@@ -424,64 +436,56 @@ impl<W: Write> RowWriter<W> {
         Ok(Self {
             w,
             format,
-            buf: vec![0; OUT_BUF + LINE_CAP],
-            len: 0,
+            block: Block::new(),
             json: Vec::with_capacity(2 * LINE_CAP),
             time: TimeFormatter::default(),
             cache: CsvCache::new(),
         })
     }
 
-    /// The underlying writer.
+    /// The underlying writer (call [`RecordSink::flush`] first: rows not yet handed over
+    /// are dropped).
     pub fn into_inner(self) -> W {
         self.w
     }
 }
 
-impl<W: Write> RecordSink for RowWriter<W> {
+impl<W: BlockWrite> RecordSink for RowWriter<W> {
     #[inline]
     fn record(&mut self, rec: &Record, meta: &StreamMeta) -> io::Result<()> {
         match self.format {
             RowFormat::Csv => {
-                // A CSV row is shorter than LINE_CAP, and `len < OUT_BUF` leaves that much.
-                let mut out = SliceOut::new(self.buf.get_mut(self.len..).unwrap_or_default());
+                // A CSV row is shorter than LINE_CAP, and a block that is not full has
+                // SLACK > LINE_CAP bytes of room.
+                let mut out = SliceOut::new(self.block.spare());
                 self.cache.row(&mut out, rec, meta, &mut self.time);
-                self.len += out.len();
+                let n = out.len();
+                self.block.advance(n);
             }
             RowFormat::Jsonl => {
                 self.json.clear();
                 push_json_row(&mut self.json, rec, meta);
-                let end = self.len + self.json.len();
-                match self.buf.get_mut(self.len..end) {
+                match self.block.spare().get_mut(..self.json.len()) {
                     Some(dst) => {
                         dst.copy_from_slice(&self.json);
-                        self.len = end;
+                        self.block.advance(self.json.len());
                     }
                     None => {
-                        self.write_buffer()?;
+                        self.w.write_block(&mut self.block)?;
                         self.w.write_all(&self.json)?;
                     }
                 }
             }
         }
-        if self.len >= OUT_BUF {
-            self.write_buffer()?;
+        if self.block.is_full() {
+            self.w.write_block(&mut self.block)?;
         }
         Ok(())
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.write_buffer()?;
+        self.w.write_block(&mut self.block)?;
         self.w.flush()
-    }
-}
-
-impl<W: Write> RowWriter<W> {
-    fn write_buffer(&mut self) -> io::Result<()> {
-        self.w
-            .write_all(self.buf.get(..self.len).unwrap_or_default())?;
-        self.len = 0;
-        Ok(())
     }
 }
 

@@ -271,6 +271,26 @@ fn unwritable_output_is_an_error_naming_it() {
 }
 
 #[test]
+fn an_output_device_that_fills_up_is_an_error_naming_it() {
+    // /dev/full accepts the open and fails every write: the output fails while the replay
+    // runs (30 000 rows are more than one output block) or when it ends (one row).
+    let d = Dir::new();
+    let h = header(1, 1);
+    for count in [30_000u32, 1] {
+        let mut log = frame(Frame::Header(h));
+        log.extend(readings(&h, (0..count).map(|s| (s, 52.0))));
+        d.write("in.mlog", &log);
+        let run = d.mend(&["replay", "in.mlog", "-o", "/dev/full"]).expect(2);
+        assert!(
+            run.stderr().contains("/dev/full: ")
+                && run.stderr().contains("No space left on device"),
+            "{count}: {}",
+            run.stderr()
+        );
+    }
+}
+
+#[test]
 fn output_equal_to_input_is_refused_and_the_input_untouched() {
     let d = Dir::new();
     let h = header(1, 1);
