@@ -58,6 +58,14 @@ impl Block {
         }
     }
 
+    /// A block without a buffer, to stand in for one that is away.
+    const fn none() -> Self {
+        Self {
+            buf: Vec::new(),
+            used: 0,
+        }
+    }
+
     /// The data.
     pub fn filled(&self) -> &[u8] {
         self.buf.get(..self.used).unwrap_or_default()
@@ -177,7 +185,8 @@ impl BackgroundWriter {
 
     /// Hands the current block to the thread.
     fn ship(&mut self) -> io::Result<()> {
-        let mut block = mem::take(&mut self.block);
+        // An empty stand-in while the block is away: no allocation.
+        let mut block = mem::replace(&mut self.block, Block::none());
         let sent = self.send(&mut block);
         self.block = block;
         sent

@@ -373,7 +373,7 @@ pub fn replay_to_files(
             &plan.config,
             checkpoint,
             Outputs {
-                records: &mut tee,
+                records: tee.single_or_all(),
                 dead_letters: dlq.as_mut().map(|f| Box::new(f) as Box<dyn Write>),
                 aggregates: aggs.as_mut().map(|f| Box::new(f) as Box<dyn Write>),
                 progress: progress.clone(),

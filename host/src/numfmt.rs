@@ -21,6 +21,11 @@ pub trait ByteOut {
     fn put_line(&mut self, line: &Line) {
         self.put_slice(line.as_slice());
     }
+    /// Appends a fixed-size piece.
+    #[inline]
+    fn put_array<const N: usize>(&mut self, a: &[u8; N]) {
+        self.put_slice(a);
+    }
 }
 
 impl ByteOut for Vec<u8> {
@@ -62,12 +67,27 @@ fn put_slice_at(buf: &mut [u8], len: &mut usize, s: &[u8]) {
 /// call to `memmove`); the bytes past its end are overwritten by whatever comes next.
 #[inline]
 fn put_line_at(buf: &mut [u8], len: &mut usize, line: &Line) {
-    match (buf.get_mut(*len..*len + BLOCK), line.buf.get(..BLOCK)) {
+    let dst = buf
+        .get_mut(*len..*len + BLOCK)
+        .and_then(|d| <&mut [u8; BLOCK]>::try_from(d).ok());
+    match (dst, line.buf.first_chunk::<BLOCK>()) {
         (Some(dst), Some(src)) if line.len <= BLOCK => {
-            dst.copy_from_slice(src);
+            *dst = *src;
             *len += line.len;
         }
         _ => put_slice_at(buf, len, line.as_slice()),
+    }
+}
+
+/// Copies a fixed-size piece (inline moves, no call).
+#[inline]
+fn put_array_at<const N: usize>(buf: &mut [u8], len: &mut usize, a: &[u8; N]) {
+    let dst = buf
+        .get_mut(*len..*len + N)
+        .and_then(|d| <&mut [u8; N]>::try_from(d).ok());
+    if let Some(dst) = dst {
+        *dst = *a;
+        *len += N;
     }
 }
 
@@ -112,6 +132,39 @@ impl Line {
     pub fn clear(&mut self) {
         self.len = 0;
     }
+
+    /// Adds one to the decimal number the line holds (as [`push_u64`] writes it): the
+    /// digits are counted up in place, which is cheaper than formatting the next number.
+    ///
+    /// # Examples
+    /// ```
+    /// use mend::numfmt::{push_u64, Line};
+    /// let mut l = Line::new();
+    /// push_u64(&mut l, 1_299);
+    /// l.increment();
+    /// assert_eq!(l.as_slice(), b"1300");
+    /// let mut l = Line::new();
+    /// push_u64(&mut l, 999);
+    /// l.increment();
+    /// assert_eq!(l.as_slice(), b"1000");
+    /// ```
+    pub fn increment(&mut self) {
+        let digits = self.buf.get_mut(..self.len).unwrap_or_default();
+        for d in digits.iter_mut().rev() {
+            if *d == b'9' {
+                *d = b'0';
+            } else {
+                *d += 1;
+                return;
+            }
+        }
+        // All nines (or empty): one more digit, a leading 1 and zeros.
+        if self.len < LINE_CAP {
+            self.buf[0] = b'1';
+            self.buf[self.len] = b'0';
+            self.len += 1;
+        }
+    }
 }
 
 impl ByteOut for Line {
@@ -126,6 +179,10 @@ impl ByteOut for Line {
     #[inline]
     fn put_line(&mut self, line: &Line) {
         put_line_at(&mut self.buf, &mut self.len, line);
+    }
+    #[inline]
+    fn put_array<const N: usize>(&mut self, a: &[u8; N]) {
+        put_array_at(&mut self.buf, &mut self.len, a);
     }
 }
 
@@ -178,6 +235,10 @@ impl ByteOut for SliceOut<'_> {
     #[inline]
     fn put_line(&mut self, line: &Line) {
         put_line_at(self.buf, &mut self.len, line);
+    }
+    #[inline]
+    fn put_array<const N: usize>(&mut self, a: &[u8; N]) {
+        put_array_at(self.buf, &mut self.len, a);
     }
 }
 
@@ -312,6 +373,10 @@ mod tests {
             let mut line = Line::new();
             push_u64(&mut line, v);
             assert_eq!(line.as_slice(), v.to_string().as_bytes());
+            if v < u64::MAX {
+                line.increment();
+                assert_eq!(line.as_slice(), (v + 1).to_string().as_bytes());
+            }
         }
     }
 

@@ -182,6 +182,17 @@ pub struct Tee<'a> {
     pub sinks: Vec<Box<dyn RecordSink + 'a>>,
 }
 
+impl<'a> Tee<'a> {
+    /// The one sink when there is only one (a call less per record), else the tee.
+    pub fn single_or_all(&mut self) -> &mut (dyn RecordSink + 'a) {
+        if self.sinks.len() == 1 {
+            &mut *self.sinks[0]
+        } else {
+            self
+        }
+    }
+}
+
 impl RecordSink for Tee<'_> {
     fn record(&mut self, rec: &Record, meta: &StreamMeta) -> io::Result<()> {
         for s in &mut self.sinks {
@@ -349,6 +360,8 @@ pub struct RowWriter<W: BlockWrite> {
 struct CsvCache {
     prefix_of: Option<(u32, u32)>,
     prefix: Line,
+    /// The last seq and its text: the next row's seq is usually one more.
+    seq: Option<(u32, Line)>,
     values: Vec<Option<(i32, Line)>>,
     tails: Vec<Option<Line>>,
 }
@@ -360,6 +373,7 @@ impl CsvCache {
         Self {
             prefix_of: None,
             prefix: Line::new(),
+            seq: None,
             values: vec![None; Self::VALUES],
             tails: vec![None; 5 * 3 * 128],
         }
@@ -384,7 +398,19 @@ impl CsvCache {
         }
         out.put_line(&self.prefix);
         if meta.has_seq {
-            push_u64(out, u64::from(r.seq));
+            let text = match &mut self.seq {
+                Some((last, text)) if last.checked_add(1) == Some(r.seq) => {
+                    text.increment();
+                    *last = r.seq;
+                    text
+                }
+                slot => {
+                    let (_, text) = slot.insert((r.seq, Line::new()));
+                    push_u64(text, u64::from(r.seq));
+                    text
+                }
+            };
+            out.put_line(text);
         }
         out.put(b',');
         tf.push(out, r.timestamp);

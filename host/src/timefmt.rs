@@ -128,7 +128,7 @@ impl TimeFormatter {
         two(&mut t, 6, sod % 60);
         t[9] = b'0' + (milli / 100) as u8;
         two(&mut t, 10, milli % 100);
-        out.put_slice(&t);
+        out.put_array(&t);
     }
 }
 
