@@ -225,8 +225,14 @@ impl Header {
 
     /// The reading a wire reading of this session stands for.
     pub fn from_wire(&self, w: &WireReading) -> Result<Reading, WireError> {
-        let ts = self.scheduled(w.seq) + i128::from(w.offset_ms);
-        let timestamp = u64::try_from(ts).map_err(|_| WireError::TimestampOutOfRange)?;
+        // In u64 when nothing overflows (seq × period always fits); exactly in i128 only
+        // near the ends of the range, where the sum of the parts may leave u64 and come back.
+        let timestamp = self
+            .epoch_ms
+            .checked_add(u64::from(w.seq) * u64::from(self.period_ms))
+            .and_then(|t| t.checked_add_signed(i64::from(w.offset_ms)))
+            .or_else(|| u64::try_from(self.scheduled(w.seq) + i128::from(w.offset_ms)).ok())
+            .ok_or(WireError::TimestampOutOfRange)?;
         Ok(Reading::new(
             self.sensor,
             self.session,
@@ -831,6 +837,32 @@ mod tests {
             celsius_delta: 0,
         };
         assert_eq!(h.from_wire(&early), Err(WireError::TimestampOutOfRange));
+        // Past u64::MAX before the offset, back inside after it.
+        let top = Header::new(1, 1, 20, ClockKind::Unix, u64::MAX - 10);
+        let back = WireReading {
+            seq: 1,
+            offset_ms: -15,
+            celsius_delta: 0,
+        };
+        assert_eq!(top.from_wire(&back).map(|r| r.timestamp), Ok(u64::MAX - 5));
+    }
+
+    proptest! {
+        /// The timestamp of a wire reading is exactly `epoch + seq × period + offset`
+        /// whenever that is a u64, and an error otherwise, at the ends of the range too.
+        #[test]
+        fn from_wire_is_exact_over_the_whole_range(
+            epoch in prop_oneof![any::<u64>(), u64::MAX - 5_000..=u64::MAX, 0u64..5_000],
+            seq in any::<u32>(),
+            period in 1u32..=u32::MAX,
+            offset_ms in any::<i32>(),
+        ) {
+            let h = Header::new(1, 1, period, ClockKind::Unix, epoch);
+            let w = WireReading { seq, offset_ms, celsius_delta: 0 };
+            let exact = i128::from(epoch) + i128::from(seq) * i128::from(period) + i128::from(offset_ms);
+            let want = u64::try_from(exact).map_err(|_| WireError::TimestampOutOfRange);
+            prop_assert_eq!(h.from_wire(&w).map(|r| r.timestamp), want);
+        }
     }
 
     fn arb_frame() -> impl Strategy<Value = Frame> {
