@@ -12,7 +12,7 @@
 //! as it is read, in file order.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::BinaryHeap;
 use std::io;
 
 use crate::input::{Item, ItemReader, ReadingItem};
@@ -30,7 +30,7 @@ pub struct Merge {
 /// One input and the batch being taken from it.
 struct Input {
     reader: Box<dyn ItemReader>,
-    queue: VecDeque<Item>,
+    batch: std::vec::IntoIter<Item>,
     more: bool,
 }
 
@@ -38,16 +38,15 @@ impl Input {
     #[inline]
     fn next(&mut self) -> io::Result<Option<Item>> {
         loop {
-            if let Some(item) = self.queue.pop_front() {
+            if let Some(item) = self.batch.next() {
                 return Ok(Some(item));
             }
             if !self.more {
                 return Ok(None);
             }
-            // The emptied queue's buffer is refilled (or swapped for the reader's batch).
-            let mut batch = Vec::from(std::mem::take(&mut self.queue));
+            let mut batch = Vec::new();
             self.more = self.reader.fill(&mut batch)?;
-            self.queue = batch.into();
+            self.batch = batch.into_iter();
         }
     }
 }
@@ -82,7 +81,7 @@ impl Merge {
                 .into_iter()
                 .map(|reader| Input {
                     reader,
-                    queue: VecDeque::new(),
+                    batch: Vec::new().into_iter(),
                     more: true,
                 })
                 .collect(),
@@ -129,8 +128,9 @@ impl Merge {
     /// dead letters) as soon as it is read.
     pub fn for_each(&mut self, f: &mut impl FnMut(Item) -> io::Result<()>) -> io::Result<()> {
         if let [only] = self.inputs.as_mut_slice() {
-            // One input: nothing to merge, so whole batches go through as they come.
-            let mut batch = Vec::from(std::mem::take(&mut only.queue));
+            // One input: nothing to merge, so whole batches go through as they come, and
+            // each emptied batch goes back to the reader to be filled again.
+            let mut batch: Vec<Item> = only.batch.by_ref().collect();
             while only.more || !batch.is_empty() {
                 for item in batch.drain(..) {
                     f(item)?;
