@@ -18,12 +18,13 @@ never inside the repository) and measures:
    when the estimate is under three minutes, 10^8 readings. Goal: flat, <= 32 MiB.
 4. Bytes per framed reading of a clean capture: file size / reading frames. Goal <= 12.
 
-Wall-clock times include process start-up and reading the file from the page cache (each
-file is read once before it is timed). The short runs (mend, the bare decode) are the
-best of three; the prototype runs once. `mend replay` may decode on a separate thread, so its
-CPU time (user + system, from wait4) is shown next to its wall-clock time; the bare decode is
-single-threaded. Every command that was timed is printed at the end,
-exactly as it was run.
+Wall-clock times include process start-up, reading the file from the page cache (each
+file is read once before it is timed) and, for a CSV file, mend's sync of the output to
+disk before it is renamed into place; the output file is removed (untimed) before each run.
+The short runs (mend, the bare decode) are the best of three; the prototype runs once.
+`mend replay` decodes, and writes its output, on threads of their own, so its CPU time
+(user + system, from wait4) is shown next to its wall-clock time; the bare decode is
+single-threaded. Every command that was timed is printed at the end, exactly as it was run.
 """
 
 import argparse
@@ -95,13 +96,17 @@ class Bench:
         """Runs argv with its output to a file, measuring time and the child's peak RSS."""
         return self.run(label, argv, stdout=stdout or os.devnull)[:2]
 
-    def timed_best(self, label, argv, stdout=None, runs=3):
+    def timed_best(self, label, argv, stdout=None, runs=3, fresh=None):
         """The fastest of `runs` runs (as for the bare decode), with that run's CPU time and
-        the highest peak RSS of all of them."""
+        the highest peak RSS of all of them. `fresh` is an output file removed (untimed)
+        before each run, so that every run writes a new file rather than replacing the last
+        run's, which would add the file system's work of freeing the old one."""
         best = None
         for i in range(runs):
             if i:
                 self.commands.pop()  # record the command once
+            if fresh and os.path.exists(fresh):
+                os.remove(fresh)
             secs, rss = self.timed(label, argv, stdout)
             if best is None or secs < best[0]:
                 best = (secs, self.last_cpu, rss if best is None else max(rss, best[2]))
@@ -189,7 +194,7 @@ class Bench:
         mend_s, mend_rss = self.timed_best(
             "1. mend replay JSONL",
             [self.mend, "replay", log, "--format", "csv", "-o", self.path("origin.csv"),
-             "--quiet"])
+             "--quiet"], fresh=self.path("origin.csv"))
         mend_cpu = self.last_cpu
         # The prototype appends to its input and to a reprocessed-events file: give it a copy
         # and a fresh state, as for a first run.
@@ -240,7 +245,7 @@ class Bench:
         csv_s, csv_rss = self.timed_best(
             "2. mend replay -> CSV file",
             [self.mend, "replay", log, "--format", "csv", "-o", self.path("origin-frames.csv"),
-             "--quiet"])
+             "--quiet"], fresh=self.path("origin-frames.csv"))
         csv_cpu = self.last_cpu
         null_s, null_rss = self.timed_best(
             "2. mend replay -> /dev/null",
