@@ -26,6 +26,11 @@ pub trait ByteOut {
     fn put_array<const N: usize>(&mut self, a: &[u8; N]) {
         self.put_slice(a);
     }
+    /// Appends the text of a [`Short`].
+    #[inline]
+    fn put_short(&mut self, s: &Short) {
+        self.put_slice(s.as_slice());
+    }
 }
 
 impl ByteOut for Vec<u8> {
@@ -76,6 +81,22 @@ fn put_line_at(buf: &mut [u8], len: &mut usize, line: &Line) {
             *len += line.len;
         }
         _ => put_slice_at(buf, len, line.as_slice()),
+    }
+}
+
+/// Copies all `N` bytes of `a` (inline moves, no call) but counts only the first `n`; the
+/// rest is overwritten by whatever comes next.
+#[inline]
+fn put_prefix_at<const N: usize>(buf: &mut [u8], len: &mut usize, a: &[u8; N], n: usize) {
+    let dst = buf
+        .get_mut(*len..*len + N)
+        .and_then(|d| <&mut [u8; N]>::try_from(d).ok());
+    match dst {
+        Some(dst) if n <= N => {
+            *dst = *a;
+            *len += n;
+        }
+        _ => put_slice_at(buf, len, a.get(..n).unwrap_or(a)),
     }
 }
 
@@ -132,39 +153,6 @@ impl Line {
     pub fn clear(&mut self) {
         self.len = 0;
     }
-
-    /// Adds one to the decimal number the line holds (as [`push_u64`] writes it): the
-    /// digits are counted up in place, which is cheaper than formatting the next number.
-    ///
-    /// # Examples
-    /// ```
-    /// use mend::numfmt::{push_u64, Line};
-    /// let mut l = Line::new();
-    /// push_u64(&mut l, 1_299);
-    /// l.increment();
-    /// assert_eq!(l.as_slice(), b"1300");
-    /// let mut l = Line::new();
-    /// push_u64(&mut l, 999);
-    /// l.increment();
-    /// assert_eq!(l.as_slice(), b"1000");
-    /// ```
-    pub fn increment(&mut self) {
-        let digits = self.buf.get_mut(..self.len).unwrap_or_default();
-        for d in digits.iter_mut().rev() {
-            if *d == b'9' {
-                *d = b'0';
-            } else {
-                *d += 1;
-                return;
-            }
-        }
-        // All nines (or empty): one more digit, a leading 1 and zeros.
-        if self.len < LINE_CAP {
-            self.buf[0] = b'1';
-            self.buf[self.len] = b'0';
-            self.len += 1;
-        }
-    }
 }
 
 impl ByteOut for Line {
@@ -183,6 +171,97 @@ impl ByteOut for Line {
     #[inline]
     fn put_array<const N: usize>(&mut self, a: &[u8; N]) {
         put_array_at(&mut self.buf, &mut self.len, a);
+    }
+    #[inline]
+    fn put_short(&mut self, s: &Short) {
+        put_prefix_at(&mut self.buf, &mut self.len, &s.buf, usize::from(s.len));
+    }
+}
+
+/// The most bytes a [`Short`] holds: any `u64`, and any [`Celsius`] text.
+pub const SHORT_CAP: usize = 24;
+
+/// A short text held by value, small enough to keep many of them (a cache of formatted
+/// numbers): it is copied out as one fixed-size block.
+///
+/// # Examples
+/// ```
+/// use mend::numfmt::{push_celsius, ByteOut, Line, Short};
+/// let mut s = Short::default();
+/// push_celsius(&mut s, mend_core::Celsius::from_num(-12.25));
+/// let mut l = Line::new();
+/// l.put_short(&s);
+/// assert_eq!(l.as_slice(), b"-12.25");
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Short {
+    buf: [u8; SHORT_CAP],
+    len: u8,
+}
+
+impl Short {
+    /// The text.
+    pub fn as_slice(&self) -> &[u8] {
+        self.buf.get(..usize::from(self.len)).unwrap_or(&self.buf)
+    }
+
+    /// True when it holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Empties it.
+    pub fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    /// Adds one to the decimal number it holds (as [`push_u64`] writes it): the
+    /// digits are counted up in place, which is cheaper than formatting the next number.
+    ///
+    /// # Examples
+    /// ```
+    /// use mend::numfmt::{push_u64, Short};
+    /// let mut l = Short::default();
+    /// push_u64(&mut l, 1_299);
+    /// l.increment();
+    /// assert_eq!(l.as_slice(), b"1300");
+    /// let mut l = Short::default();
+    /// push_u64(&mut l, 999);
+    /// l.increment();
+    /// assert_eq!(l.as_slice(), b"1000");
+    /// ```
+    pub fn increment(&mut self) {
+        let len = usize::from(self.len);
+        let digits = self.buf.get_mut(..len).unwrap_or_default();
+        for d in digits.iter_mut().rev() {
+            if *d == b'9' {
+                *d = b'0';
+            } else {
+                *d += 1;
+                return;
+            }
+        }
+        // All nines (or empty): one more digit, a leading 1 and zeros.
+        if len < SHORT_CAP {
+            self.buf[0] = b'1';
+            self.buf[len] = b'0';
+            self.len += 1;
+        }
+    }
+}
+
+impl ByteOut for Short {
+    #[inline]
+    fn put(&mut self, b: u8) {
+        let mut len = usize::from(self.len);
+        put_at(&mut self.buf, &mut len, b);
+        self.len = len as u8;
+    }
+    #[inline]
+    fn put_slice(&mut self, s: &[u8]) {
+        let mut len = usize::from(self.len);
+        put_slice_at(&mut self.buf, &mut len, s);
+        self.len = len as u8;
     }
 }
 
@@ -239,6 +318,10 @@ impl ByteOut for SliceOut<'_> {
     #[inline]
     fn put_array<const N: usize>(&mut self, a: &[u8; N]) {
         put_array_at(self.buf, &mut self.len, a);
+    }
+    #[inline]
+    fn put_short(&mut self, s: &Short) {
+        put_prefix_at(self.buf, &mut self.len, &s.buf, usize::from(s.len));
     }
 }
 
@@ -373,9 +456,12 @@ mod tests {
             let mut line = Line::new();
             push_u64(&mut line, v);
             assert_eq!(line.as_slice(), v.to_string().as_bytes());
+            let mut short = Short::default();
+            push_u64(&mut short, v);
+            assert_eq!(short.as_slice(), v.to_string().as_bytes());
             if v < u64::MAX {
-                line.increment();
-                assert_eq!(line.as_slice(), (v + 1).to_string().as_bytes());
+                short.increment();
+                assert_eq!(short.as_slice(), (v + 1).to_string().as_bytes());
             }
         }
     }

@@ -16,7 +16,7 @@ use mend_core::{Aggregate, ClockKind, Frame, Header, Origin, Outage, Record};
 
 use crate::background::{BackgroundWriter, Block, BlockWrite, SYNC_EVERY};
 use crate::input::StreamMeta;
-use crate::numfmt::{push_celsius, push_u64, ByteOut, Line, SliceOut, LINE_CAP};
+use crate::numfmt::{push_celsius, push_u64, ByteOut, Line, Short, SliceOut, LINE_CAP};
 use crate::timefmt::{push_time, TimeFormatter};
 
 /// The CSV header of repaired records.
@@ -359,22 +359,23 @@ pub struct RowWriter<W: BlockWrite> {
 /// there are only a few hundred kinds.
 struct CsvCache {
     prefix_of: Option<(u32, u32)>,
-    prefix: Line,
+    prefix: Short,
     /// The last seq and its text: the next row's seq is usually one more.
-    seq: Option<(u32, Line)>,
-    values: Vec<Option<(i32, Line)>>,
+    seq: Option<(u32, Short)>,
+    /// Texts of recent values, by a hash of their bits.
+    values: Vec<(i32, Short)>,
     tails: Vec<Option<Line>>,
 }
 
 impl CsvCache {
-    const VALUES: usize = 1024;
+    const VALUES: usize = 4096;
 
     fn new() -> Self {
         Self {
             prefix_of: None,
-            prefix: Line::new(),
+            prefix: Short::default(),
             seq: None,
-            values: vec![None; Self::VALUES],
+            values: vec![(0, Short::default()); Self::VALUES],
             tails: vec![None; 5 * 3 * 128],
         }
     }
@@ -396,7 +397,7 @@ impl CsvCache {
             self.prefix.put(b',');
             self.prefix_of = Some((r.sensor, r.session));
         }
-        out.put_line(&self.prefix);
+        out.put_short(&self.prefix);
         if meta.has_seq {
             let text = match &mut self.seq {
                 Some((last, text)) if last.checked_add(1) == Some(r.seq) => {
@@ -405,28 +406,29 @@ impl CsvCache {
                     text
                 }
                 slot => {
-                    let (_, text) = slot.insert((r.seq, Line::new()));
+                    let (_, text) = slot.insert((r.seq, Short::default()));
                     push_u64(text, u64::from(r.seq));
                     text
                 }
             };
-            out.put_line(text);
+            out.put_short(text);
         }
         out.put(b',');
         tf.push(out, r.timestamp);
         out.put(b',');
         let bits = r.celsius.to_bits();
-        let slot = (bits as u32 as usize) % Self::VALUES;
-        match self.values.get(slot) {
-            Some(Some((b, text))) if *b == bits => out.put_line(text),
-            _ => {
-                let mut text = Line::new();
+        // Fibonacci hashing: readings step by 1/8 or 1/16 °C, so the low bits alone would
+        // crowd them into a few slots.
+        let slot = ((bits as u32).wrapping_mul(0x9E37_79B9) >> 20) as usize % Self::VALUES;
+        match self.values.get_mut(slot) {
+            Some((b, text)) if *b == bits && !text.is_empty() => out.put_short(text),
+            Some(entry) => {
+                let mut text = Short::default();
                 push_celsius(&mut text, r.celsius);
-                out.put_slice(text.as_slice());
-                if let Some(x) = self.values.get_mut(slot) {
-                    *x = Some((bits, text));
-                }
+                out.put_short(&text);
+                *entry = (bits, text);
             }
+            None => push_celsius(out, r.celsius),
         }
         let kind = match rec.origin {
             Origin::Measured => 0,

@@ -9,7 +9,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
 
-use crate::numfmt::{ByteOut, Line};
+use crate::numfmt::{ByteOut, Short};
 
 /// The longest text [`format_ms`] writes (a year beyond 9999 takes more digits).
 pub const MAX_TIME_LEN: usize = 32;
@@ -103,7 +103,7 @@ pub fn format_ms(ms: u64, out: &mut [u8; MAX_TIME_LEN]) -> usize {
 pub struct TimeFormatter {
     day: Option<u64>,
     /// Everything up to and including the `T` of that day.
-    date: Line,
+    date: Short,
 }
 
 impl TimeFormatter {
@@ -119,7 +119,7 @@ impl TimeFormatter {
             self.date.put_slice(full.get(..n - 13).unwrap_or(&[]));
             self.day = Some(day);
         }
-        out.put_line(&self.date);
+        out.put_short(&self.date);
         let sod = (secs % 86_400) as u32;
         let milli = (ms % 1_000) as u32;
         let mut t = *b"HH:MM:SS.mmmZ";
