@@ -789,7 +789,8 @@ fn process(s: &mut Stream, cfg: &EngineConfig, r: Reading, sinks: &mut Sinks) ->
         if err.is_err() {
             return;
         }
-        err = match ev {
+        // By reference: the record is read where the gap filler put it, not copied out.
+        err = match &ev {
             GapEvent::Record(rec) => emit(out, cfg, rec, sinks),
             GapEvent::Gap {
                 before,
@@ -798,11 +799,11 @@ fn process(s: &mut Stream, cfg: &EngineConfig, r: Reading, sinks: &mut Sinks) ->
             } => {
                 if cfg.overlaps_window(before.timestamp, after.timestamp) {
                     out.report.gaps += 1;
-                    out.report.missing += u64::from(missing);
+                    out.report.missing += u64::from(*missing);
                 }
                 Ok(())
             }
-            GapEvent::Outage(o) => outage(out, cfg, &o, sinks),
+            GapEvent::Outage(o) => outage(out, cfg, o, sinks),
         };
     });
     err
@@ -836,7 +837,12 @@ fn outage(
 }
 
 #[inline]
-fn emit(out: &mut StreamOut, cfg: &EngineConfig, rec: Record, sinks: &mut Sinks) -> io::Result<()> {
+fn emit(
+    out: &mut StreamOut,
+    cfg: &EngineConfig,
+    rec: &Record,
+    sinks: &mut Sinks,
+) -> io::Result<()> {
     let r = &rec.reading;
     if !cfg.in_window(r.timestamp) {
         out.report.outside_window += 1;
@@ -869,7 +875,7 @@ fn emit(out: &mut StreamOut, cfg: &EngineConfig, rec: Record, sinks: &mut Sinks)
     if let Some(agg) = out.aggregator.as_mut() {
         let mut done: Option<Aggregate> = None;
         let mut more: Vec<Aggregate> = Vec::new();
-        agg.push(&rec, &mut |a| {
+        agg.push(rec, &mut |a| {
             if done.is_none() {
                 done = Some(a);
             } else {
@@ -883,7 +889,7 @@ fn emit(out: &mut StreamOut, cfg: &EngineConfig, rec: Record, sinks: &mut Sinks)
             }
         }
     }
-    sinks.records.record(&rec, &out.meta)
+    sinks.records.record(rec, &out.meta)
 }
 
 /// Merges a partial aggregate with the pending one of the same window, or writes the
