@@ -481,9 +481,9 @@ impl<const N: usize> Decoder<N> {
         Some(self.end_frame())
     }
 
-    /// The delimiter arrived: decodes what was collected. Kept out of line, so that the
-    /// per-byte path of [`Decoder::push`] stays small enough to inline into a read loop.
-    #[inline(never)]
+    /// The delimiter arrived: decodes what was collected. Kept apart, so that the per-byte
+    /// path of [`Decoder::push`] stays small enough to inline into any read loop.
+    #[inline]
     fn end_frame(&mut self) -> DecodeEvent {
         let span = Span {
             start: self.start,
