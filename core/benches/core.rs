@@ -120,6 +120,12 @@ fn reorder_bench(c: &mut Criterion) {
     g.bench_function("insert_release/N=1024", |b| {
         b.iter(|| black_box(reorder_run::<1024>(black_box(&input))))
     });
+    // The usual case on a healthy link: readings arrive in order (with gaps), so they take
+    // the queue beside the heap.
+    let in_order = readings();
+    g.bench_function("in_order/N=1024", |b| {
+        b.iter(|| black_box(reorder_run::<1024>(black_box(&in_order))))
+    });
     g.finish();
 }
 
