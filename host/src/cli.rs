@@ -23,7 +23,8 @@ use crate::timefmt::{parse_duration_ms, parse_time};
     about,
     long_about = None,
     after_help = "Exit codes: 0 success (rejected input is in the summary and the dead-letter file); \
-                  1 with --strict when anything was rejected; 2 usage or I/O errors."
+                  1 with --strict when anything was rejected; 2 usage or I/O errors; \
+                  130 interrupted (unfinished outputs are removed)."
 )]
 pub struct Cli {
     /// What to do.

@@ -18,6 +18,14 @@ fn run() -> anyhow::Result<ExitCode> {
 }
 
 fn main() -> ExitCode {
+    // Interrupted (Ctrl-C, SIGTERM, SIGHUP): outputs not yet complete are removed, and no
+    // temporary file stays.
+    // Without a handler (it cannot be installed) the signal simply ends the process.
+    let _ = ctrlc::set_handler(|| {
+        mend::output::remove_temporary_files();
+        eprintln!("mend: interrupted; unfinished outputs were removed");
+        std::process::exit(i32::from(mend::commands::EXIT_INTERRUPTED));
+    });
     match run() {
         Ok(code) => code,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,

@@ -10,6 +10,7 @@
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use anyhow::Context;
 use mend_core::{Aggregate, ClockKind, Frame, Header, Origin, Outage, Record};
@@ -25,6 +26,26 @@ pub const CSV_HEADER: &str = "sensor,session,seq,time,celsius,origin,method,qual
 /// The CSV header of aggregates.
 pub const AGG_HEADER: &str =
     "sensor,session,window_start,window_end,measured,synthetic,rejected,min,max,mean,time_in_band_ms";
+
+/// The temporary files of [`AtomicFile`]s not yet committed or dropped.
+static PENDING: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+fn pending() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
+    // A panic while the list was held leaves it usable: it is only a list of paths.
+    PENDING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Removes the temporary file of every [`AtomicFile`] not yet committed, so that an
+/// interrupted run leaves nothing behind: its outputs never appear, and no half-written
+/// `.NAME.mend-tmp-PID` file stays next to them. `mend` calls it on Ctrl-C and on
+/// termination signals, then exits.
+pub fn remove_temporary_files() {
+    for tmp in pending().drain(..) {
+        let _ = fs::remove_file(tmp);
+    }
+}
 
 /// A file that appears at its path only when [`AtomicFile::commit`] succeeds.
 ///
@@ -82,8 +103,14 @@ impl AtomicFile {
         tmp_name.push(name);
         tmp_name.push(format!(".mend-tmp-{}", std::process::id()));
         let tmp = dir.join(tmp_name);
-        let file = File::create(&tmp)
-            .with_context(|| format!("{}: cannot write output", dest.display()))?;
+        let file = {
+            // Created and listed at once, so that an interrupt cannot fall in between.
+            let mut list = pending();
+            let file = File::create(&tmp)
+                .with_context(|| format!("{}: cannot write output", dest.display()))?;
+            list.push(tmp.clone());
+            file
+        };
         Ok(Self {
             dest: dest.to_path_buf(),
             tmp: Some(tmp),
@@ -109,8 +136,17 @@ impl AtomicFile {
         };
         file.sync_all()
             .with_context(|| format!("{}: cannot sync output", dest.display()))?;
-        fs::rename(&tmp, &dest)
-            .with_context(|| format!("{}: cannot move output into place", dest.display()))?;
+        {
+            // An interrupt removes the file either before the rename (which then fails) or
+            // not at all.
+            let mut list = pending();
+            if !list.contains(&tmp) {
+                anyhow::bail!("{}: interrupted", dest.display());
+            }
+            fs::rename(&tmp, &dest)
+                .with_context(|| format!("{}: cannot move output into place", dest.display()))?;
+            list.retain(|t| *t != tmp);
+        }
         self.tmp = None;
         Ok(())
     }
@@ -156,7 +192,8 @@ impl BlockWrite for AtomicFile {
 impl Drop for AtomicFile {
     fn drop(&mut self) {
         if let Some(tmp) = self.tmp.take() {
-            let _ = fs::remove_file(tmp);
+            let _ = fs::remove_file(&tmp);
+            pending().retain(|t| *t != tmp);
         }
     }
 }

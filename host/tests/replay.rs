@@ -831,3 +831,60 @@ fn many_overlapping_inputs_give_the_same_series() {
     d.mend(&args).ok();
     assert_eq!(d.read_text("parts.csv"), d.read_text("whole.csv"));
 }
+
+#[test]
+fn an_interrupted_replay_leaves_neither_outputs_nor_temporary_files() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let d = Dir::new();
+    let h = header(4, 1);
+    let mut log = frame(mend_core::Frame::Header(h));
+    log.extend(readings(&h, (0..2_000).map(|s| (s, 52.0))));
+    // The capture comes on stdin, which stays open: the replay is still waiting for more
+    // when the signal arrives, whatever the speed of the machine.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mend"))
+        .args(["replay", "-", "-o", "out.csv", "--dlq", "dlq.jsonl"])
+        .args(["--checkpoint", "ck.json", "--quiet"])
+        .current_dir(d.path(""))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(&log).unwrap();
+    stdin.flush().unwrap();
+    let names = || -> Vec<String> {
+        std::fs::read_dir(d.path(""))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect()
+    };
+    // Both temporary outputs exist once the replay has started.
+    let started = std::time::Instant::now();
+    while names().iter().filter(|n| n.contains(".mend-tmp-")).count() < 2 {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "no temporary outputs appeared: {:?}",
+            names()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    // It stops on its own; if it does not, stop it and fail instead of hanging.
+    let asked = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if asked.elapsed() > std::time::Duration::from_secs(30) {
+            child.kill().unwrap();
+            panic!("the replay did not stop on SIGINT");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    drop(stdin);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("mend: interrupted"), "{stderr}");
+    assert_eq!(names(), Vec::<String>::new(), "nothing is left behind");
+}
