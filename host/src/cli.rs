@@ -176,6 +176,10 @@ pub struct ReadArgs {
     /// The valid band in °C, LO..HI, inclusive.
     #[arg(long, default_value = "50..55", allow_hyphen_values = true)]
     pub band: String,
+    /// What the sensor can measure at all, in °C, LO..HI (the TMP105's range by default):
+    /// a reading outside it is flagged implausible and is not used to fill gaps.
+    #[arg(long, default_value = "-55..125", allow_hyphen_values = true)]
+    pub physical: String,
     /// Read every input from the start even when --from would allow a seek.
     #[arg(long)]
     pub no_seek: bool,
@@ -236,7 +240,7 @@ pub struct InspectArgs {
     pub list: usize,
 }
 
-/// Parses `LO..HI` in °C.
+/// Parses `LO..HI` in °C for `--band`.
 ///
 /// # Examples
 /// ```
@@ -247,23 +251,34 @@ pub struct InspectArgs {
 /// assert!(mend::cli::parse_band("50-55").is_err());
 /// ```
 pub fn parse_band(text: &str) -> anyhow::Result<(Celsius, Celsius)> {
+    parse_range("band", text)
+}
+
+/// Parses `LO..HI` in °C for the option `--flag`; errors name the option.
+///
+/// # Examples
+/// ```
+/// let e = mend::cli::parse_range("physical", "125..-55").unwrap_err();
+/// assert!(e.to_string().contains("--physical"));
+/// ```
+pub fn parse_range(flag: &str, text: &str) -> anyhow::Result<(Celsius, Celsius)> {
     let Some((a, b)) = text.split_once("..") else {
-        bail!("--band {text:?}: expected LO..HI in °C, e.g. 50..55");
+        bail!("--{flag} {text:?}: expected LO..HI in °C, e.g. 50..55");
     };
     let num = |s: &str| -> anyhow::Result<Celsius> {
         let v: f64 = s
             .trim()
             .parse()
-            .with_context(|| format!("--band {text:?}: {s:?} is not a number"))?;
+            .with_context(|| format!("--{flag} {text:?}: {s:?} is not a number"))?;
         if !v.is_finite() {
-            bail!("--band {text:?}: {s:?} is not finite");
+            bail!("--{flag} {text:?}: {s:?} is not finite");
         }
         Celsius::checked_from_num(v)
-            .with_context(|| format!("--band {text:?}: {s} is out of range"))
+            .with_context(|| format!("--{flag} {text:?}: {s} is out of range"))
     };
     let (lo, hi) = (num(a)?, num(b)?);
     if lo > hi {
-        bail!("--band {text:?} is reversed: the low end is above the high end");
+        bail!("--{flag} {text:?} is reversed: the low end is above the high end");
     }
     Ok((lo, hi))
 }
@@ -296,16 +311,18 @@ impl ReadArgs {
     /// Checks the arguments and builds the settings.
     pub fn plan(&self, fill: FillMethod, seed: u64) -> anyhow::Result<ReadPlan> {
         let band = parse_band(&self.band)?;
+        let physical = parse_range("physical", &self.physical)?;
         let validate = ValidateConfig {
             band,
+            physical,
             ..ValidateConfig::DEFAULT
         };
         validate.check().map_err(|e| {
             anyhow::anyhow!(
-                "--band {}: {e} (the sensor's physical range is {}..{} °C)",
+                "--band {}: {e} (the sensor's physical range, --physical, is {}..{} °C)",
                 self.band,
-                ValidateConfig::DEFAULT.physical.0,
-                ValidateConfig::DEFAULT.physical.1
+                physical.0,
+                physical.1
             )
         })?;
         let from = self

@@ -210,6 +210,7 @@ pub fn run(a: &DemoArgs) -> anyhow::Result<ExitCode> {
         lateness: "30s".into(),
         max_gap: "60s".into(),
         band: "50..55".into(),
+        physical: "-55..125".into(),
         no_seek: false,
     };
     let mut plan = read.plan(mend_core::FillMethod::Linear, 0)?;

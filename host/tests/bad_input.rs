@@ -315,6 +315,8 @@ fn impossible_settings_are_usage_errors() {
     for (args, needle) in [
         (&["--band", "55..50"][..], "reversed"),
         (&["--band", "50-55"][..], "LO..HI"),
+        (&["--physical", "125..-55"][..], "--physical"),
+        (&["--physical", "-40..52"][..], "physical range"),
         (&["--period", "0s"][..], "--period"),
         (&["--from", "yesterday"][..], "unparseable time"),
         (&["--until", "2026-02-30T00:00:00Z"][..], "--until"),

@@ -888,3 +888,39 @@ fn an_interrupted_replay_leaves_neither_outputs_nor_temporary_files() {
     assert!(stderr.contains("mend: interrupted"), "{stderr}");
     assert_eq!(names(), Vec::<String>::new(), "nothing is left behind");
 }
+
+#[test]
+fn the_physical_range_decides_what_is_implausible() {
+    let d = Dir::new();
+    let h = header(5, 1);
+    let mut log = frame(mend_core::Frame::Header(h));
+    log.extend(readings(&h, [(0, 52.0), (1, 90.0), (2, 52.0), (4, 52.5)]));
+    d.write("in.mlog", &log);
+    let seq1 = |extra: &[&str]| {
+        let mut args = vec!["replay", "in.mlog", "-o", "out.csv", "--quiet"];
+        args.extend_from_slice(extra);
+        d.mend(&args).ok();
+        let all = rows(&d.read_text("out.csv"));
+        let one = all.iter().find(|r| r.seq == Some(1)).cloned().unwrap();
+        let fill = all.iter().find(|r| r.seq == Some(3)).cloned().unwrap();
+        (one, fill)
+    };
+    // 90 °C is possible for the TMP105 (-55..125): out of band, and a spike.
+    let (one, _) = seq1(&[]);
+    assert_eq!(
+        (one.quality.as_str(), one.flags.as_str()),
+        ("doubtful", "out_of_band;spike")
+    );
+    // A sensor rated -40..85 cannot read 90 °C.
+    let (one, fill) = seq1(&["--physical", "-40..85"]);
+    assert_eq!(
+        (one.quality.as_str(), one.flags.as_str()),
+        ("bad", "out_of_band;implausible")
+    );
+    assert!(fill.synthetic());
+    assert_eq!(
+        fill.celsius,
+        Celsius::from_num(52.25),
+        "52 and 52.5 around it"
+    );
+}
