@@ -1,9 +1,13 @@
 //! Reading captures: format detection, the frame-log reader and the JSONL reader.
 //!
-//! Both readers turn bytes into [`Item`]s one at a time, in file order, with bounded memory
-//! (one read chunk, one line), and never stop at bad input: every byte or line they cannot
-//! use becomes a [`DeadLetter`] with the reason and the location, and the reading after it is
+//! Both readers turn bytes into [`Item`]s in file order, with bounded memory (a read chunk,
+//! a line, a few batches), and never stop at bad input: every byte or line they cannot use
+//! becomes a [`DeadLetter`] with the reason and the location, and the reading after it is
 //! read as if nothing had happened. Every byte read is accounted for in [`ByteCounts`].
+//!
+//! A replay reads each input on threads of its own: a frame log on one ([`ThreadedReader`]),
+//! JSONL split into batches of lines that several threads parse ([`ParallelJsonl`]), with
+//! exactly the items and books of the plain readers.
 //!
 //! A frame log only makes sense with its session header: a reading frame carries its seq and
 //! its offset from the schedule, not its sensor or time. The reader therefore tracks the
@@ -341,6 +345,22 @@ pub fn open(
         before_seek: opts.start_offset,
         ..ByteCounts::default()
     };
+    if format == Format::Jsonl && opts.threaded {
+        let mut jsonl = JsonlReader::new(
+            reader,
+            index,
+            opts.jsonl_period_ms,
+            counts,
+            opts.progress.clone(),
+        );
+        jsonl.set_stop_after(opts.stop_after);
+        return Ok(Box::new(ParallelJsonl::spawn(
+            jsonl,
+            counts,
+            name,
+            JSONL_BATCH,
+        )));
+    }
     let mut inner: Box<dyn ItemReader + Send> = match format {
         Format::Frames => Box::new(FrameReader::new(
             reader,
@@ -1074,6 +1094,26 @@ impl<R: Read> JsonlReader<R> {
         }
     }
 
+    /// Reads up to `max` lines (and about [`JSONL_BATCH_BYTES`]) into `raw`; returns
+    /// `false` at the end of the input.
+    fn read_lines(&mut self, raw: &mut RawLines, max: usize) -> io::Result<bool> {
+        while raw.lines.len() < max && raw.bytes.len() < JSONL_BATCH_BYTES {
+            let (taken, newline) = self.read_line()?;
+            if taken == 0 {
+                return Ok(false);
+            }
+            self.line_no += 1;
+            raw.bytes.extend_from_slice(&self.line);
+            raw.lines.push(RawLine {
+                end: raw.bytes.len(),
+                taken,
+                newline,
+                line_no: self.line_no,
+            });
+        }
+        Ok(true)
+    }
+
     /// Reads one line into `self.line`, at most [`MAX_LINE`] bytes of it; returns the bytes
     /// the line took in the file and whether it ended with a newline.
     fn read_line(&mut self) -> io::Result<(u64, bool)> {
@@ -1108,6 +1148,327 @@ impl<R: Read> JsonlReader<R> {
     }
 }
 
+/// Lines per batch that the JSONL splitter hands to a parser thread.
+pub const JSONL_BATCH: usize = 2048;
+/// A batch of JSONL lines ends once it holds this many bytes, so that long lines cannot
+/// make batches (and memory) large: a batch is at most this plus one [`MAX_LINE`].
+pub const JSONL_BATCH_BYTES: usize = 1 << 20;
+/// Threads that parse JSONL lines in a threaded read ([`ParallelJsonl`]).
+pub const JSONL_PARSERS: usize = 2;
+
+/// JSONL lines as read, for a parser thread: their bytes back to back, and per line where
+/// it ends in them, what it took in the file, whether it had a newline, and its number.
+struct RawLines {
+    bytes: Vec<u8>,
+    lines: Vec<RawLine>,
+    /// The input ended after these lines (or could not be read further: `error`).
+    last: bool,
+    error: Option<io::Error>,
+}
+
+struct RawLine {
+    end: usize,
+    taken: u64,
+    newline: bool,
+    line_no: u64,
+}
+
+/// What a parser thread made of [`RawLines`]: the items, and the books of the lines it
+/// looked at (all of them, or up to the one that stopped the input).
+struct ParsedLines {
+    items: Vec<Item>,
+    counts: ByteCounts,
+    stopped: bool,
+    last: bool,
+    error: Option<io::Error>,
+}
+
+/// Parses a batch of lines as [`JsonlReader`] would, one after the other.
+fn parse_lines(
+    raw: RawLines,
+    input: usize,
+    period_ms: u32,
+    stop_after: Option<u64>,
+) -> ParsedLines {
+    let mut counts = ByteCounts::default();
+    let mut items = Vec::with_capacity(raw.lines.len());
+    let mut stopped = false;
+    let mut start = 0;
+    for l in &raw.lines {
+        let kept = raw.bytes.get(start..l.end).unwrap_or_default();
+        start = l.end;
+        counts.read += l.taken;
+        let line = jsonl_line(kept, l.newline, l.line_no, input, period_ms);
+        if let Some((item, ts)) = counts.book(line, l.taken) {
+            items.push(item);
+            if ts.is_some_and(|t| stop_after.is_some_and(|s| t > s)) {
+                stopped = true;
+                break;
+            }
+        }
+    }
+    ParsedLines {
+        items,
+        counts,
+        stopped,
+        last: raw.last,
+        error: raw.error,
+    }
+}
+
+/// Reads JSONL on threads of its own: one splits the input into batches of lines, and
+/// [`JSONL_PARSERS`] parse them in turn, so that parsing (most of the work of a JSONL replay)
+/// runs on every core. Batches are taken back in the order they were cut, so the items, their
+/// line numbers and the books are exactly those of [`JsonlReader`]. Channels of two batches
+/// keep memory bounded.
+pub struct ParallelJsonl {
+    parsed: Vec<std::sync::mpsc::Receiver<ParsedLines>>,
+    next: usize,
+    pending: std::collections::VecDeque<Item>,
+    counts: ByteCounts,
+    stopped: bool,
+    done: bool,
+}
+
+impl ParallelJsonl {
+    /// Starts the splitter on `reader` (the input called `name`) and the parsers, with
+    /// `batch` lines per batch; `counts` are the books before the first line.
+    pub fn spawn<R: Read + Send + 'static>(
+        mut reader: JsonlReader<R>,
+        counts: ByteCounts,
+        name: String,
+        batch: usize,
+    ) -> Self {
+        let (input, period_ms, stop_after) = (reader.input, reader.period_ms, reader.stop_after);
+        let mut to_parsers = Vec::with_capacity(JSONL_PARSERS);
+        let mut parsed = Vec::with_capacity(JSONL_PARSERS);
+        for _ in 0..JSONL_PARSERS {
+            let (tx_raw, rx_raw) = std::sync::mpsc::sync_channel::<RawLines>(2);
+            let (tx_out, rx_out) = std::sync::mpsc::sync_channel::<ParsedLines>(2);
+            std::thread::spawn(move || {
+                for raw in rx_raw {
+                    // A closed channel: the replay is done with this input.
+                    if tx_out
+                        .send(parse_lines(raw, input, period_ms, stop_after))
+                        .is_err()
+                    {
+                        break;
+                    }
+                }
+            });
+            to_parsers.push(tx_raw);
+            parsed.push(rx_out);
+        }
+        std::thread::spawn(move || {
+            for k in 0.. {
+                let mut raw = RawLines {
+                    bytes: Vec::with_capacity(batch * 128),
+                    lines: Vec::with_capacity(batch),
+                    last: false,
+                    error: None,
+                };
+                match reader.read_lines(&mut raw, batch) {
+                    Ok(more) => raw.last = !more,
+                    Err(e) => {
+                        let at = reader.counts.before_seek + reader.counts.read;
+                        raw.error = Some(io::Error::new(
+                            e.kind(),
+                            format!("{name}: cannot read at byte {at}: {e}"),
+                        ));
+                        raw.last = true;
+                    }
+                }
+                let last = raw.last;
+                let sent = to_parsers
+                    .get(k % JSONL_PARSERS)
+                    .is_some_and(|tx| tx.send(raw).is_ok());
+                if !sent || last {
+                    break;
+                }
+            }
+        });
+        Self {
+            parsed,
+            next: 0,
+            pending: std::collections::VecDeque::new(),
+            counts,
+            stopped: false,
+            done: false,
+        }
+    }
+}
+
+impl ItemReader for ParallelJsonl {
+    fn next_item(&mut self) -> io::Result<Option<Item>> {
+        loop {
+            if let Some(item) = self.pending.pop_front() {
+                return Ok(Some(item));
+            }
+            let mut batch = Vec::new();
+            let more = self.fill(&mut batch)?;
+            self.pending = batch.into();
+            if !more && self.pending.is_empty() {
+                return Ok(None);
+            }
+        }
+    }
+
+    fn fill(&mut self, out: &mut Vec<Item>) -> io::Result<bool> {
+        if !self.pending.is_empty() {
+            out.extend(self.pending.drain(..));
+            return Ok(true);
+        }
+        if self.done || self.stopped {
+            return Ok(false);
+        }
+        let k = self.next % JSONL_PARSERS;
+        self.next += 1;
+        let p = self
+            .parsed
+            .get(k)
+            .ok_or_else(|| io::Error::other("no JSONL parser"))?
+            .recv()
+            .map_err(|_| io::Error::other("the input reader stopped unexpectedly"))?;
+        if let Some(e) = p.error {
+            self.done = true;
+            return Err(e);
+        }
+        let c = &mut self.counts;
+        c.read += p.counts.read;
+        c.good += p.counts.good;
+        c.bad += p.counts.bad;
+        c.skipped += p.counts.skipped;
+        c.good_items += p.counts.good_items;
+        c.bad_items += p.counts.bad_items;
+        c.skipped_items += p.counts.skipped_items;
+        let mut items = p.items;
+        if out.is_empty() {
+            std::mem::swap(out, &mut items);
+        } else {
+            out.append(&mut items);
+        }
+        self.stopped = p.stopped;
+        self.done = p.last;
+        Ok(!(self.done || self.stopped))
+    }
+
+    fn bytes(&self) -> ByteCounts {
+        let mut c = self.counts;
+        if self.stopped {
+            if let Some(t) = c.total {
+                c.after_stop = t.saturating_sub(c.before_seek + c.read);
+            }
+        }
+        c
+    }
+
+    fn format(&self) -> Format {
+        Format::Jsonl
+    }
+
+    /// The stop point is fixed when the threads start ([`OpenOptions::stop_after`]).
+    fn set_stop_after(&mut self, _ms: Option<u64>) {}
+
+    fn stopped_early(&self) -> bool {
+        self.stopped
+    }
+}
+
+/// What one JSONL line is.
+enum JsonlLine {
+    /// Blank (whitespace only): skipped.
+    Blank,
+    /// A reading, and its time in ms.
+    Reading(Item, u64),
+    /// A line that could not be used.
+    Bad(Item),
+}
+
+/// Makes sense of one JSONL line: `kept` is the line as read (at most [`MAX_LINE`] + 1
+/// bytes of it, its newline included when `newline`), `line_no` its number from 1.
+fn jsonl_line(kept: &[u8], newline: bool, line_no: u64, input: usize, period_ms: u32) -> JsonlLine {
+    let mut body: &[u8] = kept;
+    if newline {
+        body = body.strip_suffix(b"\n").unwrap_or(body);
+    }
+    body = body.strip_suffix(b"\r").unwrap_or(body);
+    if line_no == 1 {
+        body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
+    }
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return JsonlLine::Blank;
+    }
+    let result = if kept.len() > MAX_LINE {
+        Err(line_err(
+            "line_too_long",
+            format!("line is longer than {MAX_LINE} bytes"),
+        ))
+    } else {
+        parse_event(body)
+    };
+    match result {
+        Ok((timestamp, celsius)) => JsonlLine::Reading(
+            Item::Reading(ReadingItem {
+                input,
+                reading: Reading::new(0, 0, 0, timestamp, celsius),
+                meta: StreamMeta {
+                    has_seq: false,
+                    period_ms,
+                    clock: ClockKind::Unix,
+                },
+                at: Location::Line { line: line_no },
+            }),
+            timestamp,
+        ),
+        Err(e) => {
+            let mut quoted = String::from_utf8_lossy(body).into_owned();
+            if quoted.len() > QUOTE {
+                let mut cut = QUOTE;
+                while !quoted.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                quoted.truncate(cut);
+                quoted.push('…');
+            }
+            let torn = if newline {
+                ""
+            } else {
+                " (last line has no newline: torn write?)"
+            };
+            JsonlLine::Bad(Item::Dead(DeadLetter {
+                input,
+                location: Location::Line { line: line_no },
+                reason: e.reason,
+                detail: format!("{}{torn}: {quoted}", e.detail),
+            }))
+        }
+    }
+}
+
+impl ByteCounts {
+    /// Books one JSONL line of `taken` bytes; returns its item, if any, and its time if it
+    /// is a reading.
+    fn book(&mut self, line: JsonlLine, taken: u64) -> Option<(Item, Option<u64>)> {
+        match line {
+            JsonlLine::Blank => {
+                self.skipped += taken;
+                self.skipped_items += 1;
+                None
+            }
+            JsonlLine::Reading(item, ts) => {
+                self.good += taken;
+                self.good_items += 1;
+                Some((item, Some(ts)))
+            }
+            JsonlLine::Bad(item) => {
+                self.bad += taken;
+                self.bad_items += 1;
+                Some((item, None))
+            }
+        }
+    }
+}
+
 impl<R: Read> ItemReader for JsonlReader<R> {
     fn next_item(&mut self) -> io::Result<Option<Item>> {
         loop {
@@ -1120,69 +1481,18 @@ impl<R: Read> ItemReader for JsonlReader<R> {
                 return Ok(None);
             }
             self.line_no += 1;
-            let mut body: &[u8] = &self.line;
-            if newline {
-                body = body.strip_suffix(b"\n").unwrap_or(body);
-            }
-            body = body.strip_suffix(b"\r").unwrap_or(body);
-            if self.line_no == 1 {
-                body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
-            }
-            if body.iter().all(u8::is_ascii_whitespace) {
-                self.counts.skipped += len;
-                self.counts.skipped_items += 1;
-                continue;
-            }
-            let result = if self.line.len() > MAX_LINE {
-                Err(line_err(
-                    "line_too_long",
-                    format!("line is longer than {MAX_LINE} bytes"),
-                ))
-            } else {
-                parse_event(body)
-            };
-            match result {
-                Ok((timestamp, celsius)) => {
-                    self.counts.good += len;
-                    self.counts.good_items += 1;
-                    if self.stop_after.is_some_and(|s| timestamp > s) {
-                        self.stopped = true;
-                    }
-                    return Ok(Some(Item::Reading(ReadingItem {
-                        input: self.input,
-                        reading: Reading::new(0, 0, 0, timestamp, celsius),
-                        meta: StreamMeta {
-                            has_seq: false,
-                            period_ms: self.period_ms,
-                            clock: ClockKind::Unix,
-                        },
-                        at: Location::Line { line: self.line_no },
-                    })));
+            let line = jsonl_line(
+                &self.line,
+                newline,
+                self.line_no,
+                self.input,
+                self.period_ms,
+            );
+            if let Some((item, ts)) = self.counts.book(line, len) {
+                if ts.is_some_and(|t| self.stop_after.is_some_and(|s| t > s)) {
+                    self.stopped = true;
                 }
-                Err(e) => {
-                    self.counts.bad += len;
-                    self.counts.bad_items += 1;
-                    let mut quoted = String::from_utf8_lossy(body).into_owned();
-                    if quoted.len() > QUOTE {
-                        let mut cut = QUOTE;
-                        while !quoted.is_char_boundary(cut) {
-                            cut -= 1;
-                        }
-                        quoted.truncate(cut);
-                        quoted.push('…');
-                    }
-                    let torn = if newline {
-                        ""
-                    } else {
-                        " (last line has no newline: torn write?)"
-                    };
-                    return Ok(Some(Item::Dead(DeadLetter {
-                        input: self.input,
-                        location: Location::Line { line: self.line_no },
-                        reason: e.reason,
-                        detail: format!("{}{torn}: {quoted}", e.detail),
-                    })));
-                }
+                return Ok(Some(item));
             }
         }
     }
@@ -1239,6 +1549,66 @@ mod tests {
                 _ => None,
             })
             .collect()
+    }
+
+    /// Every kind of JSONL line, many times over (more than a batch of bytes), ending in a
+    /// torn line.
+    fn jsonl_corpus() -> Vec<u8> {
+        let mut text = String::from("\u{FEFF}");
+        for i in 0..400u64 {
+            let ts = 1_700_000_000 + i;
+            text.push_str(&match i % 9 {
+                0 => format!("{{\"timestamp\": {ts}, \"event_type\": \"TEMPERATURE_SENSOR\", \"temperature\": 52.5, \"status\": \"normal\"}}\r\n"),
+                1 => "not json\n".to_string(),
+                2 => "   \n".to_string(),
+                3 => format!("{{\"timestamp\": {ts}.5, \"event_type\": \"TEMPERATURE_SENSOR\", \"temperature\": 51}}\n"),
+                4 => format!("[{ts}]\n"),
+                // Every other one of these is too long: 23 of them pass JSONL_BATCH_BYTES.
+                5 => format!("{{\"timestamp\": {ts}, \"temperature\": 50, \"pad\": \"{}\"}}\n", "x".repeat(if (i / 9) % 2 == 0 { MAX_LINE + 10 } else { 3 })),
+                _ => format!("{{\"timestamp\": {ts}, \"event_type\": \"TEMPERATURE_SENSOR\", \"temperature\": {}, \"status\": \"normal\"}}\n", 50 + i % 7),
+            });
+        }
+        text.push_str("{\"timestamp\": 1800000000, \"event_type\": \"TEMP");
+        text.into_bytes()
+    }
+
+    #[test]
+    fn parallel_jsonl_reads_exactly_what_the_sequential_reader_reads() {
+        let bytes = jsonl_corpus();
+        assert!(bytes.len() > JSONL_BATCH_BYTES);
+        let start = ByteCounts {
+            total: Some(bytes.len() as u64),
+            ..ByteCounts::default()
+        };
+        let reader = |stop: Option<u64>| {
+            let mut r = JsonlReader::new(Cursor::new(bytes.clone()), 3, 1_000, start, None);
+            r.set_stop_after(stop);
+            r
+        };
+        for stop in [None, Some(1_700_000_200_000), Some(0)] {
+            let mut seq = reader(stop);
+            let mut want = Vec::new();
+            while let Some(item) = seq.next_item().unwrap() {
+                want.push(item);
+            }
+            assert!(want.len() > 2 || stop == Some(0));
+            for batch in [1, 3, 7, 64, JSONL_BATCH] {
+                let mut par = ParallelJsonl::spawn(reader(stop), start, "t".into(), batch);
+                let mut got = Vec::new();
+                loop {
+                    let mut b = Vec::new();
+                    let more = par.fill(&mut b).unwrap();
+                    got.extend(b);
+                    if !more {
+                        break;
+                    }
+                }
+                assert!(got == want, "stop {stop:?}, batch {batch}: items differ");
+                assert_eq!(par.bytes(), seq.bytes(), "stop {stop:?}, batch {batch}");
+                assert!(par.bytes().balanced());
+                assert_eq!(par.stopped_early(), seq.stopped_early());
+            }
+        }
     }
 
     #[test]
