@@ -422,10 +422,11 @@ impl ThreadedReader {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(2);
         let (empty, recycled) = std::sync::mpsc::channel::<Vec<Item>>();
         std::thread::spawn(move || loop {
-            let mut items = recycled
-                .try_recv()
-                .unwrap_or_else(|_| Vec::with_capacity(BATCH));
+            // A batch that came back (or a new one), with room for a whole batch: a merge
+            // of several inputs may hand back an empty vector without any.
+            let mut items = recycled.try_recv().unwrap_or_default();
             items.clear();
+            items.reserve(BATCH);
             let (done, error) = match inner.fill(&mut items) {
                 Ok(more) => (!more, None),
                 Err(e) => {
