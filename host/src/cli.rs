@@ -200,7 +200,7 @@ pub struct ReplayArgs {
     /// The output format.
     #[arg(long, value_enum, default_value_t = OutFormat::Csv)]
     pub format: OutFormat,
-    /// The output file (default: standard output).
+    /// The output file (default, or `-`: standard output).
     #[arg(short = 'o', long = "output")]
     pub output: Option<PathBuf>,
     /// Write everything that could not be used here, as JSONL.

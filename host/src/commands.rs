@@ -270,7 +270,8 @@ pub struct ReplayFiles {
 fn replay_cmd(a: &ReplayArgs) -> anyhow::Result<ExitCode> {
     let plan = a.plan()?;
     let files = ReplayFiles {
-        output: a.output.clone(),
+        // `-o -` is standard output, as `-` is standard input.
+        output: a.output.clone().filter(|p| p.as_os_str() != "-"),
         format: Some(a.format),
         dlq: a.dlq.clone(),
         chart: a.chart.clone(),

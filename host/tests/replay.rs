@@ -476,6 +476,10 @@ fn stdin_and_every_output_format() {
     let from_stdin = d.mend_stdin(&["replay", "-", "-q"], Some(&bytes)).ok();
     let from_file = d.mend(&["replay", "cap.mlog", "-q"]).ok();
     assert_eq!(from_stdin.stdout(), from_file.stdout());
+    // `-o -` is standard output too, not a file called "-".
+    let dash = d.mend(&["replay", "cap.mlog", "-o", "-", "-q"]).ok();
+    assert_eq!(dash.stdout(), from_file.stdout());
+    assert!(!d.path("-").exists());
     let csv_rows = rows(&from_file.stdout());
     // JSONL output: the same fields.
     let j = d
