@@ -107,7 +107,7 @@ pub struct GenerateArgs {
     /// The capture format.
     #[arg(long, value_enum, default_value_t = GenFormat::Mlog)]
     pub format: GenFormat,
-    /// The capture file.
+    /// The capture file (`-`: standard output).
     #[arg(short = 'o', long = "output")]
     pub output: PathBuf,
     /// Also write the truth: every reading the sensor took, as CSV.

@@ -47,7 +47,8 @@ fn generate(a: &GenerateArgs) -> anyhow::Result<ExitCode> {
             bail!("{}: --truth and -o name the same file", t.display());
         }
     }
-    let mut capture = AtomicFile::create(&a.output)?;
+    // `-o -` writes the capture to standard output, for a pipe into `mend replay -`.
+    let mut capture = MainOut::open(Some(&a.output))?;
     let mut truth = a.truth.as_deref().map(AtomicFile::create).transpose()?;
     let stats = crate::generate::generate(
         &cfg,
@@ -55,7 +56,7 @@ fn generate(a: &GenerateArgs) -> anyhow::Result<ExitCode> {
         truth.as_mut().map(|t| t as &mut dyn Write),
     )
     .with_context(|| format!("{}: cannot write capture", a.output.display()))?;
-    capture.commit()?;
+    capture.finish()?;
     if let Some(t) = truth {
         t.commit()?;
     }
@@ -70,7 +71,11 @@ fn generate(a: &GenerateArgs) -> anyhow::Result<ExitCode> {
         stats.corrupted,
         stats.truncated,
         stats.bytes,
-        a.output.display()
+        if a.output.as_os_str() == "-" {
+            "standard output".into()
+        } else {
+            a.output.display().to_string()
+        }
     );
     Ok(ExitCode::from(EXIT_OK))
 }
@@ -131,6 +136,24 @@ fn check_outputs(sources: &[InputSource], outputs: &[(&str, &Path)]) -> anyhow::
 enum MainOut {
     File(AtomicFile),
     Stdout(BufWriter<io::Stdout>),
+}
+
+impl MainOut {
+    /// The file at `path`, or standard output for none or `-`.
+    fn open(path: Option<&Path>) -> anyhow::Result<Self> {
+        Ok(match path {
+            Some(p) if p.as_os_str() != "-" => MainOut::File(AtomicFile::create(p)?),
+            _ => MainOut::Stdout(BufWriter::with_capacity(1 << 20, io::stdout())),
+        })
+    }
+
+    /// Puts a file in place, or flushes standard output.
+    fn finish(self) -> anyhow::Result<()> {
+        match self {
+            MainOut::File(f) => f.commit(),
+            MainOut::Stdout(mut s) => s.flush().context("cannot write to standard output"),
+        }
+    }
 }
 
 impl crate::background::BlockWrite for MainOut {
@@ -270,8 +293,7 @@ pub struct ReplayFiles {
 fn replay_cmd(a: &ReplayArgs) -> anyhow::Result<ExitCode> {
     let plan = a.plan()?;
     let files = ReplayFiles {
-        // `-o -` is standard output, as `-` is standard input.
-        output: a.output.clone().filter(|p| p.as_os_str() != "-"),
+        output: a.output.clone(),
         format: Some(a.format),
         dlq: a.dlq.clone(),
         chart: a.chart.clone(),
@@ -330,10 +352,7 @@ pub fn replay_to_files(
     let starts = start_offsets(plan, &mut notes)?;
 
     // Every output exists (as a temporary file) before any work starts.
-    let mut main = match &files.output {
-        Some(p) => MainOut::File(AtomicFile::create(p)?),
-        None => MainOut::Stdout(BufWriter::with_capacity(1 << 20, io::stdout())),
-    };
+    let mut main = MainOut::open(files.output.as_deref())?;
     let mut dlq = files.dlq.as_deref().map(AtomicFile::create).transpose()?;
     let mut aggs = files
         .aggregates
@@ -390,10 +409,7 @@ pub fn replay_to_files(
     report.notes.splice(0..0, notes);
 
     // Outputs first (synced, renamed), the checkpoint last.
-    match main {
-        MainOut::File(f) => f.commit()?,
-        MainOut::Stdout(mut s) => s.flush().context("cannot write to standard output")?,
-    }
+    main.finish()?;
     if let Some(f) = dlq {
         f.commit()?;
     }

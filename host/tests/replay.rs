@@ -476,9 +476,27 @@ fn stdin_and_every_output_format() {
     let from_stdin = d.mend_stdin(&["replay", "-", "-q"], Some(&bytes)).ok();
     let from_file = d.mend(&["replay", "cap.mlog", "-q"]).ok();
     assert_eq!(from_stdin.stdout(), from_file.stdout());
-    // `-o -` is standard output too, not a file called "-".
+    // `-o -` is standard output too, not a file called "-", for `generate` as well.
     let dash = d.mend(&["replay", "cap.mlog", "-o", "-", "-q"]).ok();
     assert_eq!(dash.stdout(), from_file.stdout());
+    let generated = d
+        .mend(&[
+            "generate",
+            "--seed",
+            "23",
+            "--count",
+            "500",
+            "--skip-rate",
+            "0.1",
+            "-o",
+            "-",
+        ])
+        .ok();
+    assert!(
+        generated.0.stdout == bytes,
+        "the same capture on standard output"
+    );
+    assert!(generated.stderr().contains("bytes → standard output"));
     assert!(!d.path("-").exists());
     let csv_rows = rows(&from_file.stdout());
     // JSONL output: the same fields.
