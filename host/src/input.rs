@@ -243,6 +243,40 @@ impl ByteCounts {
             .is_none_or(|t| self.before_seek + self.read + self.after_stop == t);
         inner && outer
     }
+
+    /// These books, with the bytes after an early stop counted as `after_stop` when the
+    /// reader `stopped` (a line reader's `read` ends with the line that stopped it).
+    fn with_stop(mut self, stopped: bool) -> Self {
+        if stopped {
+            if let Some(t) = self.total {
+                self.after_stop = t.saturating_sub(self.before_seek + self.read);
+            }
+        }
+        self
+    }
+
+    /// Adds the books of lines read elsewhere (`read`, `good`, `bad`, `skipped` and their
+    /// item counts).
+    fn add_read(&mut self, more: &ByteCounts) {
+        self.read += more.read;
+        self.good += more.good;
+        self.bad += more.bad;
+        self.skipped += more.skipped;
+        self.good_items += more.good_items;
+        self.bad_items += more.bad_items;
+        self.skipped_items += more.skipped_items;
+    }
+}
+
+/// Moves `items` to the end of `out` (swapping the vectors when `out` is empty, so nothing is
+/// copied) and returns the emptied vector, to be filled again.
+fn hand_over(out: &mut Vec<Item>, mut items: Vec<Item>) -> Vec<Item> {
+    if out.is_empty() {
+        std::mem::swap(out, &mut items);
+    } else {
+        out.append(&mut items);
+    }
+    items
 }
 
 /// A source of [`Item`]s.
@@ -504,14 +538,10 @@ impl ItemReader for ThreadedReader {
             return Ok(true);
         }
         match self.receive()? {
-            Some(mut items) => {
-                if out.is_empty() {
-                    std::mem::swap(out, &mut items);
-                } else {
-                    out.append(&mut items);
-                }
+            Some(items) => {
+                let emptied = hand_over(out, items);
                 // The thread may have finished; then the batch is simply dropped.
-                let _ = self.empty.send(items);
+                let _ = self.empty.send(emptied);
                 Ok(!self.done)
             }
             None => Ok(false),
@@ -1334,33 +1364,15 @@ impl ItemReader for ParallelJsonl {
             self.done = true;
             return Err(e);
         }
-        let c = &mut self.counts;
-        c.read += p.counts.read;
-        c.good += p.counts.good;
-        c.bad += p.counts.bad;
-        c.skipped += p.counts.skipped;
-        c.good_items += p.counts.good_items;
-        c.bad_items += p.counts.bad_items;
-        c.skipped_items += p.counts.skipped_items;
-        let mut items = p.items;
-        if out.is_empty() {
-            std::mem::swap(out, &mut items);
-        } else {
-            out.append(&mut items);
-        }
+        self.counts.add_read(&p.counts);
+        hand_over(out, p.items);
         self.stopped = p.stopped;
         self.done = p.last;
         Ok(!(self.done || self.stopped))
     }
 
     fn bytes(&self) -> ByteCounts {
-        let mut c = self.counts;
-        if self.stopped {
-            if let Some(t) = c.total {
-                c.after_stop = t.saturating_sub(c.before_seek + c.read);
-            }
-        }
-        c
+        self.counts.with_stop(self.stopped)
     }
 
     fn format(&self) -> Format {
@@ -1499,13 +1511,7 @@ impl<R: Read> ItemReader for JsonlReader<R> {
     }
 
     fn bytes(&self) -> ByteCounts {
-        let mut c = self.counts;
-        if self.stopped {
-            if let Some(t) = c.total {
-                c.after_stop = t.saturating_sub(c.before_seek + c.read);
-            }
-        }
-        c
+        self.counts.with_stop(self.stopped)
     }
 
     fn format(&self) -> Format {
