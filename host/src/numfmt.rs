@@ -68,24 +68,8 @@ fn put_slice_at(buf: &mut [u8], len: &mut usize, s: &[u8]) {
     }
 }
 
-/// Copies a short line as one block of [`BLOCK`] bytes (a few vector moves instead of a
-/// call to `memmove`); the bytes past its end are overwritten by whatever comes next.
-#[inline]
-fn put_line_at(buf: &mut [u8], len: &mut usize, line: &Line) {
-    let dst = buf
-        .get_mut(*len..*len + BLOCK)
-        .and_then(|d| <&mut [u8; BLOCK]>::try_from(d).ok());
-    match (dst, line.buf.first_chunk::<BLOCK>()) {
-        (Some(dst), Some(src)) if line.len <= BLOCK => {
-            *dst = *src;
-            *len += line.len;
-        }
-        _ => put_slice_at(buf, len, line.as_slice()),
-    }
-}
-
 /// Copies all `N` bytes of `a` (inline moves, no call) but counts only the first `n`; the
-/// rest is overwritten by whatever comes next.
+/// rest is overwritten by whatever comes next. Without room for all `N`, it copies the `n`.
 #[inline]
 fn put_prefix_at<const N: usize>(buf: &mut [u8], len: &mut usize, a: &[u8; N], n: usize) {
     let dst = buf
@@ -100,15 +84,13 @@ fn put_prefix_at<const N: usize>(buf: &mut [u8], len: &mut usize, a: &[u8; N], n
     }
 }
 
-/// Copies a fixed-size piece (inline moves, no call).
+/// Copies a short line as one block of [`BLOCK`] bytes (a few vector moves instead of a
+/// call to `memmove`).
 #[inline]
-fn put_array_at<const N: usize>(buf: &mut [u8], len: &mut usize, a: &[u8; N]) {
-    let dst = buf
-        .get_mut(*len..*len + N)
-        .and_then(|d| <&mut [u8; N]>::try_from(d).ok());
-    if let Some(dst) = dst {
-        *dst = *a;
-        *len += N;
+fn put_line_at(buf: &mut [u8], len: &mut usize, line: &Line) {
+    match line.buf.first_chunk::<BLOCK>() {
+        Some(src) if line.len <= BLOCK => put_prefix_at(buf, len, src, line.len),
+        _ => put_slice_at(buf, len, line.as_slice()),
     }
 }
 
@@ -170,7 +152,7 @@ impl ByteOut for Line {
     }
     #[inline]
     fn put_array<const N: usize>(&mut self, a: &[u8; N]) {
-        put_array_at(&mut self.buf, &mut self.len, a);
+        put_prefix_at(&mut self.buf, &mut self.len, a, N);
     }
     #[inline]
     fn put_short(&mut self, s: &Short) {
@@ -317,7 +299,7 @@ impl ByteOut for SliceOut<'_> {
     }
     #[inline]
     fn put_array<const N: usize>(&mut self, a: &[u8; N]) {
-        put_array_at(self.buf, &mut self.len, a);
+        put_prefix_at(self.buf, &mut self.len, a, N);
     }
     #[inline]
     fn put_short(&mut self, s: &Short) {
