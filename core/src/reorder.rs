@@ -306,6 +306,53 @@ impl<const N: usize, const S: usize, const W: usize> Reorder<N, S, W> {
     pub const fn forgotten_streams(&self) -> u32 {
         self.dedup.forgotten_streams()
     }
+
+    /// The same buffer with room for `M` readings: the held readings, the duplicate windows,
+    /// the watermark and the counters all move over, so the resized buffer behaves exactly as
+    /// this one would have with capacity `M` from the start (as long as it never filled up).
+    /// A host that keeps many streams starts each small and grows it when it fills.
+    ///
+    /// # Errors
+    /// Gives the buffer back unchanged when `M` cannot hold what is held.
+    ///
+    /// # Examples
+    /// ```
+    /// use mend_core::{Admit, Celsius, Reading, Reorder};
+    /// let r = |seq: u32, ts: u64| Reading::new(1, 1, seq, ts, Celsius::from_num(52));
+    /// let mut small: Reorder<2> = Reorder::new(10_000);
+    /// small.push(r(1, 1_000));
+    /// small.push(r(0, 0));
+    /// let mut big: Reorder<8> = small.resize().unwrap();
+    /// assert_eq!(big.push(r(2, 2_000)), Admit::Held);
+    /// assert_eq!(big.push(r(1, 1_000)), Admit::Duplicate, "the duplicate window moved too");
+    /// let seqs: Vec<u32> = core::iter::from_fn(|| big.pop_any()).map(|x| x.reading.seq).collect();
+    /// assert_eq!(seqs, [0, 1, 2]);
+    /// assert!(big.counters().balanced(0));
+    /// ```
+    pub fn resize<const M: usize>(mut self) -> Result<Reorder<M, S, W>, Self> {
+        if self.len() > M {
+            return Err(self);
+        }
+        let mut bigger = Reorder::<M, S, W> {
+            heap: BinaryHeap::new(),
+            run: Deque::new(),
+            dedup: self.dedup.clone(),
+            lateness_ms: self.lateness_ms,
+            newest: self.newest,
+            last_released: self.last_released,
+            counters: self.counters,
+            dedup_on: self.dedup_on,
+        };
+        // Neither push can fail: the queue and the heap each have room for `M`, and at most
+        // `M` readings are held in the two together.
+        while let Some(r) = self.run.pop_front() {
+            let _ = bigger.run.push_back(r);
+        }
+        while let Some(r) = self.heap.pop() {
+            let _ = bigger.heap.push(r);
+        }
+        Ok(bigger)
+    }
 }
 
 #[cfg(test)]

@@ -1,27 +1,40 @@
-//! Checkpoints: what a run emitted, so that the next run emits only what is new.
+//! Checkpoints: what a run wrote, so that the next run writes only what is new.
 //!
-//! Per stream `(sensor, session)` the checkpoint holds the last emitted record's order key
-//! and the last measured reading emitted. The next run drops readings at or before the key
-//! (they were emitted already) and feeds the last measured reading to the gap filler as an
-//! anchor without emitting it, so a gap across the boundary is found and filled exactly as a
-//! single run would fill it.
+//! Per stream `(sensor, session)` the checkpoint holds the order key of the last record a run
+//! computed, and the end of the last aggregate window it wrote. The next run reads its inputs
+//! again from the start, so every stream's state (validation history, duplicate windows, gap
+//! anchors, aggregate windows) is rebuilt exactly as one run would build it, and writes only
+//! the records after the key and the windows after the mark. A run that is not `--final`
+//! holds back each stream's unsettled tail (the readings within lateness and max-gap of its
+//! newest, which stragglers may still change), so the rows of incremental runs over a
+//! growing log, concatenated, are those of one run over the final log. (A reading appended
+//! later that belongs before what an earlier run settled is dead-lettered as `late` by the
+//! later run: its place was already written.)
+//!
+//! A checkpoint is bound to its inputs: their number and order, and a fingerprint of the
+//! first bytes of each (a growing log keeps its beginning; a moved one keeps its content). Applied to other inputs it is refused, since its
+//! keys would silently drop readings that were never written.
 //!
 //! The checkpoint is written last, after every output is synced and renamed: a crash before
 //! that leaves the old checkpoint, and the rerun regenerates the same outputs, so nothing is
-//! emitted twice and nothing is skipped.
+//! written twice and nothing is skipped.
 
 use std::collections::BTreeMap;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::Path;
 
 use anyhow::Context;
-use mend_core::{Celsius, Reading};
+use mend_core::Reading;
 use serde::{Deserialize, Serialize};
 
+use crate::input::InputSource;
 use crate::output::AtomicFile;
 
 /// The checkpoint file format version.
-pub const CHECKPOINT_VERSION: u32 = 1;
+pub const CHECKPOINT_VERSION: u32 = 2;
+
+/// Bytes of each input's beginning that its fingerprint covers.
+pub const FINGERPRINT_BYTES: u64 = 64 * 1024;
 
 /// The order key of a record within its stream: `(timestamp, seq, celsius bits)`.
 pub type OrderKey = (u64, u32, i32);
@@ -31,52 +44,107 @@ pub fn order_key(r: &Reading) -> OrderKey {
     (r.timestamp, r.seq, r.celsius.to_bits())
 }
 
-/// A measured reading as stored in a checkpoint.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Anchor {
-    /// Its seq (0 for input without one).
-    pub seq: u32,
-    /// Its timestamp, ms.
-    pub timestamp: u64,
-    /// Its value in 1/256 °C.
-    pub celsius_bits: i32,
-}
-
-/// What one stream emitted up to the checkpoint.
+/// What one stream wrote up to the checkpoint.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StreamMark {
     /// The sensor.
     pub sensor: u32,
     /// The session.
     pub session: u32,
-    /// The timestamp of the last emitted record.
+    /// The timestamp of the last record computed.
     pub last_timestamp: u64,
     /// Its seq.
     pub last_seq: u32,
     /// Its value in 1/256 °C (orders equal timestamps of input without seq).
     pub last_celsius_bits: i32,
-    /// The last measured reading emitted, the gap anchor of the next run.
-    pub anchor: Option<Anchor>,
+    /// The end of the last aggregate window written, ms.
+    #[serde(default)]
+    pub agg_through: Option<u64>,
 }
 
 impl StreamMark {
-    /// The order key of the last emitted record.
+    /// The order key of the last record computed.
     pub fn key(&self) -> OrderKey {
         (self.last_timestamp, self.last_seq, self.last_celsius_bits)
     }
+}
 
-    /// The anchor as a reading of this stream.
-    pub fn anchor_reading(&self) -> Option<Reading> {
-        self.anchor.map(|a| {
-            Reading::new(
-                self.sensor,
-                self.session,
-                a.seq,
-                a.timestamp,
-                Celsius::from_bits(a.celsius_bits),
-            )
+/// The fingerprint of one input: what a later run checks before it trusts the checkpoint.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InputMark {
+    /// The input as named on the command line.
+    pub name: String,
+    /// How many of its first bytes the fingerprint covers.
+    pub head_len: u64,
+    /// FNV-1a of those bytes, in hex.
+    pub head_hash: String,
+}
+
+impl InputMark {
+    /// The fingerprint of a file input (standard input cannot be fingerprinted in advance).
+    pub fn of(source: &InputSource) -> anyhow::Result<Self> {
+        let (name, head) = match source {
+            InputSource::Path(p) => {
+                let f = std::fs::File::open(p)
+                    .with_context(|| format!("{}: cannot open input", p.display()))?;
+                let mut head = Vec::new();
+                f.take(FINGERPRINT_BYTES)
+                    .read_to_end(&mut head)
+                    .with_context(|| format!("{}: cannot read input", p.display()))?;
+                (p.display().to_string(), head)
+            }
+            InputSource::Bytes(b) => (
+                source.name(),
+                b.get(..b.len().min(FINGERPRINT_BYTES as usize))
+                    .unwrap_or_default()
+                    .to_vec(),
+            ),
+            InputSource::Stdin => anyhow::bail!(
+                "a checkpoint needs inputs it can check on the next run: standard input cannot be one"
+            ),
+        };
+        Ok(Self {
+            name,
+            head_len: head.len() as u64,
+            head_hash: format!("{:016x}", fnv1a(&head)),
         })
     }
+
+    /// Why `now` (this input's fingerprint today) does not continue this one, if it does not:
+    /// a growing log keeps the bytes the fingerprint covered.
+    fn mismatch(&self, now: &InputSource) -> anyhow::Result<Option<String>> {
+        let InputSource::Path(p) = now else {
+            return Ok(Some(format!("{} is not a file", now.name())));
+        };
+        let f = std::fs::File::open(p)
+            .with_context(|| format!("{}: cannot open input", p.display()))?;
+        let mut head = Vec::new();
+        f.take(self.head_len)
+            .read_to_end(&mut head)
+            .with_context(|| format!("{}: cannot read input", p.display()))?;
+        if (head.len() as u64) < self.head_len {
+            return Ok(Some(format!(
+                "{} is shorter ({} bytes) than when the checkpoint was written",
+                p.display(),
+                head.len()
+            )));
+        }
+        if format!("{:016x}", fnv1a(&head)) != self.head_hash {
+            return Ok(Some(format!(
+                "the first {} bytes of {} differ from those the checkpoint was written for",
+                self.head_len,
+                p.display()
+            )));
+        }
+        Ok(None)
+    }
+}
+
+/// 64-bit FNV-1a: a fingerprint, not a defence against forgery.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 /// The checkpoint file.
@@ -88,7 +156,8 @@ impl StreamMark {
 /// let path = dir.path().join("ck.json");
 /// let mut ck = Checkpoint::default();
 /// ck.streams.insert((1, 2), StreamMark {
-///     sensor: 1, session: 2, last_timestamp: 9_000, last_seq: 9, last_celsius_bits: 13_440, anchor: None,
+///     sensor: 1, session: 2, last_timestamp: 9_000, last_seq: 9, last_celsius_bits: 13_440,
+///     agg_through: None,
 /// });
 /// ck.save(&path).unwrap();
 /// assert_eq!(Checkpoint::load(&path).unwrap(), ck);
@@ -96,6 +165,8 @@ impl StreamMark {
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Checkpoint {
+    /// The inputs it was written for, in command-line order (empty: not yet bound).
+    pub inputs: Vec<InputMark>,
     /// Per `(sensor, session)`.
     pub streams: BTreeMap<(u32, u32), StreamMark>,
 }
@@ -103,6 +174,8 @@ pub struct Checkpoint {
 #[derive(Serialize, Deserialize)]
 struct FileForm {
     version: u32,
+    #[serde(default)]
+    inputs: Vec<InputMark>,
     streams: Vec<StreamMark>,
 }
 
@@ -121,12 +194,13 @@ impl Checkpoint {
             .with_context(|| format!("{}: not a mend checkpoint", path.display()))?;
         if f.version != CHECKPOINT_VERSION {
             anyhow::bail!(
-                "{}: checkpoint version {} is not supported (expected {CHECKPOINT_VERSION})",
+                "{}: checkpoint version {} is not supported (expected {CHECKPOINT_VERSION}); replay without it, or start a new one",
                 path.display(),
                 f.version
             );
         }
         Ok(Self {
+            inputs: f.inputs,
             streams: f
                 .streams
                 .into_iter()
@@ -135,11 +209,44 @@ impl Checkpoint {
         })
     }
 
+    /// Checks that this checkpoint was written for `sources` (or for nothing yet), so that its
+    /// keys cannot drop readings of another log.
+    ///
+    /// # Errors
+    /// Names the input that differs and how.
+    pub fn check_inputs(&self, sources: &[InputSource], path: &Path) -> anyhow::Result<()> {
+        if self.inputs.is_empty() && self.streams.is_empty() {
+            return Ok(());
+        }
+        // Names may change (a log moved or rotated); the number of inputs and their contents
+        // may not.
+        let names: Vec<String> = sources.iter().map(InputSource::name).collect();
+        let was: Vec<&str> = self.inputs.iter().map(|i| i.name.as_str()).collect();
+        if names.len() != was.len() {
+            anyhow::bail!(
+                "{}: this checkpoint was written for the inputs [{}], not [{}]; use another checkpoint file for other inputs",
+                path.display(),
+                was.join(", "),
+                names.join(", ")
+            );
+        }
+        for (mark, src) in self.inputs.iter().zip(sources) {
+            if let Some(why) = mark.mismatch(src)? {
+                anyhow::bail!(
+                    "{}: this checkpoint does not belong to its input any more: {why}",
+                    path.display()
+                );
+            }
+        }
+        Ok(())
+    }
+
     /// Writes the checkpoint atomically.
     pub fn save(&self, path: &Path) -> anyhow::Result<()> {
         let mut f = AtomicFile::create(path)?;
         let form = FileForm {
             version: CHECKPOINT_VERSION,
+            inputs: self.inputs.clone(),
             streams: self.streams.values().copied().collect(),
         };
         serde_json::to_writer_pretty(&mut f, &form)

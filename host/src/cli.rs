@@ -215,9 +215,14 @@ pub struct ReplayArgs {
     /// Write per-window aggregates here, as CSV; needs --window.
     #[arg(long, requires = "window")]
     pub aggregates: Option<PathBuf>,
-    /// Resume from (and update) this checkpoint: emit only readings newer than last time.
+    /// Resume from (and update) this checkpoint: write only what is new since last time.
+    /// Each stream's last readings (within --lateness and --max-gap of its newest) are held
+    /// back for the next run, since stragglers may still change them.
     #[arg(long)]
     pub checkpoint: Option<PathBuf>,
+    /// With --checkpoint: the log is complete; write the held-back tail too.
+    #[arg(long = "final", requires = "checkpoint")]
+    pub final_run: bool,
     /// Write the summary as JSON here as well.
     #[arg(long)]
     pub summary_json: Option<PathBuf>,
@@ -366,6 +371,7 @@ impl ReadArgs {
                     from,
                     until,
                     window_ms: None,
+                    hold_back: false,
                 },
                 jsonl_period_ms,
             },
@@ -378,6 +384,7 @@ impl ReplayArgs {
     /// Checks the arguments and builds the settings.
     pub fn plan(&self) -> anyhow::Result<ReadPlan> {
         let mut plan = self.read.plan(self.fill.method(), self.seed)?;
+        plan.config.engine.hold_back = self.checkpoint.is_some() && !self.final_run;
         if let Some(w) = &self.window {
             plan.config.engine.window_ms = Some(positive_ms("window", w)?);
         }

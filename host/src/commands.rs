@@ -14,8 +14,9 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use mend_core::{Flag, Outage, Record};
 
 use crate::chart::{Chart, ChartSpec, PointKind};
-use crate::checkpoint::Checkpoint;
+use crate::checkpoint::{Checkpoint, InputMark};
 use crate::cli::{Cli, Command, GenerateArgs, InspectArgs, OutFormat, ReadPlan, ReplayArgs};
+use crate::engine::Pass;
 use crate::input::{InputSource, StreamMeta};
 use crate::output::{AtomicFile, MlogWriter, RecordSink, RowFormat, RowWriter, Tee};
 use crate::replay::{self, Outputs, ReplayReport};
@@ -136,6 +137,8 @@ fn check_outputs(sources: &[InputSource], outputs: &[(&str, &Path)]) -> anyhow::
 enum MainOut {
     File(AtomicFile),
     Stdout(BufWriter<io::Stdout>),
+    /// Nothing (a first pass whose records cannot be taken back).
+    Discard,
 }
 
 impl MainOut {
@@ -152,6 +155,7 @@ impl MainOut {
         match self {
             MainOut::File(f) => f.commit(),
             MainOut::Stdout(mut s) => s.flush().context("cannot write to standard output"),
+            MainOut::Discard => Ok(()),
         }
     }
 }
@@ -161,6 +165,10 @@ impl crate::background::BlockWrite for MainOut {
         match self {
             MainOut::File(f) => f.write_block(block),
             MainOut::Stdout(s) => s.write_block(block),
+            MainOut::Discard => {
+                block.clear();
+                Ok(())
+            }
         }
     }
 }
@@ -170,18 +178,21 @@ impl Write for MainOut {
         match self {
             MainOut::File(f) => f.write(buf),
             MainOut::Stdout(s) => s.write(buf),
+            MainOut::Discard => Ok(buf.len()),
         }
     }
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
         match self {
             MainOut::File(f) => f.write_all(buf),
             MainOut::Stdout(s) => s.write_all(buf),
+            MainOut::Discard => Ok(()),
         }
     }
     fn flush(&mut self) -> io::Result<()> {
         match self {
             MainOut::File(f) => f.flush(),
             MainOut::Stdout(s) => s.flush(),
+            MainOut::Discard => Ok(()),
         }
     }
 }
@@ -345,63 +356,51 @@ pub fn replay_to_files(
         }
     }
     let checkpoint = match &files.checkpoint {
-        Some(p) => Checkpoint::load(p)?,
+        Some(p) => {
+            let ck = Checkpoint::load(p)?;
+            ck.check_inputs(&plan.sources, p)?;
+            ck
+        }
         None => Checkpoint::default(),
+    };
+    // Fingerprints now, before the inputs grow any further.
+    let input_marks = match &files.checkpoint {
+        Some(_) => plan
+            .sources
+            .iter()
+            .map(InputMark::of)
+            .collect::<anyhow::Result<Vec<_>>>()?,
+        None => Vec::new(),
     };
     let mut notes = Vec::new();
     let starts = start_offsets(plan, &mut notes)?;
 
-    // Every output exists (as a temporary file) before any work starts.
-    let mut main = MainOut::open(files.output.as_deref())?;
-    let mut dlq = files.dlq.as_deref().map(AtomicFile::create).transpose()?;
-    let mut aggs = files
-        .aggregates
-        .as_deref()
-        .map(AtomicFile::create)
-        .transpose()?;
+    // The files written after the replay exist (as temporary files) before any work starts.
     let chart_file = files.chart.as_deref().map(AtomicFile::create).transpose()?;
     let summary_file = files
         .summary_json
         .as_deref()
         .map(AtomicFile::create)
         .transpose()?;
-    let mut chart = files.chart.as_ref().map(|_| {
-        let band = plan.config.engine.validate.band;
-        Chart::new(ChartSpec {
-            title: chart_title(&plan.sources),
-            band: (band.0.to_num(), band.1.to_num()),
-            ..ChartSpec::default()
-        })
-    });
     let progress = progress_bar(&plan.sources, quiet);
+    let to_stdout = files.output.as_deref().is_none_or(|p| p.as_os_str() == "-");
 
-    let (mut report, new_checkpoint) = {
-        let mut tee = Tee::default();
-        match files.format.unwrap_or(OutFormat::Csv) {
-            OutFormat::Csv => tee
-                .sinks
-                .push(Box::new(RowWriter::new(&mut main, RowFormat::Csv)?)),
-            OutFormat::Jsonl => tee
-                .sinks
-                .push(Box::new(RowWriter::new(&mut main, RowFormat::Jsonl)?)),
-            OutFormat::Mlog => tee.sinks.push(Box::new(MlogWriter::new(&mut main))),
+    // A first pass may set readings far out of place aside; then its outputs are dropped
+    // (their temporary files removed) and a second pass puts those readings in their place.
+    // Standard output cannot be taken back, so a first pass writes nothing there.
+    let mut pass = replay::first_pass(&plan.sources)?;
+    let (mut report, mut new_checkpoint, outs) = loop {
+        let dry = to_stdout && matches!(pass, Pass::First(_));
+        let mut outs = PassOutputs::create(plan, files, dry)?;
+        if let Some(p) = &progress {
+            p.reset();
         }
-        if let Some(c) = chart.as_mut() {
-            tee.sinks.push(Box::new(ChartSink { chart: c }));
+        let result = outs.run(plan, &starts, checkpoint.clone(), pass, progress.clone())?;
+        match result.spill {
+            Some(set) => pass = Pass::Second(set),
+            None if dry => pass = Pass::Only,
+            None => break (result.report, result.checkpoint, outs),
         }
-        replay::run(
-            &plan.sources,
-            &starts,
-            &plan.config,
-            checkpoint,
-            Outputs {
-                records: tee.single_or_all(),
-                dead_letters: dlq.as_mut().map(|f| Box::new(f) as Box<dyn Write>),
-                aggregates: aggs.as_mut().map(|f| Box::new(f) as Box<dyn Write>),
-                progress: progress.clone(),
-                keep_dead_letters: 0,
-            },
-        )?
     };
     if let Some(p) = progress {
         p.finish_and_clear();
@@ -409,13 +408,7 @@ pub fn replay_to_files(
     report.notes.splice(0..0, notes);
 
     // Outputs first (synced, renamed), the checkpoint last.
-    main.finish()?;
-    if let Some(f) = dlq {
-        f.commit()?;
-    }
-    if let Some(f) = aggs {
-        f.commit()?;
-    }
+    let chart = outs.commit()?;
     if let (Some(mut f), Some(c)) = (chart_file, chart.as_ref()) {
         let svg = c.render_svg().context("cannot draw the chart")?;
         f.write_all(svg.as_bytes())
@@ -429,9 +422,102 @@ pub fn replay_to_files(
         f.commit()?;
     }
     if let Some(p) = &files.checkpoint {
+        new_checkpoint.inputs = input_marks;
         new_checkpoint.save(p)?;
     }
     Ok(report)
+}
+
+/// The outputs of one pass: created before it starts, committed after the last one.
+struct PassOutputs {
+    main: MainOut,
+    dry: bool,
+    format: OutFormat,
+    dlq: Option<AtomicFile>,
+    aggs: Option<AtomicFile>,
+    chart: Option<Chart>,
+}
+
+impl PassOutputs {
+    /// Creates every output of a pass; a `dry` pass writes no records.
+    fn create(plan: &ReadPlan, files: &ReplayFiles, dry: bool) -> anyhow::Result<Self> {
+        let main = if dry {
+            MainOut::Discard
+        } else {
+            MainOut::open(files.output.as_deref())?
+        };
+        Ok(Self {
+            main,
+            dry,
+            format: files.format.unwrap_or(OutFormat::Csv),
+            dlq: files.dlq.as_deref().map(AtomicFile::create).transpose()?,
+            aggs: files
+                .aggregates
+                .as_deref()
+                .map(AtomicFile::create)
+                .transpose()?,
+            chart: files.chart.as_ref().map(|_| {
+                let band = plan.config.engine.validate.band;
+                Chart::new(ChartSpec {
+                    title: chart_title(&plan.sources),
+                    band: (band.0.to_num(), band.1.to_num()),
+                    ..ChartSpec::default()
+                })
+            }),
+        })
+    }
+
+    /// Runs one pass into these outputs.
+    fn run(
+        &mut self,
+        plan: &ReadPlan,
+        starts: &replay::StartOffsets,
+        checkpoint: Checkpoint,
+        pass: Pass,
+        progress: Option<ProgressBar>,
+    ) -> anyhow::Result<replay::PassResult> {
+        let mut tee = Tee::default();
+        if !self.dry {
+            match self.format {
+                OutFormat::Csv => tee
+                    .sinks
+                    .push(Box::new(RowWriter::new(&mut self.main, RowFormat::Csv)?)),
+                OutFormat::Jsonl => tee
+                    .sinks
+                    .push(Box::new(RowWriter::new(&mut self.main, RowFormat::Jsonl)?)),
+                OutFormat::Mlog => tee.sinks.push(Box::new(MlogWriter::new(&mut self.main))),
+            }
+        }
+        if let Some(c) = self.chart.as_mut() {
+            tee.sinks.push(Box::new(ChartSink { chart: c }));
+        }
+        replay::run(
+            &plan.sources,
+            starts,
+            &plan.config,
+            checkpoint,
+            pass,
+            Outputs {
+                records: tee.single_or_all(),
+                dead_letters: self.dlq.as_mut().map(|f| Box::new(f) as Box<dyn Write>),
+                aggregates: self.aggs.as_mut().map(|f| Box::new(f) as Box<dyn Write>),
+                progress,
+                keep_dead_letters: 0,
+            },
+        )
+    }
+
+    /// Puts the records, dead letters and aggregates in place; gives back the chart to draw.
+    fn commit(self) -> anyhow::Result<Option<Chart>> {
+        self.main.finish()?;
+        if let Some(f) = self.dlq {
+            f.commit()?;
+        }
+        if let Some(f) = self.aggs {
+            f.commit()?;
+        }
+        Ok(self.chart)
+    }
 }
 
 fn exit_for(report: &ReplayReport, strict: bool) -> ExitCode {
@@ -460,11 +546,13 @@ fn inspect(a: &InspectArgs) -> anyhow::Result<ExitCode> {
     let plan = a.read.plan(mend_core::FillMethod::None, 0)?;
     let mut notes = Vec::new();
     let starts = start_offsets(&plan, &mut notes)?;
-    let (mut report, _) = replay::run(
+    // One pass: inspect reports the log as it is, readings out of place included.
+    let mut report = replay::run(
         &plan.sources,
         &starts,
         &plan.config,
         Checkpoint::default(),
+        Pass::Only,
         Outputs {
             records: &mut Discard,
             dead_letters: None,
@@ -472,7 +560,8 @@ fn inspect(a: &InspectArgs) -> anyhow::Result<ExitCode> {
             progress: progress_bar(&plan.sources, false),
             keep_dead_letters: a.list,
         },
-    )?;
+    )?
+    .report;
     report.notes.splice(0..0, notes);
     let mut out = io::stdout().lock();
     write_inspect(&mut out, &report, a.list)?;

@@ -1,21 +1,31 @@
-//! The per-stream replay pipeline: reorder and deduplicate → validate → find and fill gaps →
-//! window → outputs.
+//! The per-stream replay pipeline: clock check → identity dedup → reorder → validate → find
+//! and fill gaps → window → outputs.
 //!
 //! The unit of work is a stream, one `(sensor, session)`: sequence numbers, clocks and
-//! periods only mean something within one. Each stream owns a fixed-size core pipeline, so
-//! memory grows with the number of streams and the lateness window, never with the length of
-//! the log. Readings arrive in merged input order; nothing that leaves the pipeline is lost
-//! silently: it becomes a record, a counted duplicate, or a dead-letter record.
+//! periods only mean something within one. Each stream owns a small core pipeline whose
+//! reorder buffer starts with room for a few readings and grows (up to a bound set by the
+//! lateness) only when it fills, and a stream is freed as soon as a newer session of its
+//! sensor starts, keeping only its report. So memory grows with the number of live streams
+//! and the lateness window, never with the length of the log, and time stays linear however
+//! many sessions a log holds. Nothing that leaves the pipeline is lost silently: it becomes a
+//! record, a counted duplicate, or a dead-letter record.
 //!
-//! Two choices keep the output contract (rows strictly in time order within a stream, each
-//! identity at most once). A reading that arrives after later readings of its stream were
-//! already written (later than `--lateness` allows) is dead-lettered as `late` instead of
-//! being written out of order next to the fill that already stands in its place. And input
-//! without a sample counter (JSONL) is deduplicated by content `(timestamp, value)` in a set
-//! that only covers the lateness window; anything older than that horizon is dead-lettered
-//! rather than risked as a double.
+//! The output contract (rows strictly in time order within a stream, each identity at most
+//! once) is kept by these rules:
+//! - One reading whose clock jumps away from its stream is set aside as `clock_jump` (see
+//!   [`crate::clock`]); a reading whose seq is not above the last released seq of its stream
+//!   (its clock disagrees with its seq) is set aside as `seq_behind_time`.
+//! - Input without a sample counter (JSONL) has the timestamp as its identity: a repeat with
+//!   the same value is a duplicate, one with another value a `conflicting_duplicate`.
+//! - A reading that arrives after later readings of its stream were released (later than
+//!   `--lateness` allows), or after its session ended, is set aside on a first pass and put
+//!   in its place on a second (see [`crate::spill`]); only where the input cannot be read
+//!   twice is it dead-lettered as `late`.
+//! - A checkpointed run that is not `--final` holds back each stream's unsettled tail, the
+//!   readings within lateness and max-gap of its newest, so that a later run over the grown
+//!   log writes exactly the rows one run over the whole log would have.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, HashMap};
 use std::io;
 
 use mend_core::{
@@ -25,20 +35,28 @@ use mend_core::{
 };
 use serde::Serialize;
 
-use crate::checkpoint::{order_key, Anchor, Checkpoint, OrderKey, StreamMark};
+use crate::checkpoint::{order_key, Checkpoint, OrderKey, StreamMark};
+use crate::clock::ClockGuard;
 use crate::dlq::DeadLetterLog;
-use crate::input::{DeadLetter, Item, ReadingItem, StreamMeta};
+use crate::input::{DeadLetter, Item, Location, ReadingItem, StreamMeta};
 use crate::output::{push_aggregate_row, RecordSink};
+use crate::spill::{SkipList, SpillCursor, SpillSet, SpillWriter};
 
 /// The duplicate windows a stream may get, in seqs: the smallest that covers twice the
 /// lateness (in periods) is chosen per stream, because the window costs time on every new
-/// seq. A reading further below the newest seq than its window is dead-lettered as
-/// `beyond_dedup_window`.
+/// seq. A reading further below the newest seq than its window cannot be checked on arrival;
+/// it is set aside and checked in its place on the second pass.
 pub const DEDUP_WINDOWS: [u64; 3] = [256, 1024, 4096];
-/// Readings a stream's reorder buffer holds, for each of the [`DEDUP_WINDOWS`]: twice the
-/// window, so that a stream evicts early only when its readings come much faster than its
-/// period says. Memory per stream is about 48 bytes per reading of capacity.
+/// The most readings a stream's reorder buffer holds, for each of the [`DEDUP_WINDOWS`]:
+/// twice the window, so that a stream evicts early only when its readings come much faster
+/// than its period says.
 pub const REORDER_CAPACITIES: [usize; 3] = [512, 2048, 4096];
+/// The room a stream's reorder buffer starts with; it grows to [`GROWN_CAPACITY`], then to
+/// its full capacity, each time just before it would fill, which gives the same releases as
+/// a buffer that had its full capacity from the start.
+pub const FIRST_CAPACITY: usize = 4;
+/// The second size of a stream's reorder buffer.
+pub const GROWN_CAPACITY: usize = 64;
 /// Values of validator history (spike and stuck checks).
 pub const VALIDATOR_HISTORY: usize = 64;
 /// Values of gap-filler history (stochastic fills).
@@ -49,31 +67,52 @@ pub const MAX_LISTED_OUTAGES: usize = 100;
 const NARROW: usize = REORDER_CAPACITIES[0];
 const MEDIUM: usize = REORDER_CAPACITIES[1];
 const WIDE: usize = REORDER_CAPACITIES[2];
+const FIRST: usize = FIRST_CAPACITY;
+const GROWN: usize = GROWN_CAPACITY;
 
-/// A stream's reorder buffer, sized to its lateness.
+/// A stream's reorder buffer: its duplicate window sized to the lateness, its room grown
+/// with what it holds.
 enum StreamReorder {
-    Narrow(Box<Reorder<NARROW, 1, 8>>),
-    Medium(Box<Reorder<MEDIUM, 1, 32>>),
-    Wide(Box<Reorder<WIDE, 1, 128>>),
+    N0(Box<Reorder<FIRST, 1, 8>>),
+    N1(Box<Reorder<GROWN, 1, 8>>),
+    N2(Box<Reorder<NARROW, 1, 8>>),
+    M0(Box<Reorder<FIRST, 1, 32>>),
+    M1(Box<Reorder<GROWN, 1, 32>>),
+    M2(Box<Reorder<MEDIUM, 1, 32>>),
+    W0(Box<Reorder<FIRST, 1, 128>>),
+    W1(Box<Reorder<GROWN, 1, 128>>),
+    W2(Box<Reorder<WIDE, 1, 128>>),
 }
 
 macro_rules! each {
     ($self:expr, $r:ident => $e:expr) => {
         match $self {
-            StreamReorder::Narrow($r) => $e,
-            StreamReorder::Medium($r) => $e,
-            StreamReorder::Wide($r) => $e,
+            StreamReorder::N0($r) => $e,
+            StreamReorder::N1($r) => $e,
+            StreamReorder::N2($r) => $e,
+            StreamReorder::M0($r) => $e,
+            StreamReorder::M1($r) => $e,
+            StreamReorder::M2($r) => $e,
+            StreamReorder::W0($r) => $e,
+            StreamReorder::W1($r) => $e,
+            StreamReorder::W2($r) => $e,
         }
     };
 }
 
-/// A boxed reorder buffer. Never inlined: a buffer is up to ~200 KB, and a caller that
-/// inlined its construction would carry (and probe) that much stack on every call.
+/// Moves a buffer into a larger one; on the impossible failure, keeps the old one (which
+/// then evicts early, counted, rather than losing anything). Runs on the replay's main
+/// thread, whose stack holds the largest buffer (about 200 KB) on its way to the heap.
+#[allow(clippy::boxed_local)] // the buffers live boxed; taking one by value is the point
 #[inline(never)]
 #[cold]
-fn boxed<const N: usize, const W: usize>(lateness_ms: u64, dedup: bool) -> Box<Reorder<N, 1, W>> {
-    let r = Reorder::new(lateness_ms);
-    Box::new(if dedup { r } else { r.without_dedup() })
+fn grown<const N: usize, const M: usize, const W: usize>(
+    b: Box<Reorder<N, 1, W>>,
+) -> Result<Box<Reorder<M, 1, W>>, Box<Reorder<N, 1, W>>> {
+    match (*b).resize::<M>() {
+        Ok(r) => Ok(Box::new(r)),
+        Err(r) => Err(Box::new(r)),
+    }
 }
 
 impl StreamReorder {
@@ -84,15 +123,48 @@ impl StreamReorder {
         // Without identity dedup (input without seq) the window is never used, but the
         // capacity still follows the lateness.
         if need <= DEDUP_WINDOWS[0] {
-            StreamReorder::Narrow(boxed(lateness_ms, dedup))
+            let r = Reorder::new(lateness_ms);
+            StreamReorder::N0(Box::new(if dedup { r } else { r.without_dedup() }))
         } else if need <= DEDUP_WINDOWS[1] {
-            StreamReorder::Medium(boxed(lateness_ms, dedup))
+            let r = Reorder::new(lateness_ms);
+            StreamReorder::M0(Box::new(if dedup { r } else { r.without_dedup() }))
         } else {
-            StreamReorder::Wide(boxed(lateness_ms, dedup))
+            let r = Reorder::new(lateness_ms);
+            StreamReorder::W0(Box::new(if dedup { r } else { r.without_dedup() }))
         }
     }
+
+    /// The room of the current size.
+    fn capacity(&self) -> usize {
+        match self {
+            StreamReorder::N0(_) | StreamReorder::M0(_) | StreamReorder::W0(_) => FIRST,
+            StreamReorder::N1(_) | StreamReorder::M1(_) | StreamReorder::W1(_) => GROWN,
+            StreamReorder::N2(_) => NARROW,
+            StreamReorder::M2(_) => MEDIUM,
+            StreamReorder::W2(_) => WIDE,
+        }
+    }
+
+    /// Grows the buffer when it is full and a larger size exists.
+    #[cold]
+    fn grow(&mut self) {
+        let placeholder = StreamReorder::N0(Box::new(Reorder::new(0)));
+        *self = match std::mem::replace(self, placeholder) {
+            StreamReorder::N0(b) => grown(b).map_or_else(StreamReorder::N0, StreamReorder::N1),
+            StreamReorder::N1(b) => grown(b).map_or_else(StreamReorder::N1, StreamReorder::N2),
+            StreamReorder::M0(b) => grown(b).map_or_else(StreamReorder::M0, StreamReorder::M1),
+            StreamReorder::M1(b) => grown(b).map_or_else(StreamReorder::M1, StreamReorder::M2),
+            StreamReorder::W0(b) => grown(b).map_or_else(StreamReorder::W0, StreamReorder::W1),
+            StreamReorder::W1(b) => grown(b).map_or_else(StreamReorder::W1, StreamReorder::W2),
+            full => full,
+        };
+    }
+
     #[inline]
     fn push(&mut self, r: Reading) -> Admit {
+        if self.len() >= self.capacity() {
+            self.grow();
+        }
         each!(self, b => b.push(r))
     }
     #[inline]
@@ -132,6 +204,8 @@ pub struct EngineConfig {
     pub until: Option<u64>,
     /// Aggregate window, ms.
     pub window_ms: Option<u64>,
+    /// Hold back each stream's unsettled tail (a checkpointed run that is not final).
+    pub hold_back: bool,
 }
 
 impl Default for EngineConfig {
@@ -145,6 +219,7 @@ impl Default for EngineConfig {
             from: None,
             until: None,
             window_ms: None,
+            hold_back: false,
         }
     }
 }
@@ -213,8 +288,15 @@ pub struct StreamReport {
     pub clock: &'static str,
     /// Readings received from the inputs, repeats included.
     pub received: u64,
-    /// Readings dropped because the checkpoint says they were emitted before.
-    pub before_checkpoint: u64,
+    /// Records not written again because an earlier checkpointed run wrote them.
+    pub already_emitted: u64,
+    /// Readings a first pass set aside because they arrived too far out of place.
+    pub set_aside: u64,
+    /// Readings set aside by the first pass and put in their place by the second.
+    pub placed: u64,
+    /// Readings held back as the unsettled tail of a checkpointed run (a later run or
+    /// `--final` writes them).
+    pub held_back: u64,
     /// The books of the pipeline: `in = emitted + late + duplicate + rejected + evicted`.
     pub counters: Counters,
     /// True when the books balance with nothing held.
@@ -259,10 +341,11 @@ pub struct StreamReport {
     pub last_out_ms: Option<u64>,
 }
 
-/// Content deduplication for readings without a seq, over the lateness window.
-struct ContentDedup {
-    seen: BTreeSet<(u64, i32)>,
-    horizon: u64,
+/// Identity for readings without a seq: the timestamp. Covers the readings still held by
+/// the reorder buffer (and the last released), so it is bounded by the buffer's capacity.
+struct ByTime {
+    /// Timestamp → the value kept and where it was read.
+    seen: BTreeMap<u64, (i32, Location)>,
 }
 
 /// Writes merged aggregates as CSV rows.
@@ -294,25 +377,45 @@ impl<'w> AggregateOut<'w> {
     }
 }
 
-/// The parts of a stream the gap filler's callback writes to.
+/// What a stream keeps for its whole life, ended or not: its report and what it wrote.
 struct StreamOut {
     key: (u32, u32),
     meta: StreamMeta,
     report: StreamReport,
-    aggregator: Option<Aggregator<4>>,
+    /// Readings counted outside the reorder buffer: repeats and conflicts of readings without
+    /// a seq, clock glitches, readings after the stream ended.
+    extra: Counters,
+    aggregator: Option<Box<Aggregator<4>>>,
     pending: Option<Aggregate>,
+    /// Records up to this key were written by an earlier checkpointed run.
     skip_through: Option<OrderKey>,
+    /// Aggregate windows starting before this were written by an earlier run.
+    agg_through: Option<u64>,
+    /// The last record computed (written or not).
     last_emitted: Option<OrderKey>,
-    last_measured: Option<Reading>,
+    /// The end of the last aggregate window written.
+    agg_written: Option<u64>,
 }
 
-struct Stream {
+/// The pipeline of a stream that can still take readings.
+struct Live {
     reorder: StreamReorder,
     validator: Validator<VALIDATOR_HISTORY>,
     filler: GapFiller<FILL_HISTORY>,
-    content: Option<ContentDedup>,
-    extra: Counters,
-    ck: Option<OrderKey>,
+    guard: ClockGuard,
+    by_time: Option<ByTime>,
+    /// The second pass's set-aside readings of this stream.
+    spill: Option<SpillCursor>,
+    /// The last reading released by the reorder buffer.
+    released: Option<Reading>,
+    /// Released readings refused because their seq was not above the one before.
+    seq_refused: u32,
+}
+
+struct Stream {
+    /// `None` once the stream ended: a newer session of its sensor started, or the replay
+    /// finished.
+    live: Option<Box<Live>>,
     out: StreamOut,
 }
 
@@ -326,17 +429,33 @@ pub struct Sinks<'a, 'w> {
     pub aggregates: Option<&'a mut AggregateOut<'w>>,
 }
 
+/// Which pass of a replay an engine runs, and what it does with readings that arrive too far
+/// out of place.
+pub enum Pass {
+    /// The only pass (input that cannot be read twice): they are dead-lettered as `late`.
+    Only,
+    /// The first pass: they are set aside here.
+    First(SpillWriter),
+    /// The second pass: what the first set aside is put in its place.
+    Second(SpillSet),
+}
+
 /// The replay engine: streams by `(sensor, session)`, fed reading by reading.
 pub struct Engine {
     cfg: EngineConfig,
     streams: Vec<Stream>,
     index: BTreeMap<(u32, u32), usize>,
+    /// Per sensor, its stream that can still take readings.
+    live_by_sensor: HashMap<u32, usize>,
     last: Option<((u32, u32), usize)>,
     checkpoint: Checkpoint,
     headers: BTreeMap<(u32, u32), Header>,
     edge: BTreeMap<(u32, u32), Stats>,
     faults: BTreeMap<(u32, u32), (u64, Vec<FaultReport>)>,
     latest_seen: Option<u64>,
+    pass: Pass,
+    /// Second pass: per input, the positions of readings taken from the spill instead.
+    skips: Vec<SkipList>,
 }
 
 /// Why an engine cannot start.
@@ -351,11 +470,25 @@ pub enum EngineError {
     /// The aggregate settings are inconsistent.
     #[error("invalid aggregate settings: {0}")]
     Aggregate(mend_core::AggregateError),
+    /// The spill of a first pass could not be read.
+    #[error("cannot read the readings set aside by the first pass: {0}")]
+    Spill(io::Error),
 }
 
 impl Engine {
-    /// An engine; `checkpoint` says what earlier runs emitted (empty for none).
+    /// An engine for a single pass; `checkpoint` says what earlier runs emitted (empty for
+    /// none).
     pub fn try_new(cfg: EngineConfig, checkpoint: Checkpoint) -> Result<Self, EngineError> {
+        Self::for_pass(cfg, checkpoint, Pass::Only, 0)
+    }
+
+    /// An engine for one pass of a replay of `inputs` inputs.
+    pub fn for_pass(
+        cfg: EngineConfig,
+        checkpoint: Checkpoint,
+        pass: Pass,
+        inputs: usize,
+    ) -> Result<Self, EngineError> {
         Validator::<VALIDATOR_HISTORY>::try_new(cfg.validate).map_err(EngineError::Validate)?;
         let probe = FillConfig {
             method: cfg.fill,
@@ -368,16 +501,26 @@ impl Engine {
             Aggregator::<4>::try_new(w, 1_000, cfg.validate.band)
                 .map_err(EngineError::Aggregate)?;
         }
+        let skips = match &pass {
+            Pass::Second(set) => (0..inputs)
+                .map(|i| set.skips(i))
+                .collect::<io::Result<_>>()
+                .map_err(EngineError::Spill)?,
+            _ => Vec::new(),
+        };
         Ok(Self {
             cfg,
             streams: Vec::new(),
             index: BTreeMap::new(),
+            live_by_sensor: HashMap::new(),
             last: None,
             checkpoint,
             headers: BTreeMap::new(),
             edge: BTreeMap::new(),
             faults: BTreeMap::new(),
             latest_seen: None,
+            pass,
+            skips,
         })
     }
 
@@ -386,12 +529,25 @@ impl Engine {
         &self.cfg
     }
 
-    fn stream_index(
-        &mut self,
-        r: &Reading,
-        meta: &StreamMeta,
-        sinks: &mut Sinks,
-    ) -> io::Result<usize> {
+    /// Readings set aside so far by a first pass (0 on other passes).
+    pub fn set_aside(&self) -> u64 {
+        match &self.pass {
+            Pass::First(w) => w.len(),
+            _ => 0,
+        }
+    }
+
+    /// Ends a first pass: what it set aside, sorted for the second pass; `None` when nothing
+    /// was set aside (or this was not a first pass).
+    pub fn into_spill(self) -> io::Result<Option<SpillSet>> {
+        match self.pass {
+            Pass::First(w) if !w.is_empty() => w.finish().map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    fn stream_index(&mut self, item: &ReadingItem, sinks: &mut Sinks) -> io::Result<usize> {
+        let r = &item.reading;
         let key = (r.sensor, r.session);
         if let Some((k, i)) = self.last {
             if k == key {
@@ -402,37 +558,20 @@ impl Engine {
             Some(i) => *i,
             None => {
                 let i = self.streams.len();
-                let s = self.new_stream(key, meta)?;
+                let s = self.new_stream(key, &item.meta)?;
                 self.streams.push(s);
                 self.index.insert(key, i);
-                self.end_earlier_sessions(key, sinks)?;
+                // A new session of a sensor means its earlier one ended (the node
+                // restarted): its held readings are released now, so that the sensor's rows
+                // stay in time order, and its pipeline is freed.
+                if let Some(prev) = self.live_by_sensor.insert(key.0, i) {
+                    self.end_stream(prev, false, sinks)?;
+                }
                 i
             }
         };
         self.last = Some((key, i));
         Ok(i)
-    }
-
-    /// A new session of a sensor means its earlier sessions ended (the node restarted):
-    /// their held readings are released now, so that a sensor's rows stay in time order
-    /// instead of the old session's tail coming out at the very end.
-    #[cold]
-    fn end_earlier_sessions(&mut self, key: (u32, u32), sinks: &mut Sinks) -> io::Result<()> {
-        let others: Vec<usize> = self
-            .index
-            .range((key.0, 0)..=(key.0, u32::MAX))
-            .filter(|(k, _)| k.1 != key.1)
-            .map(|(_, i)| *i)
-            .collect();
-        let cfg = &self.cfg;
-        for j in others {
-            if let Some(s) = self.streams.get_mut(j) {
-                while let Some(rel) = s.reorder.pop_any() {
-                    process(s, cfg, rel.reading, sinks)?;
-                }
-            }
-        }
-        Ok(())
     }
 
     #[inline(never)]
@@ -464,10 +603,10 @@ impl Engine {
                 format!("invalid validation limits: {e}"),
             )
         })?;
-        let reorder = StreamReorder::new(c.lateness_ms, period, meta.has_seq);
         let aggregator = c
             .window_ms
-            .and_then(|w| Aggregator::try_new(w, period, c.validate.band).ok());
+            .and_then(|w| Aggregator::try_new(w, period, c.validate.band).ok())
+            .map(Box::new);
         let report = StreamReport {
             sensor: key.0,
             session: key.1,
@@ -480,16 +619,25 @@ impl Engine {
             ..StreamReport::default()
         };
         let mark = self.checkpoint.streams.get(&key).copied();
-        let mut s = Stream {
-            reorder,
-            validator,
-            filler,
-            content: (!meta.has_seq).then(|| ContentDedup {
-                seen: BTreeSet::new(),
-                horizon: 0,
-            }),
-            extra: Counters::default(),
-            ck: mark.map(|m| m.key()),
+        let spill = match &self.pass {
+            Pass::Second(set) => set.cursor(key)?,
+            _ => None,
+        };
+        // A clock that strays further than the lateness or a gap can explain is suspect.
+        let tolerance = c.max_gap_ms.max(c.lateness_ms).max(2 * u64::from(period));
+        Ok(Stream {
+            live: Some(Box::new(Live {
+                reorder: StreamReorder::new(c.lateness_ms, period, meta.has_seq),
+                validator,
+                filler,
+                guard: ClockGuard::new(tolerance, meta.has_seq),
+                by_time: (!meta.has_seq).then(|| ByTime {
+                    seen: BTreeMap::new(),
+                }),
+                spill,
+                released: None,
+                seq_refused: 0,
+            })),
             out: StreamOut {
                 key,
                 meta: StreamMeta {
@@ -497,20 +645,15 @@ impl Engine {
                     ..*meta
                 },
                 report,
+                extra: Counters::default(),
                 aggregator,
                 pending: None,
                 skip_through: mark.map(|m| m.key()),
+                agg_through: mark.and_then(|m| m.agg_through),
                 last_emitted: mark.map(|m| m.key()),
-                last_measured: mark.and_then(|m| m.anchor_reading()),
+                agg_written: mark.and_then(|m| m.agg_through),
             },
-        };
-        if let Some(anchor) = mark.and_then(|m| m.anchor_reading()) {
-            // The anchor of the gap after the checkpoint: validated and fed, never emitted.
-            let flags = s.validator.check(&anchor);
-            let rec = Record::measured(anchor, flags.quality(), flags);
-            s.filler.push(rec, &mut |_| {});
-        }
-        Ok(s)
+        })
     }
 
     /// Takes one item of input number `input`.
@@ -556,9 +699,15 @@ impl Engine {
 
     /// Takes one reading.
     pub fn push_reading(&mut self, item: ReadingItem, sinks: &mut Sinks) -> io::Result<()> {
+        if let Some(skips) = self.skips.get_mut(item.input) {
+            if skips.take(&item.at)? {
+                // Set aside by the first pass: it comes from the spill, in its place.
+                return Ok(());
+            }
+        }
         let r = item.reading;
         self.latest_seen = Some(self.latest_seen.map_or(r.timestamp, |l| l.max(r.timestamp)));
-        let idx = self.stream_index(&r, &item.meta, sinks)?;
+        let idx = self.stream_index(&item, sinks)?;
         let Some(s) = self.streams.get_mut(idx) else {
             return Ok(());
         };
@@ -566,70 +715,236 @@ impl Engine {
         rep.received += 1;
         rep.first_ms = Some(rep.first_ms.map_or(r.timestamp, |f| f.min(r.timestamp)));
         rep.last_ms = Some(rep.last_ms.map_or(r.timestamp, |l| l.max(r.timestamp)));
-        if s.ck.is_some_and(|ck| order_key(&r) <= ck) {
-            rep.before_checkpoint += 1;
-            return dead_letter(sinks, &item, &r, Refusal::BeforeCheckpoint);
+        let Some(live) = s.live.as_mut() else {
+            // Its session ended before this reading arrived.
+            s.out.extra.input = s.out.extra.input.wrapping_add(1);
+            s.out.extra.late = s.out.extra.late.wrapping_add(1);
+            return self.too_late(idx, item, Refusal::AfterEnd, sinks);
+        };
+        let verdict = live.guard.admit(item);
+        for g in &verdict.glitches {
+            s.out.extra.input = s.out.extra.input.wrapping_add(1);
+            s.out.extra.rejected = s.out.extra.rejected.wrapping_add(1);
+            let why = Refusal::ClockJump {
+                frontier: live.guard.frontier(),
+            };
+            dead_letter(sinks, g, &g.reading, why)?;
         }
-        if let Some(cd) = s.content.as_mut() {
-            let key = (r.timestamp, r.celsius.to_bits());
-            if r.timestamp < cd.horizon {
-                s.extra.input = s.extra.input.wrapping_add(1);
-                s.extra.rejected = s.extra.rejected.wrapping_add(1);
-                return dead_letter(sinks, &item, &r, Refusal::Horizon(cd.horizon));
-            }
-            if !cd.seen.insert(key) {
-                s.extra.input = s.extra.input.wrapping_add(1);
-                s.extra.duplicate = s.extra.duplicate.wrapping_add(1);
-                return Ok(());
-            }
+        for x in verdict.pass {
+            self.inject(idx, Some((x.reading.timestamp, x.reading.seq)), sinks)?;
+            self.admit(idx, x, sinks)?;
         }
-        match s.reorder.push(r) {
-            Admit::Held | Admit::Duplicate => {}
-            Admit::Rejected(e) => dead_letter(sinks, &item, &r, Refusal::BeyondWindow(e))?,
-            Admit::Released(rel) => match rel.kind {
-                ReleaseKind::Late => dead_letter(sinks, &item, &rel.reading, Refusal::Late)?,
-                ReleaseKind::InOrder | ReleaseKind::Evicted => {
-                    process(s, &self.cfg, rel.reading, sinks)?;
+        self.release_ready(idx, sinks)
+    }
+
+    /// Passes a reading that fits its stream's clock on to identity dedup and the reorder
+    /// buffer.
+    fn admit(&mut self, idx: usize, x: ReadingItem, sinks: &mut Sinks) -> io::Result<()> {
+        let cfg = &self.cfg;
+        let Some(s) = self.streams.get_mut(idx) else {
+            return Ok(());
+        };
+        let Some(live) = s.live.as_mut() else {
+            return Ok(());
+        };
+        let r = x.reading;
+        if let Some(bt) = live.by_time.as_mut() {
+            if live.released.is_some_and(|l| r.timestamp < l.timestamp) {
+                s.out.extra.input = s.out.extra.input.wrapping_add(1);
+                s.out.extra.late = s.out.extra.late.wrapping_add(1);
+                return self.too_late(idx, x, Refusal::Late, sinks);
+            }
+            match bt.seen.get(&r.timestamp) {
+                Some(&(v, _)) if v == r.celsius.to_bits() => {
+                    s.out.extra.input = s.out.extra.input.wrapping_add(1);
+                    s.out.extra.duplicate = s.out.extra.duplicate.wrapping_add(1);
+                    return Ok(());
                 }
+                Some(&(kept, at)) => {
+                    s.out.extra.input = s.out.extra.input.wrapping_add(1);
+                    s.out.extra.rejected = s.out.extra.rejected.wrapping_add(1);
+                    return dead_letter(sinks, &x, &r, Refusal::Conflicting { kept, at });
+                }
+                None => {
+                    bt.seen.insert(r.timestamp, (r.celsius.to_bits(), x.at));
+                }
+            }
+        }
+        match live.reorder.push(r) {
+            Admit::Held | Admit::Duplicate => Ok(()),
+            Admit::Rejected(e) => self.too_late(idx, x, Refusal::BeyondWindow(e), sinks),
+            Admit::Released(rel) => match rel.kind {
+                ReleaseKind::Late => self.too_late(idx, x, Refusal::Late, sinks),
+                ReleaseKind::InOrder | ReleaseKind::Evicted => process(s, cfg, rel.reading, sinks),
             },
         }
-        while let Some(rel) = s.reorder.pop_ready() {
-            process(s, &self.cfg, rel.reading, sinks)?;
+    }
+
+    /// A reading that arrived after its place was written: set aside on a first pass,
+    /// dead-lettered otherwise.
+    #[cold]
+    fn too_late(
+        &mut self,
+        idx: usize,
+        x: ReadingItem,
+        why: Refusal,
+        sinks: &mut Sinks,
+    ) -> io::Result<()> {
+        if let Pass::First(w) = &mut self.pass {
+            w.push(x)?;
+            if let Some(s) = self.streams.get_mut(idx) {
+                s.out.report.set_aside += 1;
+            }
+            return Ok(());
         }
-        if let (Some(cd), Some(wm)) = (s.content.as_mut(), s.reorder.watermark()) {
-            if wm > cd.horizon {
-                cd.horizon = wm;
-                while cd.seen.first().is_some_and(|f| f.0 < wm) {
-                    cd.seen.pop_first();
+        dead_letter(sinks, &x, &x.reading, why)
+    }
+
+    /// Second pass: hands stream `idx` its set-aside readings that come before `before`
+    /// (`(timestamp, seq)`; all of them for `None`). A reading read in its place goes first
+    /// when both have the same key, as it did in the input.
+    fn inject(
+        &mut self,
+        idx: usize,
+        before: Option<(u64, u32)>,
+        sinks: &mut Sinks,
+    ) -> io::Result<()> {
+        loop {
+            let Some(live) = self.streams.get_mut(idx).and_then(|s| s.live.as_mut()) else {
+                return Ok(());
+            };
+            let Some(cursor) = live.spill.as_mut() else {
+                return Ok(());
+            };
+            let due = cursor
+                .peek()?
+                .is_some_and(|n| before.is_none_or(|b| (n.reading.timestamp, n.reading.seq) < b));
+            if !due {
+                return Ok(());
+            }
+            let Some(x) = cursor.pop()? else {
+                return Ok(());
+            };
+            if let Some(s) = self.streams.get_mut(idx) {
+                s.out.report.placed += 1;
+                s.out.report.received += 1;
+            }
+            self.admit(idx, x, sinks)?;
+        }
+    }
+
+    /// Releases what the watermark has passed, putting set-aside readings in first.
+    fn release_ready(&mut self, idx: usize, sinks: &mut Sinks) -> io::Result<()> {
+        let wm = self
+            .streams
+            .get(idx)
+            .and_then(|s| s.live.as_ref())
+            .and_then(|l| l.reorder.watermark());
+        if let Some(wm) = wm {
+            self.inject(idx, Some((wm, u32::MAX)), sinks)?;
+        }
+        let cfg = &self.cfg;
+        let Some(s) = self.streams.get_mut(idx) else {
+            return Ok(());
+        };
+        while let Some(rel) = s.live.as_mut().and_then(|l| l.reorder.pop_ready()) {
+            process(s, cfg, rel.reading, sinks)?;
+        }
+        if let Some(live) = s.live.as_mut() {
+            if let (Some(bt), Some(last)) = (live.by_time.as_mut(), live.released) {
+                while bt
+                    .seen
+                    .first_key_value()
+                    .is_some_and(|(t, _)| *t < last.timestamp)
+                {
+                    bt.seen.pop_first();
                 }
             }
         }
         Ok(())
     }
 
-    /// Ends the replay: flushes every stream in `(sensor, session)` order.
+    /// Ends stream `idx`: everything it holds goes out (at the end of a checkpointed run that
+    /// is not final, only what is settled), and its pipeline is freed.
+    fn end_stream(&mut self, idx: usize, at_finish: bool, sinks: &mut Sinks) -> io::Result<()> {
+        // A reading held by the clock check that nothing contradicted goes on.
+        let verdict = match self.streams.get_mut(idx) {
+            Some(Stream {
+                live: Some(live),
+                out,
+            }) => {
+                let v = live.guard.finish();
+                for g in &v.glitches {
+                    out.extra.input = out.extra.input.wrapping_add(1);
+                    out.extra.rejected = out.extra.rejected.wrapping_add(1);
+                    let why = Refusal::ClockJump {
+                        frontier: live.guard.frontier(),
+                    };
+                    dead_letter(sinks, g, &g.reading, why)?;
+                }
+                v
+            }
+            _ => return Ok(()),
+        };
+        for x in verdict.pass {
+            self.inject(idx, Some((x.reading.timestamp, x.reading.seq)), sinks)?;
+            self.admit(idx, x, sinks)?;
+        }
+        self.inject(idx, None, sinks)?;
+        let cfg = &self.cfg;
+        let Some(s) = self.streams.get_mut(idx) else {
+            return Ok(());
+        };
+        let Some(mut live) = s.live.take() else {
+            return Ok(());
+        };
+        let settled = (at_finish && cfg.hold_back).then(|| {
+            live.guard
+                .frontier()
+                .map_or(0, |f| f.saturating_sub(cfg.lateness_ms + cfg.max_gap_ms))
+        });
+        let mut held_back = 0u64;
+        while let Some(rel) = live.reorder.pop_any() {
+            if settled.is_some_and(|b| rel.reading.timestamp > b) {
+                held_back += 1;
+                continue;
+            }
+            process_live(&mut live, &mut s.out, cfg, rel.reading, sinks)?;
+        }
+        live.filler.finish();
+        if let Some(agg) = s.out.aggregator.as_mut() {
+            let mut done = Vec::new();
+            agg.finish(&mut |a| done.push(a));
+            for a in done {
+                push_aggregate(&mut s.out, a, sinks)?;
+            }
+        }
+        if let Some(p) = s.out.pending.take() {
+            let complete = settled.is_none_or(|b| p.window_start + p.window_ms <= b + 1);
+            write_aggregate(&mut s.out, p, complete, sinks)?;
+        }
+        s.out.aggregator = None;
+        let mut c = live.reorder.counters();
+        c.add(&s.out.extra);
+        // Released, then refused for their seq: rejected, not emitted.
+        c.emitted = c.emitted.wrapping_sub(live.seq_refused);
+        c.rejected = c.rejected.wrapping_add(live.seq_refused);
+        s.out.extra = Counters::default();
+        let rep = &mut s.out.report;
+        rep.held_back += held_back;
+        rep.counters.add(&c);
+        // Held-back readings stay in the books as held: a later run writes them.
+        rep.balanced = rep
+            .counters
+            .balanced(usize::try_from(rep.held_back).unwrap_or(usize::MAX));
+        Ok(())
+    }
+
+    /// Ends the replay: ends every stream in `(sensor, session)` order.
     pub fn finish(&mut self, sinks: &mut Sinks) -> io::Result<()> {
         let order: Vec<usize> = self.index.values().copied().collect();
         for i in order {
-            let Some(s) = self.streams.get_mut(i) else {
-                continue;
-            };
-            while let Some(rel) = s.reorder.pop_any() {
-                process(s, &self.cfg, rel.reading, sinks)?;
-            }
-            s.filler.finish();
-            if let Some(agg) = s.out.aggregator.as_mut() {
-                let mut done = Vec::new();
-                agg.finish(&mut |a| done.push(a));
-                for a in done {
-                    push_aggregate(&mut s.out, a, sinks)?;
-                }
-            }
-            if let Some(p) = s.out.pending.take() {
-                if let Some(w) = sinks.aggregates.as_mut() {
-                    w.write(s.out.key.0, s.out.key.1, &p)?;
-                }
-            }
+            self.end_stream(i, true, sinks)?;
         }
         sinks.records.flush()?;
         if let Some(w) = sinks.aggregates.as_mut() {
@@ -645,10 +960,16 @@ impl Engine {
         for (key, i) in &self.index {
             if let Some(s) = self.streams.get(*i) {
                 let mut rep = s.out.report.clone();
-                let mut c = s.reorder.counters();
-                c.add(&s.extra);
+                let mut c = rep.counters;
+                c.add(&s.out.extra);
+                let mut held = 0;
+                if let Some(live) = s.live.as_ref() {
+                    c.add(&live.reorder.counters());
+                    held = live.reorder.len();
+                }
                 rep.counters = c;
-                rep.balanced = c.balanced(s.reorder.len());
+                rep.balanced =
+                    c.balanced(held.saturating_add(usize::try_from(rep.held_back).unwrap_or(0)));
                 out.insert(*key, rep);
             }
         }
@@ -701,7 +1022,7 @@ impl Engine {
         &self.headers
     }
 
-    /// The checkpoint after this run: the old one, updated with what this run emitted.
+    /// The checkpoint after this run: the old one, updated with what this run wrote.
     pub fn checkpoint(&self) -> Checkpoint {
         let mut ck = self.checkpoint.clone();
         for (key, i) in &self.index {
@@ -719,11 +1040,7 @@ impl Engine {
                     last_timestamp: last.0,
                     last_seq: last.1,
                     last_celsius_bits: last.2,
-                    anchor: s.out.last_measured.map(|r| Anchor {
-                        seq: r.seq,
-                        timestamp: r.timestamp,
-                        celsius_bits: r.celsius.to_bits(),
-                    }),
+                    agg_through: s.out.agg_written,
                 },
             );
         }
@@ -733,42 +1050,68 @@ impl Engine {
 
 /// Why a reading is dead-lettered by the engine.
 enum Refusal {
-    BeforeCheckpoint,
-    Horizon(u64),
+    /// Its clock jumped away from its stream's.
+    ClockJump { frontier: Option<u64> },
+    /// Same timestamp, another value, no seq to tell them apart.
+    Conflicting { kept: i32, at: Location },
+    /// Its seq is not above the seq released before it.
+    SeqBehind { before: u32 },
+    /// Below the duplicate window.
     BeyondWindow(mend_core::ReorderError),
+    /// After later readings of its stream were written.
     Late,
+    /// After its session ended.
+    AfterEnd,
+}
+
+impl Refusal {
+    /// The reason, as in the dead-letter file.
+    fn name(&self) -> &'static str {
+        match self {
+            Refusal::ClockJump { .. } => "clock_jump",
+            Refusal::Conflicting { .. } => "conflicting_duplicate",
+            Refusal::SeqBehind { .. } => "seq_behind_time",
+            Refusal::BeyondWindow(_) => "beyond_dedup_window",
+            Refusal::Late | Refusal::AfterEnd => "late",
+        }
+    }
 }
 
 #[cold]
 #[inline(never)]
 fn dead_letter(sinks: &mut Sinks, item: &ReadingItem, r: &Reading, why: Refusal) -> io::Result<()> {
     use crate::timefmt::to_rfc3339;
-    let (reason, detail) = match why {
-        Refusal::BeforeCheckpoint => (
-            "before_checkpoint",
-            format!(
-                "reading of sensor {} session {} at {} was emitted by an earlier run",
-                r.sensor,
-                r.session,
-                to_rfc3339(r.timestamp)
-            ),
+    let reason = why.name();
+    let seq = if item.meta.has_seq {
+        format!("seq {} ", r.seq)
+    } else {
+        String::new()
+    };
+    let detail = match why {
+        Refusal::ClockJump { frontier } => format!(
+            "reading {seq}at {} does not fit its stream's clock (last at {}), and the reading after it does: set aside as a clock glitch",
+            to_rfc3339(r.timestamp),
+            frontier.map_or_else(|| "-".to_string(), to_rfc3339),
         ),
-        Refusal::Horizon(h) => (
-            "older_than_dedup_horizon",
-            format!(
-                "reading at {} is older than the dedup horizon {} (raise --lateness)",
-                to_rfc3339(r.timestamp),
-                to_rfc3339(h)
-            ),
+        Refusal::Conflicting { kept, at } => format!(
+            "reading at {} has value {} but the reading kept for that time ({at}) has {}: without a seq the timestamp is its identity, so the first is kept",
+            to_rfc3339(r.timestamp),
+            crate::numfmt::celsius_string(r.celsius),
+            crate::numfmt::celsius_string(mend_core::Celsius::from_bits(kept)),
         ),
-        Refusal::BeyondWindow(e) => ("beyond_dedup_window", format!("reading seq {}: {e}", r.seq)),
-        Refusal::Late => (
-            "late",
-            format!(
-                "reading seq {} at {} arrived after later readings of its stream were written (raise --lateness)",
-                r.seq,
-                to_rfc3339(r.timestamp)
-            ),
+        Refusal::SeqBehind { before } => format!(
+            "reading {seq}at {} comes after seq {before} in time: its clock disagrees with its seq",
+            to_rfc3339(r.timestamp)
+        ),
+        Refusal::BeyondWindow(e) => format!("reading {seq}: {e}"),
+        Refusal::Late => format!(
+            "reading {seq}at {} arrived after later readings of its stream were written (raise --lateness, or replay a file rather than standard input)",
+            to_rfc3339(r.timestamp)
+        ),
+        Refusal::AfterEnd => format!(
+            "reading {seq}at {} arrived after a newer session of sensor {} started",
+            to_rfc3339(r.timestamp),
+            r.sensor
         ),
     };
     sinks.dead.push(&DeadLetter {
@@ -781,11 +1124,42 @@ fn dead_letter(sinks: &mut Sinks, item: &ReadingItem, r: &Reading, why: Refusal)
 
 /// Validates one released reading and runs it through the gap filler.
 fn process(s: &mut Stream, cfg: &EngineConfig, r: Reading, sinks: &mut Sinks) -> io::Result<()> {
-    let flags = s.validator.check(&r);
+    match s.live.as_mut() {
+        Some(live) => process_live(live, &mut s.out, cfg, r, sinks),
+        None => Ok(()),
+    }
+}
+
+fn process_live(
+    live: &mut Live,
+    out: &mut StreamOut,
+    cfg: &EngineConfig,
+    r: Reading,
+    sinks: &mut Sinks,
+) -> io::Result<()> {
+    if out.meta.has_seq {
+        if let Some(prev) = live.released.filter(|p| r.seq <= p.seq) {
+            // Released in time order, yet not above the seq before it: its clock and its seq
+            // disagree, and a fill between the two could repeat an identity.
+            live.seq_refused = live.seq_refused.wrapping_add(1);
+            let item = ReadingItem {
+                input: usize::MAX,
+                reading: r,
+                meta: out.meta,
+                at: Location::Released {
+                    sensor: r.sensor,
+                    session: r.session,
+                    seq: r.seq,
+                },
+            };
+            return dead_letter(sinks, &item, &r, Refusal::SeqBehind { before: prev.seq });
+        }
+    }
+    live.released = Some(r);
+    let flags = live.validator.check(&r);
     let rec = Record::measured(r, flags.quality(), flags);
-    let out = &mut s.out;
     let mut err: io::Result<()> = Ok(());
-    s.filler.push(rec, &mut |ev| {
+    live.filler.push(rec, &mut |ev| {
         if err.is_err() {
             return;
         }
@@ -797,7 +1171,10 @@ fn process(s: &mut Stream, cfg: &EngineConfig, r: Reading, sinks: &mut Sinks) ->
                 after,
                 missing,
             } => {
-                if cfg.overlaps_window(before.timestamp, after.timestamp) {
+                let old = out
+                    .skip_through
+                    .is_some_and(|k| (after.timestamp, after.seq) <= (k.0, k.1));
+                if !old && cfg.overlaps_window(before.timestamp, after.timestamp) {
                     out.report.gaps += 1;
                     out.report.missing += u64::from(*missing);
                 }
@@ -844,22 +1221,29 @@ fn emit(
     sinks: &mut Sinks,
 ) -> io::Result<()> {
     let r = &rec.reading;
+    let key = order_key(r);
+    out.last_emitted = Some(key);
     if !cfg.in_window(r.timestamp) {
         out.report.outside_window += 1;
         return Ok(());
     }
-    let key = order_key(r);
+    if let Some(agg) = out.aggregator.as_mut() {
+        let mut done: Vec<Aggregate> = Vec::new();
+        agg.push(rec, &mut |a| done.push(a));
+        for a in done {
+            push_aggregate(out, a, sinks)?;
+        }
+    }
     if out.skip_through.is_some_and(|k| key <= k) {
-        // A fill before the checkpoint: the earlier run wrote it.
+        // Written by an earlier run; still counted in the aggregates above, whose windows
+        // are written once complete.
+        out.report.already_emitted += 1;
         return Ok(());
     }
     let rep = &mut out.report;
     rep.records += 1;
     match rec.origin {
-        Origin::Measured => {
-            rep.measured += 1;
-            out.last_measured = Some(*r);
-        }
+        Origin::Measured => rep.measured += 1,
         Origin::Synthetic(_) => rep.synthetic += 1,
     }
     match rec.quality {
@@ -871,24 +1255,6 @@ fn emit(
         rep.first_out_ms = Some(r.timestamp);
     }
     rep.last_out_ms = Some(r.timestamp);
-    out.last_emitted = Some(key);
-    if let Some(agg) = out.aggregator.as_mut() {
-        let mut done: Option<Aggregate> = None;
-        let mut more: Vec<Aggregate> = Vec::new();
-        agg.push(rec, &mut |a| {
-            if done.is_none() {
-                done = Some(a);
-            } else {
-                more.push(a);
-            }
-        });
-        if let Some(a) = done {
-            push_aggregate(out, a, sinks)?;
-            for a in more {
-                push_aggregate(out, a, sinks)?;
-            }
-        }
-    }
     sinks.records.record(rec, &out.meta)
 }
 
@@ -900,12 +1266,26 @@ fn push_aggregate(out: &mut StreamOut, a: Aggregate, sinks: &mut Sinks) -> io::R
             p.merge(&a);
             Ok(())
         }
-        _ => {
-            let prev = out.pending.replace(a);
-            match (prev, sinks.aggregates.as_mut()) {
-                (Some(p), Some(w)) => w.write(out.key.0, out.key.1, &p),
-                _ => Ok(()),
-            }
-        }
+        _ => match out.pending.replace(a) {
+            Some(p) => write_aggregate(out, p, true, sinks),
+            None => Ok(()),
+        },
+    }
+}
+
+/// Writes a finished aggregate window, unless an earlier run wrote it or it is not complete.
+fn write_aggregate(
+    out: &mut StreamOut,
+    a: Aggregate,
+    complete: bool,
+    sinks: &mut Sinks,
+) -> io::Result<()> {
+    if !complete || out.agg_through.is_some_and(|t| a.window_start < t) {
+        return Ok(());
+    }
+    out.agg_written = Some(a.window_start + a.window_ms);
+    match sinks.aggregates.as_mut() {
+        Some(w) => w.write(out.key.0, out.key.1, &a),
+        None => Ok(()),
     }
 }

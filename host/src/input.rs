@@ -131,6 +131,16 @@ pub enum Location {
         /// The line number.
         line: u64,
     },
+    /// A reading found wrong only after reordering, where its place in the input is no
+    /// longer known: named by its identity instead.
+    Released {
+        /// The sensor.
+        sensor: u32,
+        /// The session.
+        session: u32,
+        /// The seq.
+        seq: u32,
+    },
 }
 
 impl std::fmt::Display for Location {
@@ -140,6 +150,11 @@ impl std::fmt::Display for Location {
                 write!(f, "byte offset {offset} ({length} bytes)")
             }
             Location::Line { line } => write!(f, "line {line}"),
+            Location::Released {
+                sensor,
+                session,
+                seq,
+            } => write!(f, "sensor {sensor} session {session} seq {seq}"),
         }
     }
 }

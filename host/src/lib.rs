@@ -11,7 +11,8 @@
 //!
 //! - [`input`]: format detection and the frame-log and JSONL readers.
 //! - [`merge`]: the k-way merge of inputs by time.
-//! - [`engine`]: the per-stream pipeline and its report.
+//! - [`engine`]: the per-stream pipeline and its report; [`clock`]: clock glitches;
+//!   [`spill`]: readings far out of place, put in their place on a second pass.
 //! - [`replay`]: the library entry points, [`replay::run`] and [`replay::replay_bytes`].
 //! - [`output`], [`background`], [`dlq`], [`checkpoint`]: writers, dead letters, resumable
 //!   runs.
@@ -46,6 +47,7 @@ pub mod background;
 pub mod chart;
 pub mod checkpoint;
 pub mod cli;
+pub mod clock;
 pub mod commands;
 pub mod demo;
 pub mod dlq;
@@ -57,6 +59,7 @@ pub mod numfmt;
 pub mod output;
 pub mod replay;
 pub mod seek;
+pub mod spill;
 pub mod summary;
 pub mod timefmt;
 

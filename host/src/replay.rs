@@ -14,10 +14,11 @@ use serde::Serialize;
 
 use crate::checkpoint::Checkpoint;
 use crate::dlq::DeadLetterLog;
-use crate::engine::{AggregateOut, Engine, EngineConfig, Sinks, StreamReport};
+use crate::engine::{AggregateOut, Engine, EngineConfig, Pass, Sinks, StreamReport};
 use crate::input::{self, ByteCounts, Format, InputSource, OpenOptions};
 use crate::merge::Merge;
 use crate::output::{OutRecord, RecordSink, VecSink};
+use crate::spill::{SpillSet, SpillWriter};
 
 /// Everything a replay needs besides its inputs and outputs.
 #[derive(Clone, Debug)]
@@ -67,6 +68,8 @@ pub struct ReplayReport {
     pub notes: Vec<String>,
     /// The first dead-letter records, as many as [`Outputs::keep_dead_letters`] asked for.
     pub first_dead_letters: Vec<DeadLetterReport>,
+    /// Passes over the inputs: 2 when readings far out of place were put in their place.
+    pub passes: u8,
 }
 
 /// A dead-letter record in a report.
@@ -89,15 +92,9 @@ impl ReplayReport {
     }
 
     /// True when anything was rejected: dead letters, or readings the pipeline refused.
-    /// Duplicates are not rejections, and neither are readings an earlier run emitted
-    /// (dead-lettered as `before_checkpoint` only to account for them).
+    /// Duplicates are not rejections, and neither are records an earlier run wrote.
     pub fn anything_rejected(&self) -> bool {
-        let resumed = self
-            .dead_by_reason
-            .get("before_checkpoint")
-            .copied()
-            .unwrap_or(0);
-        self.dead_letters > resumed
+        self.dead_letters > 0
             || self
                 .streams
                 .iter()
@@ -130,7 +127,34 @@ pub const MAX_THREADED_INPUTS: usize = 4;
 /// Where to start reading each input (byte offsets from a seek; 0 for the start).
 pub type StartOffsets = Vec<u64>;
 
-/// Runs a replay over `sources` and returns the report and the updated checkpoint.
+/// True when every input can be read a second time (files and bytes in memory, not standard
+/// input), so that readings far out of place can be put in their place on a second pass.
+pub fn rereadable(sources: &[InputSource]) -> bool {
+    sources.iter().all(|s| !matches!(s, InputSource::Stdin))
+}
+
+/// What one pass of [`run`] gives.
+pub struct PassResult {
+    /// What happened.
+    pub report: ReplayReport,
+    /// The checkpoint after this pass.
+    pub checkpoint: Checkpoint,
+    /// What a first pass set aside: `Some` means the outputs of this pass must be discarded
+    /// and a second pass run with it ([`Pass::Second`]).
+    pub spill: Option<SpillSet>,
+}
+
+/// The pass to start a replay of `sources` with: a first pass that sets readings far out of
+/// place aside where the inputs can be read again, the only pass otherwise.
+pub fn first_pass(sources: &[InputSource]) -> anyhow::Result<Pass> {
+    Ok(if rereadable(sources) {
+        Pass::First(SpillWriter::new().context("cannot create a temporary spill directory")?)
+    } else {
+        Pass::Only
+    })
+}
+
+/// Runs one pass of a replay over `sources` (see [`crate::spill`] for why there can be two).
 ///
 /// Errors are I/O errors and unusable settings only; bad input is dead-lettered.
 pub fn run(
@@ -138,9 +162,11 @@ pub fn run(
     starts: &StartOffsets,
     cfg: &ReplayConfig,
     checkpoint: Checkpoint,
+    pass: Pass,
     out: Outputs,
-) -> anyhow::Result<(ReplayReport, Checkpoint)> {
-    let mut engine = Engine::try_new(cfg.engine.clone(), checkpoint)?;
+) -> anyhow::Result<PassResult> {
+    let second = matches!(pass, Pass::Second(_));
+    let mut engine = Engine::for_pass(cfg.engine.clone(), checkpoint, pass, sources.len())?;
     let mut readers = Vec::with_capacity(sources.len());
     for (i, src) in sources.iter().enumerate() {
         let e = &cfg.engine;
@@ -194,6 +220,7 @@ pub fn run(
                 detail: d.detail.clone(),
             })
             .collect(),
+        passes: if second { 2 } else { 1 },
         ..ReplayReport::default()
     };
     for (i, r) in merge.readers().enumerate() {
@@ -212,6 +239,18 @@ pub fn run(
             ));
         }
     }
+    if second {
+        let placed: u64 = report.streams.iter().map(|s| s.placed).sum();
+        report.notes.push(format!(
+            "{placed} readings arrived too far out of place for one pass; a second pass put them in their place"
+        ));
+    }
+    let held: u64 = report.streams.iter().map(|s| s.held_back).sum();
+    if held > 0 {
+        report.notes.push(format!(
+            "{held} readings of the streams' unsettled tails are held back for the next run (or --final)"
+        ));
+    }
     if report.records() == 0 {
         let e = &cfg.engine;
         let why = match (e.from, engine.latest_seen()) {
@@ -225,7 +264,15 @@ pub fn run(
         };
         report.notes.push(format!("{why}: the output is empty"));
     }
-    Ok((report, engine.checkpoint()))
+    let checkpoint = engine.checkpoint();
+    let spill = engine
+        .into_spill()
+        .context("cannot sort the readings set aside")?;
+    Ok(PassResult {
+        report,
+        checkpoint,
+        spill,
+    })
 }
 
 /// The result of [`replay_bytes`].
@@ -267,26 +314,35 @@ pub struct ReplayOutput {
 /// assert_eq!(out.report.inputs[0].bytes.read, capture.len() as u64);
 /// ```
 pub fn replay_bytes(capture: &[u8], cfg: &ReplayConfig) -> anyhow::Result<ReplayOutput> {
-    let mut sink = VecSink::default();
-    let src = InputSource::Bytes(capture.to_vec().into());
-    let (report, _) = run(
-        &[src],
-        &vec![0],
-        cfg,
-        Checkpoint::default(),
-        Outputs {
-            records: &mut sink,
-            dead_letters: None,
-            aggregates: None,
-            progress: None,
-            keep_dead_letters: 100,
-        },
-    )?;
-    Ok(ReplayOutput {
-        records: sink.records,
-        outages: sink.outages,
-        report,
-    })
+    let sources = [InputSource::Bytes(capture.to_vec().into())];
+    let mut pass = first_pass(&sources)?;
+    loop {
+        let mut sink = VecSink::default();
+        let result = run(
+            &sources,
+            &vec![0],
+            cfg,
+            Checkpoint::default(),
+            pass,
+            Outputs {
+                records: &mut sink,
+                dead_letters: None,
+                aggregates: None,
+                progress: None,
+                keep_dead_letters: 100,
+            },
+        )?;
+        match result.spill {
+            Some(set) => pass = Pass::Second(set),
+            None => {
+                return Ok(ReplayOutput {
+                    records: sink.records,
+                    outages: sink.outages,
+                    report: result.report,
+                })
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -308,17 +364,17 @@ mod tests {
     }
 
     #[test]
-    fn a_reading_later_than_the_lateness_is_dead_lettered_not_misplaced() {
+    fn a_reading_whose_time_contradicts_its_seq_is_a_clock_jump_not_a_row() {
         let h = Header::new(1, 1, 1_000, ClockKind::Unix, 0);
         let mut wire: Vec<(u32, i32)> = (0..100).map(|s| (s, 0)).collect();
-        // Seq 200 stamped at 5 s: far behind what was already written.
+        // Seq 200 stamped at 5 s: 195 s behind where its seq puts it.
         wire.push((200, -195_000));
         let out = replay_bytes(&frames(h, &wire), &ReplayConfig::default()).unwrap();
         assert_eq!(out.records.len(), 100);
         let s = &out.report.streams[0];
-        assert_eq!((s.counters.late, s.counters.input), (1, 101));
+        assert_eq!((s.counters.rejected, s.counters.input), (1, 101));
         assert!(s.balanced);
-        assert_eq!(out.report.dead_by_reason.get("late"), Some(&1));
+        assert_eq!(out.report.dead_by_reason.get("clock_jump"), Some(&1));
         assert!(out.report.anything_rejected());
         assert!(out
             .records
@@ -327,7 +383,23 @@ mod tests {
     }
 
     #[test]
-    fn jsonl_repeats_are_caught_inside_the_horizon_and_refused_beyond_it() {
+    fn a_reading_far_out_of_place_in_a_file_is_put_in_its_place() {
+        let h = Header::new(1, 1, 1_000, ClockKind::Unix, 0);
+        // Seq 5 arrives after seq 99: 94 s late, far beyond the 30 s lateness.
+        let mut wire: Vec<(u32, i32)> = (0..100).filter(|s| *s != 5).map(|s| (s, 0)).collect();
+        wire.push((5, 0));
+        let out = replay_bytes(&frames(h, &wire), &ReplayConfig::default()).unwrap();
+        let seqs: Vec<u32> = out.records.iter().map(|r| r.record.reading.seq).collect();
+        assert_eq!(seqs, (0..100).collect::<Vec<_>>());
+        assert!(out.records.iter().all(|r| !r.record.is_synthetic()));
+        let s = &out.report.streams[0];
+        assert_eq!((s.placed, s.counters.late, s.counters.input), (1, 0, 100));
+        assert!(s.balanced && out.report.dead_letters == 0);
+        assert_eq!(out.report.passes, 2);
+    }
+
+    #[test]
+    fn jsonl_repeats_are_duplicates_and_another_value_at_the_same_time_is_a_conflict() {
         let line = |ts: u64, t: f64| {
             format!("{{\"timestamp\": {ts}, \"event_type\": \"TEMPERATURE_SENSOR\", \"temperature\": {t}, \"status\": \"normal\"}}\n")
         };
@@ -338,8 +410,10 @@ mod tests {
         for ts in 5..100 {
             text.push_str(&line(ts, 52.0));
         }
-        // 10 s with another value: a new reading, but older than the 30 s horizon.
+        // 10 s again with another value, 89 s after it: the first value is kept.
         text.push_str(&line(10, 51.0));
+        // 20 s again with the same value: a duplicate, however far behind.
+        text.push_str(&line(20, 52.0));
         let out = replay_bytes(text.as_bytes(), &ReplayConfig::default()).unwrap();
         let s = &out.report.streams[0];
         assert_eq!(out.records.len(), 100);
@@ -347,12 +421,17 @@ mod tests {
             .records
             .iter()
             .all(|r| !r.has_seq && !r.record.is_synthetic()));
-        assert_eq!((s.counters.duplicate, s.counters.rejected), (1, 1));
+        assert_eq!(
+            out.records[10].record.reading.celsius,
+            mend_core::Celsius::from_num(52)
+        );
+        assert_eq!((s.counters.duplicate, s.counters.rejected), (2, 1));
         assert!(s.balanced);
         assert_eq!(
-            out.report.dead_by_reason.get("older_than_dedup_horizon"),
+            out.report.dead_by_reason.get("conflicting_duplicate"),
             Some(&1)
         );
+        assert_eq!(out.report.dead_letters, 1);
     }
 
     fn sample_capture() -> Vec<u8> {

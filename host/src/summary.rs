@@ -56,6 +56,35 @@ pub fn input_line(i: &crate::replay::InputReport) -> String {
     s
 }
 
+/// What the summary adds to a stream's received count: records an earlier run wrote, readings
+/// put in their place by a second pass, readings held back for the next run.
+fn received_notes(s: &StreamReport) -> String {
+    let mut notes = Vec::new();
+    if s.placed > 0 {
+        notes.push(format!(
+            "{} arrived too far out of place and were put in their place by a second pass",
+            s.placed
+        ));
+    }
+    if s.already_emitted > 0 {
+        notes.push(format!(
+            "{} records already written by an earlier run",
+            s.already_emitted
+        ));
+    }
+    if s.held_back > 0 {
+        notes.push(format!(
+            "{} held back as the unsettled tail, for the next run",
+            s.held_back
+        ));
+    }
+    if notes.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", notes.join("; "))
+    }
+}
+
 /// The reading identity of one stream, with numbers.
 pub fn counters_line(s: &StreamReport) -> String {
     format!("{} {}", equation(&s.counters), tick(s.balanced))
@@ -87,14 +116,7 @@ pub fn stream_section(out: &mut String, s: &StreamReport, dead_file: Option<&str
             s.received,
             to_rfc3339(a),
             to_rfc3339(b),
-            if s.before_checkpoint > 0 {
-                format!(
-                    " ({} before the checkpoint, not emitted again)",
-                    s.before_checkpoint
-                )
-            } else {
-                String::new()
-            }
+            received_notes(s)
         );
     }
     let _ = writeln!(out, "  {}", counters_line(s));
