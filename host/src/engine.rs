@@ -830,7 +830,22 @@ impl Engine {
                 s.out.report.received += 1;
             }
             self.admit(idx, x, sinks)?;
+            // Release as the watermark moves, so that a long run of set-aside readings goes
+            // through the buffer instead of overflowing it.
+            self.drain_ready(idx, sinks)?;
         }
+    }
+
+    /// Releases what the watermark has passed.
+    fn drain_ready(&mut self, idx: usize, sinks: &mut Sinks) -> io::Result<()> {
+        let cfg = &self.cfg;
+        let Some(s) = self.streams.get_mut(idx) else {
+            return Ok(());
+        };
+        while let Some(rel) = s.live.as_mut().and_then(|l| l.reorder.pop_ready()) {
+            process(s, cfg, rel.reading, sinks)?;
+        }
+        Ok(())
     }
 
     /// Releases what the watermark has passed, putting set-aside readings in first.
@@ -843,13 +858,10 @@ impl Engine {
         if let Some(wm) = wm {
             self.inject(idx, Some((wm, u32::MAX)), sinks)?;
         }
-        let cfg = &self.cfg;
+        self.drain_ready(idx, sinks)?;
         let Some(s) = self.streams.get_mut(idx) else {
             return Ok(());
         };
-        while let Some(rel) = s.live.as_mut().and_then(|l| l.reorder.pop_ready()) {
-            process(s, cfg, rel.reading, sinks)?;
-        }
         if let Some(live) = s.live.as_mut() {
             if let (Some(bt), Some(last)) = (live.by_time.as_mut(), live.released) {
                 while bt
