@@ -329,8 +329,9 @@ pub struct StreamReport {
     pub faults: u64,
     /// The first faults: seq and kind.
     pub fault_list: Vec<FaultReport>,
-    /// The last edge stats frame.
-    pub edge: Option<EdgeReport>,
+    /// The last edge stats frame (boxed: most streams of a long log have ended, and their
+    /// reports should stay small).
+    pub edge: Option<Box<EdgeReport>>,
     /// The earliest reading received, ms.
     pub first_ms: Option<u64>,
     /// The latest reading received, ms.
@@ -386,7 +387,7 @@ struct StreamOut {
     /// a seq, clock glitches, readings after the stream ended.
     extra: Counters,
     aggregator: Option<Box<Aggregator<4>>>,
-    pending: Option<Aggregate>,
+    pending: Option<Box<Aggregate>>,
     /// Records up to this key were written by an earlier checkpointed run.
     skip_through: Option<OrderKey>,
     /// Aggregate windows starting before this were written by an earlier run.
@@ -559,6 +560,7 @@ impl Engine {
             None => {
                 let i = self.streams.len();
                 let s = self.new_stream(key, &item.meta)?;
+                self.headers.remove(&key);
                 self.streams.push(s);
                 self.index.insert(key, i);
                 // A new session of a sensor means its earlier one ended (the node
@@ -661,7 +663,12 @@ impl Engine {
         match item {
             Item::Reading(r) => self.push_reading(r, sinks),
             Item::Header(h) => {
-                self.headers.entry((h.sensor, h.session)).or_insert(h);
+                // Kept only for a session no reading has been seen of yet: the report of a
+                // session whose readings were all lost still names its period and clock.
+                let key = (h.sensor, h.session);
+                if !self.index.contains_key(&key) {
+                    self.headers.entry(key).or_insert(h);
+                }
                 Ok(())
             }
             Item::Stats { sensor, stats } => {
@@ -933,7 +940,7 @@ impl Engine {
         }
         if let Some(p) = s.out.pending.take() {
             let complete = settled.is_none_or(|b| p.window_start + p.window_ms <= b + 1);
-            write_aggregate(&mut s.out, p, complete, sinks)?;
+            write_aggregate(&mut s.out, *p, complete, sinks)?;
         }
         s.out.aggregator = None;
         let mut c = live.reorder.counters();
@@ -965,13 +972,14 @@ impl Engine {
         sinks.dead.flush()
     }
 
-    /// The per-stream reports, in `(sensor, session)` order, including streams only seen in
-    /// stats or fault frames.
-    pub fn reports(&self) -> Vec<StreamReport> {
-        let mut out: BTreeMap<(u32, u32), StreamReport> = BTreeMap::new();
-        for (key, i) in &self.index {
-            if let Some(s) = self.streams.get(*i) {
-                let mut rep = s.out.report.clone();
+    /// Takes the per-stream reports, in `(sensor, session)` order, including streams only
+    /// seen in headers, stats or fault frames. (Taken, not copied: a log of a million
+    /// sessions has a million reports.)
+    pub fn take_reports(&mut self) -> Vec<StreamReport> {
+        let mut out: Vec<StreamReport> = Vec::with_capacity(self.index.len() + self.headers.len());
+        for i in self.index.values() {
+            if let Some(s) = self.streams.get_mut(*i) {
+                let mut rep = std::mem::take(&mut s.out.report);
                 let mut c = rep.counters;
                 c.add(&s.out.extra);
                 let mut held = 0;
@@ -982,56 +990,65 @@ impl Engine {
                 rep.counters = c;
                 rep.balanced =
                     c.balanced(held.saturating_add(usize::try_from(rep.held_back).unwrap_or(0)));
-                out.insert(*key, rep);
+                out.push(rep);
             }
         }
-        for (key, h) in &self.headers {
-            out.entry(*key).or_insert_with(|| StreamReport {
-                sensor: h.sensor,
-                session: h.session,
+        // The streams are done with; their memory can go before the rest is added.
+        self.streams = Vec::new();
+        let bare = |sensor: u32, session: u32| StreamReport {
+            sensor,
+            session,
+            balanced: true,
+            ..StreamReport::default()
+        };
+        let key = |r: &StreamReport| (r.sensor, r.session);
+        // Sessions whose readings were all lost: their header names period and clock.
+        let unsorted = !self.headers.is_empty();
+        for (_, h) in std::mem::take(&mut self.headers) {
+            out.push(StreamReport {
                 has_seq: true,
                 period_ms: h.period_ms,
                 clock: match h.clock {
                     ClockKind::Unix => "unix",
                     ClockKind::Boot => "boot",
                 },
-                balanced: true,
-                ..StreamReport::default()
+                ..bare(h.sensor, h.session)
             });
         }
-        for (key, stats) in &self.edge {
-            let rep = out.entry(*key).or_insert_with(|| StreamReport {
-                sensor: key.0,
-                session: key.1,
-                balanced: true,
-                ..StreamReport::default()
-            });
+        if unsorted {
+            out.sort_by_key(key);
+        }
+        let slot = |out: &mut Vec<StreamReport>, k: (u32, u32)| -> usize {
+            match out.binary_search_by_key(&k, key) {
+                Ok(i) => i,
+                Err(i) => {
+                    out.insert(i, bare(k.0, k.1));
+                    i
+                }
+            }
+        };
+        for (k, stats) in &self.edge {
+            let i = slot(&mut out, *k);
             let c = stats.counters;
-            rep.edge = Some(EdgeReport {
-                stats: *stats,
-                counters: c,
-                balanced: u64::from(c.input) >= c.out(),
-                sent: u64::from(c.emitted) + u64::from(c.late) + u64::from(c.evicted),
-                ring_dropped: stats.ring_dropped,
-                sensor_faults: stats.sensor_faults,
-            });
+            if let Some(rep) = out.get_mut(i) {
+                rep.edge = Some(Box::new(EdgeReport {
+                    stats: *stats,
+                    counters: c,
+                    balanced: u64::from(c.input) >= c.out(),
+                    sent: u64::from(c.emitted) + u64::from(c.late) + u64::from(c.evicted),
+                    ring_dropped: stats.ring_dropped,
+                    sensor_faults: stats.sensor_faults,
+                }));
+            }
         }
-        for (key, (n, list)) in &self.faults {
-            let rep = out.entry(*key).or_insert_with(|| StreamReport {
-                sensor: key.0,
-                session: key.1,
-                balanced: true,
-                ..StreamReport::default()
-            });
-            rep.faults = *n;
-            rep.fault_list = list.clone();
+        for (k, (n, list)) in &self.faults {
+            let i = slot(&mut out, *k);
+            if let Some(rep) = out.get_mut(i) {
+                rep.faults = *n;
+                rep.fault_list = list.clone();
+            }
         }
-        out.into_values().collect()
-    }
-
-    /// The session headers seen, by `(sensor, session)`.
-    pub fn headers(&self) -> &BTreeMap<(u32, u32), Header> {
-        &self.headers
+        out
     }
 
     /// The checkpoint after this run: the old one, updated with what this run wrote.
@@ -1278,8 +1295,8 @@ fn push_aggregate(out: &mut StreamOut, a: Aggregate, sinks: &mut Sinks) -> io::R
             p.merge(&a);
             Ok(())
         }
-        _ => match out.pending.replace(a) {
-            Some(p) => write_aggregate(out, p, true, sinks),
+        _ => match out.pending.replace(Box::new(a)) {
+            Some(p) => write_aggregate(out, *p, true, sinks),
             None => Ok(()),
         },
     }

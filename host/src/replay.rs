@@ -202,8 +202,9 @@ pub fn run(
             .context("replay failed while reading an input or writing an output")?;
         engine.finish(&mut sinks).context("cannot write output")?;
     }
+    let checkpoint = engine.checkpoint();
     let mut report = ReplayReport {
-        streams: engine.reports(),
+        streams: engine.take_reports(),
         dead_letters: dead.total(),
         dead_by_reason: dead
             .by_reason()
@@ -264,7 +265,6 @@ pub fn run(
         };
         report.notes.push(format!("{why}: the output is empty"));
     }
-    let checkpoint = engine.checkpoint();
     let spill = engine
         .into_spill()
         .context("cannot sort the readings set aside")?;
