@@ -19,6 +19,7 @@ use crate::cli::{Cli, Command, GenerateArgs, InspectArgs, OutFormat, ReadPlan, R
 use crate::input::{InputSource, StreamMeta};
 use crate::output::{AtomicFile, MlogWriter, RecordSink, RowFormat, RowWriter, Tee};
 use crate::replay::{self, Outputs, ReplayReport};
+use crate::seek::{InputPlan, SeekSettings};
 use crate::summary;
 
 /// Exit code for success (also when some input was rejected without `--strict`).
@@ -235,40 +236,23 @@ fn progress_bar(sources: &[InputSource], quiet: bool) -> Option<ProgressBar> {
     Some(bar)
 }
 
-/// Decides where each input starts: a seek for `--from` where possible.
-fn start_offsets(plan: &ReadPlan, notes: &mut Vec<String>) -> anyhow::Result<Vec<u64>> {
-    let mut starts = vec![0; plan.sources.len()];
+/// Decides how each input is read: a seek for `--from` and an early stop for `--until`,
+/// where the probes of [`crate::seek::plan`] allow them (never with `--no-seek`).
+fn read_plans(plan: &ReadPlan, notes: &mut Vec<String>) -> anyhow::Result<Vec<InputPlan>> {
+    let mut plans = vec![InputPlan::default(); plan.sources.len()];
     let e = &plan.config.engine;
-    let Some(from) = e.from else {
-        return Ok(starts);
-    };
-    if !plan.seek {
-        return Ok(starts);
+    if !plan.seek || (e.from.is_none() && e.until.is_none()) {
+        return Ok(plans);
     }
-    let target = from
-        .saturating_sub(e.lateness_ms)
-        .saturating_sub(e.max_gap_ms);
-    for (i, s) in plan.sources.iter().enumerate() {
+    let settings = SeekSettings::from_env();
+    for (s, out) in plan.sources.iter().zip(plans.iter_mut()) {
         if let InputSource::Path(p) = s {
-            match crate::seek::seek_offset(p, target)? {
-                crate::seek::SeekResult::Offset(o) => {
-                    starts[i] = o;
-                    if o > 0 {
-                        notes.push(format!(
-                            "{}: seek for --from: reading starts at byte {o}",
-                            p.display()
-                        ));
-                    }
-                }
-                crate::seek::SeekResult::NotSorted => notes.push(format!(
-                    "{}: timestamps are not sorted through the file (boot clock or several sessions); read from the start",
-                    p.display()
-                )),
-                crate::seek::SeekResult::NotFrames => {}
-            }
+            let (got, said) = crate::seek::plan(p, e, &settings)?;
+            *out = got;
+            notes.extend(said.iter().map(|n| format!("{}: {n}", p.display())));
         }
     }
-    Ok(starts)
+    Ok(plans)
 }
 
 /// The files of one replay.
@@ -349,7 +333,7 @@ pub fn replay_to_files(
         None => Checkpoint::default(),
     };
     let mut notes = Vec::new();
-    let starts = start_offsets(plan, &mut notes)?;
+    let plans = read_plans(plan, &mut notes)?;
 
     // Every output exists (as a temporary file) before any work starts.
     let mut main = MainOut::open(files.output.as_deref())?;
@@ -389,9 +373,9 @@ pub fn replay_to_files(
         if let Some(c) = chart.as_mut() {
             tee.sinks.push(Box::new(ChartSink { chart: c }));
         }
-        replay::run(
+        replay::run_planned(
             &plan.sources,
-            &starts,
+            &plans,
             &plan.config,
             checkpoint,
             Outputs {
@@ -459,10 +443,10 @@ impl RecordSink for Discard {
 fn inspect(a: &InspectArgs) -> anyhow::Result<ExitCode> {
     let plan = a.read.plan(mend_core::FillMethod::None, 0)?;
     let mut notes = Vec::new();
-    let starts = start_offsets(&plan, &mut notes)?;
-    let (mut report, _) = replay::run(
+    let plans = read_plans(&plan, &mut notes)?;
+    let (mut report, _) = replay::run_planned(
         &plan.sources,
-        &starts,
+        &plans,
         &plan.config,
         Checkpoint::default(),
         Outputs {

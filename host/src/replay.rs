@@ -18,6 +18,7 @@ use crate::engine::{AggregateOut, Engine, EngineConfig, Sinks, StreamReport};
 use crate::input::{self, ByteCounts, Format, InputSource, OpenOptions};
 use crate::merge::Merge;
 use crate::output::{OutRecord, RecordSink, VecSink};
+use crate::seek::{InputPlan, PlanNote};
 
 /// Everything a replay needs besides its inputs and outputs.
 #[derive(Clone, Debug)]
@@ -130,7 +131,8 @@ pub const MAX_THREADED_INPUTS: usize = 4;
 /// Where to start reading each input (byte offsets from a seek; 0 for the start).
 pub type StartOffsets = Vec<u64>;
 
-/// Runs a replay over `sources` and returns the report and the updated checkpoint.
+/// Runs a replay over `sources`, each read from its start offset to its end, and returns
+/// the report and the updated checkpoint.
 ///
 /// Errors are I/O errors and unusable settings only; bad input is dead-lettered.
 pub fn run(
@@ -140,17 +142,36 @@ pub fn run(
     checkpoint: Checkpoint,
     out: Outputs,
 ) -> anyhow::Result<(ReplayReport, Checkpoint)> {
+    let plans: Vec<InputPlan> = (0..sources.len())
+        .map(|i| InputPlan {
+            start: starts.get(i).copied().unwrap_or(0),
+            stop: None,
+        })
+        .collect();
+    run_planned(sources, &plans, cfg, checkpoint, out)
+}
+
+/// Runs a replay over `sources`, each read as its plan says (from [`crate::seek::plan`]:
+/// a seek for `--from`, an early stop for `--until`), and returns the report and the
+/// updated checkpoint. The report's notes say which inputs stopped early and why.
+///
+/// Errors are I/O errors and unusable settings only; bad input is dead-lettered.
+pub fn run_planned(
+    sources: &[InputSource],
+    plans: &[InputPlan],
+    cfg: &ReplayConfig,
+    checkpoint: Checkpoint,
+    out: Outputs,
+) -> anyhow::Result<(ReplayReport, Checkpoint)> {
     let mut engine = Engine::try_new(cfg.engine.clone(), checkpoint)?;
     let mut readers = Vec::with_capacity(sources.len());
     for (i, src) in sources.iter().enumerate() {
-        let e = &cfg.engine;
+        let plan = plans.get(i).copied().unwrap_or_default();
         let opts = OpenOptions {
             jsonl_period_ms: cfg.jsonl_period_ms,
-            start_offset: starts.get(i).copied().unwrap_or(0),
+            start_offset: plan.start,
             progress: out.progress.clone(),
-            stop_after: e
-                .until
-                .map(|u| u.saturating_add(e.lateness_ms).saturating_add(e.max_gap_ms)),
+            stop: plan.stop,
             // A thread per input pays off for a few inputs; many inputs share the cores
             // anyway, and each thread holds a chunk and a few batches.
             threaded: sources.len() <= MAX_THREADED_INPUTS,
@@ -205,11 +226,20 @@ pub fn run(
             balanced: bytes.balanced(),
             stopped_early: r.stopped_early(),
         });
+        let name = names.get(i).map_or("?", String::as_str);
+        if let Some(rule) = plans.get(i).and_then(|p| p.stop) {
+            let note = if r.stopped_early() {
+                PlanNote::Stopped {
+                    at: bytes.before_seek + bytes.read,
+                    rule,
+                }
+            } else {
+                PlanNote::NotStopped(rule)
+            };
+            report.notes.push(format!("{name}: {note}"));
+        }
         if bytes.read == 0 && bytes.before_seek == 0 {
-            report.notes.push(format!(
-                "{}: empty input",
-                names.get(i).map_or("?", String::as_str)
-            ));
+            report.notes.push(format!("{name}: empty input"));
         }
     }
     if report.records() == 0 {
