@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use common::Dir;
@@ -23,13 +23,15 @@ const DAY0_MS: u64 = 1_767_225_600_000;
 const HOUR: u64 = 3_600_000;
 const DAY: u64 = 24 * HOUR;
 
-/// One piece of a layout: a clean capture of `count` readings, 1 s apart, from `start_ms`.
+/// One piece of a layout: a capture of `count` readings, 1 s apart, from `start_ms`; clean,
+/// or `noisy` (out-of-band readings, lost, duplicated and reordered frames).
 #[derive(Clone, Copy, Debug)]
 struct Piece {
     sensor: u32,
     seed: u64,
     count: u32,
     start_ms: u64,
+    noisy: bool,
 }
 
 impl Piece {
@@ -39,6 +41,14 @@ impl Piece {
             seed,
             count,
             start_ms,
+            noisy: false,
+        }
+    }
+
+    fn noisy(self) -> Self {
+        Self {
+            noisy: true,
+            ..self
         }
     }
 
@@ -46,6 +56,13 @@ impl Piece {
         let mut cfg = GenerateConfig::clean(self.seed, self.count);
         cfg.sim.sensor = self.sensor;
         cfg.sim.epoch_ms = self.start_ms;
+        if self.noisy {
+            cfg.sim.error_ppm = 50_000;
+            cfg.sim.skip_ppm = 100_000;
+            cfg.sim.duplicate_ppm = 20_000;
+            cfg.sim.reorder_ppm = 50_000;
+            cfg.sim.max_displacement = 3;
+        }
         let mut v = Vec::new();
         generate(&cfg, &mut v, None).unwrap();
         v
@@ -73,6 +90,34 @@ fn glitched(sensor: u32, count: u32, start_ms: u64, glitch: Option<u32>) -> Vec<
         let t = 52.0 + f64::from(seq % 7) * 0.25;
         let r = Reading::new(sensor, 77, seq, ts, Celsius::from_num(t));
         out.extend_from_slice(&Frame::Reading(h.to_wire(&r).unwrap()).to_buf().unwrap());
+    }
+    out
+}
+
+/// A gateway's capture of `sensors` nodes: `blocks` blocks of 60 readings 1 s apart from
+/// `start_ms`, each block a header and its readings, the nodes' blocks in turn; reading
+/// `glitch` (counted over the first sensor's readings) has its clock 24 days ahead.
+fn interleaved(sensors: u32, blocks: u32, start_ms: u64, glitch: Option<u32>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for b in 0..blocks {
+        for sensor in 1..=sensors {
+            let h = Header::new(sensor, 5, 1_000, ClockKind::Unix, start_ms);
+            out.extend_from_slice(&Frame::Header(h).to_buf().unwrap());
+            for seq in b * 60..b * 60 + 60 {
+                let mut ts = start_ms + u64::from(seq) * 1_000;
+                if sensor == 1 && glitch == Some(seq) {
+                    ts += 24 * DAY;
+                }
+                // A flat stretch now and then, so that stuck flags come and go.
+                let t = if seq % 500 < 40 {
+                    53.0
+                } else {
+                    51.0 + f64::from((seq * 7 + sensor * 3) % 16) * 0.25
+                };
+                let r = Reading::new(sensor, 5, seq, ts, Celsius::from_num(t));
+                out.extend_from_slice(&Frame::Reading(h.to_wire(&r).unwrap()).to_buf().unwrap());
+            }
+        }
     }
     out
 }
@@ -284,19 +329,27 @@ fn a_sorted_log_still_seeks_and_stops_early() {
     );
 }
 
-/// Replays `path` through the library: with the plans of [`mend::seek::plan`] (threshold 0)
-/// and from start to end; returns both record lists as text lines.
+/// Replays `paths` through the library: with the plans of [`mend::seek::plan`] (threshold
+/// 0) and each from start to end; returns both record lists as text lines, and whether any
+/// shortcut was planned.
 fn library_rows(
-    path: &Path,
+    paths: &[PathBuf],
     from: Option<u64>,
     until: Option<u64>,
 ) -> (Vec<String>, Vec<String>, bool) {
     let mut cfg = ReplayConfig::default();
     cfg.engine.from = from;
     cfg.engine.until = until;
-    let (plan, _) = mend::seek::plan(path, &cfg.engine, &SeekSettings { min_size: 0 }).unwrap();
-    let shortcut = plan != InputPlan::default();
-    let sources = [InputSource::Path(path.to_path_buf())];
+    let plans: Vec<InputPlan> = paths
+        .iter()
+        .map(|p| {
+            mend::seek::plan(p, &cfg.engine, &SeekSettings { min_size: 0 })
+                .unwrap()
+                .0
+        })
+        .collect();
+    let shortcut = plans.iter().any(|p| *p != InputPlan::default());
+    let sources: Vec<InputSource> = paths.iter().cloned().map(InputSource::Path).collect();
     let run = |plans: &[InputPlan]| {
         let mut sink = VecSink::default();
         mend::replay::run_planned(
@@ -318,8 +371,8 @@ fn library_rows(
             .map(|o| format!("{:?}", o.record))
             .collect::<Vec<_>>()
     };
-    let fast = run(&[plan]);
-    let plain = run(&[InputPlan::default()]);
+    let fast = run(&plans);
+    let plain = run(&vec![InputPlan::default(); paths.len()]);
     (fast, plain, shortcut)
 }
 
@@ -331,37 +384,68 @@ enum Layout {
     Sensors(Vec<u32>),
     /// One sensor, a glitch at this reading.
     Glitch(u32),
-    /// Rotated files, one of them twice.
-    Duplicate(usize),
+    /// Rotated files in order, and one of them again in a second file; with `true`, the
+    /// copy is appended to the first file instead.
+    Duplicate(usize, bool),
+    /// Several nodes in one capture, in time order, maybe with a glitch.
+    Interleaved(u32, Option<u32>),
 }
 
-fn build(l: &Layout) -> (Vec<u8>, u64, u64) {
+/// The files of a layout, the time of its first reading and its span in ms.
+fn build(l: &Layout) -> (Vec<Vec<u8>>, u64, u64) {
     const N: u32 = 3_000;
     let span = u64::from(N) * 1_000;
     match l {
         Layout::Rotated(order) => {
             let pieces: Vec<Piece> = order
                 .iter()
-                .map(|&k| Piece::new(1, k as u64 + 1, N, DAY0_MS + k as u64 * span))
+                .map(|&k| Piece::new(1, k as u64 + 1, N, DAY0_MS + k as u64 * span).noisy())
                 .collect();
-            (layout(&pieces), DAY0_MS, order.len() as u64 * span)
+            (vec![layout(&pieces)], DAY0_MS, order.len() as u64 * span)
         }
         Layout::Sensors(order) => {
             let pieces: Vec<Piece> = order
                 .iter()
                 .map(|&s| Piece::new(s, u64::from(s), N, DAY0_MS))
                 .collect();
-            (layout(&pieces), DAY0_MS, span)
+            (vec![layout(&pieces)], DAY0_MS, span)
         }
-        Layout::Glitch(at) => (glitched(3, 4 * N, DAY0_MS, Some(*at)), DAY0_MS, 4 * span),
-        Layout::Duplicate(k) => {
-            let mut pieces: Vec<Piece> = (0..3)
-                .map(|i| Piece::new(1, i + 1, N, DAY0_MS + i * span))
+        Layout::Glitch(at) => (
+            vec![glitched(3, 4 * N, DAY0_MS, Some(*at))],
+            DAY0_MS,
+            4 * span,
+        ),
+        Layout::Duplicate(k, appended) => {
+            let pieces: Vec<Piece> = (0..3)
+                .map(|i| Piece::new(1, i + 1, N, DAY0_MS + i * span).noisy())
                 .collect();
-            pieces.push(pieces[k % 3]);
-            (layout(&pieces), DAY0_MS, 3 * span)
+            let copy = pieces[k % 3].bytes();
+            let mut first = layout(&pieces);
+            if *appended {
+                first.extend(copy);
+                (vec![first], DAY0_MS, 3 * span)
+            } else {
+                (vec![first, copy], DAY0_MS, 3 * span)
+            }
         }
+        Layout::Interleaved(sensors, glitch) => (
+            vec![interleaved(*sensors, 200, DAY0_MS, *glitch)],
+            DAY0_MS,
+            12_000_000,
+        ),
     }
+}
+
+fn write_all(dir: &tempfile::TempDir, files: &[Vec<u8>]) -> Vec<PathBuf> {
+    files
+        .iter()
+        .enumerate()
+        .map(|(i, bytes)| {
+            let p = dir.path().join(format!("in{i}.mlog"));
+            std::fs::write(&p, bytes).unwrap();
+            p
+        })
+        .collect()
 }
 
 fn any_layout() -> impl proptest::strategy::Strategy<Value = Layout> {
@@ -376,12 +460,13 @@ fn any_layout() -> impl proptest::strategy::Strategy<Value = Layout> {
             .prop_shuffle()
             .prop_map(Layout::Sensors),
         (0u32..12_000).prop_map(Layout::Glitch),
-        (0usize..3).prop_map(Layout::Duplicate),
+        (0usize..3, proptest::prelude::any::<bool>()).prop_map(|(k, a)| Layout::Duplicate(k, a)),
+        (1u32..4, proptest::option::of(0u32..12_000)).prop_map(|(n, g)| Layout::Interleaved(n, g)),
     ]
 }
 
 proptest::proptest! {
-    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(32))]
 
     /// Whatever the layout and the window, the shortcuts give the rows of the plain path.
     #[test]
@@ -391,14 +476,13 @@ proptest::proptest! {
         b in 0u64..1_000,
         open_start in proptest::prelude::any::<bool>(),
     ) {
-        let (bytes, t0, span) = build(&l);
+        let (files, t0, span) = build(&l);
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("in.mlog");
-        std::fs::write(&path, &bytes).unwrap();
+        let paths = write_all(&dir, &files);
         let (lo, hi) = (a.min(b), a.max(b));
         let from = (!open_start).then(|| t0 + span * lo / 1_000);
         let until = Some(t0 + span * hi / 1_000);
-        let (fast, plain, _) = library_rows(&path, from, until);
+        let (fast, plain, _) = library_rows(&paths, from, until);
         proptest::prop_assert_eq!(fast.len(), plain.len());
         proptest::prop_assert!(fast == plain, "{:?} {:?} {:?}", l, from, until);
     }
@@ -407,12 +491,11 @@ proptest::proptest! {
 #[test]
 fn the_library_takes_shortcuts_on_a_sorted_rotation() {
     // The property above is only worth something if shortcuts happen on some layouts.
-    let (bytes, t0, span) = build(&Layout::Rotated(vec![0, 1, 2, 3]));
+    let (files, t0, span) = build(&Layout::Rotated(vec![0, 1, 2, 3]));
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("in.mlog");
-    std::fs::write(&path, &bytes).unwrap();
+    let paths = write_all(&dir, &files);
     let (fast, plain, shortcut) = library_rows(
-        &path,
+        &paths,
         Some(t0 + span * 3 / 4),
         Some(t0 + span * 3 / 4 + 60_000),
     );
