@@ -24,17 +24,22 @@
 //!   `--from`: lateness and max gap (the gap at the window start is anchored by the reading
 //!   before it), the validator's and the gap filler's history in periods of the slowest
 //!   stream probed, and [`SAFETY_MS`] more;
+//! - the seek is then checked by reading from its offset as the replay will (to the end, or
+//!   to the early stop): a stream with readings from `--from` on that shows up with a seq
+//!   above 0 and fewer than [`HISTORY`] readings before `--from` came back from a silence
+//!   that began before the offset, and its state then (the anchor of the outage, a stuck
+//!   run, the stochastic fill's variability) would be lost, so the file is read from the
+//!   start instead;
 //! - the early stop happens only past the last probe that shows a time at or before the stop
 //!   limit (`--until` plus lateness twice, max gap and a period), and only after [`STOP_RUN`]
 //!   readings in a row beyond that limit: one outlying reading never stops a replay.
 //!
 //! What remains possible, and is not detected: a fragment shorter than the probe spacing
-//! that is out of time order (a short log pasted into the middle of another, one reading
-//! with a glitched clock) inside the skipped prefix or after the stop; and a stream that was
-//! silent for longer than the margin just before `--from`, whose state before the silence
-//! (the anchor of the outage, a stuck run, the stochastic fill's variability) lies in the
-//! skipped prefix. `--no-seek` reads everything when that matters.
+//! that is out of time order (a short log pasted into the middle of another, a few readings
+//! with a glitched clock) inside the skipped prefix or after the stop. `--no-seek` reads
+//! everything when that matters.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
@@ -43,7 +48,9 @@ use anyhow::Context;
 use mend_core::{ClockKind, DecodeEvent, Decoder, Frame, Header};
 
 use crate::engine::{EngineConfig, FILL_HISTORY, VALIDATOR_HISTORY};
-use crate::input::{detect, Format, StopRule};
+use crate::input::{
+    detect, ByteCounts, Format, FrameReader, Item, ItemReader, ReadingItem, StopRule, BATCH,
+};
 use crate::timefmt::to_rfc3339;
 
 /// Files smaller than this are read whole: a shortcut would not save anything.
@@ -156,6 +163,42 @@ impl std::fmt::Display for Distrust {
     }
 }
 
+/// A stream a seek cannot rebuild: it shows up after the seek offset with a seq above 0 and
+/// too few readings before `--from` to refill its history, so its earlier readings (the
+/// start of a silence, a stuck run) may lie before the offset.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Resumes {
+    /// The sensor.
+    pub sensor: u32,
+    /// The session.
+    pub session: u32,
+    /// Its lowest seq read after the offset.
+    pub seq: u32,
+    /// Its earliest time read after the offset.
+    pub first_ms: u64,
+    /// Its readings before `--from` read after the offset.
+    pub before_from: u32,
+}
+
+impl std::fmt::Display for Resumes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "sensor {} session {} shows up at {} with seq {} and {} readings before --from (of {} needed): its earlier readings may lie before the seek offset",
+            self.sensor,
+            self.session,
+            to_rfc3339(self.first_ms),
+            self.seq,
+            self.before_from,
+            HISTORY
+        )
+    }
+}
+
+/// Readings of a stream before `--from` that rebuild its state: the validator's and the gap
+/// filler's history.
+pub const HISTORY: u32 = (VALIDATOR_HISTORY + FILL_HISTORY) as u32;
+
 /// What the planning of one input decided, for the summary.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PlanNote {
@@ -170,6 +213,8 @@ pub enum PlanNote {
     ReadWhole(Distrust),
     /// JSONL is read to the end whatever `--until` says.
     JsonlToTheEnd,
+    /// No seek, because a stream cannot be rebuilt after it.
+    NoSeek(Resumes),
     /// The input stopped early under this rule, at this byte.
     Stopped {
         /// The offset after the last byte read.
@@ -204,6 +249,7 @@ impl std::fmt::Display for PlanNote {
                 to_rfc3339(rule.after_ms),
                 rule.from_byte
             ),
+            PlanNote::NoSeek(r) => write!(f, "no seek for --from: {r}; read from the start"),
             PlanNote::JsonlToTheEnd => {
                 write!(f, "JSONL is read to the end for --until (no early stop)")
             }
@@ -451,12 +497,6 @@ pub fn plan(
             }
         }
         plan.start = lo;
-        if lo > 0 {
-            notes.push(PlanNote::Seek {
-                at: lo,
-                probes: survey.probes.len(),
-            });
-        }
     }
     if let Some(until) = cfg.until {
         let limit = stop_limit(cfg, until, survey.max_period_ms);
@@ -474,7 +514,78 @@ pub fn plan(
             plan.stop = Some(rule);
         }
     }
+    if let (Some(from), true) = (cfg.from, plan.start > 0) {
+        let after = File::open(path).with_context(|| format!("{name}: cannot open input"))?;
+        match resumes(after, plan.start, size, from, plan.stop).with_context(read_err)? {
+            Some(r) => {
+                plan.start = 0;
+                notes.push(PlanNote::NoSeek(r));
+            }
+            None => notes.push(PlanNote::Seek {
+                at: plan.start,
+                probes: survey.probes.len(),
+            }),
+        }
+    }
     Ok((plan, notes))
+}
+
+/// Reads `f` from `start` (to the end, or to where `stop` stops it) as a seek would, and
+/// finds a stream with readings from `from` on whose state the seek cannot rebuild: one
+/// that shows up after `start` with a seq above 0 and fewer than [`HISTORY`] readings
+/// before `from`. A stream whose session starts after `start` (seq 0) has nothing before.
+fn resumes(
+    mut f: File,
+    start: u64,
+    size: u64,
+    from: u64,
+    stop: Option<StopRule>,
+) -> std::io::Result<Option<Resumes>> {
+    f.seek(SeekFrom::Start(start))?;
+    let counts = ByteCounts {
+        before_seek: start,
+        total: Some(size),
+        ..ByteCounts::default()
+    };
+    let mut reader = FrameReader::new(f, 0, counts, None);
+    reader.set_stop_rule(stop);
+    // Per stream: the lowest seq, the earliest time, readings before `from`, and whether
+    // any is at or after it.
+    let mut streams: BTreeMap<(u32, u32), (u32, u64, u32, bool)> = BTreeMap::new();
+    let mut batch = Vec::with_capacity(BATCH);
+    loop {
+        let more = reader.fill(&mut batch)?;
+        for item in batch.drain(..) {
+            let Item::Reading(ReadingItem { reading: r, .. }) = item else {
+                continue;
+            };
+            let e = streams
+                .entry((r.sensor, r.session))
+                .or_insert((r.seq, r.timestamp, 0, false));
+            e.0 = e.0.min(r.seq);
+            e.1 = e.1.min(r.timestamp);
+            if r.timestamp < from {
+                e.2 = e.2.saturating_add(1);
+            } else {
+                e.3 = true;
+            }
+        }
+        if !more {
+            break;
+        }
+    }
+    Ok(streams
+        .into_iter()
+        .find(|(_, (seq, _, before, window))| *window && *seq > 0 && *before < HISTORY)
+        .map(
+            |((sensor, session), (seq, first_ms, before_from, _))| Resumes {
+                sensor,
+                session,
+                seq,
+                first_ms,
+                before_from,
+            },
+        ))
 }
 
 #[cfg(test)]

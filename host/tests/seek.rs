@@ -310,6 +310,62 @@ fn a_future_jsonl_timestamp_does_not_stop_a_replay() {
 }
 
 #[test]
+fn a_stream_back_from_a_long_silence_is_not_cut_from_its_past() {
+    let d = Dir::new();
+    // A gateway capture of two nodes, a block of 60 readings each in turn. Node 4 falls
+    // silent for 3 hours and comes back in the same session; its last readings before the
+    // silence and its first after hold one value: a stuck sensor, flagged from the 30th
+    // equal value on, counting across the silence. Node 3 never stops.
+    let h3 = Header::new(3, 1, 1_000, ClockKind::Unix, DAY0_MS);
+    let h4 = Header::new(4, 9, 1_000, ClockKind::Unix, DAY0_MS);
+    let (silent_from, silent_until) = (180u32, 360u32); // in blocks (minutes)
+    let mut log = Vec::new();
+    let mut seq4 = 0u32;
+    for block in 0..500u32 {
+        for (h, silent) in [
+            (h3, false),
+            (h4, (silent_from..silent_until).contains(&block)),
+        ] {
+            if silent {
+                continue;
+            }
+            log.extend_from_slice(&Frame::Header(h).to_buf().unwrap());
+            for i in 0..60u32 {
+                let at = block * 60 + i;
+                let ts = DAY0_MS + u64::from(at) * 1_000;
+                let (seq, t) = if h.sensor == 4 {
+                    seq4 += 1;
+                    let near = block + 1 == silent_from || block == silent_until;
+                    (
+                        seq4 - 1,
+                        if near {
+                            53.0
+                        } else {
+                            51.0 + f64::from(at % 9) * 0.25
+                        },
+                    )
+                } else {
+                    (at, 52.0 + f64::from(at % 5) * 0.25)
+                };
+                let r = Reading::new(h.sensor, h.session, seq, ts, Celsius::from_num(t));
+                log.extend_from_slice(&Frame::Reading(h.to_wire(&r).unwrap()).to_buf().unwrap());
+            }
+        }
+    }
+    d.write("silence.mlog", &log);
+    let from = DAY0_MS + u64::from(silent_until) * 60_000;
+    let (fast, plain, all, summary) = three_ways(&d, "silence.mlog", Some(0), from, from + 600_000);
+    assert_eq!(plain, all);
+    assert_eq!(fast, plain, "{summary}");
+    let first4 = fast.iter().find(|r| r.starts_with("4,")).unwrap();
+    assert!(first4.ends_with(",stuck"), "{first4}");
+    assert!(
+        summary.contains("no seek for --from: sensor 4 session 9 shows up at"),
+        "{summary}"
+    );
+}
+
+#[test]
 fn a_sorted_log_still_seeks_and_stops_early() {
     let d = Dir::new();
     let bytes = layout(&[Piece::new(1, 1, 20_000, DAY0_MS)]);
