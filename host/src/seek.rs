@@ -213,6 +213,11 @@ pub enum PlanNote {
     ReadWhole(Distrust),
     /// JSONL is read to the end whatever `--until` says.
     JsonlToTheEnd,
+    /// The file is too small for shortcuts to save anything.
+    Small {
+        /// The threshold, bytes.
+        min_size: u64,
+    },
     /// No seek, because a stream cannot be rebuilt after it.
     NoSeek(Resumes),
     /// The input stopped early under this rule, at this byte.
@@ -224,6 +229,11 @@ pub enum PlanNote {
     },
     /// The input was read to the end: the rule never applied.
     NotStopped(StopRule),
+    /// No early stop: no probe after the last one at or before this time.
+    NoStopNearTheEnd {
+        /// The stop limit, ms.
+        limit_ms: u64,
+    },
 }
 
 impl std::fmt::Display for PlanNote {
@@ -250,6 +260,16 @@ impl std::fmt::Display for PlanNote {
                 rule.from_byte
             ),
             PlanNote::NoSeek(r) => write!(f, "no seek for --from: {r}; read from the start"),
+            PlanNote::NoStopNearTheEnd { limit_ms } => write!(
+                f,
+                "no early stop for --until: no probe after the last one at or before {}",
+                to_rfc3339(limit_ms)
+            ),
+            PlanNote::Small { min_size } => write!(
+                f,
+                "read whole: under {} KiB, a seek or an early stop would save nothing",
+                min_size / 1024
+            ),
             PlanNote::JsonlToTheEnd => {
                 write!(f, "JSONL is read to the end for --until (no early stop)")
             }
@@ -446,6 +466,9 @@ pub fn plan(
         return Ok((plan, notes));
     }
     if size < settings.min_size {
+        notes.push(PlanNote::Small {
+            min_size: settings.min_size,
+        });
         return Ok((plan, notes));
     }
     let tolerance = cfg.lateness_ms;
@@ -505,13 +528,15 @@ pub fn plan(
             Some(i) => survey.probes.get(i + 1).map(|p| p.header_at),
             None => Some(0),
         };
-        if let Some(from_byte) = from_byte {
-            let rule = StopRule {
-                after_ms: limit,
-                from_byte: from_byte.max(plan.start),
-                run: STOP_RUN,
-            };
-            plan.stop = Some(rule);
+        match from_byte {
+            Some(from_byte) => {
+                plan.stop = Some(StopRule {
+                    after_ms: limit,
+                    from_byte: from_byte.max(plan.start),
+                    run: STOP_RUN,
+                });
+            }
+            None => notes.push(PlanNote::NoStopNearTheEnd { limit_ms: limit }),
         }
     }
     if let (Some(from), true) = (cfg.from, plan.start > 0) {
@@ -664,7 +689,14 @@ mod tests {
         let path = write(&dir, "c.mlog", &capture_bytes(1, 100, 0));
         let cfg = window(Some(50_000), Some(60_000));
         let got = plan(&path, &cfg, &SeekSettings::default()).unwrap();
-        assert_eq!(got, (InputPlan::default(), vec![]));
+        let small = PlanNote::Small {
+            min_size: MIN_SEEK_SIZE,
+        };
+        assert_eq!(got, (InputPlan::default(), vec![small]));
+        assert_eq!(
+            small.to_string(),
+            "read whole: under 1024 KiB, a seek or an early stop would save nothing"
+        );
         let j = write(&dir, "x.jsonl", b"{\"timestamp\": 1}\n");
         let got = plan(&j, &cfg, &SeekSettings { min_size: 0 }).unwrap();
         assert_eq!(got, (InputPlan::default(), vec![PlanNote::JsonlToTheEnd]));
@@ -718,6 +750,10 @@ mod tests {
             &SeekSettings { min_size: 0 },
         )
         .unwrap();
-        assert_eq!((got.stop, notes), (None, vec![]));
+        let limit_ms = stop_limit(&cfg, 19_990_000, 1_000);
+        assert_eq!(
+            (got.stop, notes),
+            (None, vec![PlanNote::NoStopNearTheEnd { limit_ms }])
+        );
     }
 }
