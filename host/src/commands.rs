@@ -246,10 +246,16 @@ fn read_plans(plan: &ReadPlan, notes: &mut Vec<String>) -> anyhow::Result<Vec<In
     }
     let settings = SeekSettings::from_env();
     for (s, out) in plan.sources.iter().zip(plans.iter_mut()) {
-        if let InputSource::Path(p) = s {
-            let (got, said) = crate::seek::plan(p, e, &settings)?;
-            *out = got;
-            notes.extend(said.iter().map(|n| format!("{}: {n}", p.display())));
+        match s {
+            InputSource::Path(p) => {
+                let (got, said) = crate::seek::plan(p, e, &settings)?;
+                *out = got;
+                notes.extend(said.iter().map(|n| format!("{}: {n}", p.display())));
+            }
+            _ if e.until.is_some() => {
+                notes.push(format!("{}: {}", s.name(), crate::seek::PlanNote::NotAFile));
+            }
+            _ => {}
         }
     }
     Ok(plans)

@@ -213,6 +213,8 @@ pub enum PlanNote {
     ReadWhole(Distrust),
     /// JSONL is read to the end whatever `--until` says.
     JsonlToTheEnd,
+    /// Standard input cannot be probed, so it is read to the end.
+    NotAFile,
     /// The file is too small for shortcuts to save anything.
     Small {
         /// The threshold, bytes.
@@ -264,6 +266,10 @@ impl std::fmt::Display for PlanNote {
                 f,
                 "no early stop for --until: no probe after the last one at or before {}",
                 to_rfc3339(limit_ms)
+            ),
+            PlanNote::NotAFile => write!(
+                f,
+                "read to the end for --until: a stream cannot be probed for an early stop"
             ),
             PlanNote::Small { min_size } => write!(
                 f,
