@@ -12,8 +12,8 @@
 //! when time grows through the file. It does not for concatenated logs (`cat a.mlog b.mlog`
 //! starts again at the first time of `b`), rotated files joined out of order, boot clocks
 //! (time starts again at 0 at every power-up) or a clock glitch. Proving that time grows
-//! would mean reading the file, so the evidence is a dense sample instead: a probe at byte 0
-//! and at least [`MIN_PROBES`] probes spread evenly, never more than [`MAX_SPACING`] apart,
+//! would mean reading the file, so the evidence is a dense sample instead: at least
+//! [`MIN_PROBES`] probes spread evenly from byte 0, never more than [`MAX_SPACING`] apart,
 //! plus the bisection's own probes. The file is trusted only when every probe finds a unix
 //! clock and the probed times never fall (by more than the lateness) from one probe to the
 //! next, whatever sensor each probe lands on. Otherwise the file is read whole, and the
@@ -29,7 +29,7 @@
 //!   above 0 and fewer than [`HISTORY`] readings before `--from` came back from a silence
 //!   that began before the offset, and its state then (the anchor of the outage, a stuck
 //!   run, the stochastic fill's variability) would be lost, so the file is read from the
-//!   start instead;
+//!   start instead (the check decodes, without repairing, the bytes the replay then reads);
 //! - the early stop happens only past the last probe that shows a time at or before the stop
 //!   limit (`--until` plus lateness twice, max gap and a period), and only after [`STOP_RUN`]
 //!   readings in a row beyond that limit: one outlying reading never stops a replay.
@@ -60,7 +60,7 @@ pub const MIN_SEEK_SIZE: u64 = 1 << 20;
 /// small files. Not part of the command line.
 pub const MIN_SEEK_SIZE_ENV: &str = "MEND_MIN_SEEK_SIZE";
 
-/// The fewest probes over a file (besides the one at byte 0).
+/// The fewest probes over a file, the first at byte 0.
 pub const MIN_PROBES: u64 = 64;
 
 /// The widest spacing between two probes, in bytes.
