@@ -132,7 +132,7 @@ pub enum Distrust {
         /// Its first reading's time.
         prev_ms: u64,
     },
-    /// A probe found no header and reading within [`PROBE_LIMIT`] bytes.
+    /// A probe found no header and reading within 1 MiB.
     NoFrames {
         /// The probe's offset.
         at: u64,
