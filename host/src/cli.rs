@@ -180,7 +180,7 @@ pub struct ReadArgs {
     /// a reading outside it is flagged implausible and is not used to fill gaps.
     #[arg(long, default_value = "-55..125", allow_hyphen_values = true)]
     pub physical: String,
-    /// Read every input from the start even when --from would allow a seek.
+    /// Read every input whole: no seek for --from, no early stop for --until.
     #[arg(long)]
     pub no_seek: bool,
 }
@@ -308,7 +308,7 @@ pub struct ReadPlan {
     pub sources: Vec<InputSource>,
     /// The replay settings.
     pub config: ReplayConfig,
-    /// Seek for --from when possible.
+    /// Take the shortcuts for --from and --until (seek, early stop) where the input allows.
     pub seek: bool,
 }
 

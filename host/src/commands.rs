@@ -20,6 +20,7 @@ use crate::engine::Pass;
 use crate::input::{InputSource, StreamMeta};
 use crate::output::{AtomicFile, MlogWriter, RecordSink, RowFormat, RowWriter, Tee};
 use crate::replay::{self, Outputs, ReplayReport};
+use crate::seek::{InputPlan, SeekSettings};
 use crate::summary;
 
 /// Exit code for success (also when some input was rejected without `--strict`).
@@ -246,40 +247,29 @@ fn progress_bar(sources: &[InputSource], quiet: bool) -> Option<ProgressBar> {
     Some(bar)
 }
 
-/// Decides where each input starts: a seek for `--from` where possible.
-fn start_offsets(plan: &ReadPlan, notes: &mut Vec<String>) -> anyhow::Result<Vec<u64>> {
-    let mut starts = vec![0; plan.sources.len()];
+/// Decides how each input is read: a seek for `--from` and an early stop for `--until`,
+/// where the probes of [`crate::seek::plan`] allow them (never with `--no-seek`).
+fn read_plans(plan: &ReadPlan, notes: &mut Vec<String>) -> anyhow::Result<Vec<InputPlan>> {
+    let mut plans = vec![InputPlan::default(); plan.sources.len()];
     let e = &plan.config.engine;
-    let Some(from) = e.from else {
-        return Ok(starts);
-    };
-    if !plan.seek {
-        return Ok(starts);
+    if !plan.seek || (e.from.is_none() && e.until.is_none()) {
+        return Ok(plans);
     }
-    let target = from
-        .saturating_sub(e.lateness_ms)
-        .saturating_sub(e.max_gap_ms);
-    for (i, s) in plan.sources.iter().enumerate() {
-        if let InputSource::Path(p) = s {
-            match crate::seek::seek_offset(p, target)? {
-                crate::seek::SeekResult::Offset(o) => {
-                    starts[i] = o;
-                    if o > 0 {
-                        notes.push(format!(
-                            "{}: seek for --from: reading starts at byte {o}",
-                            p.display()
-                        ));
-                    }
-                }
-                crate::seek::SeekResult::NotSorted => notes.push(format!(
-                    "{}: timestamps are not sorted through the file (boot clock or several sessions); read from the start",
-                    p.display()
-                )),
-                crate::seek::SeekResult::NotFrames => {}
+    let settings = SeekSettings::from_env();
+    for (s, out) in plan.sources.iter().zip(plans.iter_mut()) {
+        match s {
+            InputSource::Path(p) => {
+                let (got, said) = crate::seek::plan(p, e, &settings)?;
+                *out = got;
+                notes.extend(said.iter().map(|n| format!("{}: {n}", p.display())));
             }
+            _ if e.until.is_some() => {
+                notes.push(format!("{}: {}", s.name(), crate::seek::PlanNote::NotAFile));
+            }
+            _ => {}
         }
     }
-    Ok(starts)
+    Ok(plans)
 }
 
 /// The files of one replay.
@@ -373,7 +363,7 @@ pub fn replay_to_files(
         None => Vec::new(),
     };
     let mut notes = Vec::new();
-    let starts = start_offsets(plan, &mut notes)?;
+    let plans = read_plans(plan, &mut notes)?;
 
     // The files written after the replay exist (as temporary files) before any work starts.
     let chart_file = files.chart.as_deref().map(AtomicFile::create).transpose()?;
@@ -395,7 +385,7 @@ pub fn replay_to_files(
         if let Some(p) = &progress {
             p.reset();
         }
-        let result = outs.run(plan, &starts, checkpoint.clone(), pass, progress.clone())?;
+        let result = outs.run(plan, &plans, checkpoint.clone(), pass, progress.clone())?;
         match result.spill {
             Some(set) => pass = Pass::Second(set),
             None if dry => pass = Pass::Only,
@@ -471,7 +461,7 @@ impl PassOutputs {
     fn run(
         &mut self,
         plan: &ReadPlan,
-        starts: &replay::StartOffsets,
+        plans: &[InputPlan],
         checkpoint: Checkpoint,
         pass: Pass,
         progress: Option<ProgressBar>,
@@ -491,9 +481,9 @@ impl PassOutputs {
         if let Some(c) = self.chart.as_mut() {
             tee.sinks.push(Box::new(ChartSink { chart: c }));
         }
-        replay::run(
+        replay::run_planned(
             &plan.sources,
-            starts,
+            plans,
             &plan.config,
             checkpoint,
             pass,
@@ -545,11 +535,11 @@ impl RecordSink for Discard {
 fn inspect(a: &InspectArgs) -> anyhow::Result<ExitCode> {
     let plan = a.read.plan(mend_core::FillMethod::None, 0)?;
     let mut notes = Vec::new();
-    let starts = start_offsets(&plan, &mut notes)?;
+    let plans = read_plans(&plan, &mut notes)?;
     // One pass: inspect reports the log as it is, readings out of place included.
-    let mut report = replay::run(
+    let mut report = replay::run_planned(
         &plan.sources,
-        &starts,
+        &plans,
         &plan.config,
         Checkpoint::default(),
         Pass::Only,

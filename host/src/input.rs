@@ -314,11 +314,27 @@ pub trait ItemReader {
     fn bytes(&self) -> ByteCounts;
     /// The format being read.
     fn format(&self) -> Format;
-    /// Stop after the first reading later than `ms` (for `--until`), where timestamps are
-    /// known to grow through the input (unix clocks, JSONL).
+    /// Stop once readings are later than `ms` (for `--until`): a JSONL reader after the
+    /// first, a frame log after a run of [`STOP_RUN`](crate::seek::STOP_RUN). Only for
+    /// inputs known to grow in time all through; replays set no stop on JSONL, and stop
+    /// frame logs by a [`StopRule`] backed by probes.
     fn set_stop_after(&mut self, ms: Option<u64>);
     /// True once the reader stopped early because of [`ItemReader::set_stop_after`].
     fn stopped_early(&self) -> bool;
+}
+
+/// When a frame log may stop early, for `--until`: after `run` readings in a row later than
+/// `after_ms`, once past byte `from_byte`. [`crate::seek::plan`] makes these rules only
+/// where probes show time growing through the file, so that the readings skipped cannot
+/// matter; the run keeps one outlying reading (a clock glitch) from stopping a replay.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct StopRule {
+    /// Readings later than this count towards the run, ms.
+    pub after_ms: u64,
+    /// No stop before this byte offset.
+    pub from_byte: u64,
+    /// Readings in a row needed to stop.
+    pub run: u32,
 }
 
 /// Options for opening an input.
@@ -330,8 +346,8 @@ pub struct OpenOptions {
     pub start_offset: u64,
     /// Advance this bar by the bytes read.
     pub progress: Option<ProgressBar>,
-    /// Stop after the first reading later than this (see [`ItemReader::set_stop_after`]).
-    pub stop_after: Option<u64>,
+    /// Stop a frame log early under this rule (JSONL is always read to the end).
+    pub stop: Option<StopRule>,
     /// Decode on a thread of its own ([`ThreadedReader`]).
     pub threaded: bool,
 }
@@ -395,14 +411,13 @@ pub fn open(
         ..ByteCounts::default()
     };
     if format == Format::Jsonl && opts.threaded {
-        let mut jsonl = JsonlReader::new(
+        let jsonl = JsonlReader::new(
             reader,
             index,
             opts.jsonl_period_ms,
             counts,
             opts.progress.clone(),
         );
-        jsonl.set_stop_after(opts.stop_after);
         return Ok(Box::new(ParallelJsonl::spawn(
             jsonl,
             counts,
@@ -410,13 +425,12 @@ pub fn open(
             JSONL_BATCH,
         )));
     }
-    let mut inner: Box<dyn ItemReader + Send> = match format {
-        Format::Frames => Box::new(FrameReader::new(
-            reader,
-            index,
-            counts,
-            opts.progress.clone(),
-        )),
+    let inner: Box<dyn ItemReader + Send> = match format {
+        Format::Frames => {
+            let mut frames = FrameReader::new(reader, index, counts, opts.progress.clone());
+            frames.set_stop_rule(opts.stop);
+            Box::new(frames)
+        }
         Format::Jsonl => Box::new(JsonlReader::new(
             reader,
             index,
@@ -425,7 +439,6 @@ pub fn open(
             opts.progress.clone(),
         )),
     };
-    inner.set_stop_after(opts.stop_after);
     if opts.threaded {
         Ok(Box::new(ThreadedReader::spawn(inner, counts, format, name)))
     } else {
@@ -571,7 +584,7 @@ impl ItemReader for ThreadedReader {
         self.format
     }
 
-    /// The stop point is fixed when the thread starts ([`OpenOptions::stop_after`]).
+    /// The stop point is fixed when the thread starts ([`OpenOptions::stop`]).
     fn set_stop_after(&mut self, _ms: Option<u64>) {}
 
     fn stopped_early(&self) -> bool {
@@ -592,11 +605,19 @@ pub struct FrameReader<R> {
     input: usize,
     counts: ByteCounts,
     progress: Option<ProgressBar>,
-    stop_after: Option<u64>,
+    stop: Option<StopRule>,
+    /// Readings in a row later than the stop rule's time.
+    beyond: u32,
     stopped: bool,
 }
 
 impl<R: Read> FrameReader<R> {
+    /// Stop early under `rule` (see [`StopRule`]); `None` reads to the end.
+    pub fn set_stop_rule(&mut self, rule: Option<StopRule>) {
+        self.stop = rule;
+        self.beyond = 0;
+    }
+
     /// A reader of `inner`, the input numbered `input`, whose first byte is at
     /// `counts.before_seek`.
     pub fn new(inner: R, input: usize, counts: ByteCounts, progress: Option<ProgressBar>) -> Self {
@@ -612,7 +633,8 @@ impl<R: Read> FrameReader<R> {
             input,
             counts,
             progress,
-            stop_after: None,
+            stop: None,
+            beyond: 0,
             stopped: false,
         }
     }
@@ -702,9 +724,15 @@ impl<R: Read> FrameReader<R> {
                         };
                         match h.from_wire(&w) {
                             Ok(reading) => {
-                                if let Some(limit) = self.stop_after {
-                                    if reading.timestamp > limit && h.clock == ClockKind::Unix {
-                                        self.stopped = true;
+                                if let Some(rule) = self.stop {
+                                    if reading.timestamp > rule.after_ms
+                                        && h.clock == ClockKind::Unix
+                                    {
+                                        self.beyond = self.beyond.saturating_add(1);
+                                        self.stopped =
+                                            self.beyond >= rule.run && span.start >= rule.from_byte;
+                                    } else {
+                                        self.beyond = 0;
                                     }
                                 }
                                 Some(Item::Reading(ReadingItem {
@@ -859,8 +887,13 @@ impl<R: Read> ItemReader for FrameReader<R> {
         Format::Frames
     }
 
+    /// A rule of [`STOP_RUN`](crate::seek::STOP_RUN) readings, from the start.
     fn set_stop_after(&mut self, ms: Option<u64>) {
-        self.stop_after = ms;
+        self.set_stop_rule(ms.map(|after_ms| StopRule {
+            after_ms,
+            from_byte: 0,
+            run: crate::seek::STOP_RUN,
+        }));
     }
 
     fn stopped_early(&self) -> bool {
@@ -1394,7 +1427,7 @@ impl ItemReader for ParallelJsonl {
         Format::Jsonl
     }
 
-    /// The stop point is fixed when the threads start ([`OpenOptions::stop_after`]).
+    /// The stop point is fixed when the threads start (that of the [`JsonlReader`]).
     fn set_stop_after(&mut self, _ms: Option<u64>) {}
 
     fn stopped_early(&self) -> bool {

@@ -18,6 +18,7 @@ use crate::engine::{AggregateOut, Engine, EngineConfig, Pass, Sinks, StreamRepor
 use crate::input::{self, ByteCounts, Format, InputSource, OpenOptions};
 use crate::merge::Merge;
 use crate::output::{OutRecord, RecordSink, VecSink};
+use crate::seek::{InputPlan, PlanNote};
 use crate::spill::{SpillSet, SpillWriter};
 
 /// Everything a replay needs besides its inputs and outputs.
@@ -154,7 +155,8 @@ pub fn first_pass(sources: &[InputSource]) -> anyhow::Result<Pass> {
     })
 }
 
-/// Runs one pass of a replay over `sources` (see [`crate::spill`] for why there can be two).
+/// Runs one pass of a replay over `sources`, each read from its start offset to its end
+/// (see [`crate::spill`] for why there can be two passes).
 ///
 /// Errors are I/O errors and unusable settings only; bad input is dead-lettered.
 pub fn run(
@@ -165,18 +167,38 @@ pub fn run(
     pass: Pass,
     out: Outputs,
 ) -> anyhow::Result<PassResult> {
+    let plans: Vec<InputPlan> = (0..sources.len())
+        .map(|i| InputPlan {
+            start: starts.get(i).copied().unwrap_or(0),
+            stop: None,
+        })
+        .collect();
+    run_planned(sources, &plans, cfg, checkpoint, pass, out)
+}
+
+/// Runs one pass of a replay over `sources`, each read as its plan says (from
+/// [`crate::seek::plan`]: a seek for `--from`, an early stop for `--until`). The report's
+/// notes say which inputs stopped early and why.
+///
+/// Errors are I/O errors and unusable settings only; bad input is dead-lettered.
+pub fn run_planned(
+    sources: &[InputSource],
+    plans: &[InputPlan],
+    cfg: &ReplayConfig,
+    checkpoint: Checkpoint,
+    pass: Pass,
+    out: Outputs,
+) -> anyhow::Result<PassResult> {
     let second = matches!(pass, Pass::Second(_));
     let mut engine = Engine::for_pass(cfg.engine.clone(), checkpoint, pass, sources.len())?;
     let mut readers = Vec::with_capacity(sources.len());
     for (i, src) in sources.iter().enumerate() {
-        let e = &cfg.engine;
+        let plan = plans.get(i).copied().unwrap_or_default();
         let opts = OpenOptions {
             jsonl_period_ms: cfg.jsonl_period_ms,
-            start_offset: starts.get(i).copied().unwrap_or(0),
+            start_offset: plan.start,
             progress: out.progress.clone(),
-            stop_after: e
-                .until
-                .map(|u| u.saturating_add(e.lateness_ms).saturating_add(e.max_gap_ms)),
+            stop: plan.stop,
             // A thread per input pays off for a few inputs; many inputs share the cores
             // anyway, and each thread holds a chunk and a few batches.
             threaded: sources.len() <= MAX_THREADED_INPUTS,
@@ -233,11 +255,20 @@ pub fn run(
             balanced: bytes.balanced(),
             stopped_early: r.stopped_early(),
         });
+        let name = names.get(i).map_or("?", String::as_str);
+        if let Some(rule) = plans.get(i).and_then(|p| p.stop) {
+            let note = if r.stopped_early() {
+                PlanNote::Stopped {
+                    at: bytes.before_seek + bytes.read,
+                    rule,
+                }
+            } else {
+                PlanNote::NotStopped(rule)
+            };
+            report.notes.push(format!("{name}: {note}"));
+        }
         if bytes.read == 0 && bytes.before_seek == 0 {
-            report.notes.push(format!(
-                "{}: empty input",
-                names.get(i).map_or("?", String::as_str)
-            ));
+            report.notes.push(format!("{name}: empty input"));
         }
     }
     if second {
@@ -284,6 +315,8 @@ pub struct ReplayOutput {
     pub outages: Vec<Outage>,
     /// What happened.
     pub report: ReplayReport,
+    /// The checkpoint after the replay.
+    pub checkpoint: Checkpoint,
 }
 
 /// Replays a capture held in memory (a frame log or JSONL) and returns the records.
@@ -315,14 +348,33 @@ pub struct ReplayOutput {
 /// ```
 pub fn replay_bytes(capture: &[u8], cfg: &ReplayConfig) -> anyhow::Result<ReplayOutput> {
     let sources = [InputSource::Bytes(capture.to_vec().into())];
-    let mut pass = first_pass(&sources)?;
+    replay_sources(
+        &sources,
+        &[InputPlan::default()],
+        cfg,
+        Checkpoint::default(),
+    )
+}
+
+/// Replays `sources`, each read as its plan says, with every pass it needs, and returns the
+/// records of the last pass, the report and the new checkpoint.
+///
+/// # Errors
+/// I/O errors and unusable settings; bad input is dead-lettered.
+pub fn replay_sources(
+    sources: &[InputSource],
+    plans: &[InputPlan],
+    cfg: &ReplayConfig,
+    checkpoint: Checkpoint,
+) -> anyhow::Result<ReplayOutput> {
+    let mut pass = first_pass(sources)?;
     loop {
         let mut sink = VecSink::default();
-        let result = run(
-            &sources,
-            &vec![0],
+        let result = run_planned(
+            sources,
+            plans,
             cfg,
-            Checkpoint::default(),
+            checkpoint.clone(),
             pass,
             Outputs {
                 records: &mut sink,
@@ -339,6 +391,7 @@ pub fn replay_bytes(capture: &[u8], cfg: &ReplayConfig) -> anyhow::Result<Replay
                     records: sink.records,
                     outages: sink.outages,
                     report: result.report,
+                    checkpoint: result.checkpoint,
                 })
             }
         }

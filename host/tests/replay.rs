@@ -622,7 +622,8 @@ fn boot_clock_sessions_are_not_bisected() {
         ])
         .ok();
     assert!(
-        seek.stderr().contains("not sorted through the file"),
+        seek.stderr()
+            .contains("has a boot clock; read from the start to the end"),
         "{}",
         seek.stderr()
     );
