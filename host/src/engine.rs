@@ -167,7 +167,7 @@ pub struct OutageReport {
     /// The first measured reading after it, ms.
     pub end_ms: u64,
     /// Readings it swallowed.
-    pub missing: u32,
+    pub missing: u64,
 }
 
 /// A sample the edge could not take.
@@ -799,7 +799,7 @@ fn process(s: &mut Stream, cfg: &EngineConfig, r: Reading, sinks: &mut Sinks) ->
             } => {
                 if cfg.overlaps_window(before.timestamp, after.timestamp) {
                     out.report.gaps += 1;
-                    out.report.missing += u64::from(*missing);
+                    out.report.missing += *missing;
                 }
                 Ok(())
             }
@@ -825,7 +825,7 @@ fn outage(
         return Ok(());
     }
     out.report.outages += 1;
-    out.report.missing_in_outages += u64::from(o.missing);
+    out.report.missing_in_outages += o.missing;
     if out.report.outage_list.len() < MAX_LISTED_OUTAGES {
         out.report.outage_list.push(OutageReport {
             start_ms: o.before.timestamp,
