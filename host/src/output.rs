@@ -23,9 +23,8 @@ use crate::timefmt::{push_time, TimeFormatter};
 /// The CSV header of repaired records.
 pub const CSV_HEADER: &str = "sensor,session,seq,time,celsius,origin,method,quality,flags";
 
-/// The CSV header of aggregates.
-pub const AGG_HEADER: &str =
-    "sensor,session,window_start,window_end,measured,synthetic,rejected,min,max,mean,time_in_band_ms";
+/// The CSV header of aggregates; [`push_aggregate_row`] says what each column holds.
+pub const AGG_HEADER: &str = "sensor,session,window_start,window_end,measured,synthetic,rejected,min,max,mean,time_in_band_ms,mean_with_fills,time_in_band_with_fills_ms";
 
 /// The temporary files of [`AtomicFile`]s not yet committed or dropped.
 static PENDING: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
@@ -678,6 +677,24 @@ impl RecordSink for VecSink {
 
 /// Appends one aggregates row (with its newline) in the [`AGG_HEADER`] layout.
 ///
+/// One row per stream and window; a column that says nothing about fills is over measured
+/// readings only (a made-up value never sets an extreme or moves a measured mean):
+/// - `sensor`, `session`: the stream;
+/// - `window_start`, `window_end`: the window `[start, end)`, RFC 3339 UTC with ms; windows
+///   are aligned to multiples of their length since the Unix epoch;
+/// - `measured`: measured readings that are not of quality bad;
+/// - `synthetic`: fills (synthetic records) that are not of quality bad;
+/// - `rejected`: records of quality bad (implausible), which count nowhere else;
+/// - `min`, `max`, `mean`: over the measured readings, in °C, the exact decimal value of the
+///   1/256 °C result (the mean is rounded to the nearest 1/256 °C, ties away from zero);
+///   empty when the window holds no measured reading;
+/// - `time_in_band_ms`: measured readings inside the band (inclusive) × the sampling period;
+/// - `mean_with_fills`: the mean of the measured readings and the fills together, rounded
+///   the same way (what the repaired series averages to);
+/// - `time_in_band_with_fills_ms`: measured readings and fills inside the band × the period.
+///
+/// Sums are exact integers in 1/256 °C, so every figure is independent of arrival order.
+///
 /// # Examples
 /// ```
 /// use mend_core::{Aggregate, Celsius, Flags, Quality, Reading, Record};
@@ -689,7 +706,7 @@ impl RecordSink for VecSink {
 /// }
 /// let mut row = Vec::new();
 /// mend::output::push_aggregate_row(&mut row, 1, 2, &a);
-/// assert_eq!(row, b"1,2,1970-01-01T00:01:00.000Z,1970-01-01T00:02:00.000Z,2,0,0,52,53,52.5,2000\n");
+/// assert_eq!(row, b"1,2,1970-01-01T00:01:00.000Z,1970-01-01T00:02:00.000Z,2,0,0,52,53,52.5,2000,52.5,2000\n");
 /// ```
 pub fn push_aggregate_row(buf: &mut Vec<u8>, sensor: u32, session: u32, a: &Aggregate) {
     push_u64(buf, u64::from(sensor));
@@ -719,6 +736,12 @@ pub fn push_aggregate_row(buf: &mut Vec<u8>, sensor: u32, session: u32, a: &Aggr
     }
     buf.push(b',');
     push_u64(buf, a.in_band_ms);
+    buf.push(b',');
+    if let Some(m) = a.mean_with_fills() {
+        push_celsius(buf, m);
+    }
+    buf.push(b',');
+    push_u64(buf, a.in_band_with_fills_ms());
     buf.push(b'\n');
 }
 

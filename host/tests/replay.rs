@@ -147,7 +147,7 @@ fn recovery_is_exact_against_the_truth() {
     let mut lines = agg.lines();
     assert_eq!(
         lines.next(),
-        Some("sensor,session,window_start,window_end,measured,synthetic,rejected,min,max,mean,time_in_band_ms")
+        Some("sensor,session,window_start,window_end,measured,synthetic,rejected,min,max,mean,time_in_band_ms,mean_with_fills,time_in_band_with_fills_ms")
     );
     let mut windows = 0;
     for l in lines {
@@ -173,6 +173,28 @@ fn recovery_is_exact_against_the_truth() {
         assert_eq!(
             i64::from(Celsius::from_num(f[9].parse::<f64>().unwrap()).to_bits()),
             mean,
+            "{l}"
+        );
+        // Time in band is measured only, like min, max and mean; the columns "with fills"
+        // count the fills as well.
+        let window: Vec<&Row> = rows
+            .iter()
+            .filter(|r| r.ms / 60_000 * 60_000 == start && r.quality != "bad")
+            .collect();
+        let in_band =
+            |r: &&&Row| (Celsius::from_num(50)..=Celsius::from_num(55)).contains(&r.celsius);
+        let measured_in_band = window
+            .iter()
+            .filter(|r| !r.synthetic())
+            .filter(in_band)
+            .count();
+        let all_in_band = window.iter().filter(in_band).count();
+        assert_eq!(f[10], (measured_in_band * 1_000).to_string(), "{l}");
+        assert_eq!(f[12], (all_in_band * 1_000).to_string(), "{l}");
+        let all_sum: i64 = window.iter().map(|r| i64::from(r.celsius.to_bits())).sum();
+        assert_eq!(
+            i64::from(Celsius::from_num(f[11].parse::<f64>().unwrap()).to_bits()),
+            div_round(all_sum, window.len() as i64),
             "{l}"
         );
         windows += 1;
