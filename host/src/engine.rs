@@ -132,6 +132,9 @@ pub struct EngineConfig {
     pub until: Option<u64>,
     /// Aggregate window, ms.
     pub window_ms: Option<u64>,
+    /// Write the slots of outages as rows without a value, for a regular grid
+    /// (`--emit-outages`); otherwise outages are only reported.
+    pub emit_outages: bool,
 }
 
 impl Default for EngineConfig {
@@ -145,6 +148,7 @@ impl Default for EngineConfig {
             from: None,
             until: None,
             window_ms: None,
+            emit_outages: false,
         }
     }
 }
@@ -833,7 +837,21 @@ fn outage(
             missing: o.missing,
         });
     }
-    sinks.records.outage(o)
+    sinks.records.outage(o)?;
+    if cfg.emit_outages {
+        for slot in o.slots(out.meta.period_ms) {
+            if cfg.until.is_some_and(|u| slot.timestamp > u) {
+                break;
+            }
+            let before_checkpoint = out
+                .skip_through
+                .is_some_and(|k| (slot.timestamp, slot.seq) <= (k.0, k.1));
+            if cfg.in_window(slot.timestamp) && !before_checkpoint {
+                sinks.records.missing(o, slot, &out.meta)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 #[inline]

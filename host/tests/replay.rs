@@ -1027,3 +1027,165 @@ fn outage_counts_are_exact_beyond_u32() {
     assert_eq!(stream["missing_in_outages"], want);
     assert_eq!(stream["outage_list"][0]["missing"], want);
 }
+
+/// The fields of a CSV row, as text (outage slots have no value to parse).
+fn fields(csv_text: &str) -> Vec<Vec<String>> {
+    let mut lines = csv_text.lines();
+    assert_eq!(lines.next(), Some(HEADER));
+    lines
+        .map(|l| l.split(',').map(str::to_owned).collect())
+        .collect()
+}
+
+#[test]
+fn emit_outages_writes_the_slots_as_rows_without_a_value() {
+    let d = Dir::new();
+    // Seqs 0..=4 and 100..=102 at 1 s: seqs 5..=99 (95 readings, 96 s) are an outage.
+    let h = header(1, 1);
+    let head = common::frame(mend_core::Frame::Header(h));
+    let mut prefix = head.clone();
+    prefix.extend(readings(&h, (0..5).map(|s| (s, 52.0))));
+    let mut log = prefix.clone();
+    log.extend(readings(&h, (100..103).map(|s| (s, 53.0))));
+    d.write("in.mlog", &log);
+    d.write("prefix.mlog", &prefix);
+
+    // Without the flag, the rows hold the readings only; the outage is in the summary.
+    let plain = d
+        .mend(&["replay", "in.mlog", "--summary-json", "s.json"])
+        .ok();
+    assert_eq!(rows(&plain.stdout()).len(), 8);
+    let s: serde_json::Value = serde_json::from_str(&d.read_text("s.json")).unwrap();
+    assert_eq!(s["streams"][0]["missing_in_outages"], 95);
+
+    // With it: one row per second, each seq once, strictly in time order.
+    d.mend(&[
+        "replay",
+        "in.mlog",
+        "--emit-outages",
+        "-o",
+        "grid.csv",
+        "-q",
+    ])
+    .ok();
+    let grid = fields(&d.read_text("grid.csv"));
+    let seqs: Vec<u32> = grid.iter().map(|f| f[2].parse().unwrap()).collect();
+    assert_eq!(seqs, (0..=102).collect::<Vec<_>>());
+    for f in &grid {
+        let seq: u64 = f[2].parse().unwrap();
+        let ms = humantime::parse_rfc3339(&f[3])
+            .unwrap()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        assert_eq!(ms, seq * 1_000, "{f:?}");
+        if (5..100).contains(&seq) {
+            assert_eq!(f[4..], ["", "missing", "", "", ""], "{f:?}");
+        } else {
+            assert_eq!(f[5], "measured", "{f:?}");
+        }
+    }
+    // The measured rows are those of the plain run.
+    let measured: Vec<String> = d
+        .read_text("grid.csv")
+        .lines()
+        .filter(|l| !l.contains(",missing,"))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(measured.join("\n") + "\n", plain.stdout());
+
+    // JSONL: the same rows, celsius null.
+    d.mend(&[
+        "replay",
+        "in.mlog",
+        "--emit-outages",
+        "--format",
+        "jsonl",
+        "-o",
+        "grid.jsonl",
+        "-q",
+    ])
+    .ok();
+    let objs: Vec<serde_json::Value> = d
+        .read_text("grid.jsonl")
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(objs.len(), 103);
+    for (o, want) in objs.iter().zip(0u64..) {
+        assert_eq!(o["seq"], want);
+        let missing = (5..100).contains(&want);
+        assert_eq!(o["origin"], if missing { "missing" } else { "measured" });
+        assert_eq!(o["celsius"].is_null(), missing, "{o}");
+    }
+
+    // A window keeps only the slots inside it.
+    d.mend(&[
+        "replay",
+        "in.mlog",
+        "--emit-outages",
+        "--from",
+        "50",
+        "--until",
+        "60",
+        "-o",
+        "w.csv",
+        "-q",
+    ])
+    .ok();
+    let w = fields(&d.read_text("w.csv"));
+    let seqs: Vec<u32> = w.iter().map(|f| f[2].parse().unwrap()).collect();
+    assert_eq!(seqs, (50..=60).collect::<Vec<_>>());
+
+    // An incremental run emits the slots once, exactly as one run does.
+    d.mend(&[
+        "replay",
+        "prefix.mlog",
+        "--emit-outages",
+        "--checkpoint",
+        "ck.json",
+        "-o",
+        "one.csv",
+        "-q",
+    ])
+    .ok();
+    d.mend(&[
+        "replay",
+        "in.mlog",
+        "--emit-outages",
+        "--checkpoint",
+        "ck.json",
+        "-o",
+        "two.csv",
+        "-q",
+    ])
+    .ok();
+    let joined = format!(
+        "{}{}",
+        d.read_text("one.csv"),
+        d.read_text("two.csv")
+            .strip_prefix(&format!("{HEADER}\n"))
+            .unwrap()
+    );
+    assert_eq!(joined, d.read_text("grid.csv"));
+
+    // A frame log cannot say "nothing was measured": refused before any work.
+    let run = d
+        .mend(&[
+            "replay",
+            "in.mlog",
+            "--emit-outages",
+            "--format",
+            "mlog",
+            "-o",
+            "x.mlog",
+        ])
+        .expect(2);
+    assert!(
+        run.stderr()
+            .contains("--emit-outages cannot be used with --format mlog"),
+        "{}",
+        run.stderr()
+    );
+    assert!(!d.path("x.mlog").exists());
+}
