@@ -368,21 +368,25 @@ pub struct GapStats {
 }
 
 /// Which side of the band a value lies on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Side {
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BandSide {
+    /// Below the band's low end.
     Below,
+    /// Inside the band, ends included.
     Inside,
+    /// Above the band's high end.
     Above,
 }
 
-impl Side {
-    fn of(t: Celsius, band: (Celsius, Celsius)) -> Self {
+impl BandSide {
+    /// The side of `t`, with the band inclusive at both ends.
+    pub fn of(t: Celsius, band: (Celsius, Celsius)) -> Self {
         if t < band.0 {
-            Side::Below
+            BandSide::Below
         } else if t > band.1 {
-            Side::Above
+            BandSide::Above
         } else {
-            Side::Inside
+            BandSide::Inside
         }
     }
 }
@@ -390,13 +394,59 @@ impl Side {
 /// The last measured record: the earlier bound of the next gap.
 #[derive(Clone, Copy, Debug)]
 struct Last {
+    record: Record,
     reading: Reading,
     /// Flagged spike, or of quality bad: it never gives a fill its value.
     suspect: bool,
     /// Its side of the band; `None` for a bad reading, whose value says nothing.
-    side: Option<Side>,
+    side: Option<BandSide>,
     /// The side and time of the last reading before it that was not bad.
-    prev: Option<(Side, u64)>,
+    prev: Option<(BandSide, u64)>,
+}
+
+/// Whether a record is suspect (bad, or a spike: it never gives a fill a value), and its side
+/// of the band (`None` when bad: an impossible value is on no side).
+fn judge(rec: &Record, band: (Celsius, Celsius)) -> (bool, Option<BandSide>) {
+    let bad = rec.quality == Quality::Bad;
+    let side = (!bad).then(|| BandSide::of(rec.reading.celsius, band));
+    (bad || rec.flags.contains(Flag::Spike), side)
+}
+
+/// What a [`GapFiller`] remembers between two records: all a filler needs to go on exactly
+/// as if it had never stopped, for instance in a later run resuming from a checkpoint. It
+/// holds no more than a few readings and `H` values.
+///
+/// # Examples
+/// ```
+/// use mend_core::{Celsius, FillConfig, Flags, GapEvent, GapFiller, Quality, Reading, Record};
+/// let m = |seq, t: i32| Record::measured(Reading::new(1, 1, seq, u64::from(seq) * 1_000, Celsius::from_num(t)), Quality::Good, Flags::EMPTY);
+/// let mut one: GapFiller<4> = GapFiller::try_new(FillConfig::DEFAULT).unwrap();
+/// let (mut a, mut b) = (Vec::new(), Vec::new());
+/// for r in [m(0, 52), m(1, 53), m(3, 54)] {
+///     one.push(r, &mut |e| a.push(e));
+/// }
+/// // A first run stops after seq 1; a second one resumes from its state.
+/// let mut first: GapFiller<4> = GapFiller::try_new(FillConfig::DEFAULT).unwrap();
+/// for r in [m(0, 52), m(1, 53)] {
+///     first.push(r, &mut |e| b.push(e));
+/// }
+/// let state = first.state();
+/// let mut second: GapFiller<4> = GapFiller::try_new(FillConfig::DEFAULT).unwrap();
+/// second.restore(state);
+/// second.push(m(3, 54), &mut |e| b.push(e));
+/// assert_eq!(a, b);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FillState<const H: usize> {
+    /// The last measured record: the earlier bound of the next gap, not yet judged.
+    pub last: Option<Record>,
+    /// The side of the band and the time of the last reading before `last` that was not of
+    /// quality bad.
+    pub before_last: Option<(BandSide, u64)>,
+    /// The last measured reading found trustworthy.
+    pub trusted: Option<Reading>,
+    /// The last `H` trustworthy values, oldest first, in 1/256 °C.
+    pub history: heapless::Vec<i32, H>,
 }
 
 /// Whether a measured reading may give a fill its value: it is neither bad nor a spike, and
@@ -405,13 +455,13 @@ struct Last {
 /// neighbours that are close enough to count.
 fn trustworthy(
     suspect: bool,
-    side: Option<Side>,
-    before: Option<Side>,
-    after: Option<Side>,
+    side: Option<BandSide>,
+    before: Option<BandSide>,
+    after: Option<BandSide>,
 ) -> bool {
     !suspect
         && match side {
-            Some(Side::Inside) => true,
+            Some(BandSide::Inside) => true,
             Some(s) => before == Some(s) || after == Some(s),
             None => false,
         }
@@ -523,6 +573,41 @@ impl<const H: usize> GapFiller<H> {
         self.reset();
     }
 
+    /// What the filler remembers now (see [`FillState`]).
+    pub fn state(&self) -> FillState<H> {
+        let mut history = heapless::Vec::new();
+        for v in self.history.iter() {
+            // Cannot fail: both hold `H` values.
+            let _ = history.push(*v);
+        }
+        FillState {
+            last: self.last.map(|l| l.record),
+            before_last: self.last.and_then(|l| l.prev),
+            trusted: self.trusted,
+            history,
+        }
+    }
+
+    /// Goes on from `state`, as the filler it was taken from would; the stats are kept.
+    pub fn restore(&mut self, state: FillState<H>) {
+        self.last = state.last.map(|record| {
+            let (suspect, side) = judge(&record, self.config.band);
+            Last {
+                record,
+                reading: record.reading,
+                suspect,
+                side,
+                prev: state.before_last,
+            }
+        });
+        self.trusted = state.trusted;
+        self.history.clear();
+        for v in state.history {
+            // Cannot fail: both hold `H` values.
+            let _ = self.history.push_back(v);
+        }
+    }
+
     /// Takes the next record and emits, in time order: the gap or outage before it (if any),
     /// the synthetic records filling that gap, then the record itself.
     pub fn push(&mut self, rec: Record, out: &mut impl FnMut(GapEvent)) {
@@ -531,9 +616,7 @@ impl<const H: usize> GapFiller<H> {
             return;
         }
         let b = rec.reading;
-        let bad = rec.quality == Quality::Bad;
-        let side = (!bad).then(|| Side::of(b.celsius, self.config.band));
-        let suspect = bad || rec.flags.contains(Flag::Spike);
+        let (suspect, side) = judge(&rec, self.config.band);
         let mut prev = None;
         match self.last {
             Some(a) if a.reading.sensor == b.sensor => {
@@ -570,6 +653,7 @@ impl<const H: usize> GapFiller<H> {
             None => {}
         }
         self.last = Some(Last {
+            record: rec,
             reading: b,
             suspect,
             side,
@@ -1605,6 +1689,66 @@ mod tests {
             }
             // Spikes are kept, so every lost reading, and only those, is filled.
             prop_assert_eq!(made, kinds.len() - input.len());
+        }
+    }
+
+    fn near_band_record() -> impl Strategy<Value = Record> {
+        (
+            0u32..40,
+            12_000i32..15_000,
+            any::<bool>(),
+            any::<bool>(),
+            0u32..4,
+        )
+            .prop_map(|(step, v, spike, bad, sensor)| {
+                let mut r = flagged(step, v, if spike { &[Flag::Spike] } else { &[] });
+                if bad {
+                    r.quality = Quality::Bad;
+                }
+                r.reading.sensor = u32::from(sensor == 0) + 1;
+                r
+            })
+    }
+
+    proptest! {
+        /// A filler restored from the state of another goes on exactly like the one that
+        /// never stopped: what a checkpoint needs to resume a run.
+        #[test]
+        fn a_restored_filler_goes_on_like_the_uninterrupted_one(
+            steps in proptest::collection::vec(near_band_record(), 0..60),
+            split in 0usize..60,
+            method in proptest::sample::select(FillMethod::ALL.to_vec()),
+        ) {
+            // Increasing seqs and times, with gaps of up to 3 readings.
+            let mut seq = 0;
+            let recs: Vec<Record> = steps
+                .into_iter()
+                .map(|mut r| {
+                    seq += 1 + r.reading.seq % 4;
+                    r.reading.seq = seq;
+                    r.reading.timestamp = u64::from(seq) * 1_000;
+                    r
+                })
+                .collect();
+            let c = FillConfig { method, max_gap_ms: 3_000, seed: 4, ..FillConfig::DEFAULT };
+            let mut whole = GapFiller::<3>::try_new(c).unwrap();
+            let mut want = Vec::new();
+            for r in &recs {
+                whole.push(*r, &mut |e| want.push(e));
+            }
+            let split = split.min(recs.len());
+            let mut first = GapFiller::<3>::try_new(c).unwrap();
+            let mut got = Vec::new();
+            for r in &recs[..split] {
+                first.push(*r, &mut |e| got.push(e));
+            }
+            let mut second = GapFiller::<3>::try_new(c).unwrap();
+            second.restore(first.state());
+            prop_assert_eq!(second.state(), first.state());
+            for r in &recs[split..] {
+                second.push(*r, &mut |e| got.push(e));
+            }
+            prop_assert_eq!(got, want);
         }
     }
 
