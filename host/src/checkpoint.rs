@@ -6,6 +6,11 @@
 //! anchor without emitting it, so a gap across the boundary is found and filled exactly as a
 //! single run would fill it.
 //!
+//! Which readings a fill may take its value from, and the stochastic noise's scale, depend on
+//! more than the last reading (the one before it, the last trustworthy one, a few values of
+//! history), so the checkpoint also holds the gap filler's state ([`FillMark`]); the next run
+//! restores it instead of starting from the anchor alone.
+//!
 //! The checkpoint is written last, after every output is synced and renamed: a crash before
 //! that leaves the old checkpoint, and the rerun regenerates the same outputs, so nothing is
 //! emitted twice and nothing is skipped.
@@ -15,7 +20,7 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::Context;
-use mend_core::{Celsius, Reading};
+use mend_core::{BandSide, Celsius, FillState, Flags, Reading, Record};
 use serde::{Deserialize, Serialize};
 
 use crate::output::AtomicFile;
@@ -98,12 +103,106 @@ impl StreamMark {
 pub struct Checkpoint {
     /// Per `(sensor, session)`.
     pub streams: BTreeMap<(u32, u32), StreamMark>,
+    /// The gap filler's state per `(sensor, session)`, where known.
+    pub fills: BTreeMap<(u32, u32), FillMark>,
 }
 
 #[derive(Serialize, Deserialize)]
 struct FileForm {
     version: u32,
     streams: Vec<StreamMark>,
+    /// Absent in checkpoints of earlier releases: their next run starts from the anchor.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    fills: Vec<FillMark>,
+}
+
+/// The gap filler's state after the anchor of a [`StreamMark`] (see [`FillState`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FillMark {
+    /// The sensor.
+    pub sensor: u32,
+    /// The session.
+    pub session: u32,
+    /// The anchor this state follows; the state is used only with that anchor.
+    pub anchor: Anchor,
+    /// The anchor's flags as validated ([`Flags::bits`]).
+    pub anchor_flags: u8,
+    /// The side of the band (−1 below, 0 inside, 1 above) and the time of the last reading
+    /// before the anchor that was not of quality bad.
+    pub before_anchor: Option<(i8, u64)>,
+    /// The last measured reading found trustworthy.
+    pub trusted: Option<Anchor>,
+    /// The last trustworthy values, oldest first, in 1/256 °C.
+    pub history: Vec<i32>,
+}
+
+impl FillMark {
+    /// The mark of a filler's state; `None` when the state has no measured reading.
+    pub fn from_state<const H: usize>(state: &FillState<H>) -> Option<Self> {
+        let last = state.last?;
+        let anchor = |r: &Reading| Anchor {
+            seq: r.seq,
+            timestamp: r.timestamp,
+            celsius_bits: r.celsius.to_bits(),
+        };
+        Some(Self {
+            sensor: last.reading.sensor,
+            session: last.reading.session,
+            anchor: anchor(&last.reading),
+            anchor_flags: last.flags.bits(),
+            before_anchor: state.before_last.map(|(side, ts)| {
+                let side = match side {
+                    BandSide::Below => -1,
+                    BandSide::Inside => 0,
+                    BandSide::Above => 1,
+                };
+                (side, ts)
+            }),
+            trusted: state.trusted.as_ref().map(anchor),
+            history: state.history.to_vec(),
+        })
+    }
+
+    /// The filler's state again; `None` when the mark does not fit (bad flags, a side that is
+    /// not −1, 0 or 1, more than `H` values of history).
+    pub fn to_state<const H: usize>(&self) -> Option<FillState<H>> {
+        let reading = |a: &Anchor| {
+            Reading::new(
+                self.sensor,
+                self.session,
+                a.seq,
+                a.timestamp,
+                Celsius::from_bits(a.celsius_bits),
+            )
+        };
+        let flags = Flags::try_from_bits(self.anchor_flags)?;
+        let before_last = match self.before_anchor {
+            None => None,
+            Some((side, ts)) => Some((
+                match side {
+                    -1 => BandSide::Below,
+                    0 => BandSide::Inside,
+                    1 => BandSide::Above,
+                    _ => return None,
+                },
+                ts,
+            )),
+        };
+        let mut state = FillState {
+            last: Some(Record::measured(
+                reading(&self.anchor),
+                flags.quality(),
+                flags,
+            )),
+            before_last,
+            trusted: self.trusted.as_ref().map(reading),
+            history: Default::default(),
+        };
+        for v in &self.history {
+            state.history.push(*v).ok()?;
+        }
+        Some(state)
+    }
 }
 
 impl Checkpoint {
@@ -132,6 +231,11 @@ impl Checkpoint {
                 .into_iter()
                 .map(|m| ((m.sensor, m.session), m))
                 .collect(),
+            fills: f
+                .fills
+                .into_iter()
+                .map(|m| ((m.sensor, m.session), m))
+                .collect(),
         })
     }
 
@@ -141,6 +245,7 @@ impl Checkpoint {
         let form = FileForm {
             version: CHECKPOINT_VERSION,
             streams: self.streams.values().copied().collect(),
+            fills: self.fills.values().cloned().collect(),
         };
         serde_json::to_writer_pretty(&mut f, &form)
             .with_context(|| format!("{}: cannot write checkpoint", path.display()))?;

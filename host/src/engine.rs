@@ -19,13 +19,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 
 use mend_core::{
-    Admit, Aggregate, Aggregator, ClockKind, Counters, FillConfig, FillMethod, GapEvent, GapFiller,
-    Header, Origin, Outage, Quality, Reading, Record, ReleaseKind, Reorder, Stats, ValidateConfig,
-    Validator,
+    Admit, Aggregate, Aggregator, ClockKind, Counters, FillConfig, FillMethod, FillState, GapEvent,
+    GapFiller, Header, Origin, Outage, Quality, Reading, Record, ReleaseKind, Reorder, Stats,
+    ValidateConfig, Validator,
 };
 use serde::Serialize;
 
-use crate::checkpoint::{order_key, Anchor, Checkpoint, OrderKey, StreamMark};
+use crate::checkpoint::{order_key, Anchor, Checkpoint, FillMark, OrderKey, StreamMark};
 use crate::dlq::DeadLetterLog;
 use crate::input::{DeadLetter, Item, ReadingItem, StreamMeta};
 use crate::output::{push_aggregate_row, RecordSink};
@@ -308,6 +308,8 @@ struct StreamOut {
     skip_through: Option<OrderKey>,
     last_emitted: Option<OrderKey>,
     last_measured: Option<Reading>,
+    /// The gap filler's state right after `last_measured`, for the checkpoint.
+    fill_state: Option<Box<FillState<FILL_HISTORY>>>,
 }
 
 struct Stream {
@@ -506,13 +508,26 @@ impl Engine {
                 skip_through: mark.map(|m| m.key()),
                 last_emitted: mark.map(|m| m.key()),
                 last_measured: mark.and_then(|m| m.anchor_reading()),
+                fill_state: None,
             },
         };
         if let Some(anchor) = mark.and_then(|m| m.anchor_reading()) {
             // The anchor of the gap after the checkpoint: validated and fed, never emitted.
+            // The filler goes on from its state after the anchor where the checkpoint has it.
             let flags = s.validator.check(&anchor);
-            let rec = Record::measured(anchor, flags.quality(), flags);
-            s.filler.push(rec, &mut |_| {});
+            let state = self
+                .checkpoint
+                .fills
+                .get(&key)
+                .and_then(FillMark::to_state::<FILL_HISTORY>)
+                .filter(|st| st.last.map(|r| r.reading) == Some(anchor));
+            match state {
+                Some(st) => s.filler.restore(st),
+                None => {
+                    let rec = Record::measured(anchor, flags.quality(), flags);
+                    s.filler.push(rec, &mut |_| {});
+                }
+            }
         }
         Ok(s)
     }
@@ -620,6 +635,13 @@ impl Engine {
             };
             while let Some(rel) = s.reorder.pop_any() {
                 process(s, &self.cfg, rel.reading, sinks)?;
+            }
+            if self.cfg.until.is_none() {
+                // Without --until, the last reading fed is the last one emitted.
+                let state = s.filler.state();
+                if state.last.map(|r| r.reading) == s.out.last_measured {
+                    s.out.fill_state = Some(Box::new(state));
+                }
             }
             s.filler.finish();
             if let Some(agg) = s.out.aggregator.as_mut() {
@@ -730,6 +752,10 @@ impl Engine {
                     }),
                 },
             );
+            match s.out.fill_state.as_deref().and_then(FillMark::from_state) {
+                Some(m) => ck.fills.insert(*key, m),
+                None => ck.fills.remove(key),
+            };
         }
         ck
     }
@@ -789,6 +815,7 @@ fn process(s: &mut Stream, cfg: &EngineConfig, r: Reading, sinks: &mut Sinks) ->
     let rec = Record::measured(r, flags.quality(), flags);
     let out = &mut s.out;
     let mut err: io::Result<()> = Ok(());
+    let emitted_before = out.report.measured;
     s.filler.push(rec, &mut |ev| {
         if err.is_err() {
             return;
@@ -810,6 +837,11 @@ fn process(s: &mut Stream, cfg: &EngineConfig, r: Reading, sinks: &mut Sinks) ->
             GapEvent::Outage(o) => outage(out, cfg, o, sinks),
         };
     });
+    if cfg.until.is_some() && out.report.measured != emitted_before {
+        // With --until the filler reads past the last reading emitted: keep its state at
+        // that reading for the checkpoint (without --until it is taken once, at the end).
+        out.fill_state = Some(Box::new(s.filler.state()));
+    }
     err
 }
 

@@ -1189,3 +1189,89 @@ fn emit_outages_writes_the_slots_as_rows_without_a_value() {
     );
     assert!(!d.path("x.mlog").exists());
 }
+
+#[test]
+fn incremental_runs_fill_like_one_run_next_to_outliers_and_with_stochastic_noise() {
+    let d = Dir::new();
+    capture(
+        &d,
+        "cap.mlog",
+        "17",
+        "3000",
+        &["--skip-rate", "0.1", "--error-rate", "0.05"],
+    );
+    let whole = d.read("cap.mlog");
+    for fill in ["stochastic", "linear"] {
+        let all = d
+            .mend(&["replay", "cap.mlog", "--fill", fill, "-q"])
+            .ok()
+            .stdout();
+        for part in 1..10 {
+            d.write("prefix.mlog", &whole[..whole.len() * part / 10]);
+            let ck = format!("ck-{fill}-{part}.json");
+            let one = d
+                .mend(&[
+                    "replay",
+                    "prefix.mlog",
+                    "--fill",
+                    fill,
+                    "--checkpoint",
+                    &ck,
+                    "-q",
+                ])
+                .ok()
+                .stdout();
+            let two = d
+                .mend(&[
+                    "replay",
+                    "cap.mlog",
+                    "--fill",
+                    fill,
+                    "--checkpoint",
+                    &ck,
+                    "-q",
+                ])
+                .ok()
+                .stdout();
+            let joined = format!("{one}{}", two.strip_prefix(&format!("{HEADER}\n")).unwrap());
+            assert!(
+                joined == all,
+                "--fill {fill}, split at {part}/10: rows differ"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_checkpoint_at_a_sustained_excursion_keeps_it_as_an_anchor() {
+    let d = Dir::new();
+    // Two readings above the band, then two lost, then back in the band.
+    let h = header(1, 1);
+    let mut prefix = common::frame(mend_core::Frame::Header(h));
+    prefix.extend(readings(&h, [(0, 52.0), (1, 52.0), (2, 57.0), (3, 57.5)]));
+    let mut log = prefix.clone();
+    log.extend(readings(&h, [(6, 52.0), (7, 52.0)]));
+    d.write("prefix.mlog", &prefix);
+    d.write("in.mlog", &log);
+    let all = d.mend(&["replay", "in.mlog", "-q"]).ok().stdout();
+    let fills: Vec<Celsius> = rows(&all)
+        .iter()
+        .filter(|r| r.synthetic())
+        .map(|r| r.celsius)
+        .collect();
+    // On the line from 57.5 °C (14 720/256: the excursion is real) down to 52 °C (13 312).
+    assert_eq!(
+        fills,
+        [Celsius::from_bits(14_251), Celsius::from_bits(13_781)]
+    );
+    let one = d
+        .mend(&["replay", "prefix.mlog", "--checkpoint", "ck.json", "-q"])
+        .ok()
+        .stdout();
+    let two = d
+        .mend(&["replay", "in.mlog", "--checkpoint", "ck.json", "-q"])
+        .ok()
+        .stdout();
+    let joined = format!("{one}{}", two.strip_prefix(&format!("{HEADER}\n")).unwrap());
+    assert_eq!(joined, all);
+}
