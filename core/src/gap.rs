@@ -395,7 +395,6 @@ impl BandSide {
 #[derive(Clone, Copy, Debug)]
 struct Last {
     record: Record,
-    reading: Reading,
     /// Flagged spike, or of quality bad: it never gives a fill its value.
     suspect: bool,
     /// Its side of the band; `None` for a bad reading, whose value says nothing.
@@ -594,7 +593,6 @@ impl<const H: usize> GapFiller<H> {
             let (suspect, side) = judge(&record, self.config.band);
             Last {
                 record,
-                reading: record.reading,
                 suspect,
                 side,
                 prev: state.before_last,
@@ -619,8 +617,8 @@ impl<const H: usize> GapFiller<H> {
         let (suspect, side) = judge(&rec, self.config.band);
         let mut prev = None;
         match self.last {
-            Some(a) if a.reading.sensor == b.sensor => {
-                if b.key() <= a.reading.key() {
+            Some(a) if a.record.reading.sensor == b.sensor => {
+                if b.key() <= a.record.reading.key() {
                     out(GapEvent::Record(rec));
                     return;
                 }
@@ -628,23 +626,23 @@ impl<const H: usize> GapFiller<H> {
                 // reading; this also bounds how far back a fill's inputs reach.
                 let max_gap = self.config.max_gap_ms;
                 let near = |from: u64, to: u64| to.saturating_sub(from) <= max_gap;
-                let ta = a.reading.timestamp;
+                let ta = a.record.reading.timestamp;
                 let before_a = a.prev.filter(|p| near(p.1, ta)).map(|p| p.0);
                 let after_a = side.filter(|_| near(ta, b.timestamp));
                 // Both neighbours of `a` are known now: judge it for good.
                 if trustworthy(a.suspect, a.side, before_a, after_a) {
-                    self.trusted = Some(a.reading);
+                    self.trusted = Some(a.record.reading);
                     if self.history.is_full() {
                         self.history.pop_front();
                     }
                     // Cannot fail: a full history was just shortened; a zero-capacity one
                     // never holds.
-                    let _ = self.history.push_back(a.reading.celsius.to_bits());
+                    let _ = self.history.push_back(a.record.reading.celsius.to_bits());
                 }
                 prev = a.side.map(|s| (s, ta)).or(a.prev);
                 let before_b = prev.filter(|p| near(p.1, b.timestamp)).map(|p| p.0);
                 let b_trusted = trustworthy(suspect, side, before_b, None);
-                self.between(&a.reading, &b, b_trusted, out);
+                self.between(&a.record.reading, &b, b_trusted, out);
             }
             Some(_) => {
                 self.trusted = None;
@@ -654,7 +652,6 @@ impl<const H: usize> GapFiller<H> {
         }
         self.last = Some(Last {
             record: rec,
-            reading: b,
             suspect,
             side,
             prev,
