@@ -1102,6 +1102,35 @@ mod tests {
         assert!(first.timestamp > 1_000 && first.seq == 8);
     }
 
+    proptest! {
+        /// Outage slots keep the output order: strictly increasing time and seq, strictly
+        /// between the two readings, never more than the outage missed.
+        #[test]
+        fn outage_slots_are_strictly_ordered_between_the_readings(
+            t0 in 0u64..1 << 40,
+            dt in 0u64..1 << 24,
+            seq0 in any::<u32>(),
+            missing in 0u64..1 << 20,
+            period in 1u32..10_000,
+        ) {
+            let o = Outage {
+                sensor: 1,
+                session: 1,
+                before: Key { timestamp: t0, seq: seq0 },
+                after: Key { timestamp: t0 + dt, seq: seq0.wrapping_add(missing as u32 + 1) },
+                missing,
+            };
+            let slots: Vec<Key> = o.slots(period).take(1 << 16).collect();
+            prop_assert!(slots.len() as u64 <= missing);
+            let mut prev = o.before;
+            for k in &slots {
+                prop_assert!(k.timestamp > prev.timestamp && k.timestamp < o.after.timestamp);
+                prop_assert_eq!(k.seq, prev.seq.wrapping_add(1));
+                prev = *k;
+            }
+        }
+    }
+
     #[test]
     fn locf_and_none() {
         let mut f = Tiny::try_new(cfg(FillMethod::Locf)).unwrap();
