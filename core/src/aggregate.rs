@@ -7,14 +7,18 @@
 //! Whatever order the readings of a window arrive in, and however they are split into
 //! partials, merging the partials gives the same figures to the last bit.
 //!
-//! What counts where:
+//! What counts where — every figure is either over measured readings only, or says "with
+//! fills" in its name:
 //! - a record of quality [`Quality::Bad`] counts as `rejected` and nowhere else;
-//! - a measured record that is not bad counts as `measured` and enters min, max and the sum
-//!   behind the mean;
-//! - a synthetic record that is not bad counts as `synthetic`; it enters the time in band (the
-//!   gap it fills was real time) but never min, max or mean (its value is made up);
-//! - `in_band` counts the measured and synthetic samples inside the band (inclusive at both
-//!   ends), and `in_band_ms = in_band × period_ms`.
+//! - a measured record that is not bad counts as `measured` and enters min, max, the sum
+//!   behind the mean and the time in band;
+//! - a synthetic record that is not bad counts as `synthetic`; it enters only the figures
+//!   "with fills": the mean with fills and the time in band with fills (the gap it fills was
+//!   real time, but its value is made up). Min and max are measured only: a fill never sets
+//!   an extreme;
+//! - `in_band` counts the measured samples inside the band (inclusive at both ends), and
+//!   `in_band_ms = in_band × period_ms`; `synthetic_in_band` and `synthetic_in_band_ms` count
+//!   the synthetic ones.
 //!
 //! Counts and sums saturate instead of wrapping; they only could after 2³² readings in one
 //! window.
@@ -42,6 +46,7 @@ use crate::validate::Quality;
 /// assert_eq!(a.mean(), Some(Celsius::from_num(54)));
 /// assert_eq!(a.max, Some(Celsius::from_num(57)));
 /// assert_eq!((a.in_band, a.in_band_ms), (2, 2_000));
+/// assert_eq!(a.in_band_with_fills_ms(), 2_000);
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Aggregate {
@@ -61,10 +66,16 @@ pub struct Aggregate {
     pub max: Option<Celsius>,
     /// The sum of the measured values, in 1/256 °C.
     pub sum_bits: i64,
-    /// Measured and synthetic samples inside the band.
+    /// Measured samples inside the band.
     pub in_band: u32,
-    /// Time in band: `in_band × period_ms`.
+    /// Measured time in band: `in_band × period_ms`.
     pub in_band_ms: u64,
+    /// The sum of the synthetic values, in 1/256 °C.
+    pub synthetic_sum_bits: i64,
+    /// Synthetic samples inside the band.
+    pub synthetic_in_band: u32,
+    /// Synthetic time in band: `synthetic_in_band × period_ms`.
+    pub synthetic_in_band_ms: u64,
 }
 
 impl Aggregate {
@@ -81,6 +92,9 @@ impl Aggregate {
             sum_bits: 0,
             in_band: 0,
             in_band_ms: 0,
+            synthetic_sum_bits: 0,
+            synthetic_in_band: 0,
+            synthetic_in_band_ms: 0,
         }
     }
 
@@ -93,17 +107,26 @@ impl Aggregate {
             return;
         }
         let t = rec.reading.celsius;
+        let in_band = t >= band.0 && t <= band.1;
+        let bits = i64::from(t.to_bits());
         if rec.is_synthetic() {
             self.synthetic = self.synthetic.saturating_add(1);
+            self.synthetic_sum_bits = self.synthetic_sum_bits.saturating_add(bits);
+            if in_band {
+                self.synthetic_in_band = self.synthetic_in_band.saturating_add(1);
+                self.synthetic_in_band_ms = self
+                    .synthetic_in_band_ms
+                    .saturating_add(u64::from(period_ms));
+            }
         } else {
             self.measured = self.measured.saturating_add(1);
-            self.sum_bits = self.sum_bits.saturating_add(i64::from(t.to_bits()));
+            self.sum_bits = self.sum_bits.saturating_add(bits);
             self.min = Some(self.min.map_or(t, |m| m.min(t)));
             self.max = Some(self.max.map_or(t, |m| m.max(t)));
-        }
-        if t >= band.0 && t <= band.1 {
-            self.in_band = self.in_band.saturating_add(1);
-            self.in_band_ms = self.in_band_ms.saturating_add(u64::from(period_ms));
+            if in_band {
+                self.in_band = self.in_band.saturating_add(1);
+                self.in_band_ms = self.in_band_ms.saturating_add(u64::from(period_ms));
+            }
         }
     }
 
@@ -137,6 +160,15 @@ impl Aggregate {
         self.sum_bits = self.sum_bits.saturating_add(other.sum_bits);
         self.in_band = self.in_band.saturating_add(other.in_band);
         self.in_band_ms = self.in_band_ms.saturating_add(other.in_band_ms);
+        self.synthetic_sum_bits = self
+            .synthetic_sum_bits
+            .saturating_add(other.synthetic_sum_bits);
+        self.synthetic_in_band = self
+            .synthetic_in_band
+            .saturating_add(other.synthetic_in_band);
+        self.synthetic_in_band_ms = self
+            .synthetic_in_band_ms
+            .saturating_add(other.synthetic_in_band_ms);
     }
 
     /// The mean of the measured values as `(sum in 1/256 °C, count)`, with no rounding at all.
@@ -164,16 +196,54 @@ impl Aggregate {
     /// The mean of the measured values, rounded to the nearest 1/256 °C, ties away from zero.
     pub fn mean(&self) -> Option<Celsius> {
         let (sum, n) = self.mean_exact()?;
-        let bits = div_round(i128::from(sum), i128::from(n));
-        // The mean lies between min and max, so it fits; saturate rather than trust that.
-        let bits = i32::try_from(bits).unwrap_or(if bits < 0 { i32::MIN } else { i32::MAX });
-        Some(Celsius::from_bits(bits))
+        Some(rounded_mean(i128::from(sum), u64::from(n)))
+    }
+
+    /// The mean of the measured and synthetic values together as `(sum in 1/256 °C,
+    /// count)`, with no rounding at all: what the complete, repaired series averages to.
+    ///
+    /// # Examples
+    /// ```
+    /// use mend_core::{Aggregate, Celsius, Flags, Quality, Reading, Record};
+    /// let band = (Celsius::from_num(50), Celsius::from_num(55));
+    /// let mut a = Aggregate::new(0, 10);
+    /// a.add(&Record::measured(Reading::new(1, 1, 0, 0, Celsius::from_num(52)), Quality::Good, Flags::EMPTY), band, 1_000);
+    /// assert_eq!(a.mean_with_fills_exact(), Some((13_312, 1)));
+    /// assert_eq!(Aggregate::new(0, 10).mean_with_fills_exact(), None);
+    /// ```
+    pub fn mean_with_fills_exact(&self) -> Option<(i128, u64)> {
+        let n = u64::from(self.measured) + u64::from(self.synthetic);
+        (n > 0).then(|| {
+            (
+                i128::from(self.sum_bits) + i128::from(self.synthetic_sum_bits),
+                n,
+            )
+        })
+    }
+
+    /// The mean of the measured and synthetic values together, rounded like
+    /// [`Aggregate::mean`].
+    pub fn mean_with_fills(&self) -> Option<Celsius> {
+        let (sum, n) = self.mean_with_fills_exact()?;
+        Some(rounded_mean(sum, n))
+    }
+
+    /// Time in band of the measured and synthetic samples together, in ms.
+    pub const fn in_band_with_fills_ms(&self) -> u64 {
+        self.in_band_ms.saturating_add(self.synthetic_in_band_ms)
     }
 
     /// The window's end (exclusive), saturating at `u64::MAX`.
     pub const fn window_end(&self) -> u64 {
         self.window_start.saturating_add(self.window_ms)
     }
+}
+
+/// `sum / n` rounded to the nearest 1/256 °C, ties away from zero; `n > 0`.
+fn rounded_mean(sum: i128, n: u64) -> Celsius {
+    let bits = div_round(sum, i128::from(n));
+    // The mean lies between the extremes, so it fits; saturate rather than trust that.
+    Celsius::from_bits(i32::try_from(bits).unwrap_or(if bits < 0 { i32::MIN } else { i32::MAX }))
 }
 
 /// Why an [`Aggregator`] cannot be made.
@@ -441,8 +511,14 @@ mod tests {
         assert_eq!(a.min, Some(Celsius::from_bits(13_000)));
         assert_eq!(a.max, Some(Celsius::from_bits(14_000)));
         assert_eq!(a.mean(), Some(Celsius::from_bits(13_500)));
-        // 13_000 and the synthetic 12_900 are in band; 14_000 (54.7 °C) too.
-        assert_eq!((a.in_band, a.in_band_ms), (3, 3_000));
+        // 13_000 and 14_000 (54.7 °C) are in band; of the fills, 12_900 is, 0 is not. The
+        // time in band is measured only, like min, max and mean; fills count only "with
+        // fills".
+        assert_eq!((a.in_band, a.in_band_ms), (2, 2_000));
+        assert_eq!((a.synthetic_in_band, a.synthetic_in_band_ms), (1, 1_000));
+        assert_eq!(a.in_band_with_fills_ms(), 3_000);
+        assert_eq!(a.mean_with_fills_exact(), Some((39_900, 4)));
+        assert_eq!(a.mean_with_fills(), Some(Celsius::from_bits(9_975)));
     }
 
     #[test]
@@ -508,30 +584,50 @@ mod tests {
         );
     }
 
-    type Oracle = (u32, u32, u32, Option<i32>, Option<i32>, i64, u32, u64);
+    /// measured, synthetic, rejected, min, max, sum, in band, ms in band, synthetic sum,
+    /// synthetic in band, synthetic ms in band.
+    type Oracle = (
+        u32,
+        u32,
+        u32,
+        Option<i32>,
+        Option<i32>,
+        i64,
+        u32,
+        u64,
+        i64,
+        u32,
+        u64,
+    );
 
     fn oracle(recs: &[Record], window: u64, period: u32) -> BTreeMap<u64, Oracle> {
         let mut m: BTreeMap<u64, Oracle> = BTreeMap::new();
         for r in recs {
             let e = m
                 .entry(r.reading.timestamp / window * window)
-                .or_insert((0, 0, 0, None, None, 0, 0, 0));
+                .or_insert((0, 0, 0, None, None, 0, 0, 0, 0, 0, 0));
             let v = r.reading.celsius.to_bits();
             if r.quality == Quality::Bad {
                 e.2 += 1;
                 continue;
             }
+            let in_band = (12_800..=14_080).contains(&v);
             if r.is_synthetic() {
                 e.1 += 1;
+                e.8 += i64::from(v);
+                if in_band {
+                    e.9 += 1;
+                    e.10 += u64::from(period);
+                }
             } else {
                 e.0 += 1;
                 e.3 = Some(e.3.map_or(v, |x| x.min(v)));
                 e.4 = Some(e.4.map_or(v, |x| x.max(v)));
                 e.5 += i64::from(v);
-            }
-            if (12_800..=14_080).contains(&v) {
-                e.6 += 1;
-                e.7 += u64::from(period);
+                if in_band {
+                    e.6 += 1;
+                    e.7 += u64::from(period);
+                }
             }
         }
         m
@@ -568,6 +664,7 @@ mod tests {
                         a.measured, a.synthetic, a.rejected,
                         a.min.map(Celsius::to_bits), a.max.map(Celsius::to_bits),
                         a.sum_bits, a.in_band, a.in_band_ms,
+                        a.synthetic_sum_bits, a.synthetic_in_band, a.synthetic_in_band_ms,
                     )))
                 })
                 .collect::<Result<_, TestCaseError>>()?;

@@ -13,19 +13,26 @@
 //!   a whole downtime would invent data, so it is reported and never filled. So is a gap that
 //!   misses more than `max_gap_ms / period_ms` readings: a seq jump the clock does not explain
 //!   (a corrupted counter) must not make millions of fills.
+//! - An outlier must not drag the fills next to it: a value a fill is computed from has to be
+//!   trustworthy (see [`GapFiller`]). A spike or an implausible value never is, and neither
+//!   is a lone out-of-band reading; a sustained excursion (neighbours out of band on the same
+//!   side) is real, and is used.
 //! - Fills depend only on the configuration and on readings near the gap, never on where a run
-//!   started or how the input was chunked, so a replay gives the same values as the full run.
-//!   The stochastic noise is drawn from a ChaCha8 generator seeded from
-//!   `(seed, sensor, session, seq, timestamp)` of the reading before the gap.
+//!   started, how the input was chunked or what comes after the gap, so a replay or an
+//!   incremental run gives the same values as the full run. The stochastic noise is drawn
+//!   from a ChaCha8 generator seeded from the gap's identity: `(seed, sensor, session)` and
+//!   the keys of the two measured readings around it.
 //!
 //! **Replay windows.** The filler only sees what it is given, so a gap at the edge of a replay
 //! window can only be found from the readings just outside it. A caller replaying
-//! `[from, until]` therefore feeds the last reading before `from` and the first reading after
-//! `until` as well, and drops every output record outside the window. The edge gaps are then
-//! found, and their fills are computed and seeded from the same neighbours as in a full run.
-//! A stochastic fill also scales its noise to the last `H` measured values before the gap, so
-//! a caller who needs stochastic fills byte-identical to a full run feeds the `H` readings
-//! before `from`.
+//! `[from, until]` therefore feeds the readings of the `2 × max_gap_ms` before `from` and the
+//! first reading after `until` as well, and drops every output record outside the window.
+//! The edge gaps are then found, and their fills are computed and seeded from the same
+//! neighbours as in a full run: whether a reading is trustworthy depends on its neighbours up
+//! to `max_gap_ms` away, and a fill's value on readings up to `max_gap_ms` before the reading
+//! after the gap. A stochastic fill also scales its noise to the last `H` trustworthy values
+//! before the gap, so a caller who needs stochastic fills byte-identical to a full run feeds
+//! the `H` readings before that as well.
 //!
 //! **Rounding.** All values are integers in units of 1/256 °C ([`Celsius::to_bits`]). Every
 //! division rounds to the nearest integer, ties away from zero; timestamps of synthetic
@@ -239,8 +246,92 @@ pub struct Outage {
     pub before: Key,
     /// The first measured reading after the outage.
     pub after: Key,
-    /// How many readings the outage swallowed (saturating at `u32::MAX`).
-    pub missing: u32,
+    /// How many readings the outage swallowed.
+    pub missing: u64,
+}
+
+impl Outage {
+    /// The slots of the readings the outage swallowed, on the sampling grid of `period_ms`,
+    /// for output that wants one row per period: where each reading would have been, with
+    /// the seq it would have had where the stream counts its samples.
+    ///
+    /// The slots are spread evenly over the outage and placed like fills would be (the k-th
+    /// of `n` slots at `before + (after − before) × k / (n + 1)`, rounded down to the ms), so
+    /// they lie strictly between the two measured readings, in order. Their number is
+    /// `missing`, but never more than the clock leaves room for (`round(duration / period) −
+    /// 1`): a seq jump the clock cannot explain (a corrupted counter) gives no more slots
+    /// than the time it spans.
+    ///
+    /// # Examples
+    /// ```
+    /// use mend_core::{Key, Outage};
+    /// let o = Outage {
+    ///     sensor: 1,
+    ///     session: 2,
+    ///     before: Key { timestamp: 10_000, seq: 10 },
+    ///     after: Key { timestamp: 14_000, seq: 14 },
+    ///     missing: 3,
+    /// };
+    /// let slots: Vec<(u64, u32)> = o.slots(1_000).map(|k| (k.timestamp, k.seq)).collect();
+    /// assert_eq!(slots, [(11_000, 11), (12_000, 12), (13_000, 13)]);
+    ///
+    /// // A seq jump of a million within four seconds: only three slots fit.
+    /// let corrupt = Outage { missing: 1_000_000, ..o };
+    /// assert_eq!(corrupt.slots(1_000).count(), 3);
+    /// ```
+    pub fn slots(&self, period_ms: u32) -> OutageSlots {
+        let dt = self.after.timestamp.saturating_sub(self.before.timestamp);
+        let period = u64::from(period_ms);
+        let clock_room = dt
+            .saturating_add(period / 2)
+            .checked_div(period)
+            .unwrap_or(0)
+            .saturating_sub(1);
+        OutageSlots {
+            before: self.before,
+            dt,
+            count: self.missing.min(clock_room),
+            next: 1,
+        }
+    }
+}
+
+/// The slots of an [`Outage`], from [`Outage::slots`].
+#[derive(Clone, Debug)]
+pub struct OutageSlots {
+    before: Key,
+    dt: u64,
+    count: u64,
+    next: u64,
+}
+
+impl Iterator for OutageSlots {
+    type Item = Key;
+
+    fn next(&mut self) -> Option<Key> {
+        if self.next > self.count {
+            return None;
+        }
+        let k = self.next;
+        self.next += 1;
+        let offset = (u128::from(self.dt) * u128::from(k))
+            .checked_div(u128::from(self.count) + 1)
+            .unwrap_or(0);
+        Some(Key {
+            timestamp: self
+                .before
+                .timestamp
+                .saturating_add(u64::try_from(offset).unwrap_or(u64::MAX)),
+            // Truncation is intended: a seq counts modulo 2^32, like the fills'.
+            seq: self.before.seq.wrapping_add(k as u32),
+        })
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let left = (self.count + 1).saturating_sub(self.next);
+        let n = usize::try_from(left).unwrap_or(usize::MAX);
+        (n, usize::try_from(left).ok())
+    }
 }
 
 /// What a [`GapFiller`] emits, in time order.
@@ -255,7 +346,7 @@ pub enum GapEvent {
         /// The measured reading after the gap.
         after: Key,
         /// How many readings are missing.
-        missing: u32,
+        missing: u64,
     },
     /// A gap longer than the maximum: nothing is filled.
     Outage(Outage),
@@ -276,17 +367,131 @@ pub struct GapStats {
     pub missing_in_outages: u64,
 }
 
+/// Which side of the band a value lies on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BandSide {
+    /// Below the band's low end.
+    Below,
+    /// Inside the band, ends included.
+    Inside,
+    /// Above the band's high end.
+    Above,
+}
+
+impl BandSide {
+    /// The side of `t`, with the band inclusive at both ends.
+    pub fn of(t: Celsius, band: (Celsius, Celsius)) -> Self {
+        if t < band.0 {
+            BandSide::Below
+        } else if t > band.1 {
+            BandSide::Above
+        } else {
+            BandSide::Inside
+        }
+    }
+}
+
+/// The last measured record: the earlier bound of the next gap.
+#[derive(Clone, Copy, Debug)]
+struct Last {
+    record: Record,
+    /// Flagged spike, or of quality bad: it never gives a fill its value.
+    suspect: bool,
+    /// Its side of the band; `None` for a bad reading, whose value says nothing.
+    side: Option<BandSide>,
+    /// The side and time of the last reading before it that was not bad.
+    prev: Option<(BandSide, u64)>,
+}
+
+/// Whether a record is suspect (bad, or a spike: it never gives a fill a value), and its side
+/// of the band (`None` when bad: an impossible value is on no side).
+fn judge(rec: &Record, band: (Celsius, Celsius)) -> (bool, Option<BandSide>) {
+    let bad = rec.quality == Quality::Bad;
+    let side = (!bad).then(|| BandSide::of(rec.reading.celsius, band));
+    (bad || rec.flags.contains(Flag::Spike), side)
+}
+
+/// What a [`GapFiller`] remembers between two records: all a filler needs to go on exactly
+/// as if it had never stopped, for instance in a later run resuming from a checkpoint. It
+/// holds no more than a few readings and `H` values.
+///
+/// # Examples
+/// ```
+/// use mend_core::{Celsius, FillConfig, Flags, GapEvent, GapFiller, Quality, Reading, Record};
+/// let m = |seq, t: i32| Record::measured(Reading::new(1, 1, seq, u64::from(seq) * 1_000, Celsius::from_num(t)), Quality::Good, Flags::EMPTY);
+/// let mut one: GapFiller<4> = GapFiller::try_new(FillConfig::DEFAULT).unwrap();
+/// let (mut a, mut b) = (Vec::new(), Vec::new());
+/// for r in [m(0, 52), m(1, 53), m(3, 54)] {
+///     one.push(r, &mut |e| a.push(e));
+/// }
+/// // A first run stops after seq 1; a second one resumes from its state.
+/// let mut first: GapFiller<4> = GapFiller::try_new(FillConfig::DEFAULT).unwrap();
+/// for r in [m(0, 52), m(1, 53)] {
+///     first.push(r, &mut |e| b.push(e));
+/// }
+/// let state = first.state();
+/// let mut second: GapFiller<4> = GapFiller::try_new(FillConfig::DEFAULT).unwrap();
+/// second.restore(state);
+/// second.push(m(3, 54), &mut |e| b.push(e));
+/// assert_eq!(a, b);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FillState<const H: usize> {
+    /// The last measured record: the earlier bound of the next gap, not yet judged.
+    pub last: Option<Record>,
+    /// The side of the band and the time of the last reading before `last` that was not of
+    /// quality bad.
+    pub before_last: Option<(BandSide, u64)>,
+    /// The last measured reading found trustworthy.
+    pub trusted: Option<Reading>,
+    /// The last `H` trustworthy values, oldest first, in 1/256 °C.
+    pub history: heapless::Vec<i32, H>,
+}
+
+/// Whether a measured reading may give a fill its value: it is neither bad nor a spike, and
+/// it is inside the band or, outside it, not alone there (a neighbour on the same side makes
+/// it a sustained excursion, which is real). `before` and `after` are the sides of the
+/// neighbours that are close enough to count.
+fn trustworthy(
+    suspect: bool,
+    side: Option<BandSide>,
+    before: Option<BandSide>,
+    after: Option<BandSide>,
+) -> bool {
+    !suspect
+        && match side {
+            Some(BandSide::Inside) => true,
+            Some(s) => before == Some(s) || after == Some(s),
+            None => false,
+        }
+}
+
 /// Finds the gaps in one sensor's time-ordered records and fills them.
 ///
-/// `H` is how many measured values the stochastic fill looks back on to measure the local
-/// variability (readings of quality bad are left out of that history: an implausible value
-/// says nothing about how the temperature varies). Every measured record, whatever its
-/// quality, bounds a gap, but a fill takes no value from a bad (implausible) neighbour: next
-/// to one, the fill carries the other neighbour's value, and between two bad neighbours the
-/// gap is reported and left unfilled. Input records that are already synthetic pass through
-/// and are not anchors. A record whose
-/// key is not greater than the last anchor's passes through unchanged. A record of another
-/// sensor starts afresh, with no gap before it.
+/// Every measured record, whatever its quality, bounds a gap: the gap between two measured
+/// readings is found, counted and reported whatever their values. But a fill takes its
+/// values only from *trustworthy* readings, so that an outlier next to a gap does not drag
+/// the fills with it:
+/// - a reading of quality bad (implausible) or flagged spike is never trustworthy;
+/// - a reading outside the band is trustworthy only as part of a sustained excursion: when
+///   the measured reading before it, or after it, is outside the band on the same side (and
+///   no more than `max_gap_ms` away; readings of quality bad are skipped). An
+///   isolated out-of-band reading is kept and flagged, but it is not an anchor. The reading
+///   just after a gap is judged on the reading before it only (the one after is not known
+///   yet, and a fill must not depend on input that arrives later, or an incremental run
+///   would fill differently from one run); the reading just before a gap is judged on both;
+/// - readings in the band that are neither bad nor spikes are trustworthy.
+///
+/// The fill interpolates, on time, between the nearest trustworthy reading before the gap
+/// (the one just before it, or an earlier one, but no more than `max_gap_ms` before the
+/// reading after the gap) and the reading after the gap if that one is trustworthy. With only
+/// one of them, it carries that value across; with neither, the gap is reported and left
+/// unfilled. Every fill's [`Source`] names the neighbours its value came from.
+///
+/// `H` is how many trustworthy values the stochastic fill looks back on to measure the
+/// local variability. Input records that are already synthetic pass through and are not
+/// anchors. A record whose key is not greater than the last measured record's passes through
+/// unchanged. A record of another sensor starts afresh, with no gap before it.
 ///
 /// # Examples
 /// ```
@@ -314,8 +519,11 @@ pub struct GapStats {
 #[derive(Clone, Debug)]
 pub struct GapFiller<const H: usize> {
     config: FillConfig,
-    /// The last measured reading, and whether its quality was bad.
-    anchor: Option<(Reading, bool)>,
+    /// The last measured record.
+    last: Option<Last>,
+    /// The last measured reading found trustworthy.
+    trusted: Option<Reading>,
+    /// The last `H` trustworthy values.
     history: Deque<i32, H>,
     stats: GapStats,
 }
@@ -328,7 +536,8 @@ impl<const H: usize> GapFiller<H> {
         }
         Ok(Self {
             config,
-            anchor: None,
+            last: None,
+            trusted: None,
             history: Deque::new(),
             stats: GapStats {
                 gaps: 0,
@@ -353,13 +562,48 @@ impl<const H: usize> GapFiller<H> {
     /// Forgets the last anchor and the history, as at the start of a new stream; the stats
     /// are kept.
     pub fn reset(&mut self) {
-        self.anchor = None;
+        self.last = None;
+        self.trusted = None;
         self.history.clear();
     }
 
     /// Ends the stream. Nothing is held back, so nothing is emitted; the state is reset.
     pub fn finish(&mut self) {
         self.reset();
+    }
+
+    /// What the filler remembers now (see [`FillState`]).
+    pub fn state(&self) -> FillState<H> {
+        let mut history = heapless::Vec::new();
+        for v in self.history.iter() {
+            // Cannot fail: both hold `H` values.
+            let _ = history.push(*v);
+        }
+        FillState {
+            last: self.last.map(|l| l.record),
+            before_last: self.last.and_then(|l| l.prev),
+            trusted: self.trusted,
+            history,
+        }
+    }
+
+    /// Goes on from `state`, as the filler it was taken from would; the stats are kept.
+    pub fn restore(&mut self, state: FillState<H>) {
+        self.last = state.last.map(|record| {
+            let (suspect, side) = judge(&record, self.config.band);
+            Last {
+                record,
+                suspect,
+                side,
+                prev: state.before_last,
+            }
+        });
+        self.trusted = state.trusted;
+        self.history.clear();
+        for v in state.history {
+            // Cannot fail: both hold `H` values.
+            let _ = self.history.push_back(v);
+        }
     }
 
     /// Takes the next record and emits, in time order: the gap or outage before it (if any),
@@ -370,35 +614,58 @@ impl<const H: usize> GapFiller<H> {
             return;
         }
         let b = rec.reading;
-        let b_bad = rec.quality == Quality::Bad;
-        match self.anchor {
-            Some((a, a_bad)) if a.sensor == b.sensor => {
-                if b.key() <= a.key() {
+        let (suspect, side) = judge(&rec, self.config.band);
+        let mut prev = None;
+        match self.last {
+            Some(a) if a.record.reading.sensor == b.sensor => {
+                if b.key() <= a.record.reading.key() {
                     out(GapEvent::Record(rec));
                     return;
                 }
-                self.between((&a, a_bad), (&b, b_bad), out);
+                // A neighbour further away than one maximum gap says nothing about a
+                // reading; this also bounds how far back a fill's inputs reach.
+                let max_gap = self.config.max_gap_ms;
+                let near = |from: u64, to: u64| to.saturating_sub(from) <= max_gap;
+                let ta = a.record.reading.timestamp;
+                let before_a = a.prev.filter(|p| near(p.1, ta)).map(|p| p.0);
+                let after_a = side.filter(|_| near(ta, b.timestamp));
+                // Both neighbours of `a` are known now: judge it for good.
+                if trustworthy(a.suspect, a.side, before_a, after_a) {
+                    self.trusted = Some(a.record.reading);
+                    if self.history.is_full() {
+                        self.history.pop_front();
+                    }
+                    // Cannot fail: a full history was just shortened; a zero-capacity one
+                    // never holds.
+                    let _ = self.history.push_back(a.record.reading.celsius.to_bits());
+                }
+                prev = a.side.map(|s| (s, ta)).or(a.prev);
+                let before_b = prev.filter(|p| near(p.1, b.timestamp)).map(|p| p.0);
+                let b_trusted = trustworthy(suspect, side, before_b, None);
+                self.between(&a.record.reading, &b, b_trusted, out);
             }
-            Some(_) => self.history.clear(),
+            Some(_) => {
+                self.trusted = None;
+                self.history.clear();
+            }
             None => {}
         }
-        self.anchor = Some((b, b_bad));
-        if !b_bad {
-            if self.history.is_full() {
-                self.history.pop_front();
-            }
-            // Cannot fail: a full history was just shortened; a zero-capacity one never holds.
-            let _ = self.history.push_back(b.celsius.to_bits());
-        }
+        self.last = Some(Last {
+            record: rec,
+            suspect,
+            side,
+            prev,
+        });
         out(GapEvent::Record(rec));
     }
 
-    /// Finds and handles the gap between anchor `a` and the next measured reading `b`, where
-    /// `b.key() > a.key()`.
+    /// Finds and handles the gap between the last measured reading `a` and the next one
+    /// `b`, where `b.key() > a.key()`; `b_trusted` says whether `b` may give fills a value.
     fn between(
         &mut self,
-        (a, a_bad): (&Reading, bool),
-        (b, b_bad): (&Reading, bool),
+        a: &Reading,
+        b: &Reading,
+        b_trusted: bool,
         out: &mut impl FnMut(GapEvent),
     ) {
         let c = &self.config;
@@ -422,7 +689,6 @@ impl<const H: usize> GapFiller<H> {
             return;
         }
         let (before, after) = (a.key(), b.key());
-        let missing32 = u32::try_from(missing).unwrap_or(u32::MAX);
         if dt > c.max_gap_ms || missing > c.max_missing() {
             self.stats.outages = self.stats.outages.saturating_add(1);
             self.stats.missing_in_outages = self.stats.missing_in_outages.saturating_add(missing);
@@ -431,7 +697,7 @@ impl<const H: usize> GapFiller<H> {
                 session: a.session,
                 before,
                 after,
-                missing: missing32,
+                missing,
             }));
             return;
         }
@@ -440,29 +706,44 @@ impl<const H: usize> GapFiller<H> {
         out(GapEvent::Gap {
             before,
             after,
-            missing: missing32,
+            missing,
         });
         let method = c.method;
-        if method == FillMethod::None || (a_bad && b_bad) {
+        // The value anchors: the nearest trustworthy reading before the gap, not further
+        // back than one maximum gap, and the reading after it if it is trustworthy.
+        let left = self
+            .trusted
+            .filter(|l| b.timestamp.saturating_sub(l.timestamp) <= c.max_gap_ms);
+        let right = b_trusted.then_some(*b);
+        let (l, r) = match (left, right) {
+            (Some(l), Some(r)) => (l, r),
+            (Some(l), None) => (l, l),
+            (None, Some(r)) => (r, r),
+            (None, None) => return,
+        };
+        if method == FillMethod::None {
             return;
         }
         let (mut rng, scale) = if method == FillMethod::Stochastic {
-            (Some(gap_rng(c.seed, a)), self.variability())
+            (Some(gap_rng(c.seed, a, b)), self.variability())
         } else {
             (None, 0)
         };
+        // `missing` is at most `max_missing()`, which `check` keeps within u32.
+        let missing32 = u32::try_from(missing).unwrap_or(u32::MAX);
         let steps = u128::from(missing) + 1;
-        // A bad neighbour gives no value: carry the other one across the gap.
-        let (va, vb) = match (a_bad, b_bad) {
-            (true, _) => (b.celsius.to_bits(), b.celsius.to_bits()),
-            (_, true) => (a.celsius.to_bits(), a.celsius.to_bits()),
-            _ => (a.celsius.to_bits(), b.celsius.to_bits()),
-        };
-        let (va, vb) = (i128::from(va), i128::from(vb));
+        let (vl, vr) = (
+            i128::from(l.celsius.to_bits()),
+            i128::from(r.celsius.to_bits()),
+        );
+        // The k-th fill lies at `a + dt·k/steps`; measured from `l` and scaled by `steps`,
+        // that is `lead + dt·k` out of `span`.
+        let lead = u128::from(a.timestamp.saturating_sub(l.timestamp)) * steps;
+        let span = u128::from(r.timestamp.saturating_sub(l.timestamp)) * steps;
         let source = Source {
             method,
-            before: Some(before),
-            after: Some(after),
+            before: left.map(|x| x.key()),
+            after: right.map(|x| x.key()),
         };
         let (lo, hi) = (c.band.0, c.band.1);
         for k in 1..=missing32 {
@@ -472,12 +753,17 @@ impl<const H: usize> GapFiller<H> {
                 .timestamp
                 .saturating_add(u64::try_from(offset).unwrap_or(u64::MAX));
             let bits = match method {
-                FillMethod::Locf => va,
+                FillMethod::Locf => vl,
                 _ => {
-                    let linear = va + div_round((vb - va) * k128 as i128, steps as i128);
+                    let line = if span == 0 {
+                        // Equal timestamps: place the fills by seq instead.
+                        lerp(vl, vr, k128, steps)
+                    } else {
+                        lerp(vl, vr, lead + u128::from(dt) * k128, span)
+                    };
                     match rng.as_mut() {
-                        Some(rng) => linear + noise(rng, scale),
-                        None => linear,
+                        Some(rng) => line + noise(rng, scale),
+                        None => line,
                     }
                 }
             };
@@ -523,8 +809,23 @@ impl<const H: usize> GapFiller<H> {
     }
 }
 
-/// The generator of one gap, seeded from the configuration's seed and the reading before it.
-fn gap_rng(seed: u64, a: &Reading) -> ChaCha8Rng {
+/// `from + (to − from) × num / den`, rounded to nearest, ties away from zero; `num ≤ den`
+/// and `den > 0`.
+fn lerp(from: i128, to: i128, mut num: u128, mut den: u128) -> i128 {
+    // The product below must fit: the difference is below 2^33, so keep `den` (and with it
+    // `num`) below 2^80. Only absurd configurations come near; they lose a few low bits.
+    while den >= 1 << 80 {
+        num >>= 1;
+        den >>= 1;
+    }
+    // Both fit in i128 now.
+    from + div_round((to - from) * num as i128, den as i128)
+}
+
+/// The generator of one gap, seeded from the configuration's seed and the gap's identity:
+/// the sensor, the session and the keys of the two measured readings around it. A gap is
+/// filled the same wherever a run started and whatever was filled before it.
+fn gap_rng(seed: u64, a: &Reading, b: &Reading) -> ChaCha8Rng {
     let mut bytes = [0u8; 32];
     let parts = seed
         .to_le_bytes()
@@ -532,11 +833,14 @@ fn gap_rng(seed: u64, a: &Reading) -> ChaCha8Rng {
         .chain(a.sensor.to_le_bytes())
         .chain(a.session.to_le_bytes())
         .chain(a.seq.to_le_bytes())
-        .chain(a.timestamp.to_le_bytes());
+        .chain(a.timestamp.to_le_bytes())
+        .chain(b.seq.to_le_bytes());
     for (dst, src) in bytes.iter_mut().zip(parts) {
         *dst = src;
     }
-    ChaCha8Rng::from_seed(bytes)
+    let mut rng = ChaCha8Rng::from_seed(bytes);
+    rng.set_stream(b.timestamp);
+    rng
 }
 
 /// A uniform integer in `-scale..=scale`.
@@ -741,6 +1045,93 @@ mod tests {
     }
 
     #[test]
+    fn outage_counts_are_exact_beyond_u32() {
+        // No seq: 2^33 periods of 1 ms between two readings.
+        let c = FillConfig {
+            use_seq: false,
+            period_ms: 1,
+            tolerance_ms: 0,
+            max_gap_ms: 1_000,
+            ..FillConfig::DEFAULT
+        };
+        let mut f = Tiny::try_new(c).unwrap();
+        let ev = run(&mut f, &[m(1, 0, 0, 0), m(1, 1, 1 << 33, 0)]);
+        assert!(matches!(ev[1], GapEvent::Outage(o) if o.missing == (1 << 33) - 1));
+        assert_eq!(f.stats().missing_in_outages, (1 << 33) - 1);
+    }
+
+    #[test]
+    fn outage_slots_lie_on_the_grid_between_the_readings() {
+        let o = Outage {
+            sensor: 1,
+            session: 1,
+            before: Key {
+                timestamp: 1_000,
+                seq: 7,
+            },
+            after: Key {
+                timestamp: 4_100,
+                seq: 10,
+            },
+            missing: 2,
+        };
+        let slots: Vec<(u64, u32)> = o.slots(1_000).map(|k| (k.timestamp, k.seq)).collect();
+        assert_eq!(slots, [(2_033, 8), (3_066, 9)], "placed like fills");
+        assert_eq!(o.slots(1_000).size_hint(), (2, Some(2)));
+        // The clock leaves no room: no slot at all, not a pile at one time.
+        let tight = Outage {
+            after: Key {
+                timestamp: 1_400,
+                seq: 4_000_000,
+            },
+            missing: 3_999_992,
+            ..o
+        };
+        assert_eq!(tight.slots(1_000).count(), 0);
+        assert_eq!(o.slots(0).count(), 0);
+        let huge = Outage {
+            after: Key {
+                timestamp: u64::MAX,
+                seq: 6,
+            },
+            missing: u64::MAX,
+            ..o
+        };
+        let mut it = huge.slots(u32::MAX);
+        let first = it.next().unwrap();
+        assert!(first.timestamp > 1_000 && first.seq == 8);
+    }
+
+    proptest! {
+        /// Outage slots keep the output order: strictly increasing time and seq, strictly
+        /// between the two readings, never more than the outage missed.
+        #[test]
+        fn outage_slots_are_strictly_ordered_between_the_readings(
+            t0 in 0u64..1 << 40,
+            dt in 0u64..1 << 24,
+            seq0 in any::<u32>(),
+            missing in 0u64..1 << 20,
+            period in 1u32..10_000,
+        ) {
+            let o = Outage {
+                sensor: 1,
+                session: 1,
+                before: Key { timestamp: t0, seq: seq0 },
+                after: Key { timestamp: t0 + dt, seq: seq0.wrapping_add(missing as u32 + 1) },
+                missing,
+            };
+            let slots: Vec<Key> = o.slots(period).take(1 << 16).collect();
+            prop_assert!(slots.len() as u64 <= missing);
+            let mut prev = o.before;
+            for k in &slots {
+                prop_assert!(k.timestamp > prev.timestamp && k.timestamp < o.after.timestamp);
+                prop_assert_eq!(k.seq, prev.seq.wrapping_add(1));
+                prev = *k;
+            }
+        }
+    }
+
+    #[test]
     fn locf_and_none() {
         let mut f = Tiny::try_new(cfg(FillMethod::Locf)).unwrap();
         let ev = run(&mut f, &[m(1, 0, 0, 11), m(1, 3, 3_000, 99)]);
@@ -849,6 +1240,48 @@ mod tests {
     }
 
     #[test]
+    fn stochastic_noise_belongs_to_the_gap_not_to_the_run() {
+        let c = FillConfig {
+            method: FillMethod::Stochastic,
+            seed: 5,
+            ..FillConfig::DEFAULT
+        };
+        let wavy = |seq: u32| {
+            m(
+                1,
+                seq,
+                u64::from(seq) * 1_000,
+                13_000 + (seq % 3) as i32 * 20,
+            )
+        };
+        // A run with other gaps before the one at seqs 21..=24.
+        let mut long: Vec<Record> = (0..=20).filter(|s| s % 7 != 3).map(wavy).collect();
+        long.push(wavy(25));
+        let all = fills(&run(&mut GapFiller::<4>::try_new(c).unwrap(), &long));
+        let late: Vec<_> = all.iter().filter(|f| f.0 > 20).copied().collect();
+        assert_eq!(late.len(), 4);
+        assert!(all.len() > late.len(), "earlier gaps were filled too");
+        // A fresh filler that sees only the readings the gap depends on (its neighbours and
+        // the 4 values of history) fills it the same.
+        let fresh = fills(&run(
+            &mut GapFiller::<4>::try_new(c).unwrap(),
+            &long[long.len() - 5..],
+        ));
+        let fresh: Vec<_> = fresh.into_iter().filter(|f| f.0 > 20).collect();
+        assert_eq!(fresh, late);
+        // The same reading before, the same seq and value after, but the reading after came
+        // half a second later: another gap, with other noise around the same line.
+        let mut other = long.clone();
+        if let Some(last) = other.last_mut() {
+            last.reading.timestamp += 500;
+        }
+        let moved = fills(&run(&mut GapFiller::<4>::try_new(c).unwrap(), &other));
+        let moved: Vec<i32> = moved.iter().filter(|f| f.0 > 20).map(|f| f.2).collect();
+        assert_eq!(moved.len(), 4);
+        assert_ne!(moved, late.iter().map(|f| f.2).collect::<Vec<_>>());
+    }
+
+    #[test]
     fn synthetic_input_passes_through_and_other_sensor_restarts() {
         let mut f = Tiny::try_new(cfg(FillMethod::Linear)).unwrap();
         let ev = run(&mut f, &[m(1, 0, 0, 0), m(1, 2, 2_000, 0)]);
@@ -891,6 +1324,9 @@ mod tests {
         }
     }
 
+    /// A band that holds every value: every reading is trustworthy.
+    const EVERYTHING: (Celsius, Celsius) = (Celsius::MIN, Celsius::MAX);
+
     #[test]
     fn extreme_values_do_not_panic() {
         let c = FillConfig {
@@ -898,6 +1334,7 @@ mod tests {
             period_ms: 1,
             tolerance_ms: 0,
             max_gap_ms: u64::from(u32::MAX),
+            band: EVERYTHING,
             ..FillConfig::DEFAULT
         };
         let mut f = GapFiller::<4>::try_new(c).unwrap();
@@ -923,6 +1360,7 @@ mod tests {
                 max_gap_ms: u64::MAX / 2,
                 period_ms: u32::MAX,
                 tolerance_ms: 0,
+                band: EVERYTHING,
                 ..FillConfig::DEFAULT
             })
             .unwrap();
@@ -945,6 +1383,31 @@ mod tests {
             for r in records(&ev) {
                 assert!(r.reading.timestamp <= 3 * u64::from(u32::MAX));
             }
+            // An outlier between two readings in the band: the line from the earlier one
+            // spans a huge time.
+            let mut f = GapFiller::<2>::try_new(FillConfig {
+                method,
+                use_seq: false,
+                max_gap_ms: u64::MAX / 2,
+                period_ms: u32::MAX,
+                tolerance_ms: 0,
+                ..FillConfig::DEFAULT
+            })
+            .unwrap();
+            let ev = run(
+                &mut f,
+                &[
+                    m(1, 0, 0, 12_800),
+                    m(1, 1, 1, i32::MAX),
+                    m(1, 2, 3 * u64::from(u32::MAX), 13_000),
+                ],
+            );
+            let made = fills(&ev);
+            assert_eq!(made.len(), if method == FillMethod::None { 0 } else { 2 });
+            assert!(
+                made.iter().all(|f| (12_800..=13_000).contains(&f.2)),
+                "{made:?}"
+            );
         }
     }
 
@@ -1018,7 +1481,14 @@ mod tests {
             step in -500i32..500,
             use_seq in any::<bool>(),
         ) {
-            let c = FillConfig { use_seq, max_gap_ms: 100_000, ..FillConfig::DEFAULT };
+            // Every value in the band: a line that crosses the band's edge has readings
+            // that are alone outside it, and those are not used (see `outliers_*`).
+            let c = FillConfig {
+                use_seq,
+                max_gap_ms: 100_000,
+                band: EVERYTHING,
+                ..FillConfig::DEFAULT
+            };
             let mut f = GapFiller::<4>::try_new(c).unwrap();
             let full: Vec<Record> = (0..len)
                 .map(|i| m(1, seq0 + i as u32, start + 1_000 * i as u64, v0 + step * i as i32))
@@ -1071,9 +1541,270 @@ mod tests {
             });
         }
         let c = |t: f64| Celsius::from_num(t);
-        // Seq 1 carries 52 forward, seq 3 carries 53 back; seq 6 lies between two bad
-        // readings: reported, not filled.
-        assert_eq!(fills, [(1, c(52.0)), (3, c(53.0))]);
+        // Seq 1 carries 52 forward; seq 3 lies on the line from 52 (seq 0, the nearest
+        // trustworthy reading before the gap) to 53; seq 6, between two bad readings, carries
+        // 53 (seq 4) forward.
+        assert_eq!(fills, [(1, c(52.0)), (3, c(52.75)), (6, c(53.0))]);
         assert_eq!(gaps, 3);
+        // With nothing trustworthy in reach, the gap is reported and left unfilled.
+        let mut f: GapFiller<8> = GapFiller::try_new(FillConfig::DEFAULT).unwrap();
+        let ev = run(
+            &mut f,
+            &[rec(0, 900.0, Quality::Bad), rec(2, -300.0, Quality::Bad)],
+        );
+        assert!(matches!(ev[1], GapEvent::Gap { missing: 1, .. }));
+        assert_eq!(records(&ev).len(), 2);
+    }
+
+    /// A measured record at 1 s intervals with the quality its flags give; `v` in 1/256 °C.
+    fn flagged(seq: u32, v: i32, extra: &[Flag]) -> Record {
+        let t = Celsius::from_bits(v);
+        let (lo, hi) = FillConfig::DEFAULT.band;
+        let mut flags = Flags::EMPTY;
+        if t < lo || t > hi {
+            flags.insert(Flag::OutOfBand);
+        }
+        for f in extra {
+            flags.insert(*f);
+        }
+        Record::measured(
+            Reading::new(1, 1, seq, u64::from(seq) * 1_000, t),
+            flags.quality(),
+            flags,
+        )
+    }
+
+    fn sources(ev: &[GapEvent]) -> Vec<(Option<u32>, Option<u32>)> {
+        records(ev)
+            .iter()
+            .filter_map(|r| match r.origin {
+                Origin::Synthetic(s) => Some((s.before.map(|k| k.seq), s.after.map(|k| k.seq))),
+                Origin::Measured => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_isolated_outlier_gives_no_value_to_the_fills_next_to_it() {
+        // 52 °C = 13_312, 60 °C = 15_360 (out of band, alone), 53 °C = 13_568.
+        let mut f = Tiny::try_new(cfg(FillMethod::Linear)).unwrap();
+        let ev = run(
+            &mut f,
+            &[
+                flagged(0, 13_312, &[]),
+                flagged(1, 15_360, &[]),
+                flagged(3, 13_568, &[]),
+            ],
+        );
+        // Seq 2 lies on the line from seq 0 to seq 3, not halfway to 60 °C.
+        assert_eq!(fills(&ev), [(2, 2_000, 13_483)]);
+        assert_eq!(sources(&ev), [(Some(0), Some(3))]);
+        // The outlier after the gap: the fill carries the reading before it.
+        let ev = run(
+            &mut f,
+            &[
+                flagged(0, 13_312, &[]),
+                flagged(2, 15_360, &[]),
+                flagged(3, 13_568, &[]),
+            ],
+        );
+        assert_eq!(fills(&ev), [(1, 1_000, 13_312)]);
+        assert_eq!(sources(&ev), [(Some(0), None)]);
+        // A spike inside the band, or an implausible value, never anchors either.
+        for extra in [Flag::Spike, Flag::Implausible] {
+            let ev = run(
+                &mut f,
+                &[
+                    flagged(0, 13_312, &[]),
+                    flagged(1, 13_900, &[extra]),
+                    flagged(3, 13_568, &[]),
+                ],
+            );
+            assert_eq!(fills(&ev), [(2, 2_000, 13_483)], "{extra:?}");
+            let ev = run(
+                &mut f,
+                &[flagged(0, 13_312, &[]), flagged(2, 13_900, &[extra])],
+            );
+            assert_eq!(fills(&ev), [(1, 1_000, 13_312)], "{extra:?}");
+        }
+        // LOCF carries the trustworthy value, not the outlier's.
+        let mut f = Tiny::try_new(cfg(FillMethod::Locf)).unwrap();
+        let ev = run(
+            &mut f,
+            &[
+                flagged(0, 13_312, &[]),
+                flagged(1, 15_360, &[]),
+                flagged(3, 13_568, &[]),
+            ],
+        );
+        assert_eq!(fills(&ev), [(2, 2_000, 13_312)]);
+        // A trustworthy reading further back than one maximum gap is out of reach.
+        let c = FillConfig {
+            max_gap_ms: 2_000,
+            ..FillConfig::DEFAULT
+        };
+        let mut f = Tiny::try_new(c).unwrap();
+        let ev = run(
+            &mut f,
+            &[
+                flagged(0, 13_312, &[]),
+                flagged(2, 15_360, &[]),
+                flagged(4, 13_568, &[]),
+            ],
+        );
+        assert_eq!(fills(&ev), [(1, 1_000, 13_312), (3, 3_000, 13_568)]);
+        assert_eq!(sources(&ev), [(Some(0), None), (None, Some(4))]);
+    }
+
+    proptest! {
+        /// A flat signal with noise of ±`noise`, isolated spikes far out of the band, and
+        /// readings lost around them: every fill stays within the signal's own noise of the
+        /// truth (twice the noise: the fill's anchors and the truth each stray by up to it),
+        /// and no fill names a spike as its source.
+        #[test]
+        fn outliers_next_to_gaps_do_not_pull_fills(
+            level in 13_000i32..13_900,
+            noise in 0i32..64,
+            kinds in proptest::collection::vec(0u8..10, 2..80),
+            jitter in proptest::collection::vec(-1_000i32..=1_000, 80),
+            spikes in proptest::collection::vec((any::<bool>(), 300i32..5_000), 80),
+            method in proptest::sample::select(vec![
+                FillMethod::Linear,
+                FillMethod::Locf,
+                FillMethod::Stochastic,
+            ]),
+        ) {
+            let c = FillConfig { method, max_gap_ms: 100_000, seed: 9, ..FillConfig::DEFAULT };
+            let (lo, hi) = (c.band.0.to_bits(), c.band.1.to_bits());
+            let truth: Vec<i32> = (0..kinds.len())
+                .map(|i| level + jitter[i] * noise / 1_000)
+                .collect();
+            // 0..=1: lost; 2: a spike; else kept. Between two spikes one reading in the
+            // band is always kept, and the first and last readings are kept.
+            let mut input = Vec::new();
+            let mut spike_keys = Vec::new();
+            let mut kept_since_spike = true;
+            for (i, k) in kinds.iter().enumerate() {
+                let edge = i == 0 || i + 1 == kinds.len();
+                let seq = i as u32;
+                if *k == 2 && kept_since_spike && !edge {
+                    let (up, excess) = spikes[i];
+                    let v = if up { hi + excess } else { lo - excess };
+                    let r = flagged(seq, v, &[]);
+                    spike_keys.push(r.reading.key());
+                    input.push(r);
+                    kept_since_spike = false;
+                } else if *k >= 2 || edge {
+                    input.push(flagged(seq, truth[i], &[]));
+                    kept_since_spike = true;
+                }
+            }
+            let mut f = GapFiller::<8>::try_new(c).unwrap();
+            let out = records(&run(&mut f, &input));
+            let bound = if method == FillMethod::Stochastic { 4 * noise } else { 2 * noise };
+            let mut made = 0;
+            for r in out.iter().filter(|r| r.is_synthetic()) {
+                made += 1;
+                let want = truth[r.reading.seq as usize];
+                let got = r.reading.celsius.to_bits();
+                prop_assert!((got - want).abs() <= bound, "{got} for {want} ± {bound}: {r:?}");
+                let Origin::Synthetic(src) = r.origin else { unreachable!() };
+                for k in [src.before, src.after].into_iter().flatten() {
+                    prop_assert!(!spike_keys.contains(&k), "{r:?} from a spike");
+                }
+            }
+            // Spikes are kept, so every lost reading, and only those, is filled.
+            prop_assert_eq!(made, kinds.len() - input.len());
+        }
+    }
+
+    fn near_band_record() -> impl Strategy<Value = Record> {
+        (
+            0u32..40,
+            12_000i32..15_000,
+            any::<bool>(),
+            any::<bool>(),
+            0u32..4,
+        )
+            .prop_map(|(step, v, spike, bad, sensor)| {
+                let mut r = flagged(step, v, if spike { &[Flag::Spike] } else { &[] });
+                if bad {
+                    r.quality = Quality::Bad;
+                }
+                r.reading.sensor = u32::from(sensor == 0) + 1;
+                r
+            })
+    }
+
+    proptest! {
+        /// A filler restored from the state of another goes on exactly like the one that
+        /// never stopped: what a checkpoint needs to resume a run.
+        #[test]
+        fn a_restored_filler_goes_on_like_the_uninterrupted_one(
+            steps in proptest::collection::vec(near_band_record(), 0..60),
+            split in 0usize..60,
+            method in proptest::sample::select(FillMethod::ALL.to_vec()),
+        ) {
+            // Increasing seqs and times, with gaps of up to 3 readings.
+            let mut seq = 0;
+            let recs: Vec<Record> = steps
+                .into_iter()
+                .map(|mut r| {
+                    seq += 1 + r.reading.seq % 4;
+                    r.reading.seq = seq;
+                    r.reading.timestamp = u64::from(seq) * 1_000;
+                    r
+                })
+                .collect();
+            let c = FillConfig { method, max_gap_ms: 3_000, seed: 4, ..FillConfig::DEFAULT };
+            let mut whole = GapFiller::<3>::try_new(c).unwrap();
+            let mut want = Vec::new();
+            for r in &recs {
+                whole.push(*r, &mut |e| want.push(e));
+            }
+            let split = split.min(recs.len());
+            let mut first = GapFiller::<3>::try_new(c).unwrap();
+            let mut got = Vec::new();
+            for r in &recs[..split] {
+                first.push(*r, &mut |e| got.push(e));
+            }
+            let mut second = GapFiller::<3>::try_new(c).unwrap();
+            second.restore(first.state());
+            prop_assert_eq!(second.state(), first.state());
+            for r in &recs[split..] {
+                second.push(*r, &mut |e| got.push(e));
+            }
+            prop_assert_eq!(got, want);
+        }
+    }
+
+    #[test]
+    fn a_sustained_excursion_anchors_fills() {
+        // 57 °C = 14_592, 58 °C = 14_848: three readings above the band in a row are real.
+        let mut f = Tiny::try_new(cfg(FillMethod::Linear)).unwrap();
+        let ev = run(
+            &mut f,
+            &[
+                flagged(0, 13_312, &[]),
+                flagged(1, 14_592, &[]),
+                flagged(3, 14_848, &[]),
+                flagged(5, 13_312, &[]),
+            ],
+        );
+        // Inside the excursion, and at its end, fills use it.
+        assert_eq!(fills(&ev), [(2, 2_000, 14_720), (4, 4_000, 14_080)]);
+        assert_eq!(sources(&ev), [(Some(1), Some(3)), (Some(3), Some(5))]);
+        // Readings on opposite sides of the band are no excursion.
+        let ev = run(
+            &mut f,
+            &[
+                flagged(0, 13_312, &[]),
+                flagged(1, 14_592, &[]),
+                flagged(3, 12_000, &[]),
+                flagged(4, 13_312, &[]),
+            ],
+        );
+        assert_eq!(fills(&ev), [(2, 2_000, 13_312)]);
+        assert_eq!(sources(&ev), [(Some(0), None)]);
     }
 }

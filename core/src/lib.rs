@@ -50,7 +50,10 @@ pub use frame::{
     encode, ClockKind, DecodeEvent, Decoder, EncodeError, Fault, FaultKind, Frame, FrameBuf,
     Header, SkipReason, Span, Stats, WireError, WireReading, CRC, FORMAT_VERSION, MAX_FRAME,
 };
-pub use gap::{FillConfig, FillMethod, GapConfigError, GapEvent, GapFiller, GapStats, Outage};
+pub use gap::{
+    BandSide, FillConfig, FillMethod, FillState, GapConfigError, GapEvent, GapFiller, GapStats,
+    Outage, OutageSlots,
+};
 pub use pipeline::{EdgeConfig, EdgePipeline, EdgeReject, PushOutcome};
 pub use reading::{Celsius, Identity, Key, Origin, Reading, Record, Source};
 pub use reorder::{Admit, Release, ReleaseKind, Reorder, ReorderError};

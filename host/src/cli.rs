@@ -215,6 +215,10 @@ pub struct ReplayArgs {
     /// Write per-window aggregates here, as CSV; needs --window.
     #[arg(long, requires = "window")]
     pub aggregates: Option<PathBuf>,
+    /// Write the slots of outages (gaps too long to fill) as rows with an empty celsius and
+    /// origin "missing", for tools that want one row per period (CSV and JSONL only).
+    #[arg(long)]
+    pub emit_outages: bool,
     /// Resume from (and update) this checkpoint: write only what is new since last time.
     /// Each stream's last readings (within --lateness and --max-gap of its newest) are held
     /// back for the next run, since stragglers may still change them.
@@ -372,6 +376,7 @@ impl ReadArgs {
                     until,
                     window_ms: None,
                     hold_back: false,
+                    emit_outages: false,
                 },
                 jsonl_period_ms,
             },
@@ -388,6 +393,10 @@ impl ReplayArgs {
         if let Some(w) = &self.window {
             plan.config.engine.window_ms = Some(positive_ms("window", w)?);
         }
+        if self.emit_outages && self.format == OutFormat::Mlog {
+            bail!("--emit-outages cannot be used with --format mlog: a frame log has no way to say that nothing was measured (use --format csv or jsonl)");
+        }
+        plan.config.engine.emit_outages = self.emit_outages;
         Ok(plan)
     }
 }
@@ -457,6 +466,14 @@ mod tests {
         assert_eq!((e.from, e.until), (Some(10_000), Some(20_000)));
         assert_eq!(e.validate.band.0, Celsius::from_num(-5));
         assert_eq!((e.lateness_ms, e.max_gap_ms), (30_000, 60_000));
+        assert!(!e.emit_outages);
+        assert!(
+            replay(&["--emit-outages"])
+                .unwrap()
+                .config
+                .engine
+                .emit_outages
+        );
         for (args, needle) in [
             (&["--band", "60..50"][..], "reversed"),
             (&["--band", "50..500"][..], "physical range"),
@@ -464,6 +481,10 @@ mod tests {
             (&["--period", "0s"][..], "longer than zero"),
             (&["--window", "0s", "--aggregates", "a.csv"][..], "--window"),
             (&["--from", "20", "--until", "10"][..], "after --until"),
+            (
+                &["--emit-outages", "--format", "mlog"][..],
+                "--emit-outages cannot be used with --format mlog",
+            ),
         ] {
             let err = format!("{:#}", replay(args).unwrap_err());
             assert!(err.contains(needle), "{args:?}: {err}");

@@ -62,6 +62,12 @@ pub struct Recovery {
     pub fill_error_mean: f64,
     /// Max |fill − truth| in °C.
     pub fill_error_max: f64,
+    /// Fills of readings the sensor measured inside the band: the ones a fill can know.
+    pub filled_in_band: u64,
+    /// Mean |fill − truth| over those, in °C.
+    pub fill_error_in_band_mean: f64,
+    /// Max |fill − truth| over those, in °C.
+    pub fill_error_in_band_max: f64,
     /// Windows compared.
     pub windows: u64,
     /// Max |aggregate mean − truth mean over the same measured readings| in °C (must be 0).
@@ -96,6 +102,7 @@ pub fn check_recovery(
     let mut measured_truth: BTreeMap<u64, Aggregate> = BTreeMap::new();
     let mut full_truth: BTreeMap<u64, Aggregate> = BTreeMap::new();
     let mut fill_err_sum = 0f64;
+    let mut fill_err_in_band_sum = 0f64;
     let as_record = |r: Reading| Record::measured(r, Quality::Good, Flags::EMPTY);
     let window_of = |ts: u64| ts - ts % window_ms;
     let add_full = |r: Reading, full: &mut BTreeMap<u64, Aggregate>| {
@@ -135,6 +142,11 @@ pub fn check_recovery(
             let err = (celsius.to_num::<f64>() - t.reading.celsius.to_num::<f64>()).abs();
             fill_err_sum += err;
             rec.fill_error_max = rec.fill_error_max.max(err);
+            if !t.out_of_band {
+                rec.filled_in_band += 1;
+                fill_err_in_band_sum += err;
+                rec.fill_error_in_band_max = rec.fill_error_in_band_max.max(err);
+            }
         } else {
             rec.measured += 1;
             if celsius != t.reading.celsius {
@@ -156,6 +168,9 @@ pub fn check_recovery(
     }
     if rec.filled > 0 {
         rec.fill_error_mean = fill_err_sum / rec.filled as f64;
+    }
+    if rec.filled_in_band > 0 {
+        rec.fill_error_in_band_mean = fill_err_in_band_sum / rec.filled_in_band as f64;
     }
     let mut aggs = csv::Reader::from_path(aggregates)
         .with_context(|| format!("{}: cannot read", aggregates.display()))?;
@@ -289,6 +304,13 @@ fn print_report(
     println!(
         "  fill error (linear)         mean {:.4} °C, max {:.4} °C over {} fills",
         rec.fill_error_mean, rec.fill_error_max, rec.filled
+    );
+    println!(
+        "    of readings in the band   mean {:.4} °C, max {:.4} °C over {} fills (the other {} stand for readings the sensor took out of band, which no fill can know)",
+        rec.fill_error_in_band_mean,
+        rec.fill_error_in_band_max,
+        rec.filled_in_band,
+        rec.filled - rec.filled_in_band
     );
     println!(
         "  aggregate error             {} °C max over {} one-minute windows (mean of measured vs the truth of the same readings: exact)",

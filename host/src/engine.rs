@@ -206,6 +206,9 @@ pub struct EngineConfig {
     pub window_ms: Option<u64>,
     /// Hold back each stream's unsettled tail (a checkpointed run that is not final).
     pub hold_back: bool,
+    /// Write the slots of outages as rows without a value, for a regular grid
+    /// (`--emit-outages`); otherwise outages are only reported.
+    pub emit_outages: bool,
 }
 
 impl Default for EngineConfig {
@@ -220,6 +223,7 @@ impl Default for EngineConfig {
             until: None,
             window_ms: None,
             hold_back: false,
+            emit_outages: false,
         }
     }
 }
@@ -242,7 +246,7 @@ pub struct OutageReport {
     /// The first measured reading after it, ms.
     pub end_ms: u64,
     /// Readings it swallowed.
-    pub missing: u32,
+    pub missing: u64,
 }
 
 /// A sample the edge could not take.
@@ -1205,7 +1209,7 @@ fn process_live(
                     .is_some_and(|k| (after.timestamp, after.seq) <= (k.0, k.1));
                 if !old && cfg.overlaps_window(before.timestamp, after.timestamp) {
                     out.report.gaps += 1;
-                    out.report.missing += u64::from(*missing);
+                    out.report.missing += *missing;
                 }
                 Ok(())
             }
@@ -1231,7 +1235,7 @@ fn outage(
         return Ok(());
     }
     out.report.outages += 1;
-    out.report.missing_in_outages += u64::from(o.missing);
+    out.report.missing_in_outages += o.missing;
     if out.report.outage_list.len() < MAX_LISTED_OUTAGES {
         out.report.outage_list.push(OutageReport {
             start_ms: o.before.timestamp,
@@ -1239,7 +1243,21 @@ fn outage(
             missing: o.missing,
         });
     }
-    sinks.records.outage(o)
+    sinks.records.outage(o)?;
+    if cfg.emit_outages {
+        for slot in o.slots(out.meta.period_ms) {
+            if cfg.until.is_some_and(|u| slot.timestamp > u) {
+                break;
+            }
+            let before_checkpoint = out
+                .skip_through
+                .is_some_and(|k| (slot.timestamp, slot.seq) <= (k.0, k.1));
+            if cfg.in_window(slot.timestamp) && !before_checkpoint {
+                sinks.records.missing(o, slot, &out.meta)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 #[inline]

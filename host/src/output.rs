@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use anyhow::Context;
-use mend_core::{Aggregate, ClockKind, Frame, Header, Origin, Outage, Record};
+use mend_core::{Aggregate, ClockKind, Frame, Header, Key, Origin, Outage, Record};
 
 use crate::background::{BackgroundWriter, Block, BlockWrite, SYNC_EVERY};
 use crate::input::StreamMeta;
@@ -23,9 +23,8 @@ use crate::timefmt::{push_time, TimeFormatter};
 /// The CSV header of repaired records.
 pub const CSV_HEADER: &str = "sensor,session,seq,time,celsius,origin,method,quality,flags";
 
-/// The CSV header of aggregates.
-pub const AGG_HEADER: &str =
-    "sensor,session,window_start,window_end,measured,synthetic,rejected,min,max,mean,time_in_band_ms";
+/// The CSV header of aggregates; [`push_aggregate_row`] says what each column holds.
+pub const AGG_HEADER: &str = "sensor,session,window_start,window_end,measured,synthetic,rejected,min,max,mean,time_in_band_ms,mean_with_fills,time_in_band_with_fills_ms";
 
 /// The temporary files of [`AtomicFile`]s not yet committed or dropped.
 static PENDING: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
@@ -206,6 +205,12 @@ pub trait RecordSink {
     fn outage(&mut self, _outage: &Outage) -> io::Result<()> {
         Ok(())
     }
+    /// One slot of an outage (see [`Outage::slots`]) inside the replay window, in time order
+    /// with the stream's records, for output on a regular grid (`--emit-outages`). Sinks
+    /// that have no use for it ignore it.
+    fn missing(&mut self, _outage: &Outage, _slot: Key, _meta: &StreamMeta) -> io::Result<()> {
+        Ok(())
+    }
     /// Flushes buffered output.
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
@@ -241,6 +246,13 @@ impl RecordSink for Tee<'_> {
     fn outage(&mut self, o: &Outage) -> io::Result<()> {
         for s in &mut self.sinks {
             s.outage(o)?;
+        }
+        Ok(())
+    }
+
+    fn missing(&mut self, o: &Outage, slot: Key, meta: &StreamMeta) -> io::Result<()> {
+        for s in &mut self.sinks {
+            s.missing(o, slot, meta)?;
         }
         Ok(())
     }
@@ -368,6 +380,79 @@ pub fn push_json_row(buf: &mut Vec<u8>, rec: &Record, meta: &StreamMeta) {
     push_flags(buf, rec);
     buf.extend_from_slice(b"\"}\n");
 }
+
+/// Appends the CSV row (with its newline) of an outage slot: the [`CSV_HEADER`] layout with
+/// an empty `celsius`, origin `missing`, and empty `method`, `quality` and `flags`.
+///
+/// # Examples
+/// ```
+/// use mend_core::{ClockKind, Key, Outage};
+/// use mend::input::StreamMeta;
+/// let meta = StreamMeta { has_seq: true, period_ms: 1_000, clock: ClockKind::Unix };
+/// let o = Outage {
+///     sensor: 1, session: 7,
+///     before: Key { timestamp: 0, seq: 0 }, after: Key { timestamp: 90_000, seq: 90 },
+///     missing: 89,
+/// };
+/// let mut row = Vec::new();
+/// mend::output::push_missing_csv_row(&mut row, &o, Key { timestamp: 5_000, seq: 5 }, &meta);
+/// assert_eq!(row, b"1,7,5,1970-01-01T00:00:05.000Z,,missing,,,\n");
+/// ```
+pub fn push_missing_csv_row(buf: &mut Vec<u8>, o: &Outage, slot: Key, meta: &StreamMeta) {
+    push_u64(buf, u64::from(o.sensor));
+    buf.push(b',');
+    push_u64(buf, u64::from(o.session));
+    buf.push(b',');
+    if meta.has_seq {
+        push_u64(buf, u64::from(slot.seq));
+    }
+    buf.push(b',');
+    push_time(buf, slot.timestamp);
+    buf.extend_from_slice(b",,");
+    buf.extend_from_slice(MISSING.as_bytes());
+    buf.extend_from_slice(b",,,\n");
+}
+
+/// Appends the JSONL object (with its newline) of an outage slot: the fields of
+/// [`push_json_row`], with `celsius`, `method` and `quality` null and origin `missing`.
+///
+/// # Examples
+/// ```
+/// use mend_core::{ClockKind, Key, Outage};
+/// use mend::input::StreamMeta;
+/// let meta = StreamMeta { has_seq: false, period_ms: 1_000, clock: ClockKind::Unix };
+/// let o = Outage {
+///     sensor: 0, session: 0,
+///     before: Key { timestamp: 0, seq: 0 }, after: Key { timestamp: 90_000, seq: 0 },
+///     missing: 89,
+/// };
+/// let mut row = Vec::new();
+/// mend::output::push_missing_json_row(&mut row, &o, Key { timestamp: 1_000, seq: 1 }, &meta);
+/// assert_eq!(
+///     String::from_utf8(row).unwrap(),
+///     "{\"sensor\":0,\"session\":0,\"seq\":null,\"time\":\"1970-01-01T00:00:01.000Z\",\"celsius\":null,\"origin\":\"missing\",\"method\":null,\"quality\":null,\"flags\":\"\"}\n"
+/// );
+/// ```
+pub fn push_missing_json_row(buf: &mut Vec<u8>, o: &Outage, slot: Key, meta: &StreamMeta) {
+    buf.extend_from_slice(b"{\"sensor\":");
+    push_u64(buf, u64::from(o.sensor));
+    buf.extend_from_slice(b",\"session\":");
+    push_u64(buf, u64::from(o.session));
+    buf.extend_from_slice(b",\"seq\":");
+    if meta.has_seq {
+        push_u64(buf, u64::from(slot.seq));
+    } else {
+        buf.extend_from_slice(b"null");
+    }
+    buf.extend_from_slice(b",\"time\":\"");
+    push_time(buf, slot.timestamp);
+    buf.extend_from_slice(b"\",\"celsius\":null,\"origin\":\"");
+    buf.extend_from_slice(MISSING.as_bytes());
+    buf.extend_from_slice(b"\",\"method\":null,\"quality\":null,\"flags\":\"\"}\n");
+}
+
+/// The `origin` of an outage slot's row.
+pub const MISSING: &str = "missing";
 
 /// The row formats of [`RowWriter`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -513,6 +598,21 @@ impl<W: BlockWrite> RowWriter<W> {
     pub fn into_inner(self) -> W {
         self.w
     }
+
+    /// Moves the row in `self.json` into the block, or past it when it does not fit.
+    fn put_json(&mut self) -> io::Result<()> {
+        match self.block.spare().get_mut(..self.json.len()) {
+            Some(dst) => {
+                dst.copy_from_slice(&self.json);
+                self.block.advance(self.json.len());
+            }
+            None => {
+                self.w.write_block(&mut self.block)?;
+                self.w.write_all(&self.json)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 impl<W: BlockWrite> RecordSink for RowWriter<W> {
@@ -530,18 +630,22 @@ impl<W: BlockWrite> RecordSink for RowWriter<W> {
             RowFormat::Jsonl => {
                 self.json.clear();
                 push_json_row(&mut self.json, rec, meta);
-                match self.block.spare().get_mut(..self.json.len()) {
-                    Some(dst) => {
-                        dst.copy_from_slice(&self.json);
-                        self.block.advance(self.json.len());
-                    }
-                    None => {
-                        self.w.write_block(&mut self.block)?;
-                        self.w.write_all(&self.json)?;
-                    }
-                }
+                self.put_json()?;
             }
         }
+        if self.block.is_full() {
+            self.w.write_block(&mut self.block)?;
+        }
+        Ok(())
+    }
+
+    fn missing(&mut self, o: &Outage, slot: Key, meta: &StreamMeta) -> io::Result<()> {
+        self.json.clear();
+        match self.format {
+            RowFormat::Csv => push_missing_csv_row(&mut self.json, o, slot, meta),
+            RowFormat::Jsonl => push_missing_json_row(&mut self.json, o, slot, meta),
+        }
+        self.put_json()?;
         if self.block.is_full() {
             self.w.write_block(&mut self.block)?;
         }
@@ -641,6 +745,14 @@ impl<W: Write> RecordSink for MlogWriter<W> {
     fn flush(&mut self) -> io::Result<()> {
         self.w.flush()
     }
+
+    /// Refused: a frame log has no way to say "nothing was measured here".
+    fn missing(&mut self, _o: &Outage, _slot: Key, _meta: &StreamMeta) -> io::Result<()> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "the mlog format cannot carry outage slots (write CSV or JSONL to emit outages)",
+        ))
+    }
 }
 
 /// A record as the library API returns it.
@@ -659,6 +771,8 @@ pub struct VecSink {
     pub records: Vec<OutRecord>,
     /// The outages inside the window.
     pub outages: Vec<Outage>,
+    /// The outage slots inside the window (with `--emit-outages`), in output order.
+    pub missing: Vec<(Outage, Key)>,
 }
 
 impl RecordSink for VecSink {
@@ -674,9 +788,32 @@ impl RecordSink for VecSink {
         self.outages.push(*o);
         Ok(())
     }
+
+    fn missing(&mut self, o: &Outage, slot: Key, _meta: &StreamMeta) -> io::Result<()> {
+        self.missing.push((*o, slot));
+        Ok(())
+    }
 }
 
 /// Appends one aggregates row (with its newline) in the [`AGG_HEADER`] layout.
+///
+/// One row per stream and window; a column that says nothing about fills is over measured
+/// readings only (a made-up value never sets an extreme or moves a measured mean):
+/// - `sensor`, `session`: the stream;
+/// - `window_start`, `window_end`: the window `[start, end)`, RFC 3339 UTC with ms; windows
+///   are aligned to multiples of their length since the Unix epoch;
+/// - `measured`: measured readings that are not of quality bad;
+/// - `synthetic`: fills (synthetic records) that are not of quality bad;
+/// - `rejected`: records of quality bad (implausible), which count nowhere else;
+/// - `min`, `max`, `mean`: over the measured readings, in °C, the exact decimal value of the
+///   1/256 °C result (the mean is rounded to the nearest 1/256 °C, ties away from zero);
+///   empty when the window holds no measured reading;
+/// - `time_in_band_ms`: measured readings inside the band (inclusive) × the sampling period;
+/// - `mean_with_fills`: the mean of the measured readings and the fills together, rounded
+///   the same way (what the repaired series averages to);
+/// - `time_in_band_with_fills_ms`: measured readings and fills inside the band × the period.
+///
+/// Sums are exact integers in 1/256 °C, so every figure is independent of arrival order.
 ///
 /// # Examples
 /// ```
@@ -689,7 +826,7 @@ impl RecordSink for VecSink {
 /// }
 /// let mut row = Vec::new();
 /// mend::output::push_aggregate_row(&mut row, 1, 2, &a);
-/// assert_eq!(row, b"1,2,1970-01-01T00:01:00.000Z,1970-01-01T00:02:00.000Z,2,0,0,52,53,52.5,2000\n");
+/// assert_eq!(row, b"1,2,1970-01-01T00:01:00.000Z,1970-01-01T00:02:00.000Z,2,0,0,52,53,52.5,2000,52.5,2000\n");
 /// ```
 pub fn push_aggregate_row(buf: &mut Vec<u8>, sensor: u32, session: u32, a: &Aggregate) {
     push_u64(buf, u64::from(sensor));
@@ -719,6 +856,12 @@ pub fn push_aggregate_row(buf: &mut Vec<u8>, sensor: u32, session: u32, a: &Aggr
     }
     buf.push(b',');
     push_u64(buf, a.in_band_ms);
+    buf.push(b',');
+    if let Some(m) = a.mean_with_fills() {
+        push_celsius(buf, m);
+    }
+    buf.push(b',');
+    push_u64(buf, a.in_band_with_fills_ms());
     buf.push(b'\n');
 }
 

@@ -71,8 +71,17 @@ fn recovery_is_exact_against_the_truth() {
     let last = measured[measured.len() - 1].seq.unwrap();
     let seqs: Vec<u32> = rows.iter().map(|r| r.seq.unwrap()).collect();
     assert_eq!(seqs, (first..=last).collect::<Vec<_>>());
-    // Linear fills are the interpolation of their measured neighbours, on time too.
-    let mut fills = 0;
+    // Linear fills are the interpolation of their measured neighbours, on time too, where
+    // those are clean (in the band, no spike). Next to an out-of-band reading that is alone
+    // outside the band, the fill takes nothing from it and stays in the band.
+    let clean = |x: &Row| x.flags.is_empty();
+    let measured_around = |i: usize| {
+        (
+            rows[..i].iter().rev().find(|x| !x.synthetic()).unwrap(),
+            rows[i..].iter().find(|x| !x.synthetic()).unwrap(),
+        )
+    };
+    let (mut fills, mut exact, mut next_to_outlier) = (0, 0, 0);
     for (i, r) in rows.iter().enumerate() {
         if !r.synthetic() {
             continue;
@@ -83,8 +92,26 @@ fn recovery_is_exact_against_the_truth() {
             ("linear", "doubtful")
         );
         assert!(r.flags.split(';').any(|f| f == "synthetic"), "{r:?}");
-        let a = rows[..i].iter().rev().find(|x| !x.synthetic()).unwrap();
-        let b = rows[i..].iter().find(|x| !x.synthetic()).unwrap();
+        let (a, b) = measured_around(i);
+        let pos = |x: &Row| rows.iter().position(|y| y.seq == x.seq).unwrap();
+        let alone = |x: &Row| {
+            let at = pos(x);
+            x.flags == "out_of_band"
+                && (at == 0 || clean(measured_around(at).0))
+                && rows[at + 1..]
+                    .iter()
+                    .find(|y| !y.synthetic())
+                    .is_none_or(clean)
+        };
+        if !(clean(a) && clean(b)) {
+            if (clean(a) || alone(a)) && (clean(b) || alone(b)) {
+                next_to_outlier += 1;
+                let (lo, hi) = (Celsius::from_num(50), Celsius::from_num(55));
+                assert!(lo <= r.celsius && r.celsius <= hi, "{r:?} by {a:?} {b:?}");
+            }
+            continue;
+        }
+        exact += 1;
         let steps = i64::from(b.seq.unwrap() - a.seq.unwrap());
         let k = i64::from(r.seq.unwrap() - a.seq.unwrap());
         let (va, vb) = (
@@ -101,6 +128,10 @@ fn recovery_is_exact_against_the_truth() {
         assert_eq!(r.ms as i64, a.ms as i64 + dt * k / steps);
     }
     assert!(fills > 300, "{fills}");
+    assert!(
+        exact > 250 && next_to_outlier > 10,
+        "{exact} {next_to_outlier}"
+    );
     // Aggregates over measured readings equal the truth's over the same readings.
     let mut want: BTreeMap<u64, (u32, i64, i32, i32)> = BTreeMap::new();
     for r in &measured {
@@ -116,7 +147,7 @@ fn recovery_is_exact_against_the_truth() {
     let mut lines = agg.lines();
     assert_eq!(
         lines.next(),
-        Some("sensor,session,window_start,window_end,measured,synthetic,rejected,min,max,mean,time_in_band_ms")
+        Some("sensor,session,window_start,window_end,measured,synthetic,rejected,min,max,mean,time_in_band_ms,mean_with_fills,time_in_band_with_fills_ms")
     );
     let mut windows = 0;
     for l in lines {
@@ -142,6 +173,28 @@ fn recovery_is_exact_against_the_truth() {
         assert_eq!(
             i64::from(Celsius::from_num(f[9].parse::<f64>().unwrap()).to_bits()),
             mean,
+            "{l}"
+        );
+        // Time in band is measured only, like min, max and mean; the columns "with fills"
+        // count the fills as well.
+        let window: Vec<&Row> = rows
+            .iter()
+            .filter(|r| r.ms / 60_000 * 60_000 == start && r.quality != "bad")
+            .collect();
+        let in_band =
+            |r: &&&Row| (Celsius::from_num(50)..=Celsius::from_num(55)).contains(&r.celsius);
+        let measured_in_band = window
+            .iter()
+            .filter(|r| !r.synthetic())
+            .filter(in_band)
+            .count();
+        let all_in_band = window.iter().filter(in_band).count();
+        assert_eq!(f[10], (measured_in_band * 1_000).to_string(), "{l}");
+        assert_eq!(f[12], (all_in_band * 1_000).to_string(), "{l}");
+        let all_sum: i64 = window.iter().map(|r| i64::from(r.celsius.to_bits())).sum();
+        assert_eq!(
+            i64::from(Celsius::from_num(f[11].parse::<f64>().unwrap()).to_bits()),
+            div_round(all_sum, window.len() as i64),
             "{l}"
         );
         windows += 1;
@@ -953,4 +1006,289 @@ fn the_physical_range_decides_what_is_implausible() {
         Celsius::from_num(52.25),
         "52 and 52.5 around it"
     );
+}
+
+#[test]
+fn outage_counts_are_exact_beyond_u32() {
+    let d = Dir::new();
+    // Two readings 8 590 933 592 s apart at a period of 1 ms: more than 2^32 missing.
+    d.write(
+        "in.jsonl",
+        b"{\"timestamp\": 1000, \"event_type\": \"TEMPERATURE_SENSOR\", \"temperature\": 52.0, \"status\": \"normal\"}\n\
+          {\"timestamp\": 8590934592, \"event_type\": \"TEMPERATURE_SENSOR\", \"temperature\": 52.0, \"status\": \"normal\"}\n",
+    );
+    d.mend(&[
+        "replay",
+        "in.jsonl",
+        "--period",
+        "1ms",
+        "--summary-json",
+        "s.json",
+        "-o",
+        "out.csv",
+        "-q",
+    ])
+    .ok();
+    let s: serde_json::Value = serde_json::from_str(&d.read_text("s.json")).unwrap();
+    let stream = &s["streams"][0];
+    let want = 8_590_933_591_999u64;
+    assert_eq!(stream["missing_in_outages"], want);
+    assert_eq!(stream["outage_list"][0]["missing"], want);
+}
+
+/// The fields of a CSV row, as text (outage slots have no value to parse).
+fn fields(csv_text: &str) -> Vec<Vec<String>> {
+    let mut lines = csv_text.lines();
+    assert_eq!(lines.next(), Some(HEADER));
+    lines
+        .map(|l| l.split(',').map(str::to_owned).collect())
+        .collect()
+}
+
+#[test]
+fn emit_outages_writes_the_slots_as_rows_without_a_value() {
+    let d = Dir::new();
+    // Seqs 0..=4 and 100..=102 at 1 s: seqs 5..=99 (95 readings, 96 s) are an outage.
+    let h = header(1, 1);
+    let head = common::frame(mend_core::Frame::Header(h));
+    let mut prefix = head.clone();
+    prefix.extend(readings(&h, (0..5).map(|s| (s, 52.0))));
+    let mut log = prefix.clone();
+    log.extend(readings(&h, (100..103).map(|s| (s, 53.0))));
+    d.write("in.mlog", &log);
+    d.write("prefix.mlog", &prefix);
+
+    // Without the flag, the rows hold the readings only; the outage is in the summary.
+    let plain = d
+        .mend(&["replay", "in.mlog", "--summary-json", "s.json"])
+        .ok();
+    assert_eq!(rows(&plain.stdout()).len(), 8);
+    let s: serde_json::Value = serde_json::from_str(&d.read_text("s.json")).unwrap();
+    assert_eq!(s["streams"][0]["missing_in_outages"], 95);
+
+    // With it: one row per second, each seq once, strictly in time order.
+    d.mend(&[
+        "replay",
+        "in.mlog",
+        "--emit-outages",
+        "-o",
+        "grid.csv",
+        "-q",
+    ])
+    .ok();
+    let grid = fields(&d.read_text("grid.csv"));
+    let seqs: Vec<u32> = grid.iter().map(|f| f[2].parse().unwrap()).collect();
+    assert_eq!(seqs, (0..=102).collect::<Vec<_>>());
+    for f in &grid {
+        let seq: u64 = f[2].parse().unwrap();
+        let ms = humantime::parse_rfc3339(&f[3])
+            .unwrap()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        assert_eq!(ms, seq * 1_000, "{f:?}");
+        if (5..100).contains(&seq) {
+            assert_eq!(f[4..], ["", "missing", "", "", ""], "{f:?}");
+        } else {
+            assert_eq!(f[5], "measured", "{f:?}");
+        }
+    }
+    // The measured rows are those of the plain run.
+    let measured: Vec<String> = d
+        .read_text("grid.csv")
+        .lines()
+        .filter(|l| !l.contains(",missing,"))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(measured.join("\n") + "\n", plain.stdout());
+
+    // JSONL: the same rows, celsius null.
+    d.mend(&[
+        "replay",
+        "in.mlog",
+        "--emit-outages",
+        "--format",
+        "jsonl",
+        "-o",
+        "grid.jsonl",
+        "-q",
+    ])
+    .ok();
+    let objs: Vec<serde_json::Value> = d
+        .read_text("grid.jsonl")
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(objs.len(), 103);
+    for (o, want) in objs.iter().zip(0u64..) {
+        assert_eq!(o["seq"], want);
+        let missing = (5..100).contains(&want);
+        assert_eq!(o["origin"], if missing { "missing" } else { "measured" });
+        assert_eq!(o["celsius"].is_null(), missing, "{o}");
+    }
+
+    // A window keeps only the slots inside it.
+    d.mend(&[
+        "replay",
+        "in.mlog",
+        "--emit-outages",
+        "--from",
+        "50",
+        "--until",
+        "60",
+        "-o",
+        "w.csv",
+        "-q",
+    ])
+    .ok();
+    let w = fields(&d.read_text("w.csv"));
+    let seqs: Vec<u32> = w.iter().map(|f| f[2].parse().unwrap()).collect();
+    assert_eq!(seqs, (50..=60).collect::<Vec<_>>());
+
+    // An incremental run emits the slots once, exactly as one run does.
+    d.mend(&[
+        "replay",
+        "prefix.mlog",
+        "--emit-outages",
+        "--checkpoint",
+        "ck.json",
+        "-o",
+        "one.csv",
+        "-q",
+    ])
+    .ok();
+    d.mend(&[
+        "replay",
+        "in.mlog",
+        "--emit-outages",
+        "--checkpoint",
+        "ck.json",
+        "--final",
+        "-o",
+        "two.csv",
+        "-q",
+    ])
+    .ok();
+    let joined = format!(
+        "{}{}",
+        d.read_text("one.csv"),
+        d.read_text("two.csv")
+            .strip_prefix(&format!("{HEADER}\n"))
+            .unwrap()
+    );
+    assert_eq!(joined, d.read_text("grid.csv"));
+
+    // A frame log cannot say "nothing was measured": refused before any work.
+    let run = d
+        .mend(&[
+            "replay",
+            "in.mlog",
+            "--emit-outages",
+            "--format",
+            "mlog",
+            "-o",
+            "x.mlog",
+        ])
+        .expect(2);
+    assert!(
+        run.stderr()
+            .contains("--emit-outages cannot be used with --format mlog"),
+        "{}",
+        run.stderr()
+    );
+    assert!(!d.path("x.mlog").exists());
+}
+
+#[test]
+fn incremental_runs_fill_like_one_run_next_to_outliers_and_with_stochastic_noise() {
+    let d = Dir::new();
+    capture(
+        &d,
+        "cap.mlog",
+        "17",
+        "3000",
+        &["--skip-rate", "0.1", "--error-rate", "0.05"],
+    );
+    let whole = d.read("cap.mlog");
+    for fill in ["stochastic", "linear"] {
+        let all = d
+            .mend(&["replay", "cap.mlog", "--fill", fill, "-q"])
+            .ok()
+            .stdout();
+        for part in 1..10 {
+            d.write("prefix.mlog", &whole[..whole.len() * part / 10]);
+            let ck = format!("ck-{fill}-{part}.json");
+            let one = d
+                .mend(&[
+                    "replay",
+                    "prefix.mlog",
+                    "--fill",
+                    fill,
+                    "--checkpoint",
+                    &ck,
+                    "-q",
+                ])
+                .ok()
+                .stdout();
+            let two = d
+                .mend(&[
+                    "replay",
+                    "cap.mlog",
+                    "--fill",
+                    fill,
+                    "--checkpoint",
+                    &ck,
+                    "--final",
+                    "-q",
+                ])
+                .ok()
+                .stdout();
+            let joined = format!("{one}{}", two.strip_prefix(&format!("{HEADER}\n")).unwrap());
+            assert!(
+                joined == all,
+                "--fill {fill}, split at {part}/10: rows differ"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_checkpoint_at_a_sustained_excursion_keeps_it_as_an_anchor() {
+    let d = Dir::new();
+    // Two readings above the band, then two lost, then back in the band.
+    let h = header(1, 1);
+    let mut prefix = common::frame(mend_core::Frame::Header(h));
+    prefix.extend(readings(&h, [(0, 52.0), (1, 52.0), (2, 57.0), (3, 57.5)]));
+    let mut log = prefix.clone();
+    log.extend(readings(&h, [(6, 52.0), (7, 52.0)]));
+    d.write("prefix.mlog", &prefix);
+    d.write("in.mlog", &log);
+    let all = d.mend(&["replay", "in.mlog", "-q"]).ok().stdout();
+    let fills: Vec<Celsius> = rows(&all)
+        .iter()
+        .filter(|r| r.synthetic())
+        .map(|r| r.celsius)
+        .collect();
+    // On the line from 57.5 °C (14 720/256: the excursion is real) down to 52 °C (13 312).
+    assert_eq!(
+        fills,
+        [Celsius::from_bits(14_251), Celsius::from_bits(13_781)]
+    );
+    let one = d
+        .mend(&["replay", "prefix.mlog", "--checkpoint", "ck.json", "-q"])
+        .ok()
+        .stdout();
+    let two = d
+        .mend(&[
+            "replay",
+            "in.mlog",
+            "--checkpoint",
+            "ck.json",
+            "--final",
+            "-q",
+        ])
+        .ok()
+        .stdout();
+    let joined = format!("{one}{}", two.strip_prefix(&format!("{HEADER}\n")).unwrap());
+    assert_eq!(joined, all);
 }
