@@ -167,6 +167,9 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 pub struct Checkpoint {
     /// The inputs it was written for, in command-line order (empty: not yet bound).
     pub inputs: Vec<InputMark>,
+    /// Per input, the position (byte offset of a frame, or line number) of the last reading
+    /// the run read: a later run knows what is new.
+    pub seen: Vec<u64>,
     /// Per `(sensor, session)`.
     pub streams: BTreeMap<(u32, u32), StreamMark>,
 }
@@ -176,6 +179,8 @@ struct FileForm {
     version: u32,
     #[serde(default)]
     inputs: Vec<InputMark>,
+    #[serde(default)]
+    seen: Vec<u64>,
     streams: Vec<StreamMark>,
 }
 
@@ -201,6 +206,7 @@ impl Checkpoint {
         }
         Ok(Self {
             inputs: f.inputs,
+            seen: f.seen,
             streams: f
                 .streams
                 .into_iter()
@@ -247,6 +253,7 @@ impl Checkpoint {
         let form = FileForm {
             version: CHECKPOINT_VERSION,
             inputs: self.inputs.clone(),
+            seen: self.seen.clone(),
             streams: self.streams.values().copied().collect(),
         };
         serde_json::to_writer_pretty(&mut f, &form)

@@ -174,9 +174,6 @@ impl StreamReorder {
     fn pop_any(&mut self) -> Option<mend_core::Release> {
         each!(self, b => b.pop_any())
     }
-    fn watermark(&self) -> Option<u64> {
-        each!(self, b => b.watermark())
-    }
     fn counters(&self) -> Counters {
         each!(self, b => b.counters())
     }
@@ -229,6 +226,17 @@ impl Default for EngineConfig {
 }
 
 impl EngineConfig {
+    /// How long a stream holds a reading before releasing it: the lateness, and in a
+    /// checkpointed run that is not final also the max gap, so that nothing is written that
+    /// a reading still within lateness and max-gap of the end could change.
+    pub fn release_after_ms(&self) -> u64 {
+        if self.hold_back {
+            self.lateness_ms.saturating_add(self.max_gap_ms)
+        } else {
+            self.lateness_ms
+        }
+    }
+
     fn in_window(&self, ts: u64) -> bool {
         self.from.is_none_or(|f| ts >= f) && self.until.is_none_or(|u| ts <= u)
     }
@@ -415,6 +423,8 @@ struct Live {
     released: Option<Reading>,
     /// Released readings refused because their seq was not above the one before.
     seq_refused: u32,
+    /// Readings popped at the end of a checkpointed run but held back, not written.
+    reorder_unwritten: u64,
 }
 
 struct Stream {
@@ -461,6 +471,8 @@ pub struct Engine {
     pass: Pass,
     /// Second pass: per input, the positions of readings taken from the spill instead.
     skips: Vec<SkipList>,
+    /// Per input, the position of the last reading read (for the next checkpoint).
+    seen: Vec<u64>,
 }
 
 /// Why an engine cannot start.
@@ -526,6 +538,7 @@ impl Engine {
             latest_seen: None,
             pass,
             skips,
+            seen: Vec::new(),
         })
     }
 
@@ -633,7 +646,7 @@ impl Engine {
         let tolerance = c.max_gap_ms.max(c.lateness_ms).max(2 * u64::from(period));
         Ok(Stream {
             live: Some(Box::new(Live {
-                reorder: StreamReorder::new(c.lateness_ms, period, meta.has_seq),
+                reorder: StreamReorder::new(c.release_after_ms(), period, meta.has_seq),
                 validator,
                 filler,
                 guard: ClockGuard::new(tolerance, meta.has_seq),
@@ -643,6 +656,7 @@ impl Engine {
                 spill,
                 released: None,
                 seq_refused: 0,
+                reorder_unwritten: 0,
             })),
             out: StreamOut {
                 key,
@@ -710,6 +724,13 @@ impl Engine {
 
     /// Takes one reading.
     pub fn push_reading(&mut self, item: ReadingItem, sinks: &mut Sinks) -> io::Result<()> {
+        let pos = crate::spill::position(&item.at);
+        if self.seen.len() <= item.input {
+            self.seen.resize(item.input + 1, 0);
+        }
+        if let Some(p) = self.seen.get_mut(item.input) {
+            *p = (*p).max(pos);
+        }
         if let Some(skips) = self.skips.get_mut(item.input) {
             if skips.take(&item.at)? {
                 // Set aside by the first pass: it comes from the spill, in its place.
@@ -719,6 +740,11 @@ impl Engine {
         let r = item.reading;
         self.latest_seen = Some(self.latest_seen.map_or(r.timestamp, |l| l.max(r.timestamp)));
         let idx = self.stream_index(&item, sinks)?;
+        let new_since_checkpoint = self
+            .checkpoint
+            .seen
+            .get(item.input)
+            .is_some_and(|seen| pos > *seen);
         let Some(s) = self.streams.get_mut(idx) else {
             return Ok(());
         };
@@ -726,6 +752,12 @@ impl Engine {
         rep.received += 1;
         rep.first_ms = Some(rep.first_ms.map_or(r.timestamp, |f| f.min(r.timestamp)));
         rep.last_ms = Some(rep.last_ms.map_or(r.timestamp, |l| l.max(r.timestamp)));
+        if new_since_checkpoint && s.out.skip_through.is_some_and(|k| order_key(&r) <= k) {
+            // New since the last run, yet its place was written by that run.
+            s.out.extra.input = s.out.extra.input.wrapping_add(1);
+            s.out.extra.late = s.out.extra.late.wrapping_add(1);
+            return dead_letter(sinks, &item, &r, Refusal::Settled);
+        }
         let Some(live) = s.live.as_mut() else {
             // Its session ended before this reading arrived.
             s.out.extra.input = s.out.extra.input.wrapping_add(1);
@@ -742,7 +774,6 @@ impl Engine {
             dead_letter(sinks, g, &g.reading, why)?;
         }
         for x in verdict.pass {
-            self.inject(idx, Some((x.reading.timestamp, x.reading.seq)), sinks)?;
             self.admit(idx, x, sinks)?;
         }
         self.release_ready(idx, sinks)
@@ -786,7 +817,7 @@ impl Engine {
             Admit::Rejected(e) => self.too_late(idx, x, Refusal::BeyondWindow(e), sinks),
             Admit::Released(rel) => match rel.kind {
                 ReleaseKind::Late => self.too_late(idx, x, Refusal::Late, sinks),
-                ReleaseKind::InOrder | ReleaseKind::Evicted => process(s, cfg, rel.reading, sinks),
+                ReleaseKind::InOrder | ReleaseKind::Evicted => release(s, cfg, rel.reading, sinks),
             },
         }
     }
@@ -801,78 +832,41 @@ impl Engine {
         why: Refusal,
         sinks: &mut Sinks,
     ) -> io::Result<()> {
-        if let Pass::First(w) = &mut self.pass {
-            w.push(x)?;
-            if let Some(s) = self.streams.get_mut(idx) {
-                s.out.report.set_aside += 1;
+        match &mut self.pass {
+            Pass::First(w) => {
+                w.push(x)?;
+                if let Some(s) = self.streams.get_mut(idx) {
+                    s.out.report.set_aside += 1;
+                }
+                return Ok(());
             }
-            return Ok(());
+            Pass::Second(_) if matches!(why, Refusal::Late) => {
+                // Placing set-aside readings changes nothing about when the others are
+                // released, so a reading that the first pass did not find late is late now
+                // only because it repeats one that was set aside then and placed now (the
+                // first pass knew it as a duplicate of that one).
+                if let Some(s) = self.streams.get_mut(idx) {
+                    if s.live.as_ref().is_some_and(|l| l.spill.is_some()) {
+                        s.out.extra.late = s.out.extra.late.wrapping_sub(1);
+                        s.out.extra.duplicate = s.out.extra.duplicate.wrapping_add(1);
+                        return Ok(());
+                    }
+                }
+            }
+            _ => {}
         }
         dead_letter(sinks, &x, &x.reading, why)
     }
 
-    /// Second pass: hands stream `idx` its set-aside readings that come before `before`
-    /// (`(timestamp, seq)`; all of them for `None`). A reading read in its place goes first
-    /// when both have the same key, as it did in the input.
-    fn inject(
-        &mut self,
-        idx: usize,
-        before: Option<(u64, u32)>,
-        sinks: &mut Sinks,
-    ) -> io::Result<()> {
-        loop {
-            let Some(live) = self.streams.get_mut(idx).and_then(|s| s.live.as_mut()) else {
-                return Ok(());
-            };
-            let Some(cursor) = live.spill.as_mut() else {
-                return Ok(());
-            };
-            let due = cursor
-                .peek()?
-                .is_some_and(|n| before.is_none_or(|b| (n.reading.timestamp, n.reading.seq) < b));
-            if !due {
-                return Ok(());
-            }
-            let Some(x) = cursor.pop()? else {
-                return Ok(());
-            };
-            if let Some(s) = self.streams.get_mut(idx) {
-                s.out.report.placed += 1;
-                s.out.report.received += 1;
-            }
-            self.admit(idx, x, sinks)?;
-            // Release as the watermark moves, so that a long run of set-aside readings goes
-            // through the buffer instead of overflowing it.
-            self.drain_ready(idx, sinks)?;
-        }
-    }
-
-    /// Releases what the watermark has passed.
-    fn drain_ready(&mut self, idx: usize, sinks: &mut Sinks) -> io::Result<()> {
+    /// Releases what the watermark has passed (with the set-aside readings before each).
+    fn release_ready(&mut self, idx: usize, sinks: &mut Sinks) -> io::Result<()> {
         let cfg = &self.cfg;
         let Some(s) = self.streams.get_mut(idx) else {
             return Ok(());
         };
         while let Some(rel) = s.live.as_mut().and_then(|l| l.reorder.pop_ready()) {
-            process(s, cfg, rel.reading, sinks)?;
+            release(s, cfg, rel.reading, sinks)?;
         }
-        Ok(())
-    }
-
-    /// Releases what the watermark has passed, putting set-aside readings in first.
-    fn release_ready(&mut self, idx: usize, sinks: &mut Sinks) -> io::Result<()> {
-        let wm = self
-            .streams
-            .get(idx)
-            .and_then(|s| s.live.as_ref())
-            .and_then(|l| l.reorder.watermark());
-        if let Some(wm) = wm {
-            self.inject(idx, Some((wm, u32::MAX)), sinks)?;
-        }
-        self.drain_ready(idx, sinks)?;
-        let Some(s) = self.streams.get_mut(idx) else {
-            return Ok(());
-        };
         if let Some(live) = s.live.as_mut() {
             if let (Some(bt), Some(last)) = (live.by_time.as_mut(), live.released) {
                 while bt
@@ -910,10 +904,8 @@ impl Engine {
             _ => return Ok(()),
         };
         for x in verdict.pass {
-            self.inject(idx, Some((x.reading.timestamp, x.reading.seq)), sinks)?;
             self.admit(idx, x, sinks)?;
         }
-        self.inject(idx, None, sinks)?;
         let cfg = &self.cfg;
         let Some(s) = self.streams.get_mut(idx) else {
             return Ok(());
@@ -932,7 +924,21 @@ impl Engine {
                 held_back += 1;
                 continue;
             }
+            let key = (rel.reading.timestamp, rel.reading.seq);
+            place_set_aside(&mut live, &mut s.out, cfg, Some(key), sinks)?;
             process_live(&mut live, &mut s.out, cfg, rel.reading, sinks)?;
+        }
+        // Popped to be counted, not written: they stay held for a later run.
+        live.reorder_unwritten = held_back;
+        let last = settled.map(|b| (b, u32::MAX));
+        place_set_aside(&mut live, &mut s.out, cfg, last, sinks)?;
+        if let Some(cursor) = live.spill.as_mut() {
+            // What is left at the end of a checkpointed run waits for the next one.
+            while cursor.pop()?.is_some() {
+                held_back += 1;
+                s.out.extra.input = s.out.extra.input.wrapping_add(1);
+                s.out.report.received += 1;
+            }
         }
         live.filler.finish();
         if let Some(agg) = s.out.aggregator.as_mut() {
@@ -948,6 +954,9 @@ impl Engine {
         }
         s.out.aggregator = None;
         let mut c = live.reorder.counters();
+        c.emitted = c
+            .emitted
+            .wrapping_sub(u32::try_from(live.reorder_unwritten).unwrap_or(u32::MAX));
         c.add(&s.out.extra);
         // Released, then refused for their seq: rejected, not emitted.
         c.emitted = c.emitted.wrapping_sub(live.seq_refused);
@@ -1058,6 +1067,12 @@ impl Engine {
     /// The checkpoint after this run: the old one, updated with what this run wrote.
     pub fn checkpoint(&self) -> Checkpoint {
         let mut ck = self.checkpoint.clone();
+        if ck.seen.len() < self.seen.len() {
+            ck.seen.resize(self.seen.len(), 0);
+        }
+        for (old, now) in ck.seen.iter_mut().zip(&self.seen) {
+            *old = (*old).max(*now);
+        }
         for (key, i) in &self.index {
             let Some(s) = self.streams.get(*i) else {
                 continue;
@@ -1095,6 +1110,8 @@ enum Refusal {
     Late,
     /// After its session ended.
     AfterEnd,
+    /// New since the last checkpointed run, which already wrote its place.
+    Settled,
 }
 
 impl Refusal {
@@ -1105,7 +1122,7 @@ impl Refusal {
             Refusal::Conflicting { .. } => "conflicting_duplicate",
             Refusal::SeqBehind { .. } => "seq_behind_time",
             Refusal::BeyondWindow(_) => "beyond_dedup_window",
-            Refusal::Late | Refusal::AfterEnd => "late",
+            Refusal::Late | Refusal::AfterEnd | Refusal::Settled => "late",
         }
     }
 }
@@ -1141,6 +1158,10 @@ fn dead_letter(sinks: &mut Sinks, item: &ReadingItem, r: &Reading, why: Refusal)
             "reading {seq}at {} arrived after later readings of its stream were written (raise --lateness, or replay a file rather than standard input)",
             to_rfc3339(r.timestamp)
         ),
+        Refusal::Settled => format!(
+            "reading {seq}at {} is new since the last checkpointed run, which already wrote its place (hold back more with a larger --lateness)",
+            to_rfc3339(r.timestamp)
+        ),
         Refusal::AfterEnd => format!(
             "reading {seq}at {} arrived after a newer session of sensor {} started",
             to_rfc3339(r.timestamp),
@@ -1155,14 +1176,98 @@ fn dead_letter(sinks: &mut Sinks, item: &ReadingItem, r: &Reading, why: Refusal)
     })
 }
 
-/// Validates one released reading and runs it through the gap filler.
-fn process(s: &mut Stream, cfg: &EngineConfig, r: Reading, sinks: &mut Sinks) -> io::Result<()> {
+/// Processes a reading the reorder buffer released, after the set-aside readings that come
+/// before it.
+#[inline]
+fn release(s: &mut Stream, cfg: &EngineConfig, r: Reading, sinks: &mut Sinks) -> io::Result<()> {
     match s.live.as_mut() {
-        Some(live) => process_live(live, &mut s.out, cfg, r, sinks),
+        Some(live) => {
+            if live.spill.is_some() {
+                let key = (r.timestamp, r.seq);
+                place_set_aside(live, &mut s.out, cfg, Some(key), sinks)?;
+            }
+            process_live(live, &mut s.out, cfg, r, sinks)
+        }
         None => Ok(()),
     }
 }
 
+/// Second pass: processes the stream's set-aside readings that come before `before`
+/// (`(timestamp, seq)`; all for `None`), just before the reading released next, so that
+/// they take their place in the released order without changing what the reorder buffer
+/// releases or when (a reading read in its place goes first when both have the same key,
+/// as it did in the input). A copy of the reading released just before is a duplicate.
+#[cold]
+fn place_set_aside(
+    live: &mut Live,
+    out: &mut StreamOut,
+    cfg: &EngineConfig,
+    before: Option<(u64, u32)>,
+    sinks: &mut Sinks,
+) -> io::Result<()> {
+    // Taken out while the stream processes what it yields; put back before returning.
+    let Some(mut cursor) = live.spill.take() else {
+        return Ok(());
+    };
+    let result = place_from(&mut cursor, live, out, cfg, before, sinks);
+    live.spill = Some(cursor);
+    result
+}
+
+fn place_from(
+    cursor: &mut SpillCursor,
+    live: &mut Live,
+    out: &mut StreamOut,
+    cfg: &EngineConfig,
+    before: Option<(u64, u32)>,
+    sinks: &mut Sinks,
+) -> io::Result<()> {
+    loop {
+        let due = cursor
+            .peek()?
+            .is_some_and(|n| before.is_none_or(|b| (n.reading.timestamp, n.reading.seq) < b));
+        if !due {
+            break;
+        }
+        let Some(x) = cursor.pop()? else {
+            break;
+        };
+        let r = x.reading;
+        out.report.placed += 1;
+        out.report.received += 1;
+        out.extra.input = out.extra.input.wrapping_add(1);
+        let repeat = live
+            .released
+            .filter(|p| p.timestamp == r.timestamp && (!out.meta.has_seq || p.seq == r.seq));
+        if let Some(prev) = repeat {
+            if prev.celsius == r.celsius || out.meta.has_seq {
+                out.extra.duplicate = out.extra.duplicate.wrapping_add(1);
+            } else {
+                out.extra.rejected = out.extra.rejected.wrapping_add(1);
+                let at = live
+                    .by_time
+                    .as_ref()
+                    .and_then(|bt| bt.seen.get(&r.timestamp))
+                    .map_or(
+                        Location::Released {
+                            sensor: r.sensor,
+                            session: r.session,
+                            seq: r.seq,
+                        },
+                        |(_, at)| *at,
+                    );
+                let kept = prev.celsius.to_bits();
+                dead_letter(sinks, &x, &r, Refusal::Conflicting { kept, at })?;
+            }
+            continue;
+        }
+        out.extra.emitted = out.extra.emitted.wrapping_add(1);
+        process_live(live, out, cfg, r, sinks)?;
+    }
+    Ok(())
+}
+
+/// Validates one released reading and runs it through the gap filler.
 fn process_live(
     live: &mut Live,
     out: &mut StreamOut,
