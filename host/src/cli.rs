@@ -11,9 +11,9 @@ use mend_core::{Celsius, FillMethod, SimConfig, ValidateConfig};
 
 use crate::engine::EngineConfig;
 use crate::generate::{rate_to_ppm, CaptureFormat, GenerateConfig};
-use crate::input::InputSource;
+use crate::input::{Format, InputSource};
 use crate::replay::ReplayConfig;
-use crate::timefmt::{parse_duration_ms, parse_time};
+use crate::timefmt::{parse_duration_ms, parse_time, to_rfc3339, MAX_TIME_MS};
 
 /// Replays, repairs, exports and charts captured temperature-sensor logs.
 #[derive(Debug, Parser)]
@@ -80,7 +80,7 @@ pub struct GenerateArgs {
     /// The sampling period (e.g. 1s, 500ms).
     #[arg(long, default_value = "1s")]
     pub period: String,
-    /// The time of the first reading (RFC 3339 or unix seconds).
+    /// The time of the first reading: RFC 3339 with a zone (2026-01-01T00:00:00Z) or unix seconds.
     #[arg(long, default_value = "2026-01-01T00:00:00Z")]
     pub start: String,
     /// The sensor id.
@@ -152,13 +152,36 @@ pub enum OutFormat {
     Mlog,
 }
 
+/// Input formats on the command line.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum InputFormatArg {
+    /// Detect each input's format from its first bytes.
+    #[default]
+    Auto,
+    /// mend frame logs.
+    Mlog,
+    /// The prototype's JSONL.
+    Jsonl,
+}
+
+impl InputFormatArg {
+    /// The format to read every input as, or `None` to detect each one's.
+    pub const fn format(self) -> Option<Format> {
+        match self {
+            InputFormatArg::Auto => None,
+            InputFormatArg::Mlog => Some(Format::Frames),
+            InputFormatArg::Jsonl => Some(Format::Jsonl),
+        }
+    }
+}
+
 /// The options shared by `replay` and `inspect`.
 #[derive(Debug, Args, Clone)]
 pub struct ReadArgs {
     /// Capture files: mend frame logs or JSONL, detected automatically; `-` is stdin.
     #[arg(required = true, num_args = 1..)]
     pub inputs: Vec<PathBuf>,
-    /// Replay from this time (RFC 3339 UTC or unix seconds).
+    /// Replay from this time: RFC 3339 with a zone (2026-01-01T06:00:00Z, …+01:00) or unix seconds.
     #[arg(long)]
     pub from: Option<String>,
     /// Replay until this time, inclusive.
@@ -183,6 +206,9 @@ pub struct ReadArgs {
     /// Read every input from the start even when --from would allow a seek.
     #[arg(long)]
     pub no_seek: bool,
+    /// The format of the inputs; `auto` detects each one's from its first bytes.
+    #[arg(long, value_enum, default_value_t = InputFormatArg::Auto)]
+    pub input_format: InputFormatArg,
 }
 
 /// `mend replay`.
@@ -368,6 +394,7 @@ impl ReadArgs {
                     window_ms: None,
                 },
                 jsonl_period_ms,
+                input_format: self.input_format.format(),
             },
             seek: !self.no_seek,
         })
@@ -390,6 +417,19 @@ impl GenerateArgs {
     pub fn plan(&self) -> anyhow::Result<GenerateConfig> {
         let period_ms = period_ms(&self.period)?;
         let epoch_ms = parse_time(&self.start).context("--start")?;
+        let last_ms = u64::from(self.count.saturating_sub(1))
+            .checked_mul(u64::from(period_ms))
+            .and_then(|span| epoch_ms.checked_add(span))
+            .filter(|&t| t <= MAX_TIME_MS);
+        if last_ms.is_none() {
+            bail!(
+                "--start {}: {} readings every {} would end after {}, the last time mend can write; start earlier or take fewer readings",
+                self.start,
+                self.count,
+                self.period,
+                to_rfc3339(MAX_TIME_MS)
+            );
+        }
         let sim = SimConfig {
             sensor: self.sensor,
             session: GenerateConfig::session_of(self.seed),

@@ -109,7 +109,7 @@ pub fn seek_offset(path: &Path, target_ms: u64) -> anyhow::Result<SeekResult> {
     let n = f
         .read(&mut head)
         .with_context(|| format!("{name}: cannot read"))?;
-    if detect(head.get(..n).unwrap_or(&[])) != Format::Frames {
+    if detect(head.get(..n).unwrap_or(&[])) != Some(Format::Frames) {
         return Ok(SeekResult::NotFrames);
     }
     if size < MIN_SEEK_SIZE {
