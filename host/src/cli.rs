@@ -36,14 +36,42 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Simulate a faulty node, capture it, replay it, and report recovery against the truth.
+    #[command(after_help = DEMO_EXAMPLES)]
     Demo(DemoArgs),
     /// Write a simulated capture (and its ground truth).
+    #[command(after_help = GENERATE_EXAMPLES)]
     Generate(GenerateArgs),
     /// Replay captures in time order: dedup, validate, fill gaps, export.
+    #[command(after_help = REPLAY_EXAMPLES)]
     Replay(ReplayArgs),
     /// Show what a capture holds: sensors, sessions, frames, damage, gaps.
+    #[command(after_help = INSPECT_EXAMPLES)]
     Inspect(InspectArgs),
 }
+
+const DEMO_EXAMPLES: &str = "Examples:
+  mend demo                          # capture, truth, repaired CSV, chart… in ./mend-demo
+  mend demo --out /tmp/d --seed 7 --count 86400";
+
+const GENERATE_EXAMPLES: &str = "Examples:
+  mend generate --seed 1 --count 3600 -o sensor.mlog --truth truth.csv
+  mend generate --seed 1 --count 3600 --skip-rate 0.1 --duplicate-rate 0.02 \\
+      --corrupt-rate 0.005 -o damaged.mlog
+  mend generate --seed 2 --count 600 --format jsonl -o old-prototype.jsonl
+  mend generate --seed 1 --count 100 -o - | mend replay -";
+
+const REPLAY_EXAMPLES: &str = "Examples:
+  mend replay sensor.mlog -o repaired.csv --dlq dead.jsonl
+  mend replay a.mlog b.mlog old-prototype.jsonl --chart chart.svg -o all.csv
+  mend replay sensor.mlog --from 2026-01-01T06:00:00Z --until 2026-01-01T08:00:00+01:00
+  mend replay sensor.mlog --window 1m --aggregates minutes.csv --fill locf
+  mend replay live.mlog --checkpoint live.ckpt -o new-rows.csv   # only what is new
+  mend replay - --input-format jsonl < events.log";
+
+const INSPECT_EXAMPLES: &str = "Examples:
+  mend inspect sensor.mlog
+  mend inspect damaged.mlog --list 100
+  mend inspect sensor.mlog --from 2026-01-01T06:00:00Z";
 
 /// `mend demo`.
 #[derive(Debug, Args)]

@@ -391,6 +391,14 @@ fn exit_codes() {
         help.stdout().contains("synthetic"),
         "mlog limits are documented"
     );
+    for cmd in ["demo", "generate", "replay", "inspect"] {
+        let help = d.mend(&[cmd, "--help"]).expect(0);
+        assert!(
+            help.stdout().contains(&format!("Examples:\n  mend {cmd} ")),
+            "{cmd} --help shows examples: {}",
+            help.stdout()
+        );
+    }
 }
 
 #[cfg(unix)]
