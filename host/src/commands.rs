@@ -575,6 +575,7 @@ impl RecordSink for Discard {
 
 fn inspect(a: &InspectArgs) -> anyhow::Result<ExitCode> {
     let plan = a.read.plan(mend_core::FillMethod::None, 0)?;
+    check_stdout_open()?;
     let mut notes = Vec::new();
     let starts = start_offsets(&plan, &mut notes)?;
     let (mut report, _) = replay::run(

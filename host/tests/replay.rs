@@ -999,6 +999,7 @@ fn a_closed_standard_output_is_an_error_and_a_closed_pipe_is_not() {
         &["replay", "v.mlog"][..],
         &["replay", "v.mlog", "-o", "-"][..],
         &["generate", "--seed", "1", "--count", "5", "-o", "-"][..],
+        &["inspect", "v.mlog"][..],
     ] {
         let run = d.mend_stdout_closed(args).expect(2);
         assert!(
