@@ -402,9 +402,9 @@ pub struct OpenOptions {
     pub format: Option<Format>,
 }
 
-/// Opens an input and detects its format.
+/// Opens an input and detects its format (see [`detect`]), unless `opts.format` names it.
 ///
-/// The error says which file and why (missing, unreadable).
+/// The error says which file and why (missing, unreadable, neither a frame log nor JSONL).
 pub fn open(
     source: &InputSource,
     index: usize,
