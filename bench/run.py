@@ -121,8 +121,13 @@ class Bench:
             while f.read(8 * MIB):
                 pass
 
-    def row(self, section, figure, value, goal="", met=None):
-        if met is not None:
+    def row(self, section, figure, value, goal="", met=None, full_size=False):
+        """One figure. `full_size` goals (speed ratios, growth) only mean something at the
+        full input sizes: with --quick, start-up and page-cache effects dominate, so they
+        are reported but not judged."""
+        if met is not None and full_size and self.args.quick:
+            goal += ": not judged at this size"
+        elif met is not None:
             goal += ": met" if met else ": NOT met"
         self.rows.append((section, figure, value, goal))
         print(f"  {figure}: {value}" + (f"   [{goal}]" if goal else ""), file=sys.stderr)
@@ -216,7 +221,7 @@ class Bench:
         self.row(s, "prototype.py (1 run)", f"{events / proto_s:,.0f} events/s ({proto_s:.2f} s, "
                  f"peak RSS {proto_rss / 1024:.0f} MiB)")
         self.row(s, "speed-up", f"{proto_s / mend_s:.0f}x", "goal >= 100x",
-                 met=proto_s / mend_s >= 100)
+                 met=proto_s / mend_s >= 100, full_size=True)
         # The prototype as written re-reads its reprocessed file for every event: quadratic,
         # so only small prefixes of the log are feasible.
         for k in self.args.as_written:
@@ -259,11 +264,11 @@ class Bench:
         self.row(s, "mend replay -> CSV file (best of 3)", f"{readings / csv_s:,.0f} readings/s "
                  f"({csv_s:.2f} s, CPU {csv_cpu:.2f} s)",
                  f"{csv_s / bare_s:.2f}x bare decode; goal <= 2x",
-                 met=csv_s / bare_s <= 2)
+                 met=csv_s / bare_s <= 2, full_size=True)
         self.row(s, "mend replay -o /dev/null (best of 3)", f"{readings / null_s:,.0f} readings/s "
                  f"({null_s:.2f} s, CPU {null_cpu:.2f} s)",
                  f"{null_s / bare_s:.2f}x bare decode; goal <= 2x",
-                 met=null_s / bare_s <= 2)
+                 met=null_s / bare_s <= 2, full_size=True)
         self.gen_s[n] = gen_s
 
     def memory(self):
@@ -302,7 +307,7 @@ class Bench:
                      "goal <= 32 MiB", met=rss <= 32 * 1024)
         peaks = [rss for _, rss, _ in results.values()]
         self.row(s, "growth, smallest to largest", f"{(max(peaks) - min(peaks)) / 1024:.1f} MiB",
-                 "goal: flat (< 1 MiB)", met=max(peaks) - min(peaks) < 1024)
+                 "goal: flat (< 1 MiB)", met=max(peaks) - min(peaks) < 1024, full_size=True)
         if note:
             self.row(s, f"{big:,} readings", note)
 

@@ -19,8 +19,6 @@
 //! plotters' built-in estimate of text widths, so rendering needs no font files and no system
 //! libraries; any SVG viewer or browser picks a font.
 
-use std::time::{Duration, UNIX_EPOCH};
-
 use anyhow::{anyhow, bail, Result};
 use plotters::element::DashedPathElement;
 use plotters::prelude::*;
@@ -441,17 +439,27 @@ impl Chart {
         let (y_lo, y_hi) = (y_lo - pad, y_hi + pad);
         let (x0, x1) = (0.0, axis.x(t1));
 
+        // The legend goes to the right of the plot, where it hides nothing; the right
+        // margin also leaves room for half of the last tick's label.
+        let legend_w = LEGEND_WIDTH.min(spec.width / 3);
         let mut chart = ChartBuilder::on(root)
             .caption(&spec.title, ("sans-serif", 22))
             .margin(12)
+            .margin_right(legend_w + 12)
             .x_label_area_size(44)
             .y_label_area_size(60)
-            .build_cartesian_2d(x0..x1, y_lo..y_hi)?;
+            .build_cartesian_2d(
+                TickedRange {
+                    inner: (x0..x1).into(),
+                    ticks: axis.ticks(),
+                },
+                y_lo..y_hi,
+            )?;
         let x_fmt = |x: &f64| axis.label(*x);
         let y_fmt = |y: &f64| format!("{y:.1}");
         chart
             .configure_mesh()
-            .x_labels(8)
+            .x_labels(MAX_TICKS as usize + 1)
             .y_labels(10)
             .x_label_formatter(&x_fmt)
             .y_label_formatter(&y_fmt)
@@ -499,16 +507,17 @@ impl Chart {
         let red = RGBColor(214, 39, 40);
         let grey = RGBColor(110, 110, 110);
 
+        let mut legend: Vec<(String, Mark)> = Vec::new();
+
         // The valid band.
-        chart
-            .draw_series(std::iter::once(Rectangle::new(
-                [(x0, band_lo), (x1, band_hi)],
-                green.mix(0.15).filled(),
-            )))?
-            .label(format!("valid band {band_lo}–{band_hi} °C"))
-            .legend(move |(x, y)| {
-                Rectangle::new([(x, y - 5), (x + 16, y + 5)], green.mix(0.3).filled())
-            });
+        chart.draw_series(std::iter::once(Rectangle::new(
+            [(x0, band_lo), (x1, band_hi)],
+            green.mix(0.15).filled(),
+        )))?;
+        legend.push((
+            format!("valid band {band_lo}–{band_hi} °C"),
+            Mark::Patch(green.mix(0.3)),
+        ));
 
         // Outages, at least one column wide so that short ones stay visible.
         if self.outages_total > 0 {
@@ -521,19 +530,15 @@ impl Chart {
                     self.outages_total
                 )
             };
-            chart
-                .draw_series(outages.iter().map(|o| {
-                    let (mut a, mut b) = (axis.x(o.start), axis.x(o.end));
-                    if b - a < col_w {
-                        let mid = (a + b) / 2.0;
-                        (a, b) = (mid - col_w / 2.0, mid + col_w / 2.0);
-                    }
-                    Rectangle::new([(a, y_lo), (b, y_hi)], grey.mix(0.22).filled())
-                }))?
-                .label(label)
-                .legend(move |(x, y)| {
-                    Rectangle::new([(x, y - 5), (x + 16, y + 5)], grey.mix(0.35).filled())
-                });
+            chart.draw_series(outages.iter().map(|o| {
+                let (mut a, mut b) = (axis.x(o.start), axis.x(o.end));
+                if b - a < col_w {
+                    let mid = (a + b) / 2.0;
+                    (a, b) = (mid - col_w / 2.0, mid + col_w / 2.0);
+                }
+                Rectangle::new([(a, y_lo), (b, y_hi)], grey.mix(0.22).filled())
+            }))?;
+            legend.push((label, Mark::Patch(grey.mix(0.35))));
         }
 
         let kind = |col: &Bin, k: PointKind| col[k.index()];
@@ -543,19 +548,18 @@ impl Chart {
 
         // Measured: the min–max envelope per column.
         if !m_cols.is_empty() {
-            chart
-                .draw_series(m_cols.iter().map(|&i| {
-                    let s = kind(&columns[i], PointKind::Measured);
-                    let left = x0 + i as f64 * col_w;
-                    Rectangle::new(
-                        [(left, c(s.min)), (left + col_w, c(s.max))],
-                        blue.mix(0.25).filled(),
-                    )
-                }))?
-                .label("measured min–max per pixel column")
-                .legend(move |(x, y)| {
-                    Rectangle::new([(x, y - 5), (x + 16, y + 5)], blue.mix(0.25).filled())
-                });
+            chart.draw_series(m_cols.iter().map(|&i| {
+                let s = kind(&columns[i], PointKind::Measured);
+                let left = x0 + i as f64 * col_w;
+                Rectangle::new(
+                    [(left, c(s.min)), (left + col_w, c(s.max))],
+                    blue.mix(0.25).filled(),
+                )
+            }))?;
+            legend.push((
+                "measured min–max per pixel column".to_owned(),
+                Mark::Patch(blue.mix(0.25)),
+            ));
         }
 
         // Synthetic: dashed orange, under the measured line, joined to the measured
@@ -605,16 +609,15 @@ impl Chart {
                     lines.push(pts);
                 }
             }
-            chart
-                .draw_series(
-                    lines
-                        .into_iter()
-                        .map(|pts| DashedPathElement::new(pts, 6, 4, orange.stroke_width(2))),
-                )?
-                .label(format!("synthetic fill ({})", self.totals[1]))
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 16, y)], orange.stroke_width(2))
-                });
+            chart.draw_series(
+                lines
+                    .into_iter()
+                    .map(|pts| DashedPathElement::new(pts, 6, 4, orange.stroke_width(2))),
+            )?;
+            legend.push((
+                format!("synthetic fill ({})", self.totals[1]),
+                Mark::Line(orange, 2),
+            ));
             chart.draw_series(
                 dots.into_iter()
                     .map(|p| Circle::new(p, 3, orange.stroke_width(2))),
@@ -641,18 +644,19 @@ impl Chart {
                 }
                 prev = Some(i);
             }
-            chart
-                .draw_series(runs.into_iter().map(|run| {
-                    if run.len() == 1 {
-                        // A lone column still gets a visible mark.
-                        let (x, y) = run[0];
-                        PathElement::new(vec![(x - col_w, y), (x + col_w, y)], blue.stroke_width(2))
-                    } else {
-                        PathElement::new(run, blue.stroke_width(1))
-                    }
-                }))?
-                .label(format!("measured mean ({})", self.totals[0]))
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], blue));
+            chart.draw_series(runs.into_iter().map(|run| {
+                if run.len() == 1 {
+                    // A lone column still gets a visible mark.
+                    let (x, y) = run[0];
+                    PathElement::new(vec![(x - col_w, y), (x + col_w, y)], blue.stroke_width(2))
+                } else {
+                    PathElement::new(run, blue.stroke_width(1))
+                }
+            }))?;
+            legend.push((
+                format!("measured mean ({})", self.totals[0]),
+                Mark::Line(blue, 1),
+            ));
         }
 
         // Flagged: the extremes of each column, crosses at the edge when off-scale.
@@ -681,10 +685,8 @@ impl Chart {
             } else {
                 format!("flagged ({}; × = off-scale)", self.totals[2])
             };
-            chart
-                .draw_series(dots.into_iter().map(|p| Circle::new(p, 2, red.filled())))?
-                .label(label)
-                .legend(move |(x, y)| Circle::new((x + 8, y), 3, red.filled()));
+            chart.draw_series(dots.into_iter().map(|p| Circle::new(p, 2, red.filled())))?;
+            legend.push((label, Mark::Dot(red)));
             chart.draw_series(
                 off_scale
                     .into_iter()
@@ -706,27 +708,137 @@ impl Chart {
             )))?;
         }
 
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(RGBColor(180, 180, 180))
-            .label_font(("sans-serif", 13))
-            .draw()?;
+        // The legend, right of the plot (drawn on the whole chart: the plotting area clips).
+        let (plot_x, plot_y) = chart.plotting_area().get_base_pixel();
+        let plot_w = i32::try_from(chart.plotting_area().dim_in_pixel().0).unwrap_or(0);
+        let left = plot_x.saturating_add(plot_w).saturating_add(24);
+        let font = TextStyle::from(("sans-serif", 13).into_font());
+        for (i, (label, mark)) in legend.iter().enumerate() {
+            let y = plot_y + 8 + 20 * i32::try_from(i).unwrap_or(0);
+            match *mark {
+                Mark::Patch(c) => root.draw(&Rectangle::new(
+                    [(left, y - 5), (left + 16, y + 5)],
+                    c.filled(),
+                ))?,
+                Mark::Line(c, w) => root.draw(&PathElement::new(
+                    vec![(left, y), (left + 16, y)],
+                    c.stroke_width(w),
+                ))?,
+                Mark::Dot(c) => root.draw(&Circle::new((left + 8, y), 3, c.filled()))?,
+            }
+            root.draw(&Text::new(
+                label.clone(),
+                (left + 24, y),
+                font.clone().pos(plotters::style::text_anchor::Pos::new(
+                    plotters::style::text_anchor::HPos::Left,
+                    plotters::style::text_anchor::VPos::Center,
+                )),
+            ))?;
+        }
         Ok(())
     }
 }
 
+/// How a legend entry is marked.
+#[derive(Clone, Copy)]
+enum Mark {
+    /// A filled patch (band, envelope, outage).
+    Patch(RGBAColor),
+    /// A line of this width.
+    Line(RGBColor, u32),
+    /// A dot.
+    Dot(RGBColor),
+}
+
+/// An x range whose ticks are given (round times) rather than chosen by plotters.
+struct TickedRange {
+    inner: plotters::coord::types::RangedCoordf64,
+    ticks: Vec<f64>,
+}
+
+impl Ranged for TickedRange {
+    type ValueType = f64;
+    // Labels come from the chart's own formatter.
+    type FormatOption = plotters::coord::ranged1d::DefaultFormatting;
+
+    fn range(&self) -> std::ops::Range<f64> {
+        self.inner.range()
+    }
+
+    fn map(&self, value: &f64, limit: (i32, i32)) -> i32 {
+        self.inner.map(value, limit)
+    }
+
+    fn key_points<Hint: plotters::coord::ranged1d::KeyPointHint>(&self, hint: Hint) -> Vec<f64> {
+        if hint.weight().allow_light_points() {
+            Vec::new()
+        } else {
+            self.ticks.clone()
+        }
+    }
+}
+
+/// The width of the legend, right of the plot, in pixels (at most a third of the chart).
+pub const LEGEND_WIDTH: u32 = 250;
+
 /// How times are shown: calendar time when they look like Unix milliseconds, else the time
 /// since the first point in a unit that suits the span.
+///
+/// Ticks fall at round times (every 10 min, every 6 h, midnight…) rather than at equal
+/// fractions of the span, and their labels are short: the time of day to the precision the
+/// step needs, the date only at midnight; the axis description names the date once.
 struct TimeAxis {
     t0: u64,
+    t1: u64,
     /// Milliseconds per x unit.
     unit_ms: f64,
-    /// `Some(millis)` for calendar labels (`millis` when the span is short).
-    calendar: Option<bool>,
+    /// For calendar labels, the step between ticks in ms.
+    calendar: Option<u64>,
     unit_name: &'static str,
 }
+
+/// Tick steps of a calendar axis, in ms: 1-2-5 below a second, then round clock steps.
+const CALENDAR_STEPS: &[u64] = &[
+    1,
+    2,
+    5,
+    10,
+    20,
+    50,
+    100,
+    200,
+    500,
+    1_000,
+    2_000,
+    5_000,
+    10_000,
+    15_000,
+    30_000,
+    60_000,
+    2 * 60_000,
+    5 * 60_000,
+    10 * 60_000,
+    15 * 60_000,
+    30 * 60_000,
+    3_600_000,
+    2 * 3_600_000,
+    3 * 3_600_000,
+    6 * 3_600_000,
+    12 * 3_600_000,
+    DAY_MS,
+    2 * DAY_MS,
+    7 * DAY_MS,
+    14 * DAY_MS,
+    28 * DAY_MS,
+    91 * DAY_MS,
+    182 * DAY_MS,
+    364 * DAY_MS,
+];
+
+const DAY_MS: u64 = 86_400_000;
+
+/// At most this many ticks on the time axis.
+const MAX_TICKS: u64 = 8;
 
 impl TimeAxis {
     /// 2000-01-01T00:00:00Z: a boot clock does not get there in any plausible uptime.
@@ -738,10 +850,16 @@ impl TimeAxis {
     fn new(t0: u64, t1: u64) -> Self {
         let span = t1 - t0;
         if t0 >= Self::CALENDAR_FROM_MS && t1 < Self::CALENDAR_UNTIL_MS {
+            let step = CALENDAR_STEPS
+                .iter()
+                .copied()
+                .find(|s| span / s < MAX_TICKS)
+                .unwrap_or_else(|| span.div_ceil(MAX_TICKS).next_multiple_of(364 * DAY_MS));
             return TimeAxis {
                 t0,
+                t1,
                 unit_ms: 1_000.0,
-                calendar: Some(span < 10_000),
+                calendar: Some(step),
                 unit_name: "s",
             };
         }
@@ -753,6 +871,7 @@ impl TimeAxis {
         };
         TimeAxis {
             t0,
+            t1,
             unit_ms,
             calendar: None,
             unit_name,
@@ -763,16 +882,69 @@ impl TimeAxis {
         t.saturating_sub(self.t0) as f64 / self.unit_ms
     }
 
+    /// The x of every tick: multiples of the step (whole UTC seconds, minutes, hours, days)
+    /// for calendar time, 1-2-5 multiples of the unit otherwise.
+    fn ticks(&self) -> Vec<f64> {
+        match self.calendar {
+            Some(step) => {
+                let first = self.t0.div_ceil(step).saturating_mul(step);
+                (0..=MAX_TICKS)
+                    .filter_map(|i| first.checked_add(i.checked_mul(step)?))
+                    .take_while(|&t| t <= self.t1)
+                    .map(|t| self.x(t))
+                    .collect()
+            }
+            None => {
+                let span = self.x(self.t1);
+                let mut step = 10f64.powf((span / MAX_TICKS as f64).log10().floor());
+                for k in [1.0, 2.0, 5.0, 10.0] {
+                    if span / (step * k) < MAX_TICKS as f64 {
+                        step *= k;
+                        break;
+                    }
+                }
+                if !(step.is_finite() && step > 0.0) {
+                    return vec![0.0];
+                }
+                (0..=MAX_TICKS)
+                    .map(|i| i as f64 * step)
+                    .take_while(|&x| x <= span)
+                    .collect()
+            }
+        }
+    }
+
+    /// The time at `x`, for a calendar axis.
+    fn ms_at(&self, x: f64) -> u64 {
+        let ms = (self.t0 as f64 + x * self.unit_ms).round();
+        (ms.max(0.0) as u64).min(Self::CALENDAR_UNTIL_MS - 1)
+    }
+
     fn label(&self, x: f64) -> String {
         match self.calendar {
-            Some(millis) => {
-                let ms = (self.t0 as f64 + x * self.unit_ms).round();
-                let ms = (ms.max(0.0) as u64).min(Self::CALENDAR_UNTIL_MS - 1);
-                let at = UNIX_EPOCH + Duration::from_millis(ms);
-                if millis {
-                    humantime::format_rfc3339_millis(at).to_string()
+            Some(step) => {
+                let ms = self.ms_at(x);
+                let (y, mo, d) = crate::timefmt::civil_from_days(ms / DAY_MS);
+                let in_day = ms % DAY_MS;
+                let (h, mi, s, milli) = (
+                    in_day / 3_600_000,
+                    in_day / 60_000 % 60,
+                    in_day / 1_000 % 60,
+                    in_day % 1_000,
+                );
+                let one_day = self.t0 / DAY_MS == self.t1 / DAY_MS;
+                if in_day == 0 && !one_day {
+                    if step >= 364 * DAY_MS || self.t1 - self.t0 > 364 * DAY_MS {
+                        format!("{y:04}-{mo:02}-{d:02}")
+                    } else {
+                        format!("{mo:02}-{d:02}")
+                    }
+                } else if step >= 60_000 {
+                    format!("{h:02}:{mi:02}")
+                } else if step >= 1_000 {
+                    format!("{h:02}:{mi:02}:{s:02}")
                 } else {
-                    humantime::format_rfc3339_seconds(at).to_string()
+                    format!("{h:02}:{mi:02}:{s:02}.{milli:03}")
                 }
             }
             None => {
@@ -788,8 +960,19 @@ impl TimeAxis {
     }
 
     fn description(&self) -> String {
+        let date = |ms: u64| {
+            let (y, m, d) = crate::timefmt::civil_from_days(ms / DAY_MS);
+            format!("{y:04}-{m:02}-{d:02}")
+        };
         match self.calendar {
-            Some(_) => "time (UTC)".to_owned(),
+            Some(_) if self.t0 / DAY_MS == self.t1 / DAY_MS => {
+                format!("time (UTC) on {}", date(self.t0))
+            }
+            Some(_) => format!(
+                "time (UTC) from {} to {}",
+                date(self.t0),
+                date(self.ms_at(self.x(self.t1)))
+            ),
             None => format!(
                 "{} since t0 = {} ms on the sensor clock",
                 self.unit_name, self.t0
@@ -797,7 +980,6 @@ impl TimeAxis {
         }
     }
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -954,13 +1136,101 @@ mod tests {
         assert!(svg.contains("sensor 1 &amp; friends"), "title, escaped");
         assert!(svg.contains("temperature (°C)"));
         assert!(svg.contains("time (UTC)"));
-        assert!(svg.contains("2023-11-14T"), "calendar labels on the x axis");
+        assert!(
+            svg.contains("time (UTC) from 2023-11-14 to 2023-11-15"),
+            "calendar time on the x axis"
+        );
         assert!(svg.contains("valid band 50–55 °C"));
         assert!(svg.contains("synthetic fill"));
         assert!(svg.contains("flagged"));
         assert!(svg.contains("off-scale"), "−273 °C is drawn at the edge");
         assert!(svg.contains("stroke-dasharray") || svg.matches("<polyline").count() > 10);
         assert!(!svg.contains("NaN") && !svg.contains("inf"));
+    }
+
+    /// The `<text>` elements of an SVG: x, anchor, font size and content.
+    fn texts(svg: &str) -> Vec<(f64, String, f64, String)> {
+        let attr = |tag: &str, name: &str| -> String {
+            let key = format!(" {name}=\"");
+            tag.split_once(&key)
+                .and_then(|(_, rest)| rest.split_once('"'))
+                .map(|(v, _)| v.to_owned())
+                .unwrap_or_default()
+        };
+        svg.split("<text")
+            .skip(1)
+            .filter_map(|t| {
+                let (tag, rest) = t.split_once('>')?;
+                let (content, _) = rest.split_once("</text>")?;
+                Some((
+                    attr(tag, "x").parse().ok()?,
+                    attr(tag, "text-anchor"),
+                    attr(tag, "font-size").parse().ok()?,
+                    content.trim().to_owned(),
+                ))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn time_ticks_are_round_and_short_and_the_legend_hides_nothing() {
+        let (points, outages) = sample();
+        let spec = ChartSpec::default();
+        let svg = chart_of(&points, &outages).render_svg().unwrap();
+        let texts = texts(&svg);
+        let is_tick = |t: &str| {
+            let b = t.as_bytes();
+            b.len() == 5
+                && (b[2] == b':' || b[2] == b'-')
+                && b.iter()
+                    .enumerate()
+                    .all(|(i, c)| i == 2 || c.is_ascii_digit())
+        };
+        // 22:13:20 to 03:46:40 the next day: a tick every hour, the date at midnight.
+        let ticks: Vec<&str> = texts
+            .iter()
+            .map(|t| t.3.as_str())
+            .filter(|t| is_tick(t))
+            .collect();
+        assert_eq!(ticks, ["23:00", "11-15", "01:00", "02:00", "03:00"]);
+        assert_eq!(svg.matches("2023-11-14").count(), 1, "the date once");
+        // No text runs off the right edge (plotters' estimate: 0.6 em per character), here
+        // or in an hour from midnight.
+        let hour: Points = (0..3_600u64)
+            .map(|i| {
+                (
+                    1_767_225_600_000 + i * 1_000,
+                    bits(52.0),
+                    PointKind::Measured,
+                )
+            })
+            .collect();
+        let hour_svg = chart_of(&hour, &[]).render_svg().unwrap();
+        for (x, anchor, size, text) in texts.iter().chain(&super::tests::texts(&hour_svg)) {
+            let w = text.chars().count() as f64 * size * 0.6;
+            let right = match anchor.as_str() {
+                "middle" => x + w / 2.0,
+                "end" => *x,
+                _ => x + w,
+            };
+            assert!(right <= f64::from(spec.width), "{text:?} ends at {right}");
+        }
+        // The legend is right of every point.
+        let legend_x = texts
+            .iter()
+            .find(|t| t.3.starts_with("valid band"))
+            .map(|t| t.0)
+            .unwrap();
+        let max_cx = svg
+            .split("<circle cx=\"")
+            .skip(1)
+            .filter_map(|c| c.split('"').next()?.parse::<f64>().ok())
+            .fold(0.0, f64::max);
+        assert!(max_cx > 0.0);
+        assert!(
+            legend_x > max_cx,
+            "legend at {legend_x}, points up to {max_cx}"
+        );
     }
 
     #[test]

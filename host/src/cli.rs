@@ -11,9 +11,9 @@ use mend_core::{Celsius, FillMethod, SimConfig, ValidateConfig};
 
 use crate::engine::EngineConfig;
 use crate::generate::{rate_to_ppm, CaptureFormat, GenerateConfig};
-use crate::input::InputSource;
+use crate::input::{Format, InputSource};
 use crate::replay::ReplayConfig;
-use crate::timefmt::{parse_duration_ms, parse_time};
+use crate::timefmt::{parse_duration_ms, parse_time, to_rfc3339, MAX_TIME_MS};
 
 /// Replays, repairs, exports and charts captured temperature-sensor logs.
 #[derive(Debug, Parser)]
@@ -36,14 +36,42 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Simulate a faulty node, capture it, replay it, and report recovery against the truth.
+    #[command(after_help = DEMO_EXAMPLES)]
     Demo(DemoArgs),
     /// Write a simulated capture (and its ground truth).
+    #[command(after_help = GENERATE_EXAMPLES)]
     Generate(GenerateArgs),
     /// Replay captures in time order: dedup, validate, fill gaps, export.
+    #[command(after_help = REPLAY_EXAMPLES)]
     Replay(ReplayArgs),
     /// Show what a capture holds: sensors, sessions, frames, damage, gaps.
+    #[command(after_help = INSPECT_EXAMPLES)]
     Inspect(InspectArgs),
 }
+
+const DEMO_EXAMPLES: &str = "Examples:
+  mend demo                          # capture, truth, repaired CSV, chart… in ./mend-demo
+  mend demo --out /tmp/d --seed 7 --count 86400";
+
+const GENERATE_EXAMPLES: &str = "Examples:
+  mend generate --seed 1 --count 3600 -o sensor.mlog --truth truth.csv
+  mend generate --seed 1 --count 3600 --skip-rate 0.1 --duplicate-rate 0.02 \\
+      --corrupt-rate 0.005 -o damaged.mlog
+  mend generate --seed 2 --count 600 --format jsonl -o old-prototype.jsonl
+  mend generate --seed 1 --count 100 -o - | mend replay -";
+
+const REPLAY_EXAMPLES: &str = "Examples:
+  mend replay sensor.mlog -o repaired.csv --dlq dead.jsonl
+  mend replay a.mlog b.mlog old-prototype.jsonl --chart chart.svg -o all.csv
+  mend replay sensor.mlog --from 2026-01-01T06:00:00Z --until 2026-01-01T08:00:00+01:00
+  mend replay sensor.mlog --window 1m --aggregates minutes.csv --fill locf
+  mend replay live.mlog --checkpoint live.ckpt -o new-rows.csv   # only what is new
+  mend replay - --input-format jsonl < events.log";
+
+const INSPECT_EXAMPLES: &str = "Examples:
+  mend inspect sensor.mlog
+  mend inspect damaged.mlog --list 100
+  mend inspect sensor.mlog --from 2026-01-01T06:00:00Z";
 
 /// `mend demo`.
 #[derive(Debug, Args)]
@@ -80,7 +108,7 @@ pub struct GenerateArgs {
     /// The sampling period (e.g. 1s, 500ms).
     #[arg(long, default_value = "1s")]
     pub period: String,
-    /// The time of the first reading (RFC 3339 or unix seconds).
+    /// The time of the first reading: RFC 3339 with a zone (2026-01-01T00:00:00Z) or unix seconds.
     #[arg(long, default_value = "2026-01-01T00:00:00Z")]
     pub start: String,
     /// The sensor id.
@@ -152,13 +180,36 @@ pub enum OutFormat {
     Mlog,
 }
 
+/// Input formats on the command line.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum InputFormatArg {
+    /// Detect each input's format from its first bytes.
+    #[default]
+    Auto,
+    /// mend frame logs.
+    Mlog,
+    /// The prototype's JSONL.
+    Jsonl,
+}
+
+impl InputFormatArg {
+    /// The format to read every input as, or `None` to detect each one's.
+    pub const fn format(self) -> Option<Format> {
+        match self {
+            InputFormatArg::Auto => None,
+            InputFormatArg::Mlog => Some(Format::Frames),
+            InputFormatArg::Jsonl => Some(Format::Jsonl),
+        }
+    }
+}
+
 /// The options shared by `replay` and `inspect`.
 #[derive(Debug, Args, Clone)]
 pub struct ReadArgs {
     /// Capture files: mend frame logs or JSONL, detected automatically; `-` is stdin.
     #[arg(required = true, num_args = 1..)]
     pub inputs: Vec<PathBuf>,
-    /// Replay from this time (RFC 3339 UTC or unix seconds).
+    /// Replay from this time: RFC 3339 with a zone (2026-01-01T06:00:00Z, …+01:00) or unix seconds.
     #[arg(long)]
     pub from: Option<String>,
     /// Replay until this time, inclusive.
@@ -183,6 +234,9 @@ pub struct ReadArgs {
     /// Read every input whole: no seek for --from, no early stop for --until.
     #[arg(long)]
     pub no_seek: bool,
+    /// The format of the inputs; `auto` detects each one's from its first bytes.
+    #[arg(long, value_enum, default_value_t = InputFormatArg::Auto)]
+    pub input_format: InputFormatArg,
 }
 
 /// `mend replay`.
@@ -379,6 +433,7 @@ impl ReadArgs {
                     emit_outages: false,
                 },
                 jsonl_period_ms,
+                input_format: self.input_format.format(),
             },
             seek: !self.no_seek,
         })
@@ -406,6 +461,19 @@ impl GenerateArgs {
     pub fn plan(&self) -> anyhow::Result<GenerateConfig> {
         let period_ms = period_ms(&self.period)?;
         let epoch_ms = parse_time(&self.start).context("--start")?;
+        let last_ms = u64::from(self.count.saturating_sub(1))
+            .checked_mul(u64::from(period_ms))
+            .and_then(|span| epoch_ms.checked_add(span))
+            .filter(|&t| t <= MAX_TIME_MS);
+        if last_ms.is_none() {
+            bail!(
+                "--start {}: {} readings every {} would end after {}, the last time mend can write; start earlier or take fewer readings",
+                self.start,
+                self.count,
+                self.period,
+                to_rfc3339(MAX_TIME_MS)
+            );
+        }
         let sim = SimConfig {
             sensor: self.sensor,
             session: GenerateConfig::session_of(self.seed),

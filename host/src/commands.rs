@@ -110,8 +110,30 @@ pub fn same_path(a: &Path, b: &Path) -> bool {
     }
 }
 
-/// Refuses outputs that are inputs, or that are given twice.
-fn check_outputs(sources: &[InputSource], outputs: &[(&str, &Path)]) -> anyhow::Result<()> {
+/// The identity (device, inode) of a regular file open as standard input or output.
+#[cfg(unix)]
+fn std_file_id(fd: std::os::fd::BorrowedFd<'_>) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::File::from(fd.try_clone_to_owned().ok()?)
+        .metadata()
+        .ok()?;
+    m.is_file().then(|| (m.dev(), m.ino()))
+}
+
+/// The identity (device, inode) of the file at `p`, if it exists.
+#[cfg(unix)]
+fn path_id(p: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()))
+}
+
+/// Refuses outputs that are inputs (by path, or the file behind standard input), a
+/// standard output that is an input file, and outputs given twice.
+fn check_outputs(
+    sources: &[InputSource],
+    outputs: &[(&str, &Path)],
+    stdout_is_output: bool,
+) -> anyhow::Result<()> {
     for (flag, out) in outputs {
         for s in sources {
             if let InputSource::Path(p) = s {
@@ -124,6 +146,39 @@ fn check_outputs(sources: &[InputSource], outputs: &[(&str, &Path)]) -> anyhow::
             }
         }
     }
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsFd;
+        if sources.contains(&InputSource::Stdin) {
+            if let Some(stdin) = std_file_id(io::stdin().as_fd()) {
+                for (flag, out) in outputs {
+                    if path_id(out) == Some(stdin) {
+                        bail!(
+                            "{}: {flag} is the file standard input reads; mend never writes into its input",
+                            out.display()
+                        );
+                    }
+                }
+            }
+        }
+        if stdout_is_output {
+            if let Some(stdout) = std_file_id(io::stdout().as_fd()) {
+                for s in sources {
+                    let input = match s {
+                        InputSource::Path(p) => path_id(p),
+                        InputSource::Stdin => std_file_id(io::stdin().as_fd()),
+                        InputSource::Bytes(_) => None,
+                    };
+                    if input == Some(stdout) {
+                        bail!(
+                            "{}: standard output is this input; mend never writes into its input",
+                            s.name()
+                        );
+                    }
+                }
+            }
+        }
+    }
     for (i, (fa, a)) in outputs.iter().enumerate() {
         for (fb, b) in outputs.iter().skip(i + 1) {
             if same_path(a, b) {
@@ -132,6 +187,43 @@ fn check_outputs(sources: &[InputSource], outputs: &[(&str, &Path)]) -> anyhow::
         }
     }
     Ok(())
+}
+
+/// Fails when standard output is closed (`>&-`): the output would vanish with a success.
+/// A pipe whose reader quit (`| head -1`) is open; its broken pipe ends the run as a success.
+///
+/// On Linux the Rust runtime puts `/dev/null` (opened for reading and writing) in place of
+/// a closed standard output before `main`, so that is what a closed one looks like; a
+/// `>/dev/null` of the shell opens it for writing only, and stays a success.
+fn check_stdout_open() -> anyhow::Result<()> {
+    const HINT: &str = "give -o FILE, or redirect it";
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsFd;
+        if let Err(e) = io::stdout().as_fd().try_clone_to_owned() {
+            bail!("standard output is closed ({e}): {HINT}");
+        }
+    }
+    if stdout_replaced_by_the_runtime() {
+        bail!("standard output is closed: {HINT}");
+    }
+    Ok(())
+}
+
+/// True when standard output is the `/dev/null` the Rust runtime opened (read-write) for a
+/// closed one; false when it cannot be told (no `/proc`).
+fn stdout_replaced_by_the_runtime() -> bool {
+    let is_null = std::fs::read_link("/proc/self/fd/1").is_ok_and(|t| t == Path::new("/dev/null"));
+    let read_write = || {
+        std::fs::read_to_string("/proc/self/fdinfo/1").is_ok_and(|info| {
+            info.lines()
+                .find_map(|l| l.strip_prefix("flags:"))
+                .and_then(|f| u32::from_str_radix(f.trim(), 8).ok())
+                // O_ACCMODE is 0o3, O_RDWR 0o2.
+                .is_some_and(|flags| flags & 0o3 == 0o2)
+        })
+    };
+    is_null && read_write()
 }
 
 /// Where the main output goes.
@@ -147,7 +239,10 @@ impl MainOut {
     fn open(path: Option<&Path>) -> anyhow::Result<Self> {
         Ok(match path {
             Some(p) if p.as_os_str() != "-" => MainOut::File(AtomicFile::create(p)?),
-            _ => MainOut::Stdout(BufWriter::with_capacity(1 << 20, io::stdout())),
+            _ => {
+                check_stdout_open()?;
+                MainOut::Stdout(BufWriter::with_capacity(1 << 20, io::stdout()))
+            }
         })
     }
 
@@ -252,7 +347,9 @@ fn progress_bar(sources: &[InputSource], quiet: bool) -> Option<ProgressBar> {
 fn read_plans(plan: &ReadPlan, notes: &mut Vec<String>) -> anyhow::Result<Vec<InputPlan>> {
     let mut plans = vec![InputPlan::default(); plan.sources.len()];
     let e = &plan.config.engine;
-    if !plan.seek || (e.from.is_none() && e.until.is_none()) {
+    // A seek finds frames; JSONL read as such is read from the start.
+    let jsonl = plan.config.input_format == Some(crate::input::Format::Jsonl);
+    if !plan.seek || jsonl || (e.from.is_none() && e.until.is_none()) {
         return Ok(plans);
     }
     let settings = SeekSettings::from_env();
@@ -311,6 +408,9 @@ fn replay_cmd(a: &ReplayArgs) -> anyhow::Result<ExitCode> {
             eprintln!("mend: {n}");
         }
     }
+    if a.quiet && a.strict && report.anything_rejected() {
+        eprintln!("mend: --strict: {}", rejected_line(&report));
+    }
     Ok(exit_for(&report, a.strict))
 }
 
@@ -335,7 +435,9 @@ pub fn replay_to_files(
             outs.push((flag, p));
         }
     }
-    check_outputs(&plan.sources, &outs)?;
+    let to_stdout = files.output.as_deref().is_none_or(|p| p.as_os_str() == "-");
+    outs.retain(|(_, p)| p.as_os_str() != "-");
+    check_outputs(&plan.sources, &outs, to_stdout)?;
     for s in &plan.sources {
         if let InputSource::Path(p) = s {
             let m = std::fs::metadata(p)
@@ -510,6 +612,17 @@ impl PassOutputs {
     }
 }
 
+/// Why a `--strict` run fails, in one line: what was rejected, and where it is.
+fn rejected_line(report: &ReplayReport) -> String {
+    let (rejected, late) = report.streams.iter().fold((0, 0), |(r, l), s| {
+        (r + s.counters.rejected, l + s.counters.late)
+    });
+    format!(
+        "{} dead-letter records, {rejected} readings rejected, {late} late; exit code {EXIT_REJECTED}",
+        report.dead_letters
+    )
+}
+
 fn exit_for(report: &ReplayReport, strict: bool) -> ExitCode {
     if strict && report.anything_rejected() {
         ExitCode::from(EXIT_REJECTED)
@@ -534,6 +647,7 @@ impl RecordSink for Discard {
 
 fn inspect(a: &InspectArgs) -> anyhow::Result<ExitCode> {
     let plan = a.read.plan(mend_core::FillMethod::None, 0)?;
+    check_stdout_open()?;
     let mut notes = Vec::new();
     let plans = read_plans(&plan, &mut notes)?;
     // One pass: inspect reports the log as it is, readings out of place included.

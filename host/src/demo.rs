@@ -227,6 +227,7 @@ pub fn run(a: &DemoArgs) -> anyhow::Result<ExitCode> {
         band: "50..55".into(),
         physical: "-55..125".into(),
         no_seek: false,
+        input_format: crate::cli::InputFormatArg::Auto,
     };
     let mut plan = read.plan(mend_core::FillMethod::Linear, 0)?;
     plan.config.engine.window_ms = Some(window_ms);

@@ -86,32 +86,95 @@ impl Format {
     }
 }
 
-/// Guesses the format from the first bytes of an input.
+/// How much of an input format detection reads at most, when the first bytes say nothing
+/// (blank space, say): it reads 64 KiB, then twice as much each time, up to this.
+pub const DETECT_LIMIT: usize = 4 << 20;
+
+/// What the first bytes of an input show, before any decision for the undecided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Evidence {
+    /// Whole frames with a good CRC, at least as many as JSON-object lines.
+    Frames,
+    /// Lines that are JSON objects (or arrays), more than whole frames.
+    Jsonl,
+    /// Neither yet: nothing but blank space, or bytes with no frame and no JSON line.
+    None,
+}
+
+/// Counts the evidence in `head`: whole frames whose CRC holds against lines that start
+/// with `{` or `[`.
+fn evidence(head: &[u8]) -> Evidence {
+    let mut frames: u64 = 0;
+    let mut dec: Decoder = Decoder::new();
+    for &b in head {
+        if let Some(DecodeEvent::Frame { .. }) = dec.push(b) {
+            frames += 1;
+        }
+    }
+    let lines = head
+        .split(|&b| b == b'\n')
+        .map(|l| l.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(l))
+        .filter(|l| {
+            matches!(
+                l.iter().find(|b| !b.is_ascii_whitespace()),
+                Some(b'{') | Some(b'[')
+            )
+        })
+        .count() as u64;
+    if frames > 0 && frames >= lines {
+        Evidence::Frames
+    } else if lines > 0 {
+        Evidence::Jsonl
+    } else {
+        Evidence::None
+    }
+}
+
+/// True when `head` reads as text: UTF-8 (but for a character cut at the end) without
+/// control bytes other than tab, CR, LF and form feed.
+fn is_text(head: &[u8]) -> bool {
+    let valid = match std::str::from_utf8(head) {
+        Ok(_) => true,
+        // A character cut by the end of the head, not a bad byte.
+        Err(e) => e.error_len().is_none(),
+    };
+    valid
+        && !head
+            .iter()
+            .any(|&b| b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r' | 0x0C))
+}
+
+/// Decides the format of an input from its first bytes, `head`: `None` when it is neither
+/// a mend frame log nor the prototype's JSONL (text without a single JSON line, such as a
+/// CSV export).
 ///
-/// A frame log has a `0x00` at least every [`mend_core::MAX_FRAME`] bytes and is not text; a
-/// JSONL log starts with `{` (after blank space) or is UTF-8 text with newlines and braces.
-/// Anything else — garbage included — is read as frames, so that every byte is accounted for.
+/// A frame log shows whole frames whose CRC holds; a JSONL log shows lines that are JSON
+/// objects. Whichever shows more wins, so junk before the first line, a multi-byte
+/// character cut by the end of `head`, or a damaged frame here and there change nothing.
+/// Where neither shows, blank space is JSONL (blank lines, accounted for as such), other
+/// text is neither, and binary bytes are a frame log too damaged to show a frame, whose
+/// every byte is then accounted for as skipped or damaged. An empty input is a frame log.
 ///
 /// # Examples
 /// ```
 /// use mend::input::{detect, Format};
-/// assert_eq!(detect(b"{\"timestamp\": 1}\n"), Format::Jsonl);
-/// assert_eq!(detect(&[0x03, 0x01, 0x05, 0x00]), Format::Frames);
-/// assert_eq!(detect(b""), Format::Frames);
+/// assert_eq!(detect(b"{\"timestamp\": 1}\n"), Some(Format::Jsonl));
+/// let mut junk_first = vec![0u8; 512];
+/// junk_first.extend_from_slice(b"\n{\"timestamp\": 1}\n");
+/// assert_eq!(detect(&junk_first), Some(Format::Jsonl));
+/// assert_eq!(detect(&[0x03, 0x01, 0x05, 0x00]), Some(Format::Frames));
+/// assert_eq!(detect(b"  \n\n"), Some(Format::Jsonl));
+/// assert_eq!(detect(b"sensor,session,seq,time\n1,2,3,4\n"), None);
+/// assert_eq!(detect(b""), Some(Format::Frames));
 /// ```
-pub fn detect(head: &[u8]) -> Format {
-    let body = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(head);
-    match body.iter().find(|b| !b.is_ascii_whitespace()) {
-        Some(b'{') | Some(b'[') => Format::Jsonl,
-        Some(_)
-            if !body.contains(&0)
-                && body.contains(&b'\n')
-                && body.contains(&b'{')
-                && std::str::from_utf8(body).is_ok() =>
-        {
-            Format::Jsonl
-        }
-        _ => Format::Frames,
+pub fn detect(head: &[u8]) -> Option<Format> {
+    match evidence(head) {
+        Evidence::Frames => Some(Format::Frames),
+        Evidence::Jsonl => Some(Format::Jsonl),
+        Evidence::None if head.is_empty() => Some(Format::Frames),
+        Evidence::None if head.iter().all(u8::is_ascii_whitespace) => Some(Format::Jsonl),
+        Evidence::None if is_text(head) => None,
+        Evidence::None => Some(Format::Frames),
     }
 }
 
@@ -238,8 +301,11 @@ pub struct ByteCounts {
     pub before_seek: u64,
     /// Bytes not read because the input was past `--until`.
     pub after_stop: u64,
-    /// The file size, when known.
+    /// The file size, when known: the size when it was opened, or the bytes actually
+    /// there if it grew while it was read (then `grown` says by how much).
     pub total: Option<u64>,
+    /// Bytes the file grew by while it was read (a capture still being written), all read.
+    pub grown: u64,
     /// Good frames (or lines that gave a reading).
     pub good_items: u64,
     /// Damaged frames (or rejected lines).
@@ -265,6 +331,19 @@ impl ByteCounts {
         if stopped {
             if let Some(t) = self.total {
                 self.after_stop = t.saturating_sub(self.before_seek + self.read);
+            }
+        }
+        self.settled()
+    }
+
+    /// These books, with a file that grew while it was read counted at the size it had:
+    /// the bytes past its size at the start were read and booked like any other.
+    fn settled(mut self) -> Self {
+        if let Some(t) = self.total {
+            let seen = self.before_seek + self.read + self.after_stop;
+            if seen > t {
+                self.grown += seen - t;
+                self.total = Some(seen);
             }
         }
         self
@@ -350,11 +429,13 @@ pub struct OpenOptions {
     pub stop: Option<StopRule>,
     /// Decode on a thread of its own ([`ThreadedReader`]).
     pub threaded: bool,
+    /// Read as this format instead of detecting it (`--input-format`).
+    pub format: Option<Format>,
 }
 
-/// Opens an input and detects its format.
+/// Opens an input and detects its format (see [`detect`]), unless `opts.format` names it.
 ///
-/// The error says which file and why (missing, unreadable).
+/// The error says which file and why (missing, unreadable, neither a frame log nor JSONL).
 pub fn open(
     source: &InputSource,
     index: usize,
@@ -388,21 +469,24 @@ pub fn open(
             (Box::new(c), Some(b.len() as u64))
         }
     };
-    let mut head = vec![0u8; 64 * 1024];
-    let mut got = 0;
-    while got < head.len() {
-        match raw.read(&mut head[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e).with_context(|| format!("{name}: cannot read")),
+    // The head: 64 KiB, or more while it shows neither format (see [`detect`]).
+    let mut head: Vec<u8> = Vec::with_capacity(64 * 1024);
+    let mut want = 64 * 1024;
+    loop {
+        let at_end = read_up_to(&mut raw, &mut head, want)
+            .with_context(|| format!("{name}: cannot read"))?;
+        let decided =
+            opts.format.is_some() || opts.start_offset > 0 || evidence(&head) != Evidence::None;
+        if decided || at_end || want >= DETECT_LIMIT {
+            break;
         }
+        want = (want * 2).min(DETECT_LIMIT);
     }
-    head.truncate(got);
-    let format = if opts.start_offset > 0 {
-        Format::Frames
-    } else {
-        detect(&head)
+    let format = match opts.format {
+        Some(f) => f,
+        // A seek lands only in frame logs.
+        None if opts.start_offset > 0 => Format::Frames,
+        None => detect(&head).ok_or_else(|| not_a_capture(&name, &head))?,
     };
     let reader: Box<dyn Read + Send> = Box::new(Cursor::new(head).chain(raw));
     let counts = ByteCounts {
@@ -444,6 +528,49 @@ pub fn open(
     } else {
         Ok(inner)
     }
+}
+
+/// Reads from `raw` until `head` holds `want` bytes or the input ends; true at the end.
+fn read_up_to(raw: &mut dyn Read, head: &mut Vec<u8>, want: usize) -> io::Result<bool> {
+    let mut got = head.len();
+    head.resize(want.max(got), 0);
+    let mut at_end = false;
+    while got < head.len() {
+        match raw.read(head.get_mut(got..).unwrap_or_default()) {
+            Ok(0) => {
+                at_end = true;
+                break;
+            }
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    head.truncate(got);
+    Ok(at_end)
+}
+
+/// The error for an input that is neither format, quoting its first line.
+fn not_a_capture(name: &str, head: &[u8]) -> anyhow::Error {
+    let first = head.split(|&b| b == b'\n').next().unwrap_or_default();
+    let mut quoted = String::from_utf8_lossy(first).trim_end().to_string();
+    if quoted.len() > 80 {
+        let mut cut = 80;
+        while !quoted.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        quoted.truncate(cut);
+        quoted.push('…');
+    }
+    let hint = if quoted.starts_with("sensor,session,seq,time,") {
+        " (it is a CSV export of mend replay, not a capture)"
+    } else {
+        ""
+    };
+    anyhow::anyhow!(
+        "{name}: not a mend capture or prototype JSONL{hint}: it is text without a single JSON line, starting {quoted:?}; \
+         give --input-format mlog or jsonl to read it anyway"
+    )
 }
 
 /// Items per batch of [`ItemReader::fill`].
@@ -880,7 +1007,7 @@ impl<R: Read> ItemReader for FrameReader<R> {
                 c.after_stop = t.saturating_sub(end);
             }
         }
-        c
+        c.settled()
     }
 
     fn format(&self) -> Format {
@@ -971,28 +1098,97 @@ impl<'de: 'a, 'a> Deserialize<'de> for Scalar<'a> {
 }
 
 /// One prototype event with every field optional, so that a missing field is reported as
-/// such rather than as a parse error.
+/// such rather than as a parse error. A field given as `null` is present (`Scalar::Null`),
+/// so that it is reported as a wrong type, not as missing.
 #[derive(Deserialize)]
 struct Event<'a> {
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "present")]
     timestamp: Option<Scalar<'a>>,
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "present")]
     event_type: Option<Scalar<'a>>,
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "present")]
     temperature: Option<Scalar<'a>>,
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "present")]
     status: Option<Scalar<'a>>,
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "present")]
     synthetic: Option<Scalar<'a>>,
+}
+
+/// A field that is there, whatever its value (`null` included).
+fn present<'de: 'a, 'a, D: Deserializer<'de>>(d: D) -> Result<Option<Scalar<'a>>, D::Error> {
+    Scalar::deserialize(d).map(Some)
+}
+
+/// Why a JSONL line gave no reading: the `reason` of its dead-letter record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum LineReason {
+    /// The line is longer than [`MAX_LINE`].
+    LineTooLong,
+    /// The line is not UTF-8.
+    NotUtf8,
+    /// The line is not JSON at all.
+    MalformedJson,
+    /// The line is JSON, but not an object.
+    NotAnObject,
+    /// A field the reading needs (`timestamp`, `temperature`) is absent.
+    MissingField,
+    /// A field has the wrong JSON type (`null` included).
+    WrongType,
+    /// The timestamp is negative, fractional or too large.
+    BadTimestamp,
+    /// A number is NaN, infinite, or too large for a float (`1e309`).
+    NotFinite,
+    /// The temperature is outside what any thermometer reports.
+    OutOfRange,
+    /// An event of another type than `TEMPERATURE_SENSOR`: set aside, not a reading.
+    OtherEvent,
+    /// A status other than `normal`, `low`, `high` or `error`.
+    UnknownStatus,
+    /// A fill the prototype wrote (`"synthetic": true`): mend recomputes fills.
+    SyntheticInput,
+}
+
+impl LineReason {
+    /// The name in dead-letter records and summaries.
+    ///
+    /// # Examples
+    /// ```
+    /// use mend::input::LineReason;
+    /// assert_eq!(LineReason::OtherEvent.as_str(), "other_event");
+    /// assert_eq!(LineReason::LineTooLong.to_string(), "line_too_long");
+    /// ```
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            LineReason::LineTooLong => "line_too_long",
+            LineReason::NotUtf8 => "not_utf8",
+            LineReason::MalformedJson => "malformed_json",
+            LineReason::NotAnObject => "not_an_object",
+            LineReason::MissingField => "missing_field",
+            LineReason::WrongType => "wrong_type",
+            LineReason::BadTimestamp => "bad_timestamp",
+            LineReason::NotFinite => "not_finite",
+            LineReason::OutOfRange => "out_of_range",
+            LineReason::OtherEvent => "other_event",
+            LineReason::UnknownStatus => "unknown_status",
+            LineReason::SyntheticInput => "synthetic_input",
+        }
+    }
+}
+
+impl std::fmt::Display for LineReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// Why a JSONL line gave no reading.
 struct LineError {
-    reason: &'static str,
+    reason: LineReason,
     detail: String,
 }
 
-fn line_err(reason: &'static str, detail: impl Into<String>) -> LineError {
+fn line_err(reason: LineReason, detail: impl Into<String>) -> LineError {
     LineError {
         reason,
         detail: detail.into(),
@@ -1005,92 +1201,106 @@ pub const JSONL_RANGE: (f64, f64) = (-273.15, 2000.0);
 /// Parses one prototype event into `(timestamp_ms, celsius)`.
 fn parse_event(line: &[u8]) -> Result<(u64, Celsius), LineError> {
     let text = std::str::from_utf8(line)
-        .map_err(|e| line_err("not_utf8", format!("line is not UTF-8 text ({e})")))?;
+        .map_err(|e| line_err(LineReason::NotUtf8, format!("line is not UTF-8 text ({e})")))?;
     let first = text.trim_start().as_bytes().first().copied();
     if first != Some(b'{') {
         return Err(match serde_json::from_str::<IgnoredAny>(text) {
-            Ok(_) => line_err("not_an_object", "line is JSON but not an object"),
+            Ok(_) => line_err(LineReason::NotAnObject, "line is JSON but not an object"),
             Err(e) => malformed(text, &e),
         });
     }
     let ev: Event = serde_json::from_str(text).map_err(|e| malformed(text, &e))?;
+    // Lines without an event type are temperature readings; other events are set aside.
+    match ev.event_type {
+        None => {}
+        Some(Scalar::Str(s)) if s == "TEMPERATURE_SENSOR" => {}
+        Some(Scalar::Str(s)) => {
+            return Err(line_err(
+                LineReason::OtherEvent,
+                format!("event_type {s:?} is not TEMPERATURE_SENSOR: not a temperature reading"),
+            ))
+        }
+        Some(other) => {
+            return Err(line_err(
+                LineReason::WrongType,
+                format!("event_type is {}; expected a string", other.kind()),
+            ))
+        }
+    }
     let ts = match ev.timestamp {
-        None => return Err(line_err("missing_field", "missing field \"timestamp\"")),
+        None => {
+            return Err(line_err(
+                LineReason::MissingField,
+                "missing field \"timestamp\"",
+            ))
+        }
         Some(Scalar::Unsigned(t)) => t,
         Some(Scalar::Signed(t)) => {
             return Err(line_err(
-                "bad_timestamp",
+                LineReason::BadTimestamp,
                 format!("timestamp {t} is negative"),
             ))
         }
         Some(Scalar::Float(t)) => {
             return Err(line_err(
-                "bad_timestamp",
+                LineReason::BadTimestamp,
                 format!("timestamp {t} is a float; expected whole unix seconds"),
             ))
         }
         Some(other) => {
             return Err(line_err(
-                "wrong_type",
+                LineReason::WrongType,
                 format!("timestamp is {}; expected whole unix seconds", other.kind()),
             ))
         }
     };
-    let ts_ms = ts
-        .checked_mul(1_000)
-        .ok_or_else(|| line_err("bad_timestamp", format!("timestamp {ts} is out of range")))?;
-    match ev.event_type {
-        None => return Err(line_err("missing_field", "missing field \"event_type\"")),
-        Some(Scalar::Str(s)) if s == "TEMPERATURE_SENSOR" => {}
-        Some(Scalar::Str(s)) => {
-            return Err(line_err(
-                "unknown_event_type",
-                format!("event_type {s:?} is not TEMPERATURE_SENSOR"),
-            ))
-        }
-        Some(other) => {
-            return Err(line_err(
-                "wrong_type",
-                format!("event_type is {}; expected a string", other.kind()),
-            ))
-        }
-    }
+    let ts_ms = ts.checked_mul(1_000).ok_or_else(|| {
+        line_err(
+            LineReason::BadTimestamp,
+            format!("timestamp {ts} is out of range"),
+        )
+    })?;
     let t = match ev.temperature {
-        None => return Err(line_err("missing_field", "missing field \"temperature\"")),
+        None => {
+            return Err(line_err(
+                LineReason::MissingField,
+                "missing field \"temperature\"",
+            ))
+        }
         Some(Scalar::Unsigned(v)) => v as f64,
         Some(Scalar::Signed(v)) => v as f64,
         Some(Scalar::Float(v)) => v,
         Some(other) => {
             return Err(line_err(
-                "wrong_type",
+                LineReason::WrongType,
                 format!("temperature is {}; expected a number", other.kind()),
             ))
         }
     };
     if !t.is_finite() {
         return Err(line_err(
-            "not_finite",
+            LineReason::NotFinite,
             format!("temperature {t} is not finite"),
         ));
     }
     if t < JSONL_RANGE.0 || t > JSONL_RANGE.1 {
         return Err(line_err(
-            "out_of_range",
+            LineReason::OutOfRange,
             format!("temperature {t} °C is outside -273.15…2000 °C"),
         ));
     }
     match ev.status {
-        None => return Err(line_err("missing_field", "missing field \"status\"")),
+        None => {}
         Some(Scalar::Str(s)) if matches!(&*s, "normal" | "low" | "high" | "error") => {}
         Some(Scalar::Str(s)) => {
             return Err(line_err(
-                "unknown_status",
+                LineReason::UnknownStatus,
                 format!("status {s:?} is not normal, low, high or error"),
             ))
         }
         Some(other) => {
             return Err(line_err(
-                "wrong_type",
+                LineReason::WrongType,
                 format!("status is {}; expected a string", other.kind()),
             ))
         }
@@ -1099,13 +1309,13 @@ fn parse_event(line: &[u8]) -> Result<(u64, Celsius), LineError> {
         None | Some(Scalar::Bool(false)) | Some(Scalar::Null) => {}
         Some(Scalar::Bool(true)) => {
             return Err(line_err(
-                "synthetic_input",
+                LineReason::SyntheticInput,
                 "synthetic line written by the prototype; mend recomputes fills",
             ))
         }
         Some(other) => {
             return Err(line_err(
-                "wrong_type",
+                LineReason::WrongType,
                 format!("synthetic is {}; expected a boolean", other.kind()),
             ))
         }
@@ -1114,7 +1324,7 @@ fn parse_event(line: &[u8]) -> Result<(u64, Celsius), LineError> {
     // reports (1/16, 1/8 or 0.5 °C steps).
     let c = Celsius::checked_from_num(t).ok_or_else(|| {
         line_err(
-            "out_of_range",
+            LineReason::OutOfRange,
             format!("temperature {t} is not representable"),
         )
     })?;
@@ -1122,17 +1332,23 @@ fn parse_event(line: &[u8]) -> Result<(u64, Celsius), LineError> {
 }
 
 fn malformed(text: &str, e: &serde_json::Error) -> LineError {
-    // Python's json module writes NaN and Infinity, which are not JSON.
+    // Python's json module writes NaN and Infinity, which are not JSON; a number beyond
+    // the largest float (1e309) is infinite too, and serde_json says only this about it.
     let lower = text.to_ascii_lowercase();
-    if lower.contains("nan") || lower.contains("infinity") {
+    if e.to_string().starts_with("number out of range") {
         line_err(
-            "not_finite",
+            LineReason::NotFinite,
+            format!("a number is too large to be finite ({e})"),
+        )
+    } else if lower.contains("nan") || lower.contains("infinity") {
+        line_err(
+            LineReason::NotFinite,
             format!("NaN or Infinity is not a number ({e})"),
         )
     } else if e.is_data() {
-        line_err("wrong_type", format!("{e}"))
+        line_err(LineReason::WrongType, format!("{e}"))
     } else {
-        line_err("malformed_json", format!("malformed JSON ({e})"))
+        line_err(LineReason::MalformedJson, format!("malformed JSON ({e})"))
     }
 }
 
@@ -1456,12 +1672,14 @@ fn jsonl_line(kept: &[u8], newline: bool, line_no: u64, input: usize, period_ms:
     if line_no == 1 {
         body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
     }
-    if body.iter().all(u8::is_ascii_whitespace) {
+    // An over-long line is never blank: only its first bytes were kept, and a reading may
+    // follow the blank space they hold.
+    if kept.len() <= MAX_LINE && body.iter().all(u8::is_ascii_whitespace) {
         return JsonlLine::Blank;
     }
     let result = if kept.len() > MAX_LINE {
         Err(line_err(
-            "line_too_long",
+            LineReason::LineTooLong,
             format!("line is longer than {MAX_LINE} bytes"),
         ))
     } else {
@@ -1499,7 +1717,7 @@ fn jsonl_line(kept: &[u8], newline: bool, line_no: u64, input: usize, period_ms:
             JsonlLine::Bad(Item::Dead(DeadLetter {
                 input,
                 location: Location::Line { line: line_no },
-                reason: e.reason,
+                reason: e.reason.as_str(),
                 detail: format!("{}{torn}: {quoted}", e.detail),
             }))
         }
@@ -1716,6 +1934,48 @@ mod tests {
         assert!(bytes.balanced());
         assert_eq!(bytes.read, log.len() as u64);
         assert_eq!(bytes.skipped, 1);
+    }
+
+    #[test]
+    fn an_input_that_grows_while_it_is_read_keeps_balanced_books() {
+        // The size when opened was `opened`; the reader found more bytes than that.
+        let h = Header::new(1, 1, 1_000, ClockKind::Unix, 0);
+        let mut log = Frame::Header(h).to_buf().unwrap().to_vec();
+        let jsonl = concat!(
+            "{\"timestamp\": 1, \"temperature\": 52}\n",
+            "{\"timestamp\": 2, \"temperature\": 53}\n",
+        );
+        for i in 0..3 {
+            let r = Frame::Reading(mend_core::WireReading {
+                seq: i,
+                offset_ms: 0,
+                celsius_delta: 1,
+            });
+            log.extend_from_slice(&r.to_buf().unwrap());
+        }
+        let grown = |opened: u64| ByteCounts {
+            total: Some(opened),
+            ..ByteCounts::default()
+        };
+        let mut frames = FrameReader::new(Cursor::new(log.clone()), 0, grown(10), None);
+        while frames.next_item().unwrap().is_some() {}
+        let mut lines = JsonlReader::new(Cursor::new(jsonl), 0, 1_000, grown(5), None);
+        while lines.next_item().unwrap().is_some() {}
+        for (b, size) in [(frames.bytes(), log.len()), (lines.bytes(), jsonl.len())] {
+            assert!(b.balanced(), "{b:?}");
+            assert_eq!(b.read, size as u64);
+            assert_eq!(b.total, Some(size as u64));
+            assert!(b.grown > 0);
+        }
+        let line = crate::summary::input_line(&crate::replay::InputReport {
+            name: "live.mlog".into(),
+            format: Format::Frames,
+            bytes: frames.bytes(),
+            balanced: true,
+            stopped_early: false,
+        });
+        assert!(line.contains("grew by"), "{line}");
+        assert!(!line.contains('✗'), "{line}");
     }
 
     #[test]

@@ -46,6 +46,40 @@ pub fn remove_temporary_files() {
     }
 }
 
+/// True when no process `pid` runs; false when one does or it cannot be told (no `/proc`).
+fn is_dead(pid: u32) -> bool {
+    let proc = Path::new("/proc");
+    proc.join("self").exists() && !proc.join(pid.to_string()).exists()
+}
+
+/// Removes the `.NAME.mend-tmp-PID` files in `dir` of the output `name` that a run which
+/// was killed outright (`SIGKILL`, a power cut) left behind: only files of that exact
+/// pattern, only when process PID is gone. A file of a run still going is left alone.
+fn remove_stale_temporary_files(dir: &Path, name: &std::ffi::OsStr) {
+    let Some(name) = name.to_str() else {
+        return;
+    };
+    let prefix = format!(".{name}.mend-tmp-");
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(pid) = file_name
+            .to_str()
+            .and_then(|f| f.strip_prefix(&prefix))
+            .filter(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let is_file = entry.file_type().is_ok_and(|t| t.is_file());
+        if is_file && pid != std::process::id() && is_dead(pid) {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
 /// A file that appears at its path only when [`AtomicFile::commit`] succeeds.
 ///
 /// It is written on a thread of its own ([`BackgroundWriter`]), and synced as it grows.
@@ -98,6 +132,7 @@ impl AtomicFile {
                 });
             }
         }
+        remove_stale_temporary_files(&dir, name);
         let mut tmp_name = std::ffi::OsString::from(".");
         tmp_name.push(name);
         tmp_name.push(format!(".mend-tmp-{}", std::process::id()));

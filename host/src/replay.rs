@@ -28,6 +28,8 @@ pub struct ReplayConfig {
     pub engine: EngineConfig,
     /// The sampling period of JSONL input, ms.
     pub jsonl_period_ms: u32,
+    /// The format of every input, or `None` to detect each one's.
+    pub input_format: Option<Format>,
 }
 
 impl Default for ReplayConfig {
@@ -35,6 +37,7 @@ impl Default for ReplayConfig {
         Self {
             engine: EngineConfig::default(),
             jsonl_period_ms: 1_000,
+            input_format: None,
         }
     }
 }
@@ -202,6 +205,7 @@ pub fn run_planned(
             // A thread per input pays off for a few inputs; many inputs share the cores
             // anyway, and each thread holds a chunk and a few batches.
             threaded: sources.len() <= MAX_THREADED_INPUTS,
+            format: cfg.input_format,
         };
         readers.push(input::open(src, i, &opts)?);
     }

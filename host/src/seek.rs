@@ -465,7 +465,7 @@ pub fn plan(
     let n = f
         .read(&mut head)
         .with_context(|| format!("{name}: cannot read"))?;
-    if detect(head.get(..n).unwrap_or(&[])) != Format::Frames {
+    if detect(head.get(..n).unwrap_or(&[])) != Some(Format::Frames) {
         if cfg.until.is_some() {
             notes.push(PlanNote::JsonlToTheEnd);
         }

@@ -52,6 +52,13 @@ pub fn input_line(i: &crate::replay::InputReport) -> String {
             "; file size {t} {}",
             tick(b.before_seek + b.read + b.after_stop == t)
         );
+        if b.grown > 0 {
+            let _ = write!(
+                s,
+                " (the input grew by {} bytes during the run; all of them were read)",
+                b.grown
+            );
+        }
     }
     s
 }

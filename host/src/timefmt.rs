@@ -11,6 +11,9 @@ use anyhow::{bail, Context};
 
 use crate::numfmt::{ByteOut, Short};
 
+/// The last millisecond RFC 3339 can write, `9999-12-31T23:59:59.999Z`.
+pub const MAX_TIME_MS: u64 = 253_402_300_799_999;
+
 /// The longest text [`format_ms`] writes (a year beyond 9999 takes more digits).
 pub const MAX_TIME_LEN: usize = 32;
 
@@ -144,14 +147,18 @@ pub fn to_rfc3339(ms: u64) -> String {
     String::from_utf8_lossy(&buf[..n]).into_owned()
 }
 
-/// Parses a point in time: RFC 3339 in UTC (`2026-11-26T08:00:00Z`, fractions allowed) or
-/// unix seconds (`1764144000`, or with a fraction such as `1764144000.5`). Returns
+/// Parses a point in time: RFC 3339 with its zone (`2026-11-26T08:00:00Z`,
+/// `2026-11-26T09:00:00+01:00`, fractions allowed; a time without a zone is refused with a
+/// hint) or unix seconds (`1764144000`, or with a fraction such as `1764144000.5`). Returns
 /// milliseconds since the epoch.
 ///
 /// # Examples
 /// ```
 /// use mend::timefmt::parse_time;
 /// assert_eq!(parse_time("1970-01-01T00:00:01.5Z").unwrap(), 1_500);
+/// assert_eq!(parse_time("1970-01-01T01:00:02+01:00").unwrap(), 2_000);
+/// let e = parse_time("2026-01-01T06:00:00").unwrap_err().to_string();
+/// assert!(e.contains("no zone"), "{e}");
 /// assert_eq!(parse_time("42").unwrap(), 42_000);
 /// assert_eq!(parse_time("1.25").unwrap(), 1_250);
 /// assert!(parse_time("yesterday").is_err());
@@ -175,15 +182,59 @@ pub fn parse_time(text: &str) -> anyhow::Result<u64> {
             .and_then(|s| s.checked_add(ms))
             .with_context(|| format!("time {text:?} is out of range"));
     }
-    let st = humantime::parse_rfc3339_weak(t).map_err(|e| {
+    let (utc, offset_ms) = split_zone(text, t)?;
+    let st = humantime::parse_rfc3339_weak(&utc).map_err(|e| {
         anyhow::anyhow!(
-            "unparseable time {text:?} ({e}): expected RFC 3339 in UTC (2026-11-26T08:00:00Z) or unix seconds"
+            "unparseable time {text:?} ({e}): expected RFC 3339 (2026-11-26T08:00:00Z, 2026-11-26T09:00:00+01:00) or unix seconds"
         )
     })?;
     let d = st
         .duration_since(UNIX_EPOCH)
         .with_context(|| format!("time {text:?} is before 1970"))?;
-    u64::try_from(d.as_millis()).with_context(|| format!("time {text:?} is out of range"))
+    let local =
+        i128::try_from(d.as_millis()).with_context(|| format!("time {text:?} is out of range"))?;
+    u64::try_from(local - i128::from(offset_ms))
+        .with_context(|| format!("time {text:?} is before 1970 or out of range"))
+}
+
+/// Splits the zone off an RFC 3339 time: the time as UTC text for humantime (`…Z`) and the
+/// offset to subtract, in ms. A time without a zone is an error: it could mean UTC or local
+/// time, and guessing either shifts a replay window by hours without a word.
+fn split_zone(text: &str, t: &str) -> anyhow::Result<(String, i64)> {
+    if t.ends_with(['Z', 'z']) {
+        return Ok((t.to_string(), 0));
+    }
+    let b = t.as_bytes();
+    if b.len() > 6 {
+        let (head, zone) = t.split_at(t.len() - 6);
+        let z = zone.as_bytes();
+        let digits = |i: usize, j: usize| -> Option<i64> {
+            let s = zone.get(i..j)?;
+            s.bytes()
+                .all(|c| c.is_ascii_digit())
+                .then(|| s.parse().ok())
+                .flatten()
+        };
+        let has_time = head.contains(['T', 't', ' ']);
+        if has_time && matches!(z.first(), Some(b'+') | Some(b'-')) && z.get(3) == Some(&b':') {
+            let (Some(h), Some(m)) = (digits(1, 3), digits(4, 6)) else {
+                bail!("time {text:?}: bad zone offset {zone:?}, expected e.g. +01:00");
+            };
+            if h > 23 || m > 59 {
+                bail!("time {text:?}: zone offset {zone:?} is out of range");
+            }
+            let sign = if z.first() == Some(&b'-') { -1 } else { 1 };
+            return Ok((format!("{head}Z"), sign * (h * 60 + m) * 60_000));
+        }
+    }
+    if t.contains(':') {
+        bail!(
+            "time {text:?} has no zone: add Z for UTC ({t}Z) or an offset such as +01:00 ({t}+01:00)"
+        );
+    }
+    bail!(
+        "unparseable time {text:?}: expected RFC 3339 (2026-11-26T08:00:00Z, 2026-11-26T09:00:00+01:00) or unix seconds"
+    )
 }
 
 /// Parses a duration such as `500ms`, `1s`, `5m` or `1h 30m`, in milliseconds.

@@ -206,7 +206,7 @@ fn bad_jsonl_lines_are_dead_lettered_with_line_numbers() {
             "bad_timestamp",
             "not_an_object",
             "not_an_object",
-            "unknown_event_type",
+            "other_event",
             "unknown_status",
             "synthetic_input",
             "out_of_range",
@@ -375,6 +375,11 @@ fn exit_codes() {
     d.mend(&["replay", "bad.mlog", "-q"]).expect(0);
     let run = d.mend(&["replay", "bad.mlog", "--strict", "-q"]).expect(1);
     assert_eq!(rows(&run.stdout()).len(), 5, "the output is still written");
+    assert_eq!(
+        run.stderr(),
+        "mend: --strict: 1 dead-letter records, 0 readings rejected, 0 late; exit code 1\n",
+        "-q still says why the exit code is 1"
+    );
     d.mend(&["replay"]).expect(2);
     d.mend(&["replay", "clean.mlog", "--fill", "magic"])
         .expect(2);
@@ -386,6 +391,14 @@ fn exit_codes() {
         help.stdout().contains("synthetic"),
         "mlog limits are documented"
     );
+    for cmd in ["demo", "generate", "replay", "inspect"] {
+        let help = d.mend(&[cmd, "--help"]).expect(0);
+        assert!(
+            help.stdout().contains(&format!("Examples:\n  mend {cmd} ")),
+            "{cmd} --help shows examples: {}",
+            help.stdout()
+        );
+    }
 }
 
 #[cfg(unix)]
@@ -410,4 +423,215 @@ fn a_device_output_is_written_in_place_not_replaced() {
     d.mend(&["replay", "in.mlog", "-o", "/dev/null", "-q"]).ok();
     let meta = std::fs::metadata("/dev/null").unwrap();
     assert!(meta.file_type().is_char_device());
+}
+
+/// Readings of a JSONL log, `(ms, celsius)`, and its dead-letter reasons, from a replay
+/// that must succeed.
+fn replay_jsonl(d: &Dir, input: &str, extra: &[&str]) -> (Vec<(u64, Celsius)>, Vec<String>) {
+    let mut args = vec!["replay", input, "-o", "rows.csv", "--dlq", "dlq.jsonl"];
+    args.extend_from_slice(extra);
+    d.mend(&args).ok();
+    let measured = rows(&d.read_text("rows.csv"))
+        .iter()
+        .filter(|r| !r.synthetic())
+        .map(|r| (r.ms, r.celsius))
+        .collect();
+    (measured, reasons(&d.read_text("dlq.jsonl")))
+}
+
+/// `n` prototype lines a second apart from unix second 1000, at 50 + i % 5 °C.
+fn jsonl_lines(n: i64) -> (String, Vec<(u64, Celsius)>) {
+    let text = (0..n)
+        .map(|i| jline(1_000 + i, (50 + i % 5) as f64))
+        .collect();
+    let want = (0..n)
+        .map(|i| ((1_000 + i) as u64 * 1_000, Celsius::from_num(50 + i % 5)))
+        .collect();
+    (text, want)
+}
+
+#[test]
+fn jsonl_whose_first_line_is_junk_is_still_jsonl() {
+    let d = Dir::new();
+    let (lines, want) = jsonl_lines(50);
+    let mut bytes = vec![0u8; 512];
+    bytes.push(b'\n');
+    bytes.extend_from_slice(lines.as_bytes());
+    d.write("in.jsonl", &bytes);
+    let (got, reasons) = replay_jsonl(&d, "in.jsonl", &[]);
+    assert_eq!(got, want);
+    assert_eq!(
+        reasons,
+        ["malformed_json"],
+        "only the junk line is set aside"
+    );
+}
+
+#[test]
+fn jsonl_with_a_character_cut_by_the_end_of_the_first_64_kib_is_still_jsonl() {
+    let d = Dir::new();
+    // A comment line first (so the log does not start with a brace), then readings, one of
+    // them with a note whose "é" starts at byte 65 535: the 64 KiB head ends inside it.
+    let mut text = String::from("# prototype export\n");
+    let mut ts = 1_000;
+    let mut want = Vec::new();
+    while text.len() < 65_535 - 200 {
+        text.push_str(&jline(ts, 52.0));
+        want.push((ts as u64 * 1_000, Celsius::from_num(52)));
+        ts += 1;
+    }
+    let start = format!("{{\"timestamp\": {ts}, \"temperature\": 53, \"note\": \"");
+    let pad = 65_535 - text.len() - start.len();
+    text.push_str(&start);
+    text.push_str(&"x".repeat(pad));
+    assert_eq!(text.len(), 65_535);
+    text.push_str("é\"}\n");
+    want.push((ts as u64 * 1_000, Celsius::from_num(53)));
+    text.push_str(&jline(ts + 1, 54.0));
+    want.push(((ts + 1) as u64 * 1_000, Celsius::from_num(54)));
+    assert!(!text.is_char_boundary(65_536));
+    d.write("in.jsonl", text.as_bytes());
+    let (got, reasons) = replay_jsonl(&d, "in.jsonl", &[]);
+    assert_eq!(got, want);
+    assert_eq!(reasons, ["malformed_json"], "only the comment line");
+}
+
+#[test]
+fn jsonl_after_more_than_64_kib_of_blank_space_is_still_jsonl() {
+    let d = Dir::new();
+    let (lines, want) = jsonl_lines(20);
+    let text = format!("{}{lines}", " \t\r\n".repeat(20_000));
+    d.write("in.jsonl", text.as_bytes());
+    let (got, reasons) = replay_jsonl(&d, "in.jsonl", &[]);
+    assert_eq!(got, want);
+    assert!(reasons.is_empty(), "{reasons:?}");
+}
+
+#[test]
+fn a_csv_export_fed_back_in_is_refused_as_not_a_capture() {
+    let d = Dir::new();
+    let (lines, _) = jsonl_lines(10);
+    d.write("in.jsonl", lines.as_bytes());
+    d.mend(&["replay", "in.jsonl", "-o", "out.csv"]).ok();
+    let run = d
+        .mend(&["replay", "out.csv", "-o", "again.csv", "--dlq", "dlq.jsonl"])
+        .expect(2);
+    assert!(
+        run.stderr()
+            .contains("out.csv: not a mend capture or prototype JSONL"),
+        "{}",
+        run.stderr()
+    );
+    assert!(run.stderr().contains("CSV export"), "{}", run.stderr());
+    assert!(!exists(&d.path("again.csv")) && !exists(&d.path("dlq.jsonl")));
+    let run = d.mend(&["inspect", "out.csv"]).expect(2);
+    assert!(
+        run.stderr().contains("not a mend capture"),
+        "{}",
+        run.stderr()
+    );
+    // Told to, mend reads it as JSONL: every line is set aside, none is lost.
+    let (got, reasons) = replay_jsonl(&d, "out.csv", &["--input-format", "jsonl"]);
+    assert!(got.is_empty());
+    assert_eq!(reasons.len(), 11);
+    assert!(reasons.iter().all(|r| r == "malformed_json"), "{reasons:?}");
+}
+
+#[test]
+fn input_format_overrides_detection_and_is_checked_by_clap() {
+    let d = Dir::new();
+    let (lines, want) = jsonl_lines(5);
+    d.write("in.jsonl", lines.as_bytes());
+    // Read as a frame log, the JSONL text is one torn frame.
+    let (got, reasons) = replay_jsonl(&d, "in.jsonl", &["--input-format", "mlog"]);
+    assert!(got.is_empty());
+    assert_eq!(reasons, ["truncated"]);
+    let (got, _) = replay_jsonl(&d, "in.jsonl", &["--input-format", "auto"]);
+    assert_eq!(got, want);
+    let run = d
+        .mend(&["replay", "in.jsonl", "--input-format", "csv"])
+        .expect(2);
+    assert!(run.stderr().contains("--input-format"), "{}", run.stderr());
+    d.mend(&["inspect", "in.jsonl", "--input-format", "jsonl"])
+        .ok();
+}
+
+#[test]
+fn a_seek_over_jsonl_with_a_junk_first_line_reads_it_as_jsonl() {
+    let d = Dir::new();
+    // Over a mebibyte, so that --from tries a seek.
+    let (lines, want) = jsonl_lines(15_000);
+    let mut bytes = vec![0u8; 512];
+    bytes.push(b'\n');
+    bytes.extend_from_slice(lines.as_bytes());
+    assert!(bytes.len() as u64 > 1 << 20);
+    d.write("in.jsonl", &bytes);
+    let (got, _) = replay_jsonl(&d, "in.jsonl", &["--from", "15000"]);
+    let want: Vec<_> = want.into_iter().filter(|(t, _)| *t >= 15_000_000).collect();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn an_over_long_line_starting_with_blank_space_is_dead_lettered_not_blank() {
+    let d = Dir::new();
+    let long = format!("{}{}", " ".repeat(70_000), jline(1_001, 53.0));
+    let text = [jline(1_000, 52.0), long, jline(1_002, 54.0)].concat();
+    d.write("in.jsonl", text.as_bytes());
+    let run = d
+        .mend(&[
+            "replay",
+            "in.jsonl",
+            "-o",
+            "out.csv",
+            "--dlq",
+            "dlq.jsonl",
+            "--summary-json",
+            "s.json",
+        ])
+        .ok();
+    assert_eq!(reasons(&d.read_text("dlq.jsonl")), ["line_too_long"]);
+    let s: serde_json::Value = serde_json::from_slice(&d.read("s.json")).unwrap();
+    let b = &s["inputs"][0]["bytes"];
+    assert_eq!(b["skipped"], 0, "{}", run.stderr());
+    assert_eq!(b["bad_items"], 1);
+}
+
+#[test]
+fn the_prototype_jsonl_is_read_leniently_and_its_reasons_are_precise() {
+    let d = Dir::new();
+    let lines = [
+        // No event_type, no status: a temperature reading all the same.
+        "{\"timestamp\": 1000, \"temperature\": 52.5}\n",
+        "{\"timestamp\": 1001, \"event_type\": \"TEMPERATURE_SENSOR\", \"temperature\": 53}\n",
+        "{\"timestamp\": 1002, \"temperature\": 54, \"status\": \"high\"}\n",
+        "{\"timestamp\": null, \"temperature\": 52}\n",
+        "{\"timestamp\": 1004, \"temperature\": 1e309}\n",
+        "{\"timestamp\": 1005, \"event_type\": \"DOOR_OPENED\"}\n",
+        "{\"timestamp\": 1006, \"temperature\": null}\n",
+        "{\"timestamp\": 1007, \"temperature\": 52, \"status\": null}\n",
+        "{\"temperature\": 52}\n",
+        "{\"timestamp\": 1009, \"event_type\": \"TEMPERATURE_SENSOR\", \"temperature\": 51.5, \"status\": \"normal\"}\n",
+    ];
+    d.write("in.jsonl", lines.concat().as_bytes());
+    let (got, reasons) = replay_jsonl(&d, "in.jsonl", &[]);
+    assert_eq!(
+        got,
+        [
+            (1_000_000, Celsius::from_num(52.5)),
+            (1_001_000, Celsius::from_num(53)),
+            (1_002_000, Celsius::from_num(54)),
+            (1_009_000, Celsius::from_num(51.5)),
+        ]
+    );
+    assert_eq!(
+        reasons,
+        [
+            "wrong_type",
+            "not_finite",
+            "other_event",
+            "wrong_type",
+            "wrong_type",
+            "missing_field"
+        ]
+    );
 }

@@ -1292,3 +1292,229 @@ fn a_checkpoint_at_a_sustained_excursion_keeps_it_as_an_anchor() {
     let joined = format!("{one}{}", two.strip_prefix(&format!("{HEADER}\n")).unwrap());
     assert_eq!(joined, all);
 }
+
+#[test]
+fn no_output_may_be_the_file_standard_input_reads() {
+    let d = Dir::new();
+    let log = small_log(5);
+    let v = d.write("v.mlog", &log);
+    for flag in [
+        "-o",
+        "--dlq",
+        "--chart",
+        "--checkpoint",
+        "--summary-json",
+        "--aggregates",
+    ] {
+        let mut args = vec!["replay", "-", flag, "v.mlog"];
+        if flag == "--aggregates" {
+            args.extend(["--window", "1m"]);
+        }
+        let run = d.mend_stdin_file(&args, &v).expect(2);
+        assert!(
+            run.stderr().contains("is the file standard input reads"),
+            "{flag}: {}",
+            run.stderr()
+        );
+        assert!(run.stderr().contains(flag), "{flag}: {}", run.stderr());
+        assert_eq!(d.read("v.mlog"), log, "{flag}: the capture is untouched");
+    }
+    // Another file is fine.
+    d.mend_stdin_file(&["replay", "-", "-o", "v.csv", "-q"], &v)
+        .ok();
+    assert_eq!(rows(&d.read_text("v.csv")).len(), 5);
+}
+
+#[cfg(unix)]
+#[test]
+fn a_closed_standard_output_is_an_error_and_a_closed_pipe_is_not() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let d = Dir::new();
+    d.write("v.mlog", &small_log(5));
+    for args in [
+        &["replay", "v.mlog"][..],
+        &["replay", "v.mlog", "-o", "-"][..],
+        &["generate", "--seed", "1", "--count", "5", "-o", "-"][..],
+        &["inspect", "v.mlog"][..],
+    ] {
+        let run = d.mend_stdout_closed(args).expect(2);
+        assert!(
+            run.stderr().contains("standard output is closed"),
+            "{}",
+            run.stderr()
+        );
+    }
+    // `>/dev/null` is a choice, not a closed output.
+    let null = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("exec \"$0\" replay v.mlog -q >/dev/null")
+        .arg(env!("CARGO_BIN_EXE_mend"))
+        .current_dir(d.path(""))
+        .status()
+        .unwrap();
+    assert_eq!(null.code(), Some(0));
+    // A reader that has seen enough (`| head -1`) is no failure.
+    d.write("big.mlog", &small_log(60_000));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mend"))
+        .args(["replay", "big.mlog", "-o", "-", "-q"])
+        .current_dir(d.path(""))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert_eq!(first.trim_end(), HEADER);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn temporary_files_of_killed_runs_are_removed_by_the_next_run() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let d = Dir::new();
+    let log = small_log(200);
+    let names = || -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(d.path(""))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    // A run killed outright (SIGKILL: no handler runs) while writing its outputs.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mend"))
+        .args(["replay", "-", "-o", "out.csv", "--dlq", "dlq.jsonl", "-q"])
+        .current_dir(d.path(""))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(&log).unwrap();
+    let started = std::time::Instant::now();
+    while names().iter().filter(|n| n.contains(".mend-tmp-")).count() < 2 {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "no temporary outputs appeared: {:?}",
+            names()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    drop(stdin);
+    let dead = child.id();
+    assert!(names().contains(&format!(".out.csv.mend-tmp-{dead}")));
+    // A run still going (this test's own process) and another output's file stay.
+    let alive = format!(".out.csv.mend-tmp-{}", std::process::id());
+    d.write(&alive, b"partial");
+    d.write(&format!(".other.csv.mend-tmp-{dead}"), b"partial");
+    d.write("in.mlog", &log);
+    d.mend(&["replay", "in.mlog", "-o", "out.csv", "--dlq", "dlq.jsonl"])
+        .ok();
+    let mut kept = [alive, format!(".other.csv.mend-tmp-{dead}")];
+    kept.sort();
+    assert_eq!(
+        names(),
+        [
+            kept[0].clone(),
+            kept[1].clone(),
+            "dlq.jsonl".to_string(),
+            "in.mlog".to_string(),
+            "out.csv".to_string(),
+        ]
+    );
+}
+
+#[test]
+fn times_need_a_zone_and_offsets_are_understood() {
+    let d = Dir::new();
+    capture(
+        &d,
+        "cap.mlog",
+        "3",
+        "600",
+        &["--start", "2026-01-01T05:58:00Z"],
+    );
+    let utc = d
+        .mend(&["replay", "cap.mlog", "--from", "2026-01-01T06:00:00Z", "-q"])
+        .ok();
+    let offset = d
+        .mend(&[
+            "replay",
+            "cap.mlog",
+            "--from",
+            "2026-01-01T07:00:00+01:00",
+            "-q",
+        ])
+        .ok();
+    assert_eq!(offset.stdout(), utc.stdout());
+    assert_eq!(rows(&utc.stdout())[0].time, "2026-01-01T06:00:00.000Z");
+    let run = d
+        .mend(&["replay", "cap.mlog", "--from", "2026-01-01T06:00:00"])
+        .expect(2);
+    assert!(run.stderr().contains("no zone"), "{}", run.stderr());
+    assert!(
+        run.stderr().contains("2026-01-01T06:00:00Z"),
+        "{}",
+        run.stderr()
+    );
+}
+
+#[test]
+fn generate_refuses_a_start_whose_readings_would_run_past_the_end_of_time() {
+    let d = Dir::new();
+    let run = d
+        .mend(&[
+            "generate",
+            "--seed",
+            "1",
+            "--count",
+            "10",
+            "--start",
+            "253402300795",
+            "-o",
+            "late.mlog",
+        ])
+        .expect(2);
+    assert!(run.stderr().contains("--start"), "{}", run.stderr());
+    assert!(
+        run.stderr().contains("9999-12-31T23:59:59.999Z"),
+        "{}",
+        run.stderr()
+    );
+    assert!(!d.path("late.mlog").exists());
+    d.mend(&[
+        "generate",
+        "--seed",
+        "1",
+        "--count",
+        "10",
+        "--start",
+        "253402300790",
+        "-o",
+        "late.mlog",
+    ])
+    .ok();
+}
+
+/// A small clean frame log.
+fn small_log(n: u32) -> Vec<u8> {
+    let h = header(1, 1);
+    let mut log = frame(mend_core::Frame::Header(h));
+    log.extend(readings(&h, (0..n).map(|s| (s, 52.0))));
+    log
+}

@@ -61,6 +61,35 @@ impl Dir {
     }
 }
 
+impl Dir {
+    /// Runs `mend args…` with standard input reading the file `stdin` (`mend … < stdin`).
+    pub fn mend_stdin_file(&self, args: &[&str], stdin: &Path) -> Run {
+        let out = Command::new(env!("CARGO_BIN_EXE_mend"))
+            .args(args)
+            .current_dir(self.tmp.path())
+            .stdin(std::fs::File::open(stdin).unwrap())
+            .output()
+            .unwrap();
+        Run(out, args.join(" "))
+    }
+
+    /// Runs `mend args…` with standard output closed (`mend … >&-`).
+    #[cfg(unix)]
+    pub fn mend_stdout_closed(&self, args: &[&str]) -> Run {
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg("exec \"$0\" \"$@\" >&-")
+            .arg(env!("CARGO_BIN_EXE_mend"))
+            .args(args)
+            .current_dir(self.tmp.path())
+            .stdin(Stdio::null())
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        Run(out, format!("{} >&-", args.join(" ")))
+    }
+}
+
 /// The output of one run, with readable assertions.
 pub struct Run(pub Output, pub String);
 
