@@ -148,21 +148,20 @@ impl<const N: usize, const Q: usize, const K: usize> EdgePipeline<N, Q, K> {
         }
     }
 
+    /// Encodes `frame` straight into the ring's next slot. A full ring counts what it gives
+    /// up (see [`Ring::dropped`]).
     fn queue(&mut self, frame: &Frame) {
-        match frame.to_buf() {
-            // A full ring counts what it gives up (see `Ring::dropped`).
-            Ok(buf) => drop(self.ring.push(buf)),
+        match self.ring.push_with(|slot| frame.encode_into(slot)) {
+            Ok(_) => {}
             // Every frame kind fits MAX_FRAME (tested); count it anyway rather than panic.
             Err(EncodeError::BufferTooSmall) => self.rejected = self.rejected.saturating_add(1),
         }
     }
 
     fn send_release(&mut self, release: Release) {
-        match self.config.header.to_wire(&release.reading) {
-            Ok(w) => self.queue(&Frame::Reading(w)),
-            // Checked at push time; a reading that got in can always be encoded.
-            Err(_) => self.rejected = self.rejected.saturating_add(1),
-        }
+        // Every held reading passed `Header::to_wire` when it was pushed.
+        let w = self.config.header.wire_checked_before(&release.reading);
+        self.queue(&Frame::Reading(w));
     }
 
     /// Takes one sample.
@@ -178,7 +177,7 @@ impl<const N: usize, const Q: usize, const K: usize> EdgePipeline<N, Q, K> {
             self.rejected = self.rejected.saturating_add(1);
             return refuse(EdgeReject::WrongSession);
         }
-        if h.to_wire(&reading).is_err() {
+        if h.offset_ms(reading.seq, reading.timestamp).is_err() {
             self.rejected = self.rejected.saturating_add(1);
             return refuse(EdgeReject::OffSchedule);
         }
@@ -228,6 +227,24 @@ impl<const N: usize, const Q: usize, const K: usize> EdgePipeline<N, Q, K> {
         let f = self.ring.pop()?;
         self.frames_sent = self.frames_sent.saturating_add(1);
         Some(f)
+    }
+
+    /// Hands the next encoded frame to `send` without copying it out of the ring, oldest
+    /// first; `None` when nothing is queued.
+    ///
+    /// # Examples
+    /// ```
+    /// use mend_core::{EdgeConfig, EdgePipeline};
+    /// let mut edge: EdgePipeline<4, 8> = EdgePipeline::try_new(EdgeConfig::new(7, 1, 1_000)).unwrap();
+    /// edge.start();
+    /// let mut wire = Vec::new();
+    /// while edge.poll_frame_with(|frame| wire.extend_from_slice(frame)).is_some() {}
+    /// assert_eq!(wire.last(), Some(&0), "the header frame, delimiter included");
+    /// ```
+    pub fn poll_frame_with<R>(&mut self, send: impl FnOnce(&[u8]) -> R) -> Option<R> {
+        let r = self.ring.pop_with(send)?;
+        self.frames_sent = self.frames_sent.saturating_add(1);
+        Some(r)
     }
 
     /// At shutdown: releases every held reading and queues a final stats frame.
