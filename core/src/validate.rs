@@ -401,16 +401,18 @@ impl<const K: usize> Validator<K> {
             1
         };
         self.last = Some((r.timestamp, t));
-        if self.history.is_full() {
-            self.history.pop_front();
-        }
-        // Cannot fail: a full history was just shortened. A zero-capacity history never holds.
-        let _ = self.history.push_back(t);
         let need = c.stuck_samples;
         let stuck = if c.stuck_tolerance == Celsius::ZERO {
-            // An exact flat line needs no scan of the history: the run length says it.
+            // An exact flat line needs no history: the run length says it. The configuration
+            // never changes, so the history is not kept at all.
             self.equal_run >= need
         } else {
+            if self.history.is_full() {
+                self.history.pop_front();
+            }
+            // Cannot fail: a full history was just shortened. A zero-capacity history never
+            // holds.
+            let _ = self.history.push_back(t);
             let need = usize::from(need);
             self.history.len() >= need && {
                 let (mut lo, mut hi) = (t, t);
