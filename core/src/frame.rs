@@ -227,10 +227,23 @@ impl Header {
     /// In `u64` (`seq × period` always fits), and exactly in `i128` only when the schedule
     /// itself passes `u64::MAX`: a node pays for a multiplication and a comparison or two.
     pub(crate) fn offset_ms(&self, seq: u32, timestamp: u64) -> Result<i32, WireError> {
-        let Some(scheduled) = self
-            .epoch_ms
+        self.offset_from(self.schedule(seq), seq, timestamp)
+    }
+
+    /// `epoch + seq × period`, when it fits a `u64`.
+    pub(crate) fn schedule(&self, seq: u32) -> Option<u64> {
+        self.epoch_ms
             .checked_add(u64::from(seq) * u64::from(self.period_ms))
-        else {
+    }
+
+    /// [`offset_ms`](Self::offset_ms), given `schedule(seq)`.
+    pub(crate) fn offset_from(
+        &self,
+        scheduled: Option<u64>,
+        seq: u32,
+        timestamp: u64,
+    ) -> Result<i32, WireError> {
+        let Some(scheduled) = scheduled else {
             let offset = i128::from(timestamp) - self.scheduled(seq);
             return i32::try_from(offset).map_err(|_| WireError::OffsetOutOfRange);
         };
@@ -251,11 +264,17 @@ impl Header {
     /// edge checks every reading once, when it arrives): the same value, without the checks.
     /// For a reading that would not pass them the result is meaningless, never a panic.
     pub(crate) fn wire_checked_before(&self, r: &Reading) -> WireReading {
-        // Modulo 2^64 the schedule and the difference are exact, and an offset that fits
-        // 32 bits is its own low 32 bits.
         let scheduled = self
             .epoch_ms
             .wrapping_add(u64::from(r.seq) * u64::from(self.period_ms));
+        self.wire_at(scheduled, r)
+    }
+
+    /// [`wire_checked_before`](Self::wire_checked_before), given the schedule of `r.seq`
+    /// modulo 2^64.
+    pub(crate) fn wire_at(&self, scheduled: u64, r: &Reading) -> WireReading {
+        // Modulo 2^64 the schedule and the difference are exact, and an offset that fits
+        // 32 bits is its own low 32 bits.
         WireReading {
             seq: r.seq,
             offset_ms: r.timestamp.wrapping_sub(scheduled) as i32,

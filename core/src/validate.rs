@@ -389,8 +389,21 @@ impl<const K: usize> Validator<K> {
         if let Some((ts, prev)) = self.last {
             let dt_ms = r.timestamp.abs_diff(ts);
             let delta = (i64::from(t.to_bits()) - i64::from(prev.to_bits())).unsigned_abs();
-            let limit = (c.max_rate_per_s.to_bits() as u64).saturating_mul(dt_ms);
-            if delta.saturating_mul(1_000) > limit {
+            let rate = c.max_rate_per_s.to_bits() as u64;
+            // `delta × 1000 > rate × dt`. For usual steps and periods both products fit 32
+            // bits, and a Cortex-M0 has no 64-bit multiply: the exact 64-bit, saturating
+            // comparison is the fallback.
+            let spike = match (
+                u32::try_from(delta),
+                u32::try_from(dt_ms),
+                u32::try_from(rate),
+            ) {
+                (Ok(d), Ok(dt), Ok(r)) if d < 4_294_967 && (dt | r) >> 16 == 0 => {
+                    d * 1_000 > r * dt
+                }
+                _ => delta.saturating_mul(1_000) > rate.saturating_mul(dt_ms),
+            };
+            if spike {
                 flags.insert(Flag::Spike);
             }
         }

@@ -20,21 +20,40 @@ use cortex_m_rt::exception;
 use crate::board::SYSCLK_HZ;
 
 /// SysTick counts the core clock: this many counts make a millisecond.
-const TICKS_PER_MS: u64 = SYSCLK_HZ as u64 / 1_000;
+const TICKS_PER_MS: u32 = SYSCLK_HZ / 1_000;
 /// The longest interval SysTick's 24-bit counter can time (1.34 s at 12.5 MHz).
 const MAX_INTERVAL: u32 = 1 << 24;
 
-/// Where the running interval started, in counts since [`start`], and how long it is. The
-/// counter reloads with the same interval when it ends, so time is kept even when nothing
-/// re-arms it.
+/// A time since [`start`]: milliseconds, and counts into the next one. Kept in two parts so
+/// that the clock needs no 64-bit division (half a KiB of flash, and slow on a Cortex-M0).
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Instant {
+    ms: u64,
+    counts: u32,
+}
+
+impl Instant {
+    /// `self` plus `counts`.
+    fn plus(self, counts: u32) -> Self {
+        // Below 2^25: `self.counts` is under a millisecond, `counts` at most 24 bits.
+        let sum = self.counts + counts;
+        Self {
+            ms: self.ms + u64::from(sum / TICKS_PER_MS),
+            counts: sum % TICKS_PER_MS,
+        }
+    }
+}
+
+/// Where the running interval started, and how long it is. The counter reloads with the
+/// same interval when it ends, so time is kept even when nothing re-arms it.
 #[derive(Clone, Copy)]
 struct Interval {
-    start: u64,
+    start: Instant,
     length: u32,
 }
 
 static INTERVAL: Mutex<Cell<Interval>> = Mutex::new(Cell::new(Interval {
-    start: 0,
+    start: Instant { ms: 0, counts: 0 },
     length: MAX_INTERVAL,
 }));
 
@@ -43,7 +62,7 @@ fn SysTick() {
     interrupt::free(|cs| {
         let cell = INTERVAL.borrow(cs);
         let mut i = cell.get();
-        i.start += u64::from(i.length);
+        i.start = i.start.plus(i.length);
         cell.set(i);
     });
 }
@@ -58,17 +77,17 @@ pub fn start(mut syst: SYST) -> Clock {
     Clock { syst }
 }
 
-/// A 64-bit clock of SysTick counts, read in milliseconds.
+/// A 64-bit millisecond clock on SysTick counts.
 pub struct Clock {
     syst: SYST,
 }
 
 impl Clock {
-    /// Counts since [`start`]. An interval is over when its counter reaches 0, which also
-    /// pends the interrupt; until the handler has run (interrupts are off here), the interval
-    /// is counted as over all the same. A counter at 0 without a pending interrupt has just
+    /// The time now. An interval is over when its counter reaches 0, which also pends the
+    /// interrupt; until the handler has run (interrupts are off here), the interval is
+    /// counted as over all the same. A counter at 0 without a pending interrupt has just
     /// been re-armed, or its handler has run: nothing is counted yet.
-    fn now_counts(cs: &CriticalSection) -> u64 {
+    fn now(cs: &CriticalSection) -> Instant {
         let mut i = INTERVAL.borrow(cs).get();
         // The pending bit before and after the counter, so that the two agree.
         let (pending, left) = loop {
@@ -79,29 +98,33 @@ impl Clock {
             }
         };
         if pending {
-            i.start += u64::from(i.length);
+            i.start = i.start.plus(i.length);
         }
         let counted = if left == 0 { 0 } else { i.length - left };
-        i.start + u64::from(counted)
+        i.start.plus(counted)
     }
 
     /// Milliseconds since boot.
     pub fn now_ms(&mut self) -> u64 {
-        interrupt::free(Self::now_counts) / TICKS_PER_MS
+        interrupt::free(Self::now).ms
     }
 
     /// Sleeps (`wfi`) until the clock reads at least `deadline_ms`, with one wake-up per
     /// 1.34 s of sleep at most.
     pub fn sleep_until(&mut self, deadline_ms: u64) {
-        let deadline = deadline_ms.saturating_mul(TICKS_PER_MS);
         loop {
             let slept = interrupt::free(|cs| {
-                let now = Self::now_counts(cs);
-                if now >= deadline {
+                let now = Self::now(cs);
+                if now.ms >= deadline_ms {
                     return false;
                 }
-                // Re-arm: the new interval starts now and ends at the deadline.
-                let length = (deadline - now).clamp(2, u64::from(MAX_INTERVAL)) as u32;
+                // Re-arm: the new interval starts now and ends at the deadline, or as late
+                // as the counter reaches.
+                let length = match u32::try_from(deadline_ms - now.ms) {
+                    Ok(ms) if ms <= MAX_INTERVAL / TICKS_PER_MS => ms * TICKS_PER_MS - now.counts,
+                    _ => MAX_INTERVAL,
+                }
+                .max(2);
                 self.syst.set_reload(length - 1);
                 self.syst.clear_current();
                 SCB::clear_pendst();
