@@ -592,5 +592,31 @@ mod tests {
                 proptest::prop_assert_eq!(got, want, "at {}", i);
             }
         }
+
+        /// The spike flag is exactly `|Δ| × 1000 > rate × dt`, at and around the limit, for
+        /// steps and periods that take the 32-bit path and for those that do not.
+        #[test]
+        fn spike_is_exact_at_the_limit(
+            rate in proptest::prop_oneof![1i32..3_000, 60_000i32..80_000],
+            dt in proptest::prop_oneof![
+                proptest::strategy::Strategy::prop_map(1u64..70, |k| k * 1000),
+                1u64..70_000,
+                60_000u64..1 << 40,
+            ],
+            nudge in -2i64..=2,
+            up in proptest::bool::ANY,
+        ) {
+            let config = ValidateConfig { max_rate_per_s: Celsius::from_bits(rate), ..cfg() };
+            let mut v = Tiny::try_new(config).unwrap();
+            // The step at the limit, nudged, within the physical range (−55…+125 °C).
+            let limit = (i128::from(rate) * i128::from(dt) / 1000) as i64 + nudge;
+            let step = limit.clamp(0, 170 * 256);
+            let start = if up { -50 * 256 } else { 120 * 256 };
+            let end = if up { start + step } else { start - step } as i32;
+            v.check(&Reading::new(1, 1, 0, 0, Celsius::from_bits(start as i32)));
+            let got = v.check(&Reading::new(1, 1, 1, dt, Celsius::from_bits(end))).contains(Flag::Spike);
+            let want = i128::from(step) * 1000 > i128::from(rate) * i128::from(dt);
+            proptest::prop_assert_eq!(got, want);
+        }
     }
 }
