@@ -1,4 +1,5 @@
-//! Links with cortex-m-rt's `link.x`, and puts `memory.x` on the linker search path, where
+//! Links with cortex-m-rt's `link.x` (and, without the `qemu` feature, defmt's `defmt.x`),
+//! and puts `memory.x` on the linker search path, where
 //! `link.x` looks for it.
 //!
 //! The `-Tlink.x` argument is given here rather than as `rustflags` in `.cargo/config.toml`:
@@ -12,6 +13,10 @@ fn main() {
     fs::write(out.join("memory.x"), include_bytes!("memory.x")).expect("OUT_DIR is writable");
     println!("cargo:rustc-link-search={}", out.display());
     println!("cargo:rustc-link-arg-bins=-Tlink.x");
+    // Hardware builds log through defmt, whose strings live in a section of their own.
+    if env::var_os("CARGO_FEATURE_QEMU").is_none() {
+        println!("cargo:rustc-link-arg-bins=-Tdefmt.x");
+    }
     println!("cargo:rerun-if-changed=memory.x");
     println!("cargo:rerun-if-changed=build.rs");
 }

@@ -214,13 +214,72 @@ impl Header {
         if r.sensor != self.sensor || r.session != self.session {
             return Err(WireError::WrongSession);
         }
-        let offset = i128::from(r.timestamp) - self.scheduled(r.seq);
-        let offset_ms = i32::try_from(offset).map_err(|_| WireError::OffsetOutOfRange)?;
+        let offset_ms = self.offset_ms(r.seq, r.timestamp)?;
         Ok(WireReading {
             seq: r.seq,
             offset_ms,
             celsius_delta: r.celsius.to_bits().wrapping_sub(self.reference_bits),
         })
+    }
+
+    /// `timestamp − (epoch + seq × period)`, when it fits an `i32`.
+    ///
+    /// In `u64` (`seq × period` always fits), and exactly in `i128` only when the schedule
+    /// itself passes `u64::MAX`: a node pays for a multiplication and a comparison or two.
+    pub(crate) fn offset_ms(&self, seq: u32, timestamp: u64) -> Result<i32, WireError> {
+        self.offset_from(self.schedule(seq), seq, timestamp)
+    }
+
+    /// `epoch + seq × period`, when it fits a `u64`.
+    pub(crate) fn schedule(&self, seq: u32) -> Option<u64> {
+        self.epoch_ms
+            .checked_add(u64::from(seq) * u64::from(self.period_ms))
+    }
+
+    /// [`offset_ms`](Self::offset_ms), given `schedule(seq)`.
+    pub(crate) fn offset_from(
+        &self,
+        scheduled: Option<u64>,
+        seq: u32,
+        timestamp: u64,
+    ) -> Result<i32, WireError> {
+        let Some(scheduled) = scheduled else {
+            let offset = i128::from(timestamp) - self.scheduled(seq);
+            return i32::try_from(offset).map_err(|_| WireError::OffsetOutOfRange);
+        };
+        let fits = if timestamp >= scheduled {
+            timestamp - scheduled <= i32::MAX as u64
+        } else {
+            scheduled - timestamp <= 1 << 31
+        };
+        if fits {
+            // Exact: the difference fits 32 bits, so its low 32 bits are the offset.
+            Ok(timestamp.wrapping_sub(scheduled) as i32)
+        } else {
+            Err(WireError::OffsetOutOfRange)
+        }
+    }
+
+    /// The wire form of a reading whose [`to_wire`](Self::to_wire) was checked before (the
+    /// edge checks every reading once, when it arrives): the same value, without the checks.
+    /// For a reading that would not pass them the result is meaningless, never a panic.
+    pub(crate) fn wire_checked_before(&self, r: &Reading) -> WireReading {
+        let scheduled = self
+            .epoch_ms
+            .wrapping_add(u64::from(r.seq) * u64::from(self.period_ms));
+        self.wire_at(scheduled, r)
+    }
+
+    /// [`wire_checked_before`](Self::wire_checked_before), given the schedule of `r.seq`
+    /// modulo 2^64.
+    pub(crate) fn wire_at(&self, scheduled: u64, r: &Reading) -> WireReading {
+        // Modulo 2^64 the schedule and the difference are exact, and an offset that fits
+        // 32 bits is its own low 32 bits.
+        WireReading {
+            seq: r.seq,
+            offset_ms: r.timestamp.wrapping_sub(scheduled) as i32,
+            celsius_delta: r.celsius.to_bits().wrapping_sub(self.reference_bits),
+        }
     }
 
     /// The reading a wire reading of this session stands for.
@@ -299,10 +358,103 @@ impl Frame {
     /// ```
     pub fn to_buf(&self) -> Result<FrameBuf, EncodeError> {
         let mut buf = [0u8; MAX_FRAME];
-        let n = encode(self, &mut buf)?;
+        let n = self.encode_into(&mut buf)?;
         FrameBuf::from_slice(buf.get(..n).ok_or(EncodeError::BufferTooSmall)?)
             .map_err(|_| EncodeError::BufferTooSmall)
     }
+
+    /// Encodes the frame into `slot` in place and returns its length: the same bytes as
+    /// [`encode`], without a scratch buffer or a copy.
+    ///
+    /// The body (postcard, then the CRC) is written from `slot[1]` on, and COBS is applied
+    /// where it lies: below 254 bytes COBS only replaces each zero by the distance to the
+    /// next one and puts the first distance in front, so every other byte is already where
+    /// it belongs. A reading's postcard bytes are written by hand (four varints).
+    ///
+    /// # Examples
+    /// ```
+    /// use mend_core::{Frame, WireReading, MAX_FRAME};
+    /// let frame = Frame::Reading(WireReading { seq: 5, offset_ms: 0, celsius_delta: 160 });
+    /// let mut slot = [0u8; MAX_FRAME];
+    /// let n = frame.encode_into(&mut slot).unwrap();
+    /// assert_eq!(&slot[..n], &[0x03, 0x01, 0x05, 0x05, 0xC0, 0x02, 0xDC, 0x43, 0x00]);
+    /// ```
+    pub fn encode_into(&self, slot: &mut [u8; MAX_FRAME]) -> Result<usize, EncodeError> {
+        // Room: the leading COBS code, the body, two CRC bytes and the delimiter.
+        const BODY: usize = MAX_FRAME - 4;
+        let body_len = match self {
+            Frame::Reading(w) => {
+                let mut at = 1;
+                at = put_varint(slot, at, 1);
+                at = put_varint(slot, at, w.seq);
+                at = put_varint(slot, at, zigzag(w.offset_ms));
+                at = put_varint(slot, at, zigzag(w.celsius_delta));
+                at - 1
+            }
+            _ => {
+                let body = slot.get_mut(1..=BODY).ok_or(EncodeError::BufferTooSmall)?;
+                postcard::to_slice(self, body)
+                    .map_err(|_| EncodeError::BufferTooSmall)?
+                    .len()
+            }
+        };
+        let end = 1 + body_len;
+        let crc = CRC.checksum(slot.get(1..end).ok_or(EncodeError::BufferTooSmall)?);
+        slot.get_mut(end..end + 2)
+            .ok_or(EncodeError::BufferTooSmall)?
+            .copy_from_slice(&crc.to_le_bytes());
+        cobs_in_place(slot, end + 2)
+    }
+}
+
+/// Postcard's zigzag form of an `i32`.
+#[inline]
+const fn zigzag(v: i32) -> u32 {
+    ((v << 1) ^ (v >> 31)) as u32
+}
+
+/// Writes `v` as a postcard (LEB128) varint at `slot[at..]` and returns the next position.
+/// Callers write at most 21 bytes from position 1, far inside the slot.
+#[inline]
+fn put_varint(slot: &mut [u8; MAX_FRAME], mut at: usize, mut v: u32) -> usize {
+    while v >= 0x80 {
+        if let Some(b) = slot.get_mut(at) {
+            *b = v as u8 | 0x80;
+        }
+        at += 1;
+        v >>= 7;
+    }
+    if let Some(b) = slot.get_mut(at) {
+        *b = v as u8;
+    }
+    at + 1
+}
+
+/// COBS-encodes `slot[1..end]` into `slot[0..end]`, adds the `0x00` delimiter, and returns the
+/// frame's length, `end + 1`.
+fn cobs_in_place(slot: &mut [u8; MAX_FRAME], end: usize) -> Result<usize, EncodeError> {
+    // A run of 254 non-zero bytes would need an extra code byte; the slot is far shorter.
+    const _: () = assert!(MAX_FRAME < 254);
+    if end >= MAX_FRAME {
+        return Err(EncodeError::BufferTooSmall);
+    }
+    // Every index below is under `end < MAX_FRAME`, so none can fail (and the compiler
+    // knows it: the loop has no bounds checks).
+    let mut code_at = 0;
+    let mut code: u8 = 1;
+    for i in 1..end {
+        if slot[i] == 0 {
+            // This zero becomes the next code byte, filled in when its block ends.
+            slot[code_at] = code;
+            code_at = i;
+            code = 1;
+        } else {
+            code += 1;
+        }
+    }
+    slot[code_at] = code;
+    slot[end] = 0;
+    Ok(end + 1)
 }
 
 /// A range of byte offsets in a stream, `start..end`.
@@ -707,6 +859,58 @@ mod tests {
         assert!(Frame::Stats(s).to_buf().is_ok());
         let h = Header::new(u32::MAX, u32::MAX, u32::MAX, ClockKind::Unix, u64::MAX);
         assert!(Frame::Header(h).to_buf().is_ok());
+    }
+
+    proptest! {
+        /// The in-place encoder writes exactly the bytes of postcard + CRC + the `cobs`
+        /// crate, for every kind of frame, whatever the slot held before.
+        #[test]
+        fn encode_into_matches_encode(frame in arb_frame(), junk in any::<u8>()) {
+            let mut want = [0u8; MAX_FRAME];
+            let n = encode(&frame, &mut want).unwrap();
+            let mut slot = [junk; MAX_FRAME];
+            let m = frame.encode_into(&mut slot).unwrap();
+            prop_assert_eq!(&slot[..m], &want[..n]);
+        }
+
+        /// The wire form a node computes without the checks is the checked one, whenever
+        /// the checked one exists.
+        #[test]
+        fn unchecked_wire_form_matches_the_checked_one(
+            epoch in prop_oneof![any::<u64>(), u64::MAX - 5_000..=u64::MAX, 0u64..5_000],
+            seq in any::<u32>(),
+            period in 1u32..=u32::MAX,
+            jitter in any::<i64>(),
+            bits in any::<i32>(),
+        ) {
+            let h = Header::new(1, 1, period, ClockKind::Unix, epoch);
+            let scheduled = i128::from(epoch) + i128::from(seq) * i128::from(period);
+            let ts = (scheduled + i128::from(jitter % (1 << 33))).clamp(0, i128::from(u64::MAX)) as u64;
+            let r = Reading::new(1, 1, seq, ts, Celsius::from_bits(bits));
+            let exact = i32::try_from(i128::from(ts) - scheduled).map_err(|_| WireError::OffsetOutOfRange);
+            prop_assert_eq!(h.to_wire(&r).map(|w| w.offset_ms), exact);
+            if let Ok(w) = h.to_wire(&r) {
+                prop_assert_eq!(h.wire_checked_before(&r), w);
+            }
+        }
+    }
+
+    #[test]
+    fn offsets_at_the_edges_of_i32() {
+        let h = Header::new(1, 1, 1000, ClockKind::Boot, 1 << 40);
+        for (delta, ok) in [
+            (i64::from(i32::MAX), true),
+            (i64::from(i32::MAX) + 1, false),
+            (i64::from(i32::MIN), true),
+            (i64::from(i32::MIN) - 1, false),
+        ] {
+            let ts = ((1i64 << 40) + 5_000 + delta) as u64;
+            let got = h.offset_ms(5, ts);
+            assert_eq!(got.is_ok(), ok, "{delta}");
+            if ok {
+                assert_eq!(i64::from(got.unwrap()), delta);
+            }
+        }
     }
 
     fn events(bytes: &[u8]) -> Vec<DecodeEvent> {

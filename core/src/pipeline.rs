@@ -113,6 +113,22 @@ pub struct EdgePipeline<const N: usize, const Q: usize, const K: usize = 32> {
     frames_sent: u32,
     since_stats: u32,
     started: bool,
+    /// The schedule (`epoch + seq × period`) of the last reading checked and of the last one
+    /// released: readings in order get the next one by an addition. A Cortex-M0 has no
+    /// 64-bit multiply.
+    checked: Option<(u32, u64)>,
+    released: Option<(u32, u64)>,
+}
+
+/// `epoch + seq × period` from the schedule of the seq before, or afresh.
+#[inline(always)]
+fn next_schedule(last: Option<(u32, u64)>, seq: u32, h: &Header) -> Option<u64> {
+    match last {
+        Some((prev, at)) if prev.checked_add(1) == Some(seq) => {
+            at.checked_add(u64::from(h.period_ms))
+        }
+        _ => h.schedule(seq),
+    }
 }
 
 impl<const N: usize, const Q: usize, const K: usize> EdgePipeline<N, Q, K> {
@@ -131,6 +147,8 @@ impl<const N: usize, const Q: usize, const K: usize> EdgePipeline<N, Q, K> {
             frames_sent: 0,
             since_stats: 0,
             started: false,
+            checked: None,
+            released: None,
         })
     }
 
@@ -148,21 +166,29 @@ impl<const N: usize, const Q: usize, const K: usize> EdgePipeline<N, Q, K> {
         }
     }
 
+    /// Encodes `frame` straight into the ring's next slot. A full ring counts what it gives
+    /// up (see [`Ring::dropped`]).
     fn queue(&mut self, frame: &Frame) {
-        match frame.to_buf() {
-            // A full ring counts what it gives up (see `Ring::dropped`).
-            Ok(buf) => drop(self.ring.push(buf)),
+        match self.ring.push_with(|slot| frame.encode_into(slot)) {
+            Ok(_) => {}
             // Every frame kind fits MAX_FRAME (tested); count it anyway rather than panic.
             Err(EncodeError::BufferTooSmall) => self.rejected = self.rejected.saturating_add(1),
         }
     }
 
     fn send_release(&mut self, release: Release) {
-        match self.config.header.to_wire(&release.reading) {
-            Ok(w) => self.queue(&Frame::Reading(w)),
-            // Checked at push time; a reading that got in can always be encoded.
-            Err(_) => self.rejected = self.rejected.saturating_add(1),
-        }
+        // Every held reading passed `Header::to_wire` when it was pushed, so its schedule
+        // fits a u64.
+        let h = &self.config.header;
+        let r = &release.reading;
+        let w = match next_schedule(self.released, r.seq, h) {
+            Some(at) => {
+                self.released = Some((r.seq, at));
+                h.wire_at(at, r)
+            }
+            None => h.wire_checked_before(r),
+        };
+        self.queue(&Frame::Reading(w));
     }
 
     /// Takes one sample.
@@ -178,10 +204,14 @@ impl<const N: usize, const Q: usize, const K: usize> EdgePipeline<N, Q, K> {
             self.rejected = self.rejected.saturating_add(1);
             return refuse(EdgeReject::WrongSession);
         }
-        if h.to_wire(&reading).is_err() {
+        let scheduled = next_schedule(self.checked, reading.seq, h);
+        if h.offset_from(scheduled, reading.seq, reading.timestamp)
+            .is_err()
+        {
             self.rejected = self.rejected.saturating_add(1);
             return refuse(EdgeReject::OffSchedule);
         }
+        self.checked = scheduled.map(|at| (reading.seq, at));
         let flags = self.validator.check(&reading);
         match flags.quality() {
             Quality::Good => {}
@@ -228,6 +258,24 @@ impl<const N: usize, const Q: usize, const K: usize> EdgePipeline<N, Q, K> {
         let f = self.ring.pop()?;
         self.frames_sent = self.frames_sent.saturating_add(1);
         Some(f)
+    }
+
+    /// Hands the next encoded frame to `send` without copying it out of the ring, oldest
+    /// first; `None` when nothing is queued.
+    ///
+    /// # Examples
+    /// ```
+    /// use mend_core::{EdgeConfig, EdgePipeline};
+    /// let mut edge: EdgePipeline<4, 8> = EdgePipeline::try_new(EdgeConfig::new(7, 1, 1_000)).unwrap();
+    /// edge.start();
+    /// let mut wire = Vec::new();
+    /// while edge.poll_frame_with(|frame| wire.extend_from_slice(frame)).is_some() {}
+    /// assert_eq!(wire.last(), Some(&0), "the header frame, delimiter included");
+    /// ```
+    pub fn poll_frame_with<R>(&mut self, send: impl FnOnce(&[u8]) -> R) -> Option<R> {
+        let r = self.ring.pop_with(send)?;
+        self.frames_sent = self.frames_sent.saturating_add(1);
+        Some(r)
     }
 
     /// At shutdown: releases every held reading and queues a final stats frame.
@@ -412,6 +460,37 @@ mod tests {
     }
 
     proptest::proptest! {
+        /// Every reading frame stands for exactly the reading that was pushed, whatever the
+        /// order of seqs (the schedule is carried from one seq to the next when they follow
+        /// each other, and computed afresh when they do not).
+        #[test]
+        fn reading_frames_carry_the_readings_exactly(
+            input in proptest::collection::vec((0u32..12, -3_000i64..3_000), 0..60),
+            epoch in proptest::prop_oneof![0u64..10, u64::MAX - 100_000..=u64::MAX],
+        ) {
+            let mut cfg = EdgeConfig::new(1, 1, 1000);
+            cfg.header.epoch_ms = epoch;
+            let mut p: EdgePipeline<4, 256> = EdgePipeline::try_new(cfg).unwrap();
+            let mut pushed = std::collections::BTreeSet::new();
+            for (seq, jitter) in input {
+                let at = i128::from(epoch) + i128::from(seq) * 1000 + i128::from(jitter);
+                let Ok(ts) = u64::try_from(at) else { continue };
+                let r = Reading::new(1, 1, seq, ts, Celsius::from_bits(seq as i32 * 7));
+                if p.push(r).rejected.is_none() {
+                    pushed.insert(r);
+                }
+            }
+            p.flush();
+            let mut wire = Vec::new();
+            drain(&mut p, &mut wire);
+            for f in frames(&wire) {
+                if let Frame::Reading(w) = f {
+                    let r = cfg.header.from_wire(&w).unwrap();
+                    proptest::prop_assert!(pushed.contains(&r), "{:?} was never pushed", r);
+                }
+            }
+        }
+
         /// Whatever arrives — repeats, strangers, disorder, clock jumps — the books balance
         /// after every push, every poll and the flush, and every frame decodes.
         #[test]

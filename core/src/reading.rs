@@ -141,11 +141,14 @@ impl PartialOrd for Reading {
 
 impl Ord for Reading {
     fn cmp(&self, other: &Self) -> Ordering {
-        self.key()
-            .cmp(&other.key())
-            .then(self.sensor.cmp(&other.sensor))
-            .then(self.session.cmp(&other.session))
-            .then(self.celsius.cmp(&other.celsius))
+        // Lazily: the timestamp almost always decides, and a node compares readings on
+        // every push.
+        self.timestamp
+            .cmp(&other.timestamp)
+            .then_with(|| self.seq.cmp(&other.seq))
+            .then_with(|| self.sensor.cmp(&other.sensor))
+            .then_with(|| self.session.cmp(&other.session))
+            .then_with(|| self.celsius.cmp(&other.celsius))
     }
 }
 

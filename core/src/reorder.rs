@@ -260,6 +260,14 @@ impl<const N: usize, const S: usize, const W: usize> Reorder<N, S, W> {
     /// Releases the oldest held reading if the watermark has passed it.
     pub fn pop_ready(&mut self) -> Option<Release> {
         let wm = self.watermark()?;
+        if self.heap.is_empty() {
+            // Everything arrived in order: the queue's front is the oldest reading.
+            if self.run.front()?.timestamp > wm {
+                return None;
+            }
+            let reading = self.run.pop_front()?;
+            return Some(self.released(reading));
+        }
         if self.peek()?.timestamp <= wm {
             self.release_top()
         } else {
@@ -274,12 +282,18 @@ impl<const N: usize, const S: usize, const W: usize> Reorder<N, S, W> {
 
     fn release_top(&mut self) -> Option<Release> {
         let reading = self.pop_min()?;
+        Some(self.released(reading))
+    }
+
+    /// Counts `reading` as emitted in order, now that it has left.
+    #[inline]
+    fn released(&mut self, reading: Reading) -> Release {
         self.counters.emitted = self.counters.emitted.wrapping_add(1);
         self.last_released = Some(reading);
-        Some(Release {
+        Release {
             reading,
             kind: ReleaseKind::InOrder,
-        })
+        }
     }
 
     /// How many readings are held.

@@ -389,8 +389,21 @@ impl<const K: usize> Validator<K> {
         if let Some((ts, prev)) = self.last {
             let dt_ms = r.timestamp.abs_diff(ts);
             let delta = (i64::from(t.to_bits()) - i64::from(prev.to_bits())).unsigned_abs();
-            let limit = (c.max_rate_per_s.to_bits() as u64).saturating_mul(dt_ms);
-            if delta.saturating_mul(1_000) > limit {
+            let rate = c.max_rate_per_s.to_bits() as u64;
+            // `delta × 1000 > rate × dt`. For usual steps and periods both products fit 32
+            // bits, and a Cortex-M0 has no 64-bit multiply: the exact 64-bit, saturating
+            // comparison is the fallback.
+            let spike = match (
+                u32::try_from(delta),
+                u32::try_from(dt_ms),
+                u32::try_from(rate),
+            ) {
+                (Ok(d), Ok(dt), Ok(r)) if d < 4_294_967 && (dt | r) >> 16 == 0 => {
+                    d * 1_000 > r * dt
+                }
+                _ => delta.saturating_mul(1_000) > rate.saturating_mul(dt_ms),
+            };
+            if spike {
                 flags.insert(Flag::Spike);
             }
         }
@@ -401,16 +414,18 @@ impl<const K: usize> Validator<K> {
             1
         };
         self.last = Some((r.timestamp, t));
-        if self.history.is_full() {
-            self.history.pop_front();
-        }
-        // Cannot fail: a full history was just shortened. A zero-capacity history never holds.
-        let _ = self.history.push_back(t);
         let need = c.stuck_samples;
         let stuck = if c.stuck_tolerance == Celsius::ZERO {
-            // An exact flat line needs no scan of the history: the run length says it.
+            // An exact flat line needs no history: the run length says it. The configuration
+            // never changes, so the history is not kept at all.
             self.equal_run >= need
         } else {
+            if self.history.is_full() {
+                self.history.pop_front();
+            }
+            // Cannot fail: a full history was just shortened. A zero-capacity history never
+            // holds.
+            let _ = self.history.push_back(t);
             let need = usize::from(need);
             self.history.len() >= need && {
                 let (mut lo, mut hi) = (t, t);
@@ -576,6 +591,32 @@ mod tests {
                 };
                 proptest::prop_assert_eq!(got, want, "at {}", i);
             }
+        }
+
+        /// The spike flag is exactly `|Δ| × 1000 > rate × dt`, at and around the limit, for
+        /// steps and periods that take the 32-bit path and for those that do not.
+        #[test]
+        fn spike_is_exact_at_the_limit(
+            rate in proptest::prop_oneof![1i32..3_000, 60_000i32..80_000],
+            dt in proptest::prop_oneof![
+                proptest::strategy::Strategy::prop_map(1u64..70, |k| k * 1000),
+                1u64..70_000,
+                60_000u64..1 << 40,
+            ],
+            nudge in -2i64..=2,
+            up in proptest::bool::ANY,
+        ) {
+            let config = ValidateConfig { max_rate_per_s: Celsius::from_bits(rate), ..cfg() };
+            let mut v = Tiny::try_new(config).unwrap();
+            // The step at the limit, nudged, within the physical range (−55…+125 °C).
+            let limit = (i128::from(rate) * i128::from(dt) / 1000) as i64 + nudge;
+            let step = limit.clamp(0, 170 * 256);
+            let start = if up { -50 * 256 } else { 120 * 256 };
+            let end = if up { start + step } else { start - step } as i32;
+            v.check(&Reading::new(1, 1, 0, 0, Celsius::from_bits(start as i32)));
+            let got = v.check(&Reading::new(1, 1, 1, dt, Celsius::from_bits(end))).contains(Flag::Spike);
+            let want = i128::from(step) * 1000 > i128::from(rate) * i128::from(dt);
+            proptest::prop_assert_eq!(got, want);
         }
     }
 }

@@ -2,12 +2,10 @@
 //! link simulator, which drops, duplicates, delays and flips bits in frames so that the host's
 //! recovery can be checked against a known truth.
 
-use mend_core::FrameBuf;
-
 use crate::board::uart::Uart0;
 
 #[cfg(feature = "fault")]
-use mend_core::{Link as SimLink, LinkStats, SimConfig};
+use mend_core::{FrameBuf, Link as SimLink, LinkStats, SimConfig};
 
 /// Frames to UART0, damaged on the way in `fault` builds.
 pub struct Link {
@@ -47,14 +45,18 @@ impl Link {
 
     /// Sends one encoded frame.
     #[cfg(not(feature = "fault"))]
-    pub fn send(&mut self, frame: FrameBuf) {
-        self.uart.write_all(&frame);
+    pub fn send(&mut self, frame: &[u8]) {
+        self.uart.write_all(frame);
     }
 
     /// Sends one encoded frame through the damaging link: first the bit flip (applied to
     /// every copy), then drop / duplicate / delay.
     #[cfg(feature = "fault")]
-    pub fn send(&mut self, mut frame: FrameBuf) {
+    pub fn send(&mut self, frame: &[u8]) {
+        // The simulator holds frames back, so it keeps its own copies; every frame fits.
+        let Ok(mut frame) = FrameBuf::from_slice(frame) else {
+            return;
+        };
         let keep = self.sim.corrupt(&mut frame);
         frame.truncate(keep);
         let uart = &mut self.uart;

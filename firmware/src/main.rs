@@ -6,25 +6,32 @@
 //! A header frame starts the session, stats frames with the edge's counters follow
 //! periodically, and a final stats frame closes it.
 //!
-//! The semihosting console carries the node's own report (settings at boot; counters, static
-//! RAM and the stack's high-water mark at exit), never frames: UART0 is the link, and nothing
-//! else is written to it.
+//! The node's own report (settings at boot; counters, static RAM and the stack's high-water
+//! mark at exit) never goes to UART0: UART0 is the link, and nothing else is written to it.
+//! In a QEMU build (feature `qemu`) the report goes to the semihosting console and the run
+//! ends with a semihosting exit; on hardware it goes through `defmt` to a debug probe, if
+//! one is attached, and a semihosting call is never made (without a debugger it would lock
+//! the node up).
 //!
-//! Run it with `cargo run --release` in this directory. Build-time settings are described in
-//! [`config`]; the cargo features `fault` and `sim-source` damage the link and replace the
-//! sensor by the core's simulator.
+//! Run it with `cargo qemu` in this directory (`cargo run --release --features qemu`).
+//! Build-time settings are described in [`config`]; the cargo features `fault` and
+//! `sim-source` damage the link and replace the sensor by the core's simulator.
 //!
-//! When the semihosting command line has the word `lockstep`, the node stops its clock before
-//! each sample, prints `sample N` and waits for one byte on the semihosting console. The
-//! end-to-end tests use this to set sample N's temperature over QMP before it is taken.
+//! In a QEMU build, when the semihosting command line has the word `lockstep`, the node stops
+//! its clock before each sample, prints `sample N` and waits for one byte on the semihosting
+//! console. The end-to-end tests use this to set sample N's temperature over QMP before it is
+//! taken.
 #![no_std]
 #![no_main]
-#![deny(warnings, missing_docs)]
+#![deny(missing_docs)]
 
 mod board;
 mod config;
+#[cfg(feature = "qemu")]
 mod host;
 mod link;
+#[cfg(not(feature = "qemu"))]
+mod probe;
 mod source;
 mod stack;
 mod tick;
@@ -33,6 +40,9 @@ use cortex_m_rt::{entry, exception, ExceptionFrame};
 // The interrupt vector table (device.x); the crate has no register PAC.
 use lm3s6965 as _;
 use mend_core::{Counters, EdgeConfig, EdgePipeline};
+// The report's backend: the semihosting console under QEMU, defmt on hardware.
+#[cfg(not(feature = "qemu"))]
+use probe as host;
 
 /// Readings the reorder buffer holds: a lateness of two periods keeps at most three.
 const REORDER: usize = 6;
@@ -56,24 +66,24 @@ fn main() -> ! {
     let Some(cp) = cortex_m::Peripherals::take() else {
         fail("core peripherals already taken")
     };
-    board::enable_peripherals();
-    let uart = board::uart::Uart0::init();
-    let mut link = link::Link::new(uart);
+    let Some(board) = board::Board::take() else {
+        fail("board peripherals already taken")
+    };
+    let mut link = link::Link::new(board.uart0);
     #[cfg(not(feature = "sim-source"))]
-    let mut source = source::Source::new(board::i2c::I2c0::init());
+    let mut source = source::Source::new(board.i2c0);
     #[cfg(feature = "sim-source")]
     let mut source = source::Source::new();
-    let Ok(mut edge) = Edge::try_new(EDGE) else {
-        fail("invalid validation limits")
-    };
+    let edge = edge();
+    #[cfg(feature = "qemu")]
     let lockstep = host::cmdline_has("lockstep");
+    #[cfg(not(feature = "qemu"))]
+    let lockstep = false;
     report_settings(lockstep);
 
     // The session header leaves before the first sample is taken.
     edge.start();
-    while let Some(frame) = edge.poll_frame() {
-        link.send(frame);
-    }
+    drain(edge, &mut link);
 
     let mut clock = tick::start(cp.SYST);
     let mut seq: u32 = 0;
@@ -81,6 +91,7 @@ fn main() -> ! {
     loop {
         clock.sleep_until(due_ms);
         due_ms += u64::from(config::PERIOD_MS);
+        #[cfg(feature = "qemu")]
         if lockstep {
             clock.pause();
             host::print_value("sample ", seq);
@@ -89,13 +100,11 @@ fn main() -> ! {
         }
         match source.sample(seq, clock.now_ms()) {
             Ok(reading) => {
-                edge.push(reading);
+                push_reading(edge, reading);
             }
             Err(kind) => edge.sensor_fault(seq, kind),
         }
-        while let Some(frame) = edge.poll_frame() {
-            link.send(frame);
-        }
+        drain(edge, &mut link);
         seq = seq.wrapping_add(1);
         if config::SAMPLES != 0 && seq >= config::SAMPLES {
             break;
@@ -103,12 +112,36 @@ fn main() -> ! {
     }
 
     edge.flush();
-    while let Some(frame) = edge.poll_frame() {
-        link.send(frame);
-    }
+    drain(edge, &mut link);
     link.flush();
-    report_end(seq, &edge, &link);
+    report_end(seq, edge, &link);
     host::exit_success()
+}
+
+/// The node's edge pipeline, in static RAM rather than on `main`'s stack, which never
+/// unwinds: built here, in a frame that is given back, it is never on the stack twice.
+#[inline(never)]
+fn edge() -> &'static mut Edge {
+    let Ok(edge) = Edge::try_new(EDGE) else {
+        fail("invalid validation limits")
+    };
+    match cortex_m::singleton!(: Edge = edge) {
+        Some(edge) => edge,
+        None => fail("edge pipeline already built"),
+    }
+}
+
+/// Sends every queued frame, straight from the edge's ring.
+fn drain(edge: &mut Edge, link: &mut link::Link) {
+    while edge.poll_frame_with(|frame| link.send(frame)).is_some() {}
+}
+
+/// Takes one reading into the edge. Never inlined, so that the firmware benchmark
+/// (`cargo bench -p mend-tests --bench firmware`) can find the edge pipeline's `push` by this
+/// function's address and count its instructions.
+#[inline(never)]
+fn push_reading(edge: &mut Edge, reading: mend_core::Reading) {
+    edge.push(reading);
 }
 
 /// The boot line: what this image is set up to do.
@@ -167,7 +200,7 @@ fn report_end(samples: u32, edge: &Edge, _link: &link::Link) {
     host::print_with_unit("ram total: ", static_ram + peak, " bytes");
 }
 
-/// Reports an unrecoverable setup error and exits QEMU with failure.
+/// Reports an unrecoverable error; QEMU exits with failure, hardware resets.
 fn fail(why: &str) -> ! {
     host::print("mend-firmware: ");
     host::print(why);
@@ -180,8 +213,8 @@ unsafe fn HardFault(_frame: &ExceptionFrame) -> ! {
     fail("hard fault")
 }
 
-/// A panic fails the run: QEMU exits with status 1. The message is not formatted, which keeps
-/// `core::fmt` out of the image.
+/// A panic fails the run: QEMU exits with status 1, hardware resets. The message is not
+/// formatted, which keeps `core::fmt` out of the image.
 #[panic_handler]
 fn panic(_info: &core::panic::PanicInfo) -> ! {
     fail("panicked")

@@ -1,76 +1,154 @@
-//! The node's clock: SysTick at 1 kHz, counting milliseconds since boot.
+//! The node's clock: SysTick as a one-shot wake-up timer, and no tick at all in between.
 //!
-//! The main loop sleeps in `wfi` until the next sample is due and never polls a timer. Under
-//! QEMU's `-icount shift=0,sleep=off` that makes every run identical, and virtual time jumps
-//! ahead while the CPU sleeps, so a minute of sampling takes a fraction of a second.
+//! A periodic 1 kHz tick woke the CPU a thousand times a second to count milliseconds, which
+//! at 1 Hz sampling cost several times the sampling itself. Here the counter is armed for
+//! exactly the time left until the next sample (or the longest its 24 bits allow), the CPU
+//! sleeps in `wfi`, and the one interrupt adds the armed interval to the clock. Between
+//! interrupts the time is the interval's start plus what the counter has counted down, so
+//! the clock stays exact to the tick however long the node is awake.
+//!
+//! The main loop never polls a timer. Under QEMU's `-icount shift=0,sleep=off` that makes
+//! every run identical, and virtual time jumps ahead while the CPU sleeps, so a minute of
+//! sampling takes a fraction of a second.
 
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::cell::Cell;
 
-use cortex_m::peripheral::{syst::SystClkSource, SYST};
+use cortex_m::interrupt::{self, CriticalSection, Mutex};
+use cortex_m::peripheral::{syst::SystClkSource, SCB, SYST};
 use cortex_m_rt::exception;
 
 use crate::board::SYSCLK_HZ;
 
-/// Milliseconds since [`start`], wrapping after 49 days (see [`Clock`]).
-static MILLIS: AtomicU32 = AtomicU32::new(0);
+/// SysTick counts the core clock: this many counts make a millisecond.
+const TICKS_PER_MS: u32 = SYSCLK_HZ / 1_000;
+/// The longest interval SysTick's 24-bit counter can time (1.34 s at 12.5 MHz).
+const MAX_INTERVAL: u32 = 1 << 24;
+
+/// A time since [`start`]: milliseconds, and counts into the next one. Kept in two parts so
+/// that the clock needs no 64-bit division (half a KiB of flash, and slow on a Cortex-M0).
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Instant {
+    ms: u64,
+    counts: u32,
+}
+
+impl Instant {
+    /// `self` plus `counts`.
+    fn plus(self, counts: u32) -> Self {
+        // Below 2^25: `self.counts` is under a millisecond, `counts` at most 24 bits.
+        let sum = self.counts + counts;
+        Self {
+            ms: self.ms + u64::from(sum / TICKS_PER_MS),
+            counts: sum % TICKS_PER_MS,
+        }
+    }
+}
+
+/// Where the running interval started, and how long it is. The counter reloads with the
+/// same interval when it ends, so time is kept even when nothing re-arms it.
+#[derive(Clone, Copy)]
+struct Interval {
+    start: Instant,
+    length: u32,
+}
+
+static INTERVAL: Mutex<Cell<Interval>> = Mutex::new(Cell::new(Interval {
+    start: Instant { ms: 0, counts: 0 },
+    length: MAX_INTERVAL,
+}));
 
 #[exception]
 fn SysTick() {
-    // Single core, and only this handler writes: a load and a store are enough.
-    MILLIS.store(
-        MILLIS.load(Ordering::Relaxed).wrapping_add(1),
-        Ordering::Relaxed,
-    );
+    interrupt::free(|cs| {
+        let cell = INTERVAL.borrow(cs);
+        let mut i = cell.get();
+        i.start = i.start.plus(i.length);
+        cell.set(i);
+    });
 }
 
-/// Starts SysTick at 1 kHz from the core clock.
+/// Starts the clock at 0, counting the core clock.
 pub fn start(mut syst: SYST) -> Clock {
-    syst.set_reload(SYSCLK_HZ / 1_000 - 1);
     syst.set_clock_source(SystClkSource::Core);
+    syst.set_reload(MAX_INTERVAL - 1);
     syst.clear_current();
     syst.enable_interrupt();
     syst.enable_counter();
-    Clock {
-        syst,
-        last: 0,
-        high: 0,
-    }
+    Clock { syst }
 }
 
-/// A 64-bit millisecond clock on top of the wrapping 32-bit tick counter.
+/// A 64-bit millisecond clock on SysTick counts.
 pub struct Clock {
     syst: SYST,
-    last: u32,
-    high: u64,
 }
 
 impl Clock {
-    /// Milliseconds since boot. Call at least once every 49 days.
-    pub fn now_ms(&mut self) -> u64 {
-        let now = MILLIS.load(Ordering::Relaxed);
-        if now < self.last {
-            self.high += 1 << 32;
+    /// The time now. An interval is over when its counter reaches 0, which also pends the
+    /// interrupt; until the handler has run (interrupts are off here), the interval is
+    /// counted as over all the same. A counter at 0 without a pending interrupt has just
+    /// been re-armed, or its handler has run: nothing is counted yet.
+    fn now(cs: &CriticalSection) -> Instant {
+        let mut i = INTERVAL.borrow(cs).get();
+        // The pending bit before and after the counter, so that the two agree.
+        let (pending, left) = loop {
+            let before = SCB::is_pendst_pending();
+            let left = SYST::get_current();
+            if SCB::is_pendst_pending() == before {
+                break (before, left);
+            }
+        };
+        if pending {
+            i.start = i.start.plus(i.length);
         }
-        self.last = now;
-        self.high | u64::from(now)
+        let counted = if left == 0 { 0 } else { i.length - left };
+        i.start.plus(counted)
     }
 
-    /// Sleeps (`wfi`) until the clock reads at least `deadline_ms`.
+    /// Milliseconds since boot.
+    pub fn now_ms(&mut self) -> u64 {
+        interrupt::free(Self::now).ms
+    }
+
+    /// Sleeps (`wfi`) until the clock reads at least `deadline_ms`, with one wake-up per
+    /// 1.34 s of sleep at most.
     pub fn sleep_until(&mut self, deadline_ms: u64) {
-        while self.now_ms() < deadline_ms {
-            // An interrupt between the check and `wfi` only delays the wake-up by one tick,
-            // and the next tick always comes.
-            cortex_m::asm::wfi();
+        loop {
+            let slept = interrupt::free(|cs| {
+                let now = Self::now(cs);
+                if now.ms >= deadline_ms {
+                    return false;
+                }
+                // Re-arm: the new interval starts now and ends at the deadline, or as late
+                // as the counter reaches.
+                let length = match u32::try_from(deadline_ms - now.ms) {
+                    Ok(ms) if ms <= MAX_INTERVAL / TICKS_PER_MS => ms * TICKS_PER_MS - now.counts,
+                    _ => MAX_INTERVAL,
+                }
+                .max(2);
+                self.syst.set_reload(length - 1);
+                self.syst.clear_current();
+                SCB::clear_pendst();
+                INTERVAL.borrow(cs).set(Interval { start: now, length });
+                // Interrupts are off, but the SysTick's still ends the sleep; its handler runs
+                // when the critical section ends.
+                cortex_m::asm::wfi();
+                true
+            });
+            if !slept {
+                return;
+            }
         }
     }
 
     /// Stops the clock, so that virtual time stands still while the node waits for the test
     /// harness (lock-step mode); [`resume`](Self::resume) restarts it where it stopped.
+    #[cfg(feature = "qemu")]
     pub fn pause(&mut self) {
         self.syst.disable_counter();
     }
 
     /// Restarts the clock after [`pause`](Self::pause).
+    #[cfg(feature = "qemu")]
     pub fn resume(&mut self) {
         self.syst.enable_counter();
     }

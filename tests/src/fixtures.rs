@@ -1,7 +1,8 @@
 //! The firmware configurations the tests build, the temperature profile they drive the sensor
 //! through, and the host replay (the `mend` library) that reads the captures back.
 //!
-//! Three builds in all (normal, `fault`, `sim-source`), each in its own target directory.
+//! Four builds in all (normal, `fault`, `sim-source`, all three for QEMU, and the hardware
+//! build), each in its own target directory.
 
 use std::collections::BTreeMap;
 
@@ -27,6 +28,9 @@ pub const SEED: u64 = 20_261_126;
 /// the differential test runs the host pipeline with the same capacities.
 pub type FirmwareEdge = EdgePipeline<6, 9>;
 
+/// The LM3S6965's Rust target.
+pub const M3: &str = "thumbv7m-none-eabi";
+
 fn common_env() -> Vec<(&'static str, String)> {
     vec![
         ("MEND_SAMPLES", SAMPLES.to_string()),
@@ -42,7 +46,8 @@ fn common_env() -> Vec<(&'static str, String)> {
 pub fn sensor_build() -> FirmwareBuild {
     FirmwareBuild {
         name: "sensor",
-        features: &[],
+        features: &["qemu"],
+        target: M3,
         env: common_env(),
     }
 }
@@ -61,8 +66,20 @@ pub fn fault_build() -> FirmwareBuild {
     env.extend(FAULT_RATES.iter().map(|(k, v)| (*k, v.to_string())));
     FirmwareBuild {
         name: "fault",
-        features: &["fault"],
+        features: &["qemu", "fault"],
+        target: M3,
         env,
+    }
+}
+
+/// The hardware build (no `qemu` feature): no semihosting, the report goes to defmt, the
+/// frames to UART0, and the node sleeps for good after its last sample.
+pub fn hardware_build() -> FirmwareBuild {
+    FirmwareBuild {
+        name: "hardware",
+        features: &[],
+        target: M3,
+        env: common_env(),
     }
 }
 
@@ -70,7 +87,8 @@ pub fn fault_build() -> FirmwareBuild {
 pub fn sim_build() -> FirmwareBuild {
     FirmwareBuild {
         name: "sim-source",
-        features: &["sim-source"],
+        features: &["qemu", "sim-source"],
+        target: M3,
         env: common_env(),
     }
 }

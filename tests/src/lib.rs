@@ -20,6 +20,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod budget;
 mod console;
 pub mod fixtures;
 mod golden;
@@ -27,8 +28,9 @@ mod qemu;
 mod qmp;
 mod wire;
 
+pub use budget::{assert_flash_budget, flash_bytes, FLASH_BUDGET};
 pub use console::{assert_ram_budget, console_number, mask_memory_figures, RAM_BUDGET};
 pub use golden::assert_golden;
-pub use qemu::{build_firmware, firmware_dir, run, FirmwareBuild, Run, RunOptions};
+pub use qemu::{build_firmware, firmware_dir, run, FirmwareBuild, Run, RunOptions, StopCondition};
 pub use qmp::Qmp;
 pub use wire::{decode_capture, millidegrees_to_celsius_bits, Capture};

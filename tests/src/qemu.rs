@@ -29,6 +29,9 @@ pub struct FirmwareBuild {
     pub name: &'static str,
     /// Cargo features of `mend-firmware`.
     pub features: &'static [&'static str],
+    /// The Rust target: `thumbv7m-none-eabi` (the LM3S6965's Cortex-M3), or
+    /// `thumbv6m-none-eabi` to run the same image on QEMU's Cortex-M0 model of the board.
+    pub target: &'static str,
     /// Build-time settings (`MEND_SAMPLES`, `MEND_PERIOD_MS`, ...). Any other `MEND_*`
     /// variable of the caller's environment is removed, so builds are reproducible.
     pub env: Vec<(&'static str, String)>,
@@ -61,6 +64,7 @@ pub fn build_firmware(build: &FirmwareBuild) -> PathBuf {
     let mut cmd = Command::new("cargo");
     cmd.current_dir(firmware_dir())
         .args(["build", "--release", "--bin", "mend-firmware"])
+        .args(["--target", build.target])
         .env("CARGO_TARGET_DIR", &target_dir)
         .env_remove("CARGO_BUILD_TARGET");
     if !build.features.is_empty() {
@@ -83,11 +87,14 @@ pub fn build_firmware(build: &FirmwareBuild) -> PathBuf {
         build.name,
         String::from_utf8_lossy(&out.stderr)
     );
-    let elf = target_dir.join("thumbv7m-none-eabi/release/mend-firmware");
+    let elf = target_dir.join(build.target).join("release/mend-firmware");
     assert!(elf.is_file(), "the build left no ELF at {}", elf.display());
     built.insert(build.name, elf.clone());
     elf
 }
+
+/// A test of the UART capture so far: true when the run can stop.
+pub type StopCondition = dyn Fn(&[u8]) -> bool;
 
 /// How to run the firmware.
 #[derive(Default)]
@@ -99,6 +106,16 @@ pub struct RunOptions<'a> {
     pub keep_capture_as: Option<&'a str>,
     /// Boot the board without its TMP105, as a node whose sensor is unplugged.
     pub without_sensor: bool,
+    /// Another CPU model than the runner's (`cortex-m0` for a `thumbv6m-none-eabi` image).
+    pub cpu: Option<&'a str>,
+    /// More QEMU arguments (a `-plugin`, say), added before `-kernel`.
+    pub extra_args: &'a [String],
+    /// Boot without semihosting, as a board without a debugger: a semihosting call then
+    /// faults the node instead of reaching a console.
+    pub without_semihosting: bool,
+    /// For an image that never exits (the hardware build): stop QEMU as soon as the UART
+    /// capture so far satisfies this. The run's status is then QEMU's stop by signal.
+    pub stop_when: Option<&'a StopCondition>,
 }
 
 /// What one QEMU run left behind.
@@ -249,6 +266,10 @@ pub fn run(elf: &Path, options: RunOptions<'_>) -> Run {
         "-serial",
         format!("file:{}", uart_path.display()),
     );
+    if let Some(cpu) = options.cpu {
+        set_flag(&mut args, "-cpu", cpu.to_owned());
+    }
+    args.extend(options.extra_args.iter().cloned());
     if options.without_sensor {
         let i = args
             .iter()
@@ -284,6 +305,13 @@ pub fn run(elf: &Path, options: RunOptions<'_>) -> Run {
             if lockstep { ",arg=lockstep" } else { "" }
         ),
     );
+    if options.without_semihosting {
+        let i = args
+            .iter()
+            .position(|a| a == "-semihosting-config")
+            .expect("the runner configures semihosting");
+        args.drain(i..=i + 1);
+    }
     let start = Instant::now();
     let mut child = Command::new("timeout")
         .arg(RUN_TIMEOUT_SECS)
@@ -329,6 +357,26 @@ pub fn run(elf: &Path, options: RunOptions<'_>) -> Run {
                 console.push_str(&line);
                 console.push('\n');
             }
+        }
+    }
+    if let Some(done) = options.stop_when {
+        let start = Instant::now();
+        loop {
+            if child.try_wait().ok().flatten().is_some() {
+                break;
+            }
+            if done(&fs::read(&uart_path).unwrap_or_default()) {
+                // TERM, which `timeout` passes on to QEMU (a KILL would orphan QEMU).
+                let _ = Command::new("kill")
+                    .args(["-TERM", &child.id().to_string()])
+                    .status();
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "the node's UART output never satisfied the stop condition"
+            );
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
     let out = child.wait_with_output().expect("wait for QEMU");

@@ -7,8 +7,8 @@ use mend_tests::fixtures::{
     self, readings_by_seq, stats_frames, FirmwareEdge, PERIOD_MS, SAMPLES, SEED, SENSOR, SESSION,
 };
 use mend_tests::{
-    assert_golden, assert_ram_budget, build_firmware, decode_capture, mask_memory_figures, run,
-    RunOptions,
+    assert_flash_budget, assert_golden, assert_ram_budget, build_firmware, decode_capture,
+    mask_memory_figures, run, RunOptions, FLASH_BUDGET,
 };
 
 /// The simulator as the firmware's `sim-source` configures it.
@@ -42,6 +42,8 @@ fn host_frames(truth: &[TruthPoint]) -> Vec<u8> {
 #[test]
 fn firmware_and_host_builds_give_byte_identical_frames() {
     let elf = build_firmware(&fixtures::sim_build());
+    let flash = assert_flash_budget(&elf);
+    eprintln!("flash: {flash} bytes, {} left", FLASH_BUDGET - flash);
     let run = run(
         &elf,
         RunOptions {

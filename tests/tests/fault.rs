@@ -11,8 +11,8 @@ use mend_tests::fixtures::{
     FAULT_RATES, PERIOD_MS, SAMPLES, SEED, SENSOR, SESSION,
 };
 use mend_tests::{
-    assert_golden, assert_ram_budget, build_firmware, console_number, decode_capture,
-    mask_memory_figures, run, RunOptions,
+    assert_flash_budget, assert_golden, assert_ram_budget, build_firmware, console_number,
+    decode_capture, mask_memory_figures, run, RunOptions, FLASH_BUDGET,
 };
 
 /// What the node really measured at `seq`.
@@ -75,6 +75,8 @@ fn host_damaged_stream() -> (Vec<u8>, mend_core::LinkStats) {
 #[test]
 fn a_damaged_capture_is_recovered_against_its_truth() {
     let elf = build_firmware(&fixtures::fault_build());
+    let flash = assert_flash_budget(&elf);
+    eprintln!("flash: {flash} bytes, {} left", FLASH_BUDGET - flash);
     let profile = |seq| profile_millidegrees(seq);
     let run = run(
         &elf,

@@ -9,13 +9,16 @@ use mend_tests::fixtures::{
     stats_frames, PERIOD_MS, SAMPLES, STATS_EVERY,
 };
 use mend_tests::{
-    assert_golden, assert_ram_budget, build_firmware, console_number, decode_capture,
-    mask_memory_figures, millidegrees_to_celsius_bits, run, RunOptions,
+    assert_flash_budget, assert_golden, assert_ram_budget, build_firmware, console_number,
+    decode_capture, mask_memory_figures, millidegrees_to_celsius_bits, run, RunOptions,
+    FLASH_BUDGET,
 };
 
 #[test]
 fn every_sample_carries_the_temperature_that_was_set() {
     let elf = build_firmware(&fixtures::sensor_build());
+    let flash = assert_flash_budget(&elf);
+    eprintln!("flash: {flash} bytes, {} left", FLASH_BUDGET - flash);
     let profile = |seq| profile_millidegrees(seq);
     let run = run(
         &elf,

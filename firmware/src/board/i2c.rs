@@ -1,15 +1,19 @@
 //! The Stellaris I2C0 master as an [`embedded_hal::i2c::I2c`] bus.
 //!
-//! Two behaviours of QEMU 7.2's model shape this driver, and both are harmless on the real
-//! chip:
-//! - A repeated START is ignored: the model keeps the bus in the old direction, so a
-//!   write-then-read would read nothing. Between operations of different direction the driver
-//!   therefore ends the transfer with STOP and starts a new one. TMP105-class sensors keep
-//!   their register pointer across a STOP, so the result is the same.
+//! A transaction follows the `embedded-hal` 1.0 contract: one START, a repeated START at each
+//! change of direction, and one STOP at the end. Two behaviours of QEMU 7.2's model need a
+//! QEMU build (feature `qemu`) to differ:
+//! - QEMU ignores a repeated START: the model keeps the bus in the old direction, so a
+//!   write-then-read would read nothing. With `qemu`, a change of direction is therefore STOP
+//!   and a new START; TMP105-class sensors keep their register pointer across a STOP, so the
+//!   result is the same. Real hardware gets the repeated START.
 //! - A missing device shows up as ARBLST|ERROR, not as an address NACK. The driver reports
 //!   both as [`ErrorKind::NoAcknowledge`], which is what they mean to a caller.
 //!
-//! The driver polls the controller's BUSY bit (bounded, never a timer) after each byte.
+//! The CPU sleeps (`wfi`) while a byte is on the bus: the controller's master interrupt wakes
+//! it. The interrupt is unmasked in the NVIC but taken with interrupts disabled, so no handler
+//! runs: the driver clears it itself. A controller that never finishes is caught after a few
+//! wake-ups (the clock's SysTick always comes), never by spinning.
 
 use embedded_hal::i2c::{self, ErrorKind, NoAcknowledgeSource, Operation, SevenBitAddress};
 
@@ -53,7 +57,17 @@ impl I2c0 {
     const MCS: usize = 0x004;
     const MDR: usize = 0x008;
     const MTPR: usize = 0x00C;
+    const MIMR: usize = 0x010;
+    const MICR: usize = 0x01C;
     const MCR: usize = 0x020;
+    /// The master interrupt (MIMR, MICR bit 0).
+    const MASTER_IRQ: u32 = 0x01;
+    /// I2C0's interrupt number in the NVIC.
+    const IRQ: u32 = 8;
+    // SAFETY: the NVIC's interrupt set-enable and clear-pending registers 0 (IRQs 0–31).
+    const NVIC_ISER0: Reg = unsafe { Reg::at(0xE000_E100) };
+    // SAFETY: as above.
+    const NVIC_ICPR0: Reg = unsafe { Reg::at(0xE000_E280) };
 
     // MCS as written: commands.
     const RUN: u32 = 0x01;
@@ -71,38 +85,51 @@ impl I2c0 {
     const MCR_MFE: u32 = 0x10;
     /// SCL = SYSCLK / (2 * (6 + 4) * (TPR + 1)): 12.5 MHz / 120 = 104 kHz.
     const TPR_100K: u32 = 5;
-    /// Far above one byte time at any clock the chip runs; a stuck controller gives an
-    /// error, not a hang.
-    const BUSY_POLLS: u32 = 100_000;
+    /// Wake-ups to wait for one byte. A byte takes 90 µs at 100 kHz and its interrupt ends
+    /// the first sleep; any other wake-up (the clock's) is a rare extra. A stuck controller
+    /// gives an error, not a hang.
+    const MAX_WAKES: u32 = 4;
 
     fn reg(offset: usize) -> Reg {
         // SAFETY: every offset used is a register of I2C0's master block.
         unsafe { Self::BASE.offset(offset) }
     }
 
-    /// Configures I2C0 as a master. Call once, after
-    /// [`enable_peripherals`](super::enable_peripherals).
-    pub fn init() -> Self {
+    /// Configures I2C0 as a master; only [`Board::take`](super::Board::take) calls it, once.
+    pub(super) fn init() -> Self {
         Self::reg(Self::MCR).write(Self::MCR_MFE);
         Self::reg(Self::MTPR).write(Self::TPR_100K);
+        Self::reg(Self::MIMR).write(Self::MASTER_IRQ);
+        Self::NVIC_ISER0.write(1 << Self::IRQ);
         Self { _private: () }
     }
 
-    /// Issues one MCS command and waits for it; on error, releases the bus.
+    /// Issues one MCS command and sleeps until it is done; on error, releases the bus.
     fn command(&mut self, cmd: u32) -> Result<(), Error> {
         let mcs = Self::reg(Self::MCS);
-        mcs.write(cmd);
-        let mut polls = 0;
-        let status = loop {
-            let s = mcs.read();
-            if s & Self::BUSY == 0 {
-                break s;
-            }
-            polls += 1;
-            if polls >= Self::BUSY_POLLS {
-                mcs.write(Self::STOP);
-                return Err(Error::Timeout);
-            }
+        // With interrupts disabled, `wfi` still wakes on the pending interrupt, and the
+        // status check before it cannot miss one.
+        let status = cortex_m::interrupt::free(|_| {
+            mcs.write(cmd);
+            let mut wakes = 0;
+            let status = loop {
+                let s = mcs.read();
+                if s & Self::BUSY == 0 {
+                    break Some(s);
+                }
+                if wakes >= Self::MAX_WAKES {
+                    break None;
+                }
+                wakes += 1;
+                cortex_m::asm::wfi();
+            };
+            Self::reg(Self::MICR).write(Self::MASTER_IRQ);
+            Self::NVIC_ICPR0.write(1 << Self::IRQ);
+            status
+        });
+        let Some(status) = status else {
+            mcs.write(Self::STOP);
+            return Err(Error::Timeout);
         };
         if status & Self::ERROR == 0 {
             return Ok(());
@@ -122,11 +149,13 @@ impl I2c0 {
         })
     }
 
-    /// Writes `bytes` as one transfer from START to STOP. `bytes` is not empty.
+    /// Writes `bytes` (not empty) from a START (repeated, if the bus is held) and ends with
+    /// STOP when `stop`, else keeps the bus for a repeated START.
     fn write_transfer(
         &mut self,
         address: u8,
         bytes: &mut dyn Iterator<Item = u8>,
+        stop: bool,
     ) -> Result<(), Error> {
         Self::reg(Self::MSA).write(u32::from(address) << 1);
         let mut next = bytes.next();
@@ -138,7 +167,7 @@ impl I2c0 {
             if first {
                 cmd |= Self::START;
             }
-            if next.is_none() {
+            if next.is_none() && stop {
                 cmd |= Self::STOP;
             }
             self.command(cmd)?;
@@ -147,11 +176,13 @@ impl I2c0 {
         Ok(())
     }
 
-    /// Reads `len` bytes as one transfer from START to STOP into the slots of `sink`.
+    /// Reads into the slots of `sink` (not empty) from a START (repeated, if the bus is held)
+    /// and ends with STOP when `stop`, else keeps the bus for a repeated START.
     fn read_transfer(
         &mut self,
         address: u8,
         sink: &mut dyn Iterator<Item = &mut u8>,
+        stop: bool,
     ) -> Result<(), Error> {
         Self::reg(Self::MSA).write(u32::from(address) << 1 | 1);
         let mut next = sink.next();
@@ -162,12 +193,12 @@ impl I2c0 {
             if first {
                 cmd |= Self::START;
             }
-            // ACK every byte but the last; the last is NACKed and followed by STOP.
-            cmd |= if next.is_none() {
-                Self::STOP
-            } else {
-                Self::ACK
-            };
+            // ACK every byte but the last; the last is NACKed, then STOP or a repeated START.
+            if next.is_some() {
+                cmd |= Self::ACK;
+            } else if stop {
+                cmd |= Self::STOP;
+            }
             self.command(cmd)?;
             *slot = Self::reg(Self::MDR).read() as u8;
             first = false;
@@ -182,8 +213,9 @@ impl i2c::ErrorType for I2c0 {
 
 impl i2c::I2c<SevenBitAddress> for I2c0 {
     /// Runs the operations; consecutive operations of one direction form one transfer, and a
-    /// change of direction is STOP + START (see the module docs). Empty buffers move no
-    /// bytes and put nothing on the bus: the controller cannot send an address alone.
+    /// change of direction is a repeated START (STOP + START in QEMU builds, see the module
+    /// docs). Empty buffers move no bytes and put nothing on the bus: the controller cannot
+    /// send an address alone.
     fn transaction(
         &mut self,
         address: SevenBitAddress,
@@ -197,18 +229,24 @@ impl i2c::I2c<SevenBitAddress> for I2c0 {
                 .position(|op| matches!(op, Operation::Read(_)) != reading)
                 .unwrap_or(rest.len());
             let (group, tail) = rest.split_at_mut(run);
+            // The last transfer that moves bytes ends with STOP; QEMU needs one after each.
+            let stop = cfg!(feature = "qemu")
+                || tail.iter().all(|op| match op {
+                    Operation::Read(buf) => buf.is_empty(),
+                    Operation::Write(buf) => buf.is_empty(),
+                });
             if reading {
                 let mut slots = group.iter_mut().flat_map(|op| match op {
                     Operation::Read(buf) => buf.iter_mut(),
                     Operation::Write(_) => Default::default(),
                 });
-                self.read_transfer(address, &mut slots)?;
+                self.read_transfer(address, &mut slots, stop)?;
             } else {
                 let mut bytes = group.iter().flat_map(|op| match op {
                     Operation::Write(buf) => buf.iter().copied(),
                     Operation::Read(_) => Default::default(),
                 });
-                self.write_transfer(address, &mut bytes)?;
+                self.write_transfer(address, &mut bytes, stop)?;
             }
             rest = tail;
         }

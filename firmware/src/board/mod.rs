@@ -10,6 +10,7 @@ pub mod i2c;
 pub mod uart;
 
 use core::ptr;
+use core::sync::atomic::{AtomicBool, Ordering};
 
 /// A 32-bit memory-mapped peripheral register at a fixed address.
 #[derive(Clone, Copy, Debug)]
@@ -88,8 +89,41 @@ mod gpio {
     pub const DEN: usize = 0x51C;
 }
 
+/// The board's peripherals that the node drives, each configured and owned once.
+///
+/// Their drivers have no public constructor: [`Board::take`] is the only way to get them, and
+/// it hands them out once, so two drivers of one peripheral cannot exist.
+pub struct Board {
+    /// UART0, the link.
+    pub uart0: uart::Uart0,
+    /// I2C0, the sensor's bus.
+    #[cfg(not(feature = "sim-source"))]
+    pub i2c0: i2c::I2c0,
+}
+
+impl Board {
+    /// Clocks and configures the peripherals and returns their drivers; `None` on every
+    /// call after the first.
+    pub fn take() -> Option<Self> {
+        static TAKEN: AtomicBool = AtomicBool::new(false);
+        // A load and a store inside a critical section: a Cortex-M0 has no atomic swap.
+        cortex_m::interrupt::free(|_| {
+            if TAKEN.load(Ordering::Relaxed) {
+                return None;
+            }
+            TAKEN.store(true, Ordering::Relaxed);
+            enable_peripherals();
+            Some(Self {
+                uart0: uart::Uart0::init(),
+                #[cfg(not(feature = "sim-source"))]
+                i2c0: i2c::I2c0::init(),
+            })
+        })
+    }
+}
+
 /// Clocks the peripherals the node uses and hands their pins to them.
-pub fn enable_peripherals() {
+fn enable_peripherals() {
     sysctl::RCGC1.set_bits(sysctl::RCGC1_UART0 | sysctl::RCGC1_I2C0);
     sysctl::RCGC2.set_bits(sysctl::RCGC2_GPIOA | sysctl::RCGC2_GPIOB);
     // SAFETY: offsets of documented registers inside the GPIO blocks.

@@ -34,8 +34,8 @@ impl Uart0 {
         unsafe { Self::BASE.offset(offset) }
     }
 
-    /// Configures UART0. Call once, after [`enable_peripherals`](super::enable_peripherals).
-    pub fn init() -> Self {
+    /// Configures UART0; only [`Board::take`](super::Board::take) calls it, once.
+    pub(super) fn init() -> Self {
         // Baud divisor 12.5 MHz / (16 * 115200) = 6.78: IBRD 6, FBRD round(0.78 * 64) = 50.
         Self::reg(Self::CTL).write(0);
         Self::reg(Self::IBRD).write(6);
