@@ -34,8 +34,9 @@
 //! - rows of a stream are in `(time, seq)` order and each identity appears once; a gap
 //!   longer than the maximum gap is an outage: no rows, reported in the summary.
 //!
-//! A reading that arrives later than the lateness window allows is not written out of order:
-//! it is dead-lettered as `late` (raise `--lateness` to keep it).
+//! A reading that arrives later than the lateness window allows is never written out of
+//! order: from files, which can be read twice, a second pass puts it in its place (see
+//! [`spill`]); from standard input it is dead-lettered as `late`.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![cfg_attr(
