@@ -384,19 +384,13 @@ pub fn push_csv_row(buf: &mut Vec<u8>, rec: &Record, meta: &StreamMeta) {
 /// ```
 pub fn push_json_row(buf: &mut Vec<u8>, rec: &Record, meta: &StreamMeta) {
     let r = &rec.reading;
-    buf.extend_from_slice(b"{\"sensor\":");
-    push_u64(buf, u64::from(r.sensor));
-    buf.extend_from_slice(b",\"session\":");
-    push_u64(buf, u64::from(r.session));
-    buf.extend_from_slice(b",\"seq\":");
-    if meta.has_seq {
-        push_u64(buf, u64::from(r.seq));
-    } else {
-        buf.extend_from_slice(b"null");
-    }
-    buf.extend_from_slice(b",\"time\":\"");
-    push_time(buf, r.timestamp);
-    buf.extend_from_slice(b"\",\"celsius\":");
+    push_json_head(
+        buf,
+        (r.sensor, r.session),
+        meta.has_seq.then_some(r.seq),
+        r.timestamp,
+    );
+    buf.extend_from_slice(b",\"celsius\":");
     push_celsius(buf, r.celsius);
     buf.extend_from_slice(b",\"origin\":\"");
     buf.extend_from_slice(rec.origin.name().as_bytes());
@@ -469,21 +463,27 @@ pub fn push_missing_csv_row(buf: &mut Vec<u8>, o: &Outage, slot: Key, meta: &Str
 /// );
 /// ```
 pub fn push_missing_json_row(buf: &mut Vec<u8>, o: &Outage, slot: Key, meta: &StreamMeta) {
-    buf.extend_from_slice(b"{\"sensor\":");
-    push_u64(buf, u64::from(o.sensor));
-    buf.extend_from_slice(b",\"session\":");
-    push_u64(buf, u64::from(o.session));
-    buf.extend_from_slice(b",\"seq\":");
-    if meta.has_seq {
-        push_u64(buf, u64::from(slot.seq));
-    } else {
-        buf.extend_from_slice(b"null");
-    }
-    buf.extend_from_slice(b",\"time\":\"");
-    push_time(buf, slot.timestamp);
-    buf.extend_from_slice(b"\",\"celsius\":null,\"origin\":\"");
+    let seq = meta.has_seq.then_some(slot.seq);
+    push_json_head(buf, (o.sensor, o.session), seq, slot.timestamp);
+    buf.extend_from_slice(b",\"celsius\":null,\"origin\":\"");
     buf.extend_from_slice(MISSING.as_bytes());
     buf.extend_from_slice(b"\",\"method\":null,\"quality\":null,\"flags\":\"\"}\n");
+}
+
+/// The fields every JSONL row starts with: `{"sensor":…,"session":…,"seq":…,"time":"…"`.
+fn push_json_head(buf: &mut Vec<u8>, (sensor, session): (u32, u32), seq: Option<u32>, ts: u64) {
+    buf.extend_from_slice(b"{\"sensor\":");
+    push_u64(buf, u64::from(sensor));
+    buf.extend_from_slice(b",\"session\":");
+    push_u64(buf, u64::from(session));
+    buf.extend_from_slice(b",\"seq\":");
+    match seq {
+        Some(q) => push_u64(buf, u64::from(q)),
+        None => buf.extend_from_slice(b"null"),
+    }
+    buf.extend_from_slice(b",\"time\":\"");
+    push_time(buf, ts);
+    buf.push(b'"');
 }
 
 /// The `origin` of an outage slot's row.
