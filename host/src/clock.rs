@@ -94,11 +94,12 @@ impl ClockGuard {
         a.reading.seq == b.reading.seq && a.reading.timestamp == b.reading.timestamp
     }
 
-    /// Takes the next reading of the stream, in arrival order.
+    /// Takes the next reading of the stream, in arrival order; what it decides is appended to
+    /// `v` (a buffer the caller reuses, so that no reading costs an allocation).
     ///
     /// # Examples
     /// ```
-    /// use mend::clock::ClockGuard;
+    /// use mend::clock::{ClockGuard, Verdict};
     /// use mend::input::{Location, ReadingItem, StreamMeta};
     /// use mend_core::{Celsius, ClockKind, Reading};
     ///
@@ -109,22 +110,24 @@ impl ClockGuard {
     ///     at: Location::Line { line: u64::from(seq) },
     /// };
     /// let mut g = ClockGuard::new(60_000, true);
-    /// assert_eq!(g.admit(item(0, 0)).pass.len(), 1);
+    /// let mut v = Verdict::default();
+    /// g.admit(item(0, 0), &mut v);
+    /// assert_eq!(v.pass.len(), 1);
     /// // Seq 1 stamped 24 days ahead: held.
-    /// let v = g.admit(item(1, 24 * 86_400_000));
+    /// let mut v = Verdict::default();
+    /// g.admit(item(1, 24 * 86_400_000), &mut v);
     /// assert!(v.pass.is_empty() && v.glitches.is_empty());
     /// // Seq 2 fits the old clock: seq 1 was a glitch.
-    /// let v = g.admit(item(2, 2_000));
+    /// g.admit(item(2, 2_000), &mut v);
     /// assert_eq!(v.glitches.len(), 1);
     /// assert_eq!(v.pass.iter().map(|r| r.reading.seq).collect::<Vec<_>>(), [2]);
     /// ```
-    pub fn admit(&mut self, r: ReadingItem) -> Verdict {
-        let mut v = Verdict::default();
+    pub fn admit(&mut self, r: ReadingItem, v: &mut Verdict) {
         if let Some(first) = self.held.first() {
             if Self::same_identity(first, &r) && self.held.len() < MAX_HELD {
                 // A repeat of the held reading tells nothing about the clock.
                 self.held.push(r);
-                return v;
+                return;
             }
             let held_at = (first.reading.seq, first.reading.timestamp);
             if self.fits(held_at, &r, false) || self.held.len() >= MAX_HELD {
@@ -132,18 +135,17 @@ impl ClockGuard {
                 for h in std::mem::take(&mut self.held) {
                     self.last = Some((h.reading.seq, h.reading.timestamp));
                     self.frontier = None;
-                    self.confirm(h, &mut v);
+                    self.confirm(h, v);
                 }
             } else {
                 v.glitches.append(&mut self.held);
             }
         }
         match self.last {
-            None => self.confirm(r, &mut v),
-            Some(last) if self.fits(last, &r, true) => self.confirm(r, &mut v),
+            None => self.confirm(r, v),
+            Some(last) if self.fits(last, &r, true) => self.confirm(r, v),
             Some(_) => self.held.push(r),
         }
-        v
     }
 
     /// Ends the stream. A held reading that nothing after it contradicted is passed on —
@@ -188,7 +190,8 @@ mod tests {
         let mut g = ClockGuard::new(60_000, has_seq);
         let (mut pass, mut glitch) = (Vec::new(), Vec::new());
         for &(s, t) in readings {
-            let v = g.admit(item(has_seq, s, t));
+            let mut v = Verdict::default();
+            g.admit(item(has_seq, s, t), &mut v);
             pass.extend(v.pass.iter().map(|r| r.reading.seq));
             glitch.extend(v.glitches.iter().map(|r| r.reading.seq));
         }

@@ -36,7 +36,7 @@ use mend_core::{
 use serde::Serialize;
 
 use crate::checkpoint::{order_key, Checkpoint, OrderKey, StreamMark};
-use crate::clock::ClockGuard;
+use crate::clock::{ClockGuard, Verdict};
 use crate::dlq::DeadLetterLog;
 use crate::input::{DeadLetter, Item, Location, ReadingItem, StreamMeta};
 use crate::output::{push_aggregate_row, RecordSink};
@@ -473,6 +473,8 @@ pub struct Engine {
     skips: Vec<SkipList>,
     /// Per input, the position of the last reading read (for the next checkpoint).
     seen: Vec<u64>,
+    /// The clock check's answer, reused from reading to reading.
+    verdict: Verdict,
 }
 
 /// Why an engine cannot start.
@@ -539,6 +541,7 @@ impl Engine {
             pass,
             skips,
             seen: Vec::new(),
+            verdict: Verdict::default(),
         })
     }
 
@@ -764,18 +767,20 @@ impl Engine {
             s.out.extra.late = s.out.extra.late.wrapping_add(1);
             return self.too_late(idx, item, Refusal::AfterEnd, sinks);
         };
-        let verdict = live.guard.admit(item);
-        for g in &verdict.glitches {
+        let mut verdict = std::mem::take(&mut self.verdict);
+        live.guard.admit(item, &mut verdict);
+        for g in verdict.glitches.drain(..) {
             s.out.extra.input = s.out.extra.input.wrapping_add(1);
             s.out.extra.rejected = s.out.extra.rejected.wrapping_add(1);
             let why = Refusal::ClockJump {
                 frontier: live.guard.frontier(),
             };
-            dead_letter(sinks, g, &g.reading, why)?;
+            dead_letter(sinks, &g, &g.reading, why)?;
         }
-        for x in verdict.pass {
+        for x in verdict.pass.drain(..) {
             self.admit(idx, x, sinks)?;
         }
+        self.verdict = verdict;
         self.release_ready(idx, sinks)
     }
 
