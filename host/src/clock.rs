@@ -90,6 +90,22 @@ impl ClockGuard {
         v.pass.push(r);
     }
 
+    /// The common case, without a buffer: with nothing held, a reading that fits the clock
+    /// is confirmed at once (true); any other reading must go through [`ClockGuard::admit`]
+    /// (false, nothing changed).
+    #[inline]
+    pub fn confirm_if_fits(&mut self, r: &ReadingItem) -> bool {
+        let fits = self.held.is_empty() && self.last.is_some_and(|last| self.fits(last, r, true));
+        if fits {
+            let x = &r.reading;
+            if self.has_seq || self.last.is_some_and(|(_, t)| t <= x.timestamp) {
+                self.last = Some((x.seq, x.timestamp));
+            }
+            self.frontier = Some(self.frontier.map_or(x.timestamp, |f| f.max(x.timestamp)));
+        }
+        fits
+    }
+
     fn same_identity(a: &ReadingItem, b: &ReadingItem) -> bool {
         a.reading.seq == b.reading.seq && a.reading.timestamp == b.reading.timestamp
     }

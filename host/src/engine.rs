@@ -134,17 +134,6 @@ impl StreamReorder {
         }
     }
 
-    /// The room of the current size.
-    fn capacity(&self) -> usize {
-        match self {
-            StreamReorder::N0(_) | StreamReorder::M0(_) | StreamReorder::W0(_) => FIRST,
-            StreamReorder::N1(_) | StreamReorder::M1(_) | StreamReorder::W1(_) => GROWN,
-            StreamReorder::N2(_) => NARROW,
-            StreamReorder::M2(_) => MEDIUM,
-            StreamReorder::W2(_) => WIDE,
-        }
-    }
-
     /// Grows the buffer when it is full and a larger size exists.
     #[cold]
     fn grow(&mut self) {
@@ -162,7 +151,17 @@ impl StreamReorder {
 
     #[inline]
     fn push(&mut self, r: Reading) -> Admit {
-        if self.len() >= self.capacity() {
+        let full = match self {
+            StreamReorder::N0(b) => b.len() >= FIRST,
+            StreamReorder::M0(b) => b.len() >= FIRST,
+            StreamReorder::W0(b) => b.len() >= FIRST,
+            StreamReorder::N1(b) => b.len() >= GROWN,
+            StreamReorder::M1(b) => b.len() >= GROWN,
+            StreamReorder::W1(b) => b.len() >= GROWN,
+            // The largest size never grows: it evicts, counted.
+            _ => false,
+        };
+        if full {
             self.grow();
         }
         each!(self, b => b.push(r))
@@ -767,6 +766,10 @@ impl Engine {
             s.out.extra.late = s.out.extra.late.wrapping_add(1);
             return self.too_late(idx, item, Refusal::AfterEnd, sinks);
         };
+        if live.guard.confirm_if_fits(&item) {
+            self.admit(idx, item, sinks)?;
+            return self.release_ready(idx, sinks);
+        }
         let mut verdict = std::mem::take(&mut self.verdict);
         live.guard.admit(item, &mut verdict);
         for g in verdict.glitches.drain(..) {
