@@ -422,8 +422,6 @@ struct Live {
     released: Option<Reading>,
     /// Released readings refused because their seq was not above the one before.
     seq_refused: u32,
-    /// Readings popped at the end of a checkpointed run but held back, not written.
-    reorder_unwritten: u64,
 }
 
 struct Stream {
@@ -658,7 +656,6 @@ impl Engine {
                 spill,
                 released: None,
                 seq_refused: 0,
-                reorder_unwritten: 0,
             })),
             out: StreamOut {
                 key,
@@ -936,8 +933,8 @@ impl Engine {
             place_set_aside(&mut live, &mut s.out, cfg, Some(key), sinks)?;
             process_live(&mut live, &mut s.out, cfg, rel.reading, sinks)?;
         }
-        // Popped to be counted, not written: they stay held for a later run.
-        live.reorder_unwritten = held_back;
+        // Popped by the loop above but not written: they stay held for a later run.
+        let popped_unwritten = held_back;
         let last = settled.map(|b| (b, u32::MAX));
         place_set_aside(&mut live, &mut s.out, cfg, last, sinks)?;
         if let Some(cursor) = live.spill.as_mut() {
@@ -964,7 +961,7 @@ impl Engine {
         let mut c = live.reorder.counters();
         c.emitted = c
             .emitted
-            .wrapping_sub(u32::try_from(live.reorder_unwritten).unwrap_or(u32::MAX));
+            .wrapping_sub(u32::try_from(popped_unwritten).unwrap_or(u32::MAX));
         c.add(&s.out.extra);
         // Released, then refused for their seq: rejected, not emitted.
         c.emitted = c.emitted.wrapping_sub(live.seq_refused);
