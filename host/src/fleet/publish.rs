@@ -179,11 +179,9 @@ pub fn run(cfg: &PublishConfig) -> anyhow::Result<PublishReport> {
         let Split { entries, skipped } = split(&capture);
         let mut pipe = redis::pipe();
         let mut queued = 0;
-        let mut known = std::collections::BTreeSet::new();
+        let mut batch = std::collections::BTreeSet::new();
         for (sensor, bytes) in &entries {
-            if known.insert(*sensor) {
-                pipe.cmd("SADD").arg(SENSORS_KEY).arg(*sensor).ignore();
-            }
+            batch.insert(*sensor);
             // Frames in an entry: each ends with its 0x00 delimiter.
             let frames = bytes.iter().filter(|b| **b == 0).count() as u64;
             *report.frames.entry(*sensor).or_default() += frames.saturating_sub(1);
@@ -195,11 +193,17 @@ pub fn run(cfg: &PublishConfig) -> anyhow::Result<PublishReport> {
                 .ignore();
             queued += 1;
             if queued >= PIPELINE {
+                // A sensor is announced once its stream has entries.
+                pipe.cmd("SADD").arg(SENSORS_KEY).arg(&batch).ignore();
                 pipe.query::<()>(&mut con)
                     .with_context(|| format!("{name}: cannot publish"))?;
                 pipe = redis::pipe();
                 queued = 0;
+                batch.clear();
             }
+        }
+        if !batch.is_empty() {
+            pipe.cmd("SADD").arg(SENSORS_KEY).arg(&batch).ignore();
         }
         for (span, reason) in &skipped {
             pipe.cmd("XADD")

@@ -168,6 +168,7 @@ impl Worker {
             match result {
                 Ok((worked, settled)) => {
                     if worked == 0 {
+                        // With no sensor yet, wait for the first one.
                         if settled && self.cfg.exit_when_idle {
                             return Ok(self.report);
                         }
@@ -222,7 +223,7 @@ impl Worker {
             h.wrapping_mul(31).wrapping_add(usize::from(b))
         }) % sensors.len().max(1);
         let mut worked = 0;
-        let mut settled = true;
+        let mut settled = !sensors.is_empty();
         for i in 0..sensors.len() {
             let Some(&sensor) = sensors.get((start + i) % sensors.len()) else {
                 continue;
