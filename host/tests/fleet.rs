@@ -420,3 +420,115 @@ fn a_worker_started_before_redis_waits_for_it() {
     wait(w, "worker");
     fleet.assert_exports_equal_replay(&redis);
 }
+
+#[test]
+fn a_reading_after_its_tail_was_settled_is_a_late_dead_letter_and_no_row() {
+    let dir = Dir::new();
+    let redis = Redis::start(dir.path("redis"));
+    let url = redis.url();
+    let h = common::header(5, 1);
+    let head = common::frame(mend_core::Frame::Header(h));
+    let mut first = head.clone();
+    first.extend(common::readings(
+        &h,
+        (0..100).filter(|s| *s != 50).map(|s| (s, 52.0)),
+    ));
+    // Seq 200 stamped at 5 s, 195 s behind where its seq puts it: a clock jump, dead-lettered
+    // by the first run.
+    first.extend(common::frame(mend_core::Frame::Reading(
+        mend_core::WireReading {
+            seq: 200,
+            offset_ms: -195_000,
+            celsius_delta: mend_core::Celsius::from_num(52).to_bits() - h.reference_bits,
+        },
+    )));
+    dir.write("first.mlog", &first);
+    let mut straggler = head;
+    straggler.extend(common::readings(&h, [(50, 52.0)]));
+    dir.write("straggler.mlog", &straggler);
+    let work = [
+        "work",
+        "--redis",
+        &url,
+        "--consumer",
+        "w",
+        "--exit-when-idle",
+        "--poll",
+        "20ms",
+    ];
+
+    dir.mend(&["publish", "--redis", &url, "--end", "first.mlog"])
+        .ok();
+    dir.mend(&work).ok();
+    dir.mend(&[
+        "export",
+        "--redis",
+        &url,
+        "--sensor",
+        "5",
+        "-o",
+        "before.csv",
+    ])
+    .ok();
+    dir.mend(&["replay", "first.mlog", "-o", "replay.csv", "-q"])
+        .ok();
+    assert_eq!(dir.read_text("before.csv"), dir.read_text("replay.csv"));
+    assert!(dir
+        .read_text("before.csv")
+        .contains(",50,1970-01-01T00:00:50.000Z,52,synthetic,"));
+
+    dir.mend(&["publish", "--redis", &url, "--end", "straggler.mlog"])
+        .ok();
+    let r = dir.mend(&work).ok();
+    assert!(
+        r.stderr().contains(" 0 rows, 1 dead letters,"),
+        "{}",
+        r.stderr()
+    );
+    // The first run's letter, and the straggler's.
+    dir.mend(&[
+        "export",
+        "--redis",
+        &url,
+        "--sensor",
+        "5",
+        "-o",
+        "after.csv",
+    ])
+    .ok();
+    assert_eq!(dir.read_text("after.csv"), dir.read_text("before.csv"));
+    let mut con = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let dead: Vec<(String, Vec<String>)> = redis::cmd("XRANGE")
+        .arg("mend:{5}:dead")
+        .arg("-")
+        .arg("+")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(dead.len(), 2, "{dead:?}");
+    assert_eq!(dead[0].1[7], "clock_jump", "{dead:?}");
+    let fields = &dead[1].1;
+    let names: Vec<&str> = fields.iter().step_by(2).map(String::as_str).collect();
+    assert_eq!(names, ["input", "offset", "length", "reason", "detail"]);
+    assert_eq!(fields[7], "late", "{fields:?}");
+
+    // A run after it writes the new row and none of the earlier letters again.
+    let mut next = common::frame(mend_core::Frame::Header(h));
+    next.extend(common::readings(&h, [(100, 52.0)]));
+    dir.write("next.mlog", &next);
+    dir.mend(&["publish", "--redis", &url, "--end", "next.mlog"])
+        .ok();
+    let r = dir.mend(&work).ok();
+    assert!(
+        r.stderr().contains(" 1 rows, 0 dead letters,"),
+        "{}",
+        r.stderr()
+    );
+    let dead: u64 = redis::cmd("XLEN")
+        .arg("mend:{5}:dead")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(dead, 2);
+}

@@ -63,6 +63,16 @@ pub enum Unusable {
     NoHeader,
 }
 
+impl Unusable {
+    /// The short name, as in the dead-letter file's `reason`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Unusable::Damaged(r) => r.name(),
+            Unusable::NoHeader => "no_header",
+        }
+    }
+}
+
 impl fmt::Display for Unusable {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -144,6 +154,11 @@ pub fn split(capture: &[u8]) -> Split {
                 }
             }
             DecodeEvent::Skipped { span, reason } => {
+                // As in `mend replay`: readings after a header of an unknown version belong
+                // to no known session.
+                if reason == SkipReason::UnknownVersion {
+                    current = None;
+                }
                 skipped.push((span, Unusable::Damaged(reason)));
             }
         }
@@ -216,6 +231,8 @@ pub fn run(cfg: &PublishConfig) -> anyhow::Result<PublishReport> {
                 .arg("length")
                 .arg(span.len())
                 .arg("reason")
+                .arg(reason.name())
+                .arg("detail")
                 .arg(reason.to_string())
                 .ignore();
             report.skipped_bytes += span.len();
