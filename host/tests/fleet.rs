@@ -532,3 +532,60 @@ fn a_reading_after_its_tail_was_settled_is_a_late_dead_letter_and_no_row() {
         .unwrap();
     assert_eq!(dead, 2);
 }
+
+#[test]
+fn an_export_window_and_jsonl_are_those_of_replay() {
+    let fleet = Fleet::new(2, 2_000);
+    let redis = Redis::start(fleet.dir.path("redis"));
+    let url = redis.url();
+    fleet
+        .mend(&["publish", "--redis", &url, "--end", "all.mlog"])
+        .ok();
+    wait(fleet.spawn(&work_args(&url, "w", &[])), "worker");
+    let (from, until) = ("2026-01-01T00:10:00Z", "2026-01-01T00:20:00Z");
+    fleet
+        .mend(&[
+            "replay",
+            "s2.mlog",
+            "--from",
+            from,
+            "--until",
+            until,
+            "-o",
+            "window.csv",
+            "-q",
+        ])
+        .ok();
+    fleet
+        .mend(&[
+            "export",
+            "--redis",
+            &url,
+            "--sensor",
+            "2",
+            "--from",
+            from,
+            "--until",
+            until,
+            "-o",
+            "e-window.csv",
+        ])
+        .ok();
+    let want = fleet.dir.read_text("window.csv");
+    assert!(want.lines().count() > 500, "{want}");
+    assert_eq!(fleet.dir.read_text("e-window.csv"), want);
+    fleet
+        .mend(&[
+            "replay", "s1.mlog", "--format", "jsonl", "-o", "s1.jsonl", "-q",
+        ])
+        .ok();
+    fleet
+        .mend(&[
+            "export", "--redis", &url, "--sensor", "1", "--format", "jsonl", "-o", "e1.jsonl",
+        ])
+        .ok();
+    assert_eq!(
+        fleet.dir.read_text("e1.jsonl"),
+        fleet.dir.read_text("s1.jsonl")
+    );
+}

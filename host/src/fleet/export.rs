@@ -1,7 +1,7 @@
 //! `mend export`: an output stream back into the CSV/JSONL contract.
 //!
-//! Output entry IDs are the rows' `(time, seq)`, so `--from` and `--until` are ID ranges
-//! and the export reads only the rows it writes.
+//! Every row carries its timestamp in the entry (field `t`), so `--from` and `--until` keep
+//! or leave each row by its own time.
 
 use std::io::Write;
 
@@ -11,8 +11,8 @@ use super::rows::csv_to_json;
 use super::{connect, field, Entry, Keys};
 use crate::output::{RowFormat, CSV_HEADER};
 
-/// Rows read per `XRANGE`.
-const CHUNK: usize = 10_000;
+/// Entries read per `XRANGE`.
+const CHUNK: usize = 1_000;
 
 /// What `mend export` does.
 #[derive(Clone, Debug)]
@@ -40,35 +40,49 @@ pub fn run(cfg: &ExportConfig, out: &mut dyn Write) -> anyhow::Result<u64> {
         out.write_all(CSV_HEADER.as_bytes())?;
         out.write_all(b"\n")?;
     }
-    let mut from = cfg.from.map_or("-".to_string(), |f| format!("{f}-0"));
-    // `--until` is exclusive: the last ID before its millisecond.
-    let until = match cfg.until {
-        Some(0) => return Ok(0),
-        Some(u) => format!("{}-{}", u - 1, u64::MAX),
-        None => "+".to_string(),
-    };
+    // Rows of several sessions interleave, and an entry's ID only bounds its first row's
+    // time: every entry is read, and every row kept or left by its own time.
+    let mut from = "-".to_string();
+    let keep = |t: u64| cfg.from.is_none_or(|f| t >= f) && cfg.until.is_none_or(|u| t < u);
     let mut rows = 0u64;
     let mut buf = Vec::with_capacity(1 << 16);
     loop {
         let chunk: Vec<Entry> = redis::cmd("XRANGE")
             .arg(&k.out)
             .arg(&from)
-            .arg(&until)
+            .arg("+")
             .arg("COUNT")
             .arg(CHUNK)
             .query(&mut con)
             .with_context(|| format!("cannot read {}", k.out))?;
         buf.clear();
         for (id, fields) in &chunk {
-            let csv = field(fields, "c")
-                .with_context(|| format!("{}: entry {id} is not a mend row", k.out))?;
-            match cfg.format {
-                RowFormat::Csv => buf.extend_from_slice(csv),
-                RowFormat::Jsonl => csv_to_json(csv, &mut buf)?,
+            let bad = || format!("{}: entry {id} is not a mend row entry", k.out);
+            let csv = field(fields, "c").with_context(bad)?;
+            let times = field(fields, "t").with_context(bad)?;
+            let lines = csv.split_inclusive(|b| *b == b'\n');
+            let stamps = times.chunks_exact(8).map(|b| {
+                let mut a = [0u8; 8];
+                a.copy_from_slice(b);
+                u64::from_le_bytes(a)
+            });
+            if csv.iter().filter(|b| **b == b'\n').count() != times.len() / 8
+                || times.len() % 8 != 0
+            {
+                anyhow::bail!(bad());
+            }
+            for (line, t) in lines.zip(stamps) {
+                if !keep(t) {
+                    continue;
+                }
+                rows += 1;
+                match cfg.format {
+                    RowFormat::Csv => buf.extend_from_slice(line),
+                    RowFormat::Jsonl => csv_to_json(line, &mut buf)?,
+                }
             }
         }
         out.write_all(&buf).context("cannot write the export")?;
-        rows += chunk.len() as u64;
         match chunk.last() {
             Some((last, _)) if chunk.len() == CHUNK => from = format!("({last}"),
             _ => break,

@@ -57,7 +57,8 @@ pub const PUBLISH_DEAD_KEY: &str = "mend:dead";
 pub struct Keys {
     /// Raw entries as published (header + reading frames).
     pub raw: String,
-    /// Repaired rows, one entry per row, IDs from the row's `(time, seq)`.
+    /// Repaired rows, in entries of consecutive rows whose IDs derive from their first
+    /// row's `(time, seq)` (see [`rows`]).
     pub out: String,
     /// Dead letters of the repair.
     pub dead: String,

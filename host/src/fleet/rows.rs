@@ -1,8 +1,11 @@
 //! The rows of one worker run, as the output stream stores them.
 //!
-//! An output entry holds the row exactly as `mend replay` writes it in CSV (field `c`), so
-//! an export is the rows in stream order: the JSONL form is derived from the CSV fields,
-//! which carry everything a JSON row says.
+//! An output entry holds up to [`ROWS_PER_ENTRY`] consecutive rows exactly as `mend replay`
+//! writes them in CSV (field `c`), and their timestamps (field `t`, 8 bytes little-endian
+//! each, for `--from` and `--until`). Its ID derives from its first row's `(time, seq)`. An
+//! export is the rows in stream order; the JSONL form is derived from the CSV fields, which
+//! carry everything a JSON row says. Batching rows is what lets a worker keep up with a
+//! replay: one stream entry per row costs Redis more than the whole repair.
 
 use std::io;
 
@@ -10,6 +13,9 @@ use mend_core::{Key, Outage, Record};
 
 use crate::input::StreamMeta;
 use crate::output::{push_csv_row, push_missing_csv_row, RecordSink};
+
+/// Rows in one output entry.
+pub const ROWS_PER_ENTRY: usize = 64;
 
 /// A row and the key its output ID derives from.
 #[derive(Clone, Debug, PartialEq, Eq)]

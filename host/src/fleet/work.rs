@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use super::rows::{Row, RowSink};
+use super::rows::{Row, RowSink, ROWS_PER_ENTRY};
 use super::{
     checkpoint_from_json, checkpoint_to_json, connect, field, is_transient, last_entry, server_ms,
     Entry, EntryId, Keys, WORKERS_KEY,
@@ -450,14 +450,25 @@ impl Worker {
         let mut pipe = redis::pipe();
         pipe.atomic();
         let mut out_last = state.out_last;
-        for row in &rows {
-            let id = EntryId::for_row(row.timestamp, row.seq, out_last);
+        for chunk in rows.chunks(ROWS_PER_ENTRY) {
+            let Some(first) = chunk.first() else {
+                continue;
+            };
+            let id = EntryId::for_row(first.timestamp, first.seq, out_last);
             out_last = Some(id);
+            let mut csv = Vec::with_capacity(chunk.len() * 80);
+            let mut times = Vec::with_capacity(chunk.len() * 8);
+            for row in chunk {
+                csv.extend_from_slice(&row.csv);
+                times.extend_from_slice(&row.timestamp.to_le_bytes());
+            }
             pipe.cmd("XADD")
                 .arg(&k.out)
                 .arg(id.to_string())
                 .arg("c")
-                .arg(row.csv.as_slice())
+                .arg(csv)
+                .arg("t")
+                .arg(times)
                 .ignore();
         }
         for d in &dead {
