@@ -70,6 +70,11 @@ class Redis:
                 return int(line.split(":")[1])
         raise SystemExit("no used_memory in INFO")
 
+    def cpu(self):
+        """User + system CPU seconds of the server so far."""
+        info = dict(l.split(":", 1) for l in self.cmd("INFO", "cpu").splitlines() if ":" in l)
+        return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
     def stop(self):
         self.proc.kill()
         self.proc.wait()
@@ -118,6 +123,7 @@ def main():
     size = os.path.getsize(os.path.join(args.dir, "all.mlog"))
     figure("capture", f"{sensors} sensors x {readings} readings, {size / 2**20:.1f} MiB")
 
+    print(f"load average: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", file=sys.stderr)
     replay_s = run("replay", [MEND, "replay", "all.mlog", "-o", "replay.csv", "-q"])
     replay_rate = total / replay_s
     figure("mend replay (1 process)", f"{replay_rate / 1e6:.2f} M readings/s ({replay_s:.2f} s)")
@@ -139,20 +145,29 @@ def main():
                      for i in range(1, workers + 1)]
             for i, a in enumerate(argvs):
                 commands.append((f"work ({workers} workers)", shlex.join(a)))
+            load = os.getloadavg()[0]
+            redis_cpu = redis.cpu()
             t = time.perf_counter()
             procs = [subprocess.Popen(a, cwd=args.dir, stdout=subprocess.DEVNULL,
                                       stderr=subprocess.PIPE, text=True) for a in argvs]
             reports = []
+            worker_cpu = 0.0
             for p in procs:
-                _, err = p.communicate()
-                if p.returncode != 0:
+                err = p.stderr.read()
+                _, status, usage = os.wait4(p.pid, 0)
+                if os.waitstatus_to_exitcode(status) != 0:
                     raise SystemExit(f"worker failed: {err}")
+                worker_cpu += usage.ru_utime + usage.ru_stime
                 reports.append(err.strip().splitlines()[-1])
             work_s = time.perf_counter() - t
+            redis_cpu = redis.cpu() - redis_cpu
             rate = total / work_s
             figure(f"repair, {workers} worker(s)",
                    f"{rate / 1e6:.2f} M readings/s ({work_s:.2f} s), {rate / workers / 1e6:.2f} M/s per worker, "
                    f"{rate / replay_rate:.2f}x mend replay")
+            figure(f"CPU during the repair, {workers} worker(s)",
+                   f"workers {worker_cpu:.1f} s, redis-server {redis_cpu:.1f} s, in {work_s:.1f} s "
+                   f"on {os.cpu_count()} cores (load average before: {load:.1f})")
             figure(f"end to end (publish + repair), {workers} worker(s)",
                    f"{total / (pub_s + work_s) / 1e6:.2f} M readings/s ({pub_s + work_s:.2f} s)")
             for r in reports:
