@@ -73,7 +73,7 @@ impl RecordSink for RowSink {
 ///     String::from_utf8(out).unwrap(),
 ///     "{\"sensor\":1,\"session\":7,\"seq\":42,\"time\":\"1970-01-01T00:00:05.000Z\",\"celsius\":57.25,\"origin\":\"measured\",\"method\":null,\"quality\":\"doubtful\",\"flags\":\"out_of_band\"}\n"
 /// );
-/// assert!(mend::fleet::rows::csv_to_json(b"1,2\n", &mut out).is_err());
+/// assert!(mend::fleet::rows::csv_to_json(b"1,2\n", &mut Vec::new()).is_err());
 /// ```
 pub fn csv_to_json(csv: &[u8], out: &mut Vec<u8>) -> anyhow::Result<()> {
     let line = csv.strip_suffix(b"\n").unwrap_or(csv);
