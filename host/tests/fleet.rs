@@ -158,7 +158,7 @@ impl Fleet {
             .args(args)
             .current_dir(self.dir.tmp.path())
             .stdin(Stdio::null())
-            .stdout(Stdio::piped())
+            .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap()
@@ -209,7 +209,21 @@ fn work_args<'a>(url: &'a str, consumer: &'a str, extra: &[&'a str]) -> Vec<&'a 
     v
 }
 
-fn wait(child: Child, what: &str) -> (i32, String) {
+/// Waits for a worker, for two minutes at most: a worker that never sees its work done
+/// (pending entries nobody claims, say) fails the test instead of hanging it.
+fn wait(mut child: Child, what: &str) -> (i32, String) {
+    let t = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if t.elapsed() > Duration::from_secs(120) {
+            child.kill().unwrap();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "{what} did not finish in 120 s: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "{what}: {err}");
