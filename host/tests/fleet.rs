@@ -603,3 +603,47 @@ fn an_export_window_and_jsonl_are_those_of_replay() {
         fleet.dir.read_text("s1.jsonl")
     );
 }
+
+/// The byte offsets where the header frames of a capture start.
+fn header_offsets(capture: &[u8]) -> Vec<usize> {
+    let mut dec: mend_core::Decoder = mend_core::Decoder::new();
+    dec.feed(capture)
+        .filter_map(|ev| match ev {
+            mend_core::DecodeEvent::Frame {
+                frame: mend_core::Frame::Header(_),
+                span,
+            } => Some(span.start as usize),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn two_overlapping_captures_merge_without_double_counting() {
+    let fleet = Fleet::new(1, 3_000);
+    let redis = Redis::start(fleet.dir.path("redis"));
+    let url = redis.url();
+    // Two gateways captured the same sensor: the first the first two thirds, the second the
+    // last two thirds, each starting at a session header.
+    let all = fleet.dir.read("s1.mlog");
+    let heads = header_offsets(&all);
+    let cut_a = heads[heads.len() * 2 / 3];
+    let cut_b = heads[heads.len() / 3];
+    fleet.dir.write("a.mlog", &all[..cut_a]);
+    fleet.dir.write("b.mlog", &all[cut_b..]);
+    fleet.mend(&["publish", "--redis", &url, "a.mlog"]).ok();
+    fleet
+        .mend(&["publish", "--redis", &url, "--end", "b.mlog"])
+        .ok();
+    wait(fleet.spawn(&work_args(&url, "w", &[])), "worker");
+    fleet
+        .mend(&["replay", "a.mlog", "b.mlog", "-o", "ab.csv", "-q"])
+        .ok();
+    fleet
+        .mend(&["export", "--redis", &url, "--sensor", "1", "-o", "e.csv"])
+        .ok();
+    let want = fleet.dir.read_text("ab.csv");
+    assert_eq!(fleet.dir.read_text("e.csv"), want);
+    // The whole series, each reading once.
+    assert_eq!(want, fleet.expected(1));
+}
