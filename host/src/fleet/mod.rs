@@ -198,7 +198,8 @@ pub fn is_transient(e: &anyhow::Error) -> bool {
                 || r.is_connection_refusal()
                 || r.is_connection_dropped()
                 || r.is_timeout()
-                || r.to_string().contains("LOADING")
+                // LOADING, TRYAGAIN, MASTERDOWN, CLUSTERDOWN: a server that will answer soon.
+                || matches!(r.retry_method(), redis::RetryMethod::WaitAndRetry)
         }) || c.downcast_ref::<std::io::Error>().is_some()
     })
 }

@@ -96,6 +96,10 @@ impl State {
             .arg(&k.state)
             .query(con)
             .with_context(|| format!("cannot read {}", k.state))?;
+        Self::from_hash(&h, k)
+    }
+
+    fn from_hash(h: &BTreeMap<String, String>, k: &Keys) -> anyhow::Result<Self> {
         let id = |name: &str| h.get(name).map(|v| v.parse::<EntryId>()).transpose();
         Ok(Self {
             checkpoint: match h.get("checkpoint") {
@@ -224,6 +228,7 @@ impl Worker {
         }) % sensors.len().max(1);
         let mut worked = 0;
         let mut settled = !sensors.is_empty();
+        let mut others = Vec::new();
         for i in 0..sensors.len() {
             let Some(&sensor) = sensors.get((start + i) % sensors.len()) else {
                 continue;
@@ -236,9 +241,7 @@ impl Worker {
             };
             if !have {
                 self.held.remove(&sensor);
-                if !is_settled(con, &k, &self.cfg.group)? {
-                    settled = false;
-                }
+                others.push(k);
                 continue;
             }
             self.held.insert(sensor);
@@ -257,6 +260,16 @@ impl Worker {
             if self.held.len() > share {
                 release(con, &k, &self.cfg.consumer)?;
                 self.held.remove(&sensor);
+            }
+        }
+        // Whether the other workers' sensors are settled matters only to a worker about to
+        // exit: asking every round would cost a few round trips per sensor.
+        if worked == 0 && settled && self.cfg.exit_when_idle {
+            for k in &others {
+                if !is_settled(con, k, &self.cfg.group)? {
+                    settled = false;
+                    break;
+                }
             }
         }
         Ok((worked, settled))
@@ -328,31 +341,28 @@ impl Worker {
         self.ensure_group(con, sensor, k)?;
         let group = self.cfg.group.clone();
         let me = self.cfg.consumer.clone();
-        // Entries delivered to a worker that never acknowledged them: ours now.
-        let mut to_ack: Vec<EntryId> = Vec::new();
-        let mut cursor = "0-0".to_string();
-        loop {
-            let (next, ids, _deleted): (String, Vec<String>, Vec<String>) =
-                redis::cmd("XAUTOCLAIM")
-                    .arg(&k.raw)
-                    .arg(&group)
-                    .arg(&me)
-                    .arg(0)
-                    .arg(&cursor)
-                    .arg("COUNT")
-                    .arg(1_000)
-                    .arg("JUSTID")
-                    .query(con)
-                    .with_context(|| format!("cannot claim the pending entries of {}", k.raw))?;
-            for id in &ids {
-                to_ack.push(id.parse()?);
-            }
-            if next == "0-0" {
-                break;
-            }
-            cursor = next;
-        }
-        let read: Option<Vec<(String, Vec<Entry>)>> = redis::cmd("XREADGROUP")
+        // One round trip: entries delivered to a worker that never acknowledged them (ours
+        // now), new entries, the state, the stream's last entry, the end mark and the clock.
+        type Claimed = (String, Vec<String>, Vec<String>);
+        type Read = Option<Vec<(String, Vec<Entry>)>>;
+        let (claimed, read, hash, last, end, (secs, micros)): (
+            Claimed,
+            Read,
+            BTreeMap<String, String>,
+            Vec<Entry>,
+            Option<String>,
+            (u64, u64),
+        ) = redis::pipe()
+            .cmd("XAUTOCLAIM")
+            .arg(&k.raw)
+            .arg(&group)
+            .arg(&me)
+            .arg(0)
+            .arg("0-0")
+            .arg("COUNT")
+            .arg(1_000)
+            .arg("JUSTID")
+            .cmd("XREADGROUP")
             .arg("GROUP")
             .arg(&group)
             .arg(&me)
@@ -361,8 +371,41 @@ impl Worker {
             .arg("STREAMS")
             .arg(&k.raw)
             .arg(">")
+            .cmd("HGETALL")
+            .arg(&k.state)
+            .cmd("XREVRANGE")
+            .arg(&k.raw)
+            .arg("+")
+            .arg("-")
+            .arg("COUNT")
+            .arg(1)
+            .cmd("GET")
+            .arg(&k.end)
+            .cmd("TIME")
             .query(con)
             .with_context(|| format!("cannot read {}", k.raw))?;
+        let mut to_ack: Vec<EntryId> = Vec::new();
+        let (mut cursor, ids, _) = claimed;
+        for id in &ids {
+            to_ack.push(id.parse()?);
+        }
+        while cursor != "0-0" {
+            let (next, ids, _deleted): Claimed = redis::cmd("XAUTOCLAIM")
+                .arg(&k.raw)
+                .arg(&group)
+                .arg(&me)
+                .arg(0)
+                .arg(&cursor)
+                .arg("COUNT")
+                .arg(1_000)
+                .arg("JUSTID")
+                .query(con)
+                .with_context(|| format!("cannot claim the pending entries of {}", k.raw))?;
+            for id in &ids {
+                to_ack.push(id.parse()?);
+            }
+            cursor = next;
+        }
         let fresh: Vec<Entry> = read
             .into_iter()
             .flatten()
@@ -371,20 +414,23 @@ impl Worker {
         for (id, _) in &fresh {
             to_ack.push(id.parse()?);
         }
-        let state = State::load(con, k)?;
-        let Some(last) = last_entry(con, &k.raw)? else {
+        // Claimed before the read, so no entry is in both; kept sorted for the XACK.
+        to_ack.sort_unstable();
+        to_ack.dedup();
+        let state = State::from_hash(&hash, k)?;
+        let Some(last) = last
+            .first()
+            .map(|(id, _)| id.parse::<EntryId>())
+            .transpose()?
+        else {
             return Ok(Outcome::Idle(true));
         };
         let covers = to_ack.iter().copied().max().max(state.covered);
         let Some(covers) = covers else {
             return Ok(Outcome::Idle(false));
         };
-        let end: Option<String> = redis::cmd("GET")
-            .arg(&k.end)
-            .query(con)
-            .with_context(|| format!("cannot read {}", k.end))?;
         let end: Option<EntryId> = end.map(|e| e.parse()).transpose()?;
-        let now = server_ms(con)?;
+        let now = secs * 1_000 + micros / 1_000;
         let complete = end.is_some_and(|e| e >= last);
         let idle = now.saturating_sub(last.ms) >= self.cfg.settle_ms;
         let settle = covers == last && (complete || idle);
