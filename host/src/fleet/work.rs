@@ -115,6 +115,20 @@ impl State {
     }
 }
 
+/// A page of `XAUTOCLAIM … JUSTID`: the next cursor, the claimed IDs, the deleted IDs.
+type Claimed = (String, Vec<String>, Vec<String>);
+
+/// The replies of a worker's reads of one sensor: claimed entries, new entries
+/// (`XREADGROUP`), the state hash, the last entry, the end mark, the server's clock.
+type SensorRead = (
+    Claimed,
+    Option<Vec<(String, Vec<Entry>)>>,
+    BTreeMap<String, String>,
+    Vec<Entry>,
+    Option<String>,
+    (u64, u64),
+);
+
 /// What working one sensor gave.
 enum Outcome {
     /// A run was committed.
@@ -343,16 +357,7 @@ impl Worker {
         let me = self.cfg.consumer.clone();
         // One round trip: entries delivered to a worker that never acknowledged them (ours
         // now), new entries, the state, the stream's last entry, the end mark and the clock.
-        type Claimed = (String, Vec<String>, Vec<String>);
-        type Read = Option<Vec<(String, Vec<Entry>)>>;
-        let (claimed, read, hash, last, end, (secs, micros)): (
-            Claimed,
-            Read,
-            BTreeMap<String, String>,
-            Vec<Entry>,
-            Option<String>,
-            (u64, u64),
-        ) = redis::pipe()
+        let (claimed, read, hash, last, end, (secs, micros)): SensorRead = redis::pipe()
             .cmd("XAUTOCLAIM")
             .arg(&k.raw)
             .arg(&group)
