@@ -336,8 +336,13 @@ fn the_same_capture_published_twice_changes_nothing() {
     let redis = Redis::start(fleet.dir.path("redis"));
     let url = redis.url();
     fleet.mend(&["publish", "--redis", &url, "all.mlog"]).ok();
+    // The second time through standard input, as a gateway's pipe.
     fleet
-        .mend(&["publish", "--redis", &url, "--end", "all.mlog"])
+        .dir
+        .mend_stdin_file(
+            &["publish", "--redis", &url, "--end", "-"],
+            &fleet.dir.path("all.mlog"),
+        )
         .ok();
     wait(fleet.spawn(&work_args(&url, "w", &[])), "worker");
     fleet.assert_exports_equal_replay(&redis);
