@@ -418,6 +418,21 @@ fn redis_unreachable_is_a_clear_error_and_exit_2() {
 }
 
 #[test]
+fn publishing_a_jsonl_log_is_a_clear_error() {
+    let dir = Dir::new();
+    let redis = Redis::start(dir.path("redis"));
+    dir.write("log.jsonl", common::jline(0, 52.0).as_bytes());
+    let r = dir
+        .mend(&["publish", "--redis", &redis.url(), "log.jsonl"])
+        .expect(2);
+    assert!(
+        r.stderr().contains("log.jsonl: not a mend frame log"),
+        "{}",
+        r.stderr()
+    );
+}
+
+#[test]
 fn a_worker_started_before_redis_waits_for_it() {
     let fleet = Fleet::new(2, 300);
     let port = TcpListener::bind("127.0.0.1:0")

@@ -191,6 +191,14 @@ pub fn run(cfg: &PublishConfig) -> anyhow::Result<PublishReport> {
     for path in &cfg.inputs {
         let capture = read_input(path)?;
         let name = path.display().to_string();
+        let head = capture
+            .get(..capture.len().min(64 * 1024))
+            .unwrap_or_default();
+        if crate::input::detect(head) != Some(crate::input::Format::Frames) {
+            anyhow::bail!(
+                "{name}: not a mend frame log; mend publish takes frame logs only (replay a JSONL log with mend replay)"
+            );
+        }
         let Split { entries, skipped } = split(&capture);
         let mut pipe = redis::pipe();
         let mut queued = 0;
