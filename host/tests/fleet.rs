@@ -669,3 +669,32 @@ fn two_overlapping_captures_merge_without_double_counting() {
     // The whole series, each reading once.
     assert_eq!(want, fleet.expected(1));
 }
+
+#[test]
+fn a_worker_paused_past_its_lease_writes_nothing_stale_when_it_resumes() {
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+    // Long sensors read in one batch: a run is mostly its replay, so the pause most likely
+    // lands between a run's reads and its commit.
+    let fleet = Fleet::new(4, 20_000);
+    let redis = Redis::start(fleet.dir.path("redis"));
+    let url = redis.url();
+    fleet
+        .mend(&["publish", "--redis", &url, "--end", "all.mlog"])
+        .ok();
+    let args = ["--lease", "200ms"];
+    let paused = fleet.spawn(&work_args(&url, "paused", &args));
+    let pid = Pid::from_raw(i32::try_from(paused.id()).unwrap());
+    std::thread::sleep(Duration::from_millis(300));
+    // Frozen mid-work, holding leases and a run it has read but not committed.
+    kill(pid, Signal::SIGSTOP).unwrap();
+    let (_, err) = wait(fleet.spawn(&work_args(&url, "other", &args)), "other");
+    assert!(sensors_worked(&err) > 0, "{err}");
+    // Every lease has lapsed by now: the paused worker can take them back, but its runs
+    // were read before the other worker's commits.
+    std::thread::sleep(Duration::from_millis(400));
+    kill(pid, Signal::SIGCONT).unwrap();
+    let (_, err) = wait(paused, "paused");
+    assert!(err.contains("leases lost"), "{err}");
+    fleet.assert_exports_equal_replay(&redis);
+}

@@ -88,6 +88,8 @@ struct State {
     settled: bool,
     /// The last output ID.
     out_last: Option<EntryId>,
+    /// Commits so far: a commit is refused when another came in between.
+    version: u64,
 }
 
 impl State {
@@ -111,6 +113,7 @@ impl State {
             bytes: h.get("bytes").and_then(|b| b.parse().ok()).unwrap_or(0),
             settled: h.get("settled").is_some_and(|s| s == "1"),
             out_last: id("out_last")?,
+            version: h.get("version").and_then(|v| v.parse().ok()).unwrap_or(0),
         })
     }
 }
@@ -489,12 +492,23 @@ impl Worker {
         if !self.lease(con, k)? {
             return Ok(Outcome::LostLease);
         }
+        // Fenced twice: the lease must still be ours, and the state must be the one this run
+        // started from. A worker paused past its lease may find the lease free again and
+        // take it back, but another worker has committed meanwhile: its run is stale.
         redis::cmd("WATCH")
             .arg(&k.lease)
+            .arg(&k.state)
             .query::<()>(con)
             .context("cannot watch the lease")?;
-        let holder: Option<String> = redis::cmd("GET").arg(&k.lease).query(con)?;
-        if holder.as_deref() != Some(me.as_str()) {
+        let (holder, version): (Option<String>, Option<u64>) = redis::pipe()
+            .cmd("GET")
+            .arg(&k.lease)
+            .cmd("HGET")
+            .arg(&k.state)
+            .arg("version")
+            .query(con)
+            .with_context(|| format!("cannot read {}", k.lease))?;
+        if holder.as_deref() != Some(me.as_str()) || version.unwrap_or(0) != state.version {
             redis::cmd("UNWATCH").query::<()>(con)?;
             return Ok(Outcome::LostLease);
         }
@@ -553,7 +567,9 @@ impl Worker {
             .arg("bytes")
             .arg(bytes.len() as u64)
             .arg("settled")
-            .arg(if settle { "1" } else { "0" });
+            .arg(if settle { "1" } else { "0" })
+            .arg("version")
+            .arg(state.version + 1);
         if let Some(o) = out_last {
             pipe.arg("out_last").arg(o.to_string());
         }
