@@ -15,6 +15,9 @@ use crate::input::{Format, InputSource};
 use crate::replay::ReplayConfig;
 use crate::timefmt::{parse_duration_ms, parse_time, to_rfc3339, MAX_TIME_MS};
 
+mod fleet;
+pub use fleet::{ExportArgs, ExportFormat, PublishArgs, StatusArgs, WorkArgs};
+
 /// Replays, repairs, exports and charts captured temperature-sensor logs.
 #[derive(Debug, Parser)]
 #[command(
@@ -47,6 +50,14 @@ pub enum Command {
     /// Show what a capture holds: sensors, sessions, frames, damage, gaps.
     #[command(after_help = INSPECT_EXAMPLES)]
     Inspect(InspectArgs),
+    /// Fleet: publish captures into one Redis stream per sensor.
+    Publish(PublishArgs),
+    /// Fleet: a repair worker, sharing the sensors with the other workers of its group.
+    Work(WorkArgs),
+    /// Fleet: a sensor's repaired rows from Redis, as `mend replay` writes them.
+    Export(ExportArgs),
+    /// Fleet: sensors, workers, leases, lag, pending entries and dead letters.
+    Status(StatusArgs),
 }
 
 const DEMO_EXAMPLES: &str = "Examples:

@@ -23,6 +23,8 @@ use crate::replay::{self, Outputs, ReplayReport};
 use crate::seek::{InputPlan, SeekSettings};
 use crate::summary;
 
+mod fleet;
+
 /// Exit code for success (also when some input was rejected without `--strict`).
 pub const EXIT_OK: u8 = 0;
 /// Exit code for `--strict` runs that rejected something.
@@ -39,6 +41,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Generate(a) => generate(&a),
         Command::Replay(a) => replay_cmd(&a),
         Command::Inspect(a) => inspect(&a),
+        Command::Publish(a) => fleet::publish(&a),
+        Command::Work(a) => fleet::work(&a),
+        Command::Export(a) => fleet::export(&a),
+        Command::Status(a) => fleet::status(&a),
     }
 }
 

@@ -19,6 +19,7 @@
 //! - [`generate`] and [`demo`]: simulated captures and the recovery report.
 //! - [`summary`], [`timefmt`], [`numfmt`]: text for people.
 //! - [`cli`], [`commands`], [`seek`]: the `mend` command line.
+//! - [`fleet`]: the same repair on Redis Streams, for many gateways and a group of workers.
 //!
 //! ## Output contract
 //!
@@ -53,6 +54,7 @@ pub mod commands;
 pub mod demo;
 pub mod dlq;
 pub mod engine;
+pub mod fleet;
 pub mod generate;
 pub mod input;
 pub mod merge;

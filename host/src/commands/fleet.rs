@@ -1,0 +1,93 @@
+//! The fleet subcommands, wired to files and the terminal.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+use super::{MainOut, EXIT_OK};
+use crate::cli::{ExportArgs, ExportFormat, PublishArgs, StatusArgs, WorkArgs};
+use crate::fleet::export::ExportConfig;
+use crate::fleet::publish::PublishConfig;
+use crate::fleet::work::{WorkConfig, Worker};
+use crate::output::RowFormat;
+use crate::timefmt::{parse_duration_ms, parse_time};
+
+pub(super) fn publish(a: &PublishArgs) -> anyhow::Result<ExitCode> {
+    let r = crate::fleet::publish::run(&PublishConfig {
+        redis: a.redis.clone(),
+        inputs: a.inputs.clone(),
+        end: a.end,
+    })?;
+    let frames: u64 = r.frames.values().sum();
+    eprintln!(
+        "published {frames} frames of {} sensors in {} entries; {} bytes unusable (in mend:dead){}",
+        r.frames.len(),
+        r.entries,
+        r.skipped_bytes,
+        if a.end { "; marked complete" } else { "" }
+    );
+    Ok(ExitCode::from(EXIT_OK))
+}
+
+pub(super) fn work(a: &WorkArgs) -> anyhow::Result<ExitCode> {
+    let ms = |flag: &str, v: &str| parse_duration_ms(v).with_context(|| format!("--{flag}"));
+    let cfg = WorkConfig {
+        redis: a.redis.clone(),
+        group: a.group.clone(),
+        consumer: a.consumer.clone(),
+        settle_ms: ms("settle", &a.settle)?,
+        lease_ms: ms("lease", &a.lease)?.max(1),
+        count: a.count.max(1),
+        poll_ms: ms("poll", &a.poll)?,
+        retry_for_ms: ms("retry-for", &a.retry_for)?,
+        exit_when_idle: a.exit_when_idle,
+        replay: a.replay_config()?,
+    };
+    let r = Worker::new(cfg).run()?;
+    eprintln!(
+        "worker {}: {} sensors, {} runs, {} rows, {} dead letters, {} entries acknowledged, {} reconnects, {} leases lost",
+        a.consumer,
+        r.sensors.len(),
+        r.runs,
+        r.rows,
+        r.dead_letters,
+        r.acked,
+        r.reconnects,
+        r.lost_leases
+    );
+    Ok(ExitCode::from(EXIT_OK))
+}
+
+pub(super) fn export(a: &ExportArgs) -> anyhow::Result<ExitCode> {
+    let from = a
+        .from
+        .as_deref()
+        .map(|t| parse_time(t).context("--from"))
+        .transpose()?;
+    let until = a
+        .until
+        .as_deref()
+        .map(|t| parse_time(t).context("--until"))
+        .transpose()?;
+    let cfg = ExportConfig {
+        redis: a.redis.clone(),
+        sensor: a.sensor,
+        from,
+        // --until is inclusive, the export's bound exclusive.
+        until: until.map(|u| u.saturating_add(1)),
+        format: match a.format {
+            ExportFormat::Csv => RowFormat::Csv,
+            ExportFormat::Jsonl => RowFormat::Jsonl,
+        },
+    };
+    let mut out = MainOut::open(a.output.as_deref())?;
+    crate::fleet::export::run(&cfg, &mut out)?;
+    out.finish()?;
+    Ok(ExitCode::from(EXIT_OK))
+}
+
+pub(super) fn status(a: &StatusArgs) -> anyhow::Result<ExitCode> {
+    let st = crate::fleet::status::read(&a.redis, &a.group)?;
+    print!("{}", st.to_text());
+    Ok(ExitCode::from(EXIT_OK))
+}

@@ -1,0 +1,700 @@
+//! Fleet mode against a real `redis-server` on a free loopback port, with AOF on: every
+//! export is compared with what `mend replay` writes for the same captures.
+
+mod common;
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Dir, Run};
+
+/// A `redis-server` of its own, killed when dropped.
+struct Redis {
+    port: u16,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl Redis {
+    fn start(dir: PathBuf) -> Self {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut r = Self {
+            port,
+            dir,
+            child: None,
+        };
+        r.launch();
+        r
+    }
+
+    fn launch(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args([
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--save",
+                "",
+            ])
+            .arg("--dir")
+            .arg(&self.dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is not installed (.ci/test installs it)");
+        self.child = Some(child);
+        let t = Instant::now();
+        loop {
+            let up = redis::Client::open(self.url().as_str())
+                .and_then(|c| c.get_connection_with_timeout(Duration::from_millis(200)))
+                .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c));
+            if up.is_ok() {
+                return;
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(10),
+                "redis-server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Kills the server at once (SIGKILL: no shutdown, only the AOF survives).
+    fn crash(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.crash();
+    }
+}
+
+/// Captures of `sensors` sensors with every kind of link fault, concatenated, and what
+/// `mend replay` writes for them.
+struct Fleet {
+    dir: Dir,
+    sensors: Vec<u32>,
+    replay: String,
+}
+
+impl Fleet {
+    fn new(sensors: u32, count: u32) -> Self {
+        let dir = Dir::new();
+        let mut all = Vec::new();
+        for s in 1..=sensors {
+            let name = format!("s{s}.mlog");
+            let (seed, count_s, sensor) = (s.to_string(), count.to_string(), s.to_string());
+            dir.mend(&[
+                "generate",
+                "--seed",
+                &seed,
+                "--count",
+                &count_s,
+                "--sensor",
+                &sensor,
+                "--error-rate",
+                "0.05",
+                "--skip-rate",
+                "0.1",
+                "--duplicate-rate",
+                "0.05",
+                "--reorder-rate",
+                "0.05",
+                "--corrupt-rate",
+                "0.01",
+                "-o",
+                &name,
+            ])
+            .ok();
+            all.extend(dir.read(&name));
+        }
+        dir.write("all.mlog", &all);
+        dir.mend(&["replay", "all.mlog", "-o", "replay.csv", "-q"])
+            .ok();
+        let replay = dir.read_text("replay.csv");
+        Self {
+            dir,
+            sensors: (1..=sensors).collect(),
+            replay,
+        }
+    }
+
+    /// `mend replay`'s rows of one sensor, with the header.
+    fn expected(&self, sensor: u32) -> String {
+        let mut lines = self.replay.lines();
+        let mut out = format!("{}\n", lines.next().unwrap());
+        let prefix = format!("{sensor},");
+        for l in lines.filter(|l| l.starts_with(&prefix)) {
+            out.push_str(l);
+            out.push('\n');
+        }
+        out
+    }
+
+    fn mend(&self, args: &[&str]) -> Run {
+        self.dir.mend(args)
+    }
+
+    fn spawn(&self, args: &[&str]) -> Child {
+        Command::new(env!("CARGO_BIN_EXE_mend"))
+            .args(args)
+            .current_dir(self.dir.tmp.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    /// Asserts that every sensor's export is byte for byte the replay's rows.
+    #[track_caller]
+    fn assert_exports_equal_replay(&self, redis: &Redis) {
+        let url = redis.url();
+        for &s in &self.sensors {
+            let out = format!("e{s}.csv");
+            let sensor = s.to_string();
+            self.mend(&["export", "--redis", &url, "--sensor", &sensor, "-o", &out])
+                .ok();
+            let got = self.dir.read_text(&out);
+            let want = self.expected(s);
+            assert!(want.lines().count() > 1, "sensor {s} has rows");
+            if got != want {
+                let first = got
+                    .lines()
+                    .zip(want.lines())
+                    .position(|(a, b)| a != b)
+                    .unwrap_or(got.lines().count().min(want.lines().count()));
+                panic!(
+                    "sensor {s}: export ({} lines) differs from replay ({} lines) at line {first}:\n  export: {:?}\n  replay: {:?}",
+                    got.lines().count(),
+                    want.lines().count(),
+                    got.lines().nth(first),
+                    want.lines().nth(first)
+                );
+            }
+        }
+    }
+}
+
+fn work_args<'a>(url: &'a str, consumer: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut v = vec![
+        "work",
+        "--redis",
+        url,
+        "--consumer",
+        consumer,
+        "--exit-when-idle",
+        "--poll",
+        "20ms",
+    ];
+    v.extend_from_slice(extra);
+    v
+}
+
+/// Waits for a worker, for two minutes at most: a worker that never sees its work done
+/// (pending entries nobody claims, say) fails the test instead of hanging it.
+fn wait(mut child: Child, what: &str) -> (i32, String) {
+    let t = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if t.elapsed() > Duration::from_secs(120) {
+            child.kill().unwrap();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "{what} did not finish in 120 s: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{what}: {err}");
+    (out.status.code().unwrap_or(-1), err)
+}
+
+/// The number after `worker NAME: ` in a worker's report: the sensors it worked.
+fn sensors_worked(stderr: &str) -> u32 {
+    stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("worker ")?.split(": ").nth(1))
+        .and_then(|rest| rest.split(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no worker report in {stderr}"))
+}
+
+#[test]
+fn two_workers_share_200_sensors_and_the_export_equals_the_replay() {
+    let fleet = Fleet::new(200, 300);
+    let redis = Redis::start(fleet.dir.path("redis"));
+    let url = redis.url();
+    // Both workers are up (and known to each other) before the first entry arrives.
+    let w1 = fleet.spawn(&work_args(
+        &url,
+        "w1",
+        &["--lease", "3s", "--settle", "60s"],
+    ));
+    let w2 = fleet.spawn(&work_args(
+        &url,
+        "w2",
+        &["--lease", "3s", "--settle", "60s"],
+    ));
+    std::thread::sleep(Duration::from_millis(300));
+    fleet
+        .mend(&["publish", "--redis", &url, "--end", "all.mlog"])
+        .ok();
+    let (_, e1) = wait(w1, "w1");
+    let (_, e2) = wait(w2, "w2");
+    let (n1, n2) = (sensors_worked(&e1), sensors_worked(&e2));
+    assert!(n1 > 0 && n2 > 0, "both workers worked: {e1} {e2}");
+    assert!(n1 + n2 >= 200, "{e1} {e2}");
+    fleet.assert_exports_equal_replay(&redis);
+    let status = fleet.mend(&["status", "--redis", &url]).ok().stdout();
+    assert!(
+        status.starts_with("sensors: 200 (200 settled); entries not yet repaired: 0 (0 pending)"),
+        "{status}"
+    );
+}
+
+#[test]
+fn a_worker_killed_at_random_points_is_taken_over_without_duplicate_or_gap() {
+    let fleet = Fleet::new(12, 3_000);
+    let redis = Redis::start(fleet.dir.path("redis"));
+    let url = redis.url();
+    fleet
+        .mend(&["publish", "--redis", &url, "--end", "all.mlog"])
+        .ok();
+    // Small batches: many commits per sensor, so the kills land mid-sensor, mid-batch and
+    // between commits. The kill points are fixed pseudo-random delays.
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for round in 0..8 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let delay = 40 + x % 250;
+        let name = format!("doomed{round}");
+        let mut w = fleet.spawn(&work_args(
+            &url,
+            &name,
+            &["--lease", "300ms", "--count", "2"],
+        ));
+        std::thread::sleep(Duration::from_millis(delay));
+        // SIGKILL: no clean-up of any kind.
+        w.kill().unwrap();
+        w.wait().unwrap();
+    }
+    let w = fleet.spawn(&work_args(
+        &url,
+        "survivor",
+        &["--lease", "300ms", "--count", "2"],
+    ));
+    let (_, err) = wait(w, "survivor");
+    // The kills left work behind: the survivor took sensors over.
+    assert!(sensors_worked(&err) > 0, "{err}");
+    fleet.assert_exports_equal_replay(&redis);
+}
+
+#[test]
+fn a_redis_crash_and_restart_from_its_aof_loses_nothing() {
+    let fleet = Fleet::new(10, 3_000);
+    let mut redis = Redis::start(fleet.dir.path("redis"));
+    let url = redis.url();
+    fleet
+        .mend(&["publish", "--redis", &url, "--end", "all.mlog"])
+        .ok();
+    let w = fleet.spawn(&work_args(
+        &url,
+        "w",
+        &["--count", "2", "--retry-for", "30s"],
+    ));
+    std::thread::sleep(Duration::from_millis(400));
+    redis.crash();
+    std::thread::sleep(Duration::from_millis(700));
+    redis.launch();
+    let (_, err) = wait(w, "worker");
+    assert!(err.contains("reconnected"), "{err}");
+    fleet.assert_exports_equal_replay(&redis);
+}
+
+#[test]
+fn the_same_capture_published_twice_changes_nothing() {
+    let fleet = Fleet::new(3, 2_000);
+    let redis = Redis::start(fleet.dir.path("redis"));
+    let url = redis.url();
+    fleet.mend(&["publish", "--redis", &url, "all.mlog"]).ok();
+    // The second time through standard input, as a gateway's pipe.
+    fleet
+        .dir
+        .mend_stdin_file(
+            &["publish", "--redis", &url, "--end", "-"],
+            &fleet.dir.path("all.mlog"),
+        )
+        .ok();
+    wait(fleet.spawn(&work_args(&url, "w", &[])), "worker");
+    fleet.assert_exports_equal_replay(&redis);
+    // And a third time after the tails were settled: no new row.
+    fleet
+        .mend(&["publish", "--redis", &url, "--end", "all.mlog"])
+        .ok();
+    let (_, err) = wait(fleet.spawn(&work_args(&url, "w", &[])), "worker");
+    assert!(err.contains(" 0 rows,"), "{err}");
+    fleet.assert_exports_equal_replay(&redis);
+}
+
+#[test]
+fn an_idle_stream_is_settled_after_the_settle_time() {
+    let fleet = Fleet::new(2, 500);
+    let redis = Redis::start(fleet.dir.path("redis"));
+    let url = redis.url();
+    // No --end: only the stream's idleness settles the tails.
+    fleet.mend(&["publish", "--redis", &url, "all.mlog"]).ok();
+    wait(
+        fleet.spawn(&work_args(&url, "w", &["--settle", "1s"])),
+        "worker",
+    );
+    fleet.assert_exports_equal_replay(&redis);
+}
+
+#[test]
+fn redis_unreachable_is_a_clear_error_and_exit_2() {
+    let dir = Dir::new();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("redis://127.0.0.1:{port}");
+    dir.write("a.mlog", b"");
+    for args in [
+        vec!["publish", "--redis", &url, "a.mlog"],
+        vec!["export", "--redis", &url, "--sensor", "1"],
+        vec!["status", "--redis", &url],
+        vec![
+            "work",
+            "--redis",
+            &url,
+            "--consumer",
+            "w",
+            "--retry-for",
+            "300ms",
+        ],
+    ] {
+        let r = dir.mend(&args).expect(2);
+        assert!(
+            r.stderr()
+                .contains(&format!("cannot connect to Redis at {url}")),
+            "{}",
+            r.stderr()
+        );
+    }
+    let r = dir
+        .mend(&[
+            "work",
+            "--redis",
+            &url,
+            "--consumer",
+            "w",
+            "--retry-for",
+            "300ms",
+        ])
+        .expect(2);
+    assert!(r.stderr().contains("giving up"), "{}", r.stderr());
+}
+
+#[test]
+fn publishing_a_jsonl_log_is_a_clear_error() {
+    let dir = Dir::new();
+    let redis = Redis::start(dir.path("redis"));
+    dir.write("log.jsonl", common::jline(0, 52.0).as_bytes());
+    let r = dir
+        .mend(&["publish", "--redis", &redis.url(), "log.jsonl"])
+        .expect(2);
+    assert!(
+        r.stderr().contains("log.jsonl: not a mend frame log"),
+        "{}",
+        r.stderr()
+    );
+}
+
+#[test]
+fn a_worker_started_before_redis_waits_for_it() {
+    let fleet = Fleet::new(2, 300);
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("redis://127.0.0.1:{port}");
+    let w = fleet.spawn(&work_args(&url, "w", &["--retry-for", "30s"]));
+    std::thread::sleep(Duration::from_millis(500));
+    let mut redis = Redis {
+        port,
+        dir: fleet.dir.path("redis"),
+        child: None,
+    };
+    std::fs::create_dir_all(&redis.dir).unwrap();
+    redis.launch();
+    fleet
+        .mend(&["publish", "--redis", &url, "--end", "all.mlog"])
+        .ok();
+    wait(w, "worker");
+    fleet.assert_exports_equal_replay(&redis);
+}
+
+#[test]
+fn a_reading_after_its_tail_was_settled_is_a_late_dead_letter_and_no_row() {
+    let dir = Dir::new();
+    let redis = Redis::start(dir.path("redis"));
+    let url = redis.url();
+    let h = common::header(5, 1);
+    let head = common::frame(mend_core::Frame::Header(h));
+    let mut first = head.clone();
+    first.extend(common::readings(
+        &h,
+        (0..100).filter(|s| *s != 50).map(|s| (s, 52.0)),
+    ));
+    // Seq 200 stamped at 5 s, 195 s behind where its seq puts it: a clock jump, dead-lettered
+    // by the first run.
+    first.extend(common::frame(mend_core::Frame::Reading(
+        mend_core::WireReading {
+            seq: 200,
+            offset_ms: -195_000,
+            celsius_delta: mend_core::Celsius::from_num(52).to_bits() - h.reference_bits,
+        },
+    )));
+    dir.write("first.mlog", &first);
+    let mut straggler = head;
+    straggler.extend(common::readings(&h, [(50, 52.0)]));
+    dir.write("straggler.mlog", &straggler);
+    let work = [
+        "work",
+        "--redis",
+        &url,
+        "--consumer",
+        "w",
+        "--exit-when-idle",
+        "--poll",
+        "20ms",
+    ];
+
+    dir.mend(&["publish", "--redis", &url, "--end", "first.mlog"])
+        .ok();
+    dir.mend(&work).ok();
+    dir.mend(&[
+        "export",
+        "--redis",
+        &url,
+        "--sensor",
+        "5",
+        "-o",
+        "before.csv",
+    ])
+    .ok();
+    dir.mend(&["replay", "first.mlog", "-o", "replay.csv", "-q"])
+        .ok();
+    assert_eq!(dir.read_text("before.csv"), dir.read_text("replay.csv"));
+    assert!(dir
+        .read_text("before.csv")
+        .contains(",50,1970-01-01T00:00:50.000Z,52,synthetic,"));
+
+    dir.mend(&["publish", "--redis", &url, "--end", "straggler.mlog"])
+        .ok();
+    let r = dir.mend(&work).ok();
+    assert!(
+        r.stderr().contains(" 0 rows, 1 dead letters,"),
+        "{}",
+        r.stderr()
+    );
+    // The first run's letter, and the straggler's.
+    dir.mend(&[
+        "export",
+        "--redis",
+        &url,
+        "--sensor",
+        "5",
+        "-o",
+        "after.csv",
+    ])
+    .ok();
+    assert_eq!(dir.read_text("after.csv"), dir.read_text("before.csv"));
+    let mut con = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let dead: Vec<(String, Vec<String>)> = redis::cmd("XRANGE")
+        .arg("mend:{5}:dead")
+        .arg("-")
+        .arg("+")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(dead.len(), 2, "{dead:?}");
+    assert_eq!(dead[0].1[7], "clock_jump", "{dead:?}");
+    let fields = &dead[1].1;
+    let names: Vec<&str> = fields.iter().step_by(2).map(String::as_str).collect();
+    assert_eq!(names, ["input", "offset", "length", "reason", "detail"]);
+    assert_eq!(fields[7], "late", "{fields:?}");
+
+    // A run after it writes the new row and none of the earlier letters again.
+    let mut next = common::frame(mend_core::Frame::Header(h));
+    next.extend(common::readings(&h, [(100, 52.0)]));
+    dir.write("next.mlog", &next);
+    dir.mend(&["publish", "--redis", &url, "--end", "next.mlog"])
+        .ok();
+    let r = dir.mend(&work).ok();
+    assert!(
+        r.stderr().contains(" 1 rows, 0 dead letters,"),
+        "{}",
+        r.stderr()
+    );
+    let dead: u64 = redis::cmd("XLEN")
+        .arg("mend:{5}:dead")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(dead, 2);
+}
+
+#[test]
+fn an_export_window_and_jsonl_are_those_of_replay() {
+    let fleet = Fleet::new(2, 2_000);
+    let redis = Redis::start(fleet.dir.path("redis"));
+    let url = redis.url();
+    fleet
+        .mend(&["publish", "--redis", &url, "--end", "all.mlog"])
+        .ok();
+    wait(fleet.spawn(&work_args(&url, "w", &[])), "worker");
+    let (from, until) = ("2026-01-01T00:10:00Z", "2026-01-01T00:20:00Z");
+    fleet
+        .mend(&[
+            "replay",
+            "s2.mlog",
+            "--from",
+            from,
+            "--until",
+            until,
+            "-o",
+            "window.csv",
+            "-q",
+        ])
+        .ok();
+    fleet
+        .mend(&[
+            "export",
+            "--redis",
+            &url,
+            "--sensor",
+            "2",
+            "--from",
+            from,
+            "--until",
+            until,
+            "-o",
+            "e-window.csv",
+        ])
+        .ok();
+    let want = fleet.dir.read_text("window.csv");
+    assert!(want.lines().count() > 500, "{want}");
+    assert_eq!(fleet.dir.read_text("e-window.csv"), want);
+    fleet
+        .mend(&[
+            "replay", "s1.mlog", "--format", "jsonl", "-o", "s1.jsonl", "-q",
+        ])
+        .ok();
+    fleet
+        .mend(&[
+            "export", "--redis", &url, "--sensor", "1", "--format", "jsonl", "-o", "e1.jsonl",
+        ])
+        .ok();
+    assert_eq!(
+        fleet.dir.read_text("e1.jsonl"),
+        fleet.dir.read_text("s1.jsonl")
+    );
+}
+
+/// The byte offsets where the header frames of a capture start.
+fn header_offsets(capture: &[u8]) -> Vec<usize> {
+    let mut dec: mend_core::Decoder = mend_core::Decoder::new();
+    dec.feed(capture)
+        .filter_map(|ev| match ev {
+            mend_core::DecodeEvent::Frame {
+                frame: mend_core::Frame::Header(_),
+                span,
+            } => Some(span.start as usize),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn two_overlapping_captures_merge_without_double_counting() {
+    let fleet = Fleet::new(1, 3_000);
+    let redis = Redis::start(fleet.dir.path("redis"));
+    let url = redis.url();
+    // Two gateways captured the same sensor: the first the first two thirds, the second the
+    // last two thirds, each starting at a session header.
+    let all = fleet.dir.read("s1.mlog");
+    let heads = header_offsets(&all);
+    let cut_a = heads[heads.len() * 2 / 3];
+    let cut_b = heads[heads.len() / 3];
+    fleet.dir.write("a.mlog", &all[..cut_a]);
+    fleet.dir.write("b.mlog", &all[cut_b..]);
+    fleet.mend(&["publish", "--redis", &url, "a.mlog"]).ok();
+    fleet
+        .mend(&["publish", "--redis", &url, "--end", "b.mlog"])
+        .ok();
+    wait(fleet.spawn(&work_args(&url, "w", &[])), "worker");
+    fleet
+        .mend(&["replay", "a.mlog", "b.mlog", "-o", "ab.csv", "-q"])
+        .ok();
+    fleet
+        .mend(&["export", "--redis", &url, "--sensor", "1", "-o", "e.csv"])
+        .ok();
+    let want = fleet.dir.read_text("ab.csv");
+    assert_eq!(fleet.dir.read_text("e.csv"), want);
+    // The whole series, each reading once.
+    assert_eq!(want, fleet.expected(1));
+}
+
+#[test]
+fn a_worker_paused_past_its_lease_writes_nothing_stale_when_it_resumes() {
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+    // Long sensors read in one batch: a run is mostly its replay, so the pause most likely
+    // lands between a run's reads and its commit.
+    let fleet = Fleet::new(4, 20_000);
+    let redis = Redis::start(fleet.dir.path("redis"));
+    let url = redis.url();
+    fleet
+        .mend(&["publish", "--redis", &url, "--end", "all.mlog"])
+        .ok();
+    let args = ["--lease", "200ms"];
+    let paused = fleet.spawn(&work_args(&url, "paused", &args));
+    let pid = Pid::from_raw(i32::try_from(paused.id()).unwrap());
+    std::thread::sleep(Duration::from_millis(300));
+    // Frozen mid-work, holding leases and a run it has read but not committed.
+    kill(pid, Signal::SIGSTOP).unwrap();
+    let (_, err) = wait(fleet.spawn(&work_args(&url, "other", &args)), "other");
+    assert!(sensors_worked(&err) > 0, "{err}");
+    // Every lease has lapsed by now: the paused worker can take them back, but its runs
+    // were read before the other worker's commits.
+    std::thread::sleep(Duration::from_millis(400));
+    kill(pid, Signal::SIGCONT).unwrap();
+    let (_, err) = wait(paused, "paused");
+    assert!(err.contains("leases lost"), "{err}");
+    fleet.assert_exports_equal_replay(&redis);
+}
