@@ -352,15 +352,12 @@ fn method_name(rec: &Record) -> Option<&'static str> {
 /// ```
 pub fn push_csv_row(buf: &mut Vec<u8>, rec: &Record, meta: &StreamMeta) {
     let r = &rec.reading;
-    push_u64(buf, u64::from(r.sensor));
-    buf.push(b',');
-    push_u64(buf, u64::from(r.session));
-    buf.push(b',');
-    if meta.has_seq {
-        push_u64(buf, u64::from(r.seq));
-    }
-    buf.push(b',');
-    push_time(buf, r.timestamp);
+    push_csv_head(
+        buf,
+        (r.sensor, r.session),
+        meta.has_seq.then_some(r.seq),
+        r.timestamp,
+    );
     buf.push(b',');
     push_celsius(buf, r.celsius);
     push_csv_tail(buf, rec);
@@ -428,15 +425,8 @@ pub fn push_json_row(buf: &mut Vec<u8>, rec: &Record, meta: &StreamMeta) {
 /// assert_eq!(row, b"1,7,5,1970-01-01T00:00:05.000Z,,missing,,,\n");
 /// ```
 pub fn push_missing_csv_row(buf: &mut Vec<u8>, o: &Outage, slot: Key, meta: &StreamMeta) {
-    push_u64(buf, u64::from(o.sensor));
-    buf.push(b',');
-    push_u64(buf, u64::from(o.session));
-    buf.push(b',');
-    if meta.has_seq {
-        push_u64(buf, u64::from(slot.seq));
-    }
-    buf.push(b',');
-    push_time(buf, slot.timestamp);
+    let seq = meta.has_seq.then_some(slot.seq);
+    push_csv_head(buf, (o.sensor, o.session), seq, slot.timestamp);
     buf.extend_from_slice(b",,");
     buf.extend_from_slice(MISSING.as_bytes());
     buf.extend_from_slice(b",,,\n");
@@ -468,6 +458,20 @@ pub fn push_missing_json_row(buf: &mut Vec<u8>, o: &Outage, slot: Key, meta: &St
     buf.extend_from_slice(b",\"celsius\":null,\"origin\":\"");
     buf.extend_from_slice(MISSING.as_bytes());
     buf.extend_from_slice(b"\",\"method\":null,\"quality\":null,\"flags\":\"\"}\n");
+}
+
+/// The fields every CSV row starts with: `sensor,session,seq,time` (seq empty without one).
+#[inline]
+fn push_csv_head(buf: &mut Vec<u8>, (sensor, session): (u32, u32), seq: Option<u32>, ts: u64) {
+    push_u64(buf, u64::from(sensor));
+    buf.push(b',');
+    push_u64(buf, u64::from(session));
+    buf.push(b',');
+    if let Some(q) = seq {
+        push_u64(buf, u64::from(q));
+    }
+    buf.push(b',');
+    push_time(buf, ts);
 }
 
 /// The fields every JSONL row starts with: `{"sensor":…,"session":…,"seq":…,"time":"…"`.
