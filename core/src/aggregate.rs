@@ -27,9 +27,8 @@ use core::fmt;
 
 use heapless::Vec;
 
-use crate::gap::div_round;
-use crate::reading::{Celsius, Record};
-use crate::validate::Quality;
+use crate::quality::Quality;
+use crate::reading::{div_round, Celsius, Record};
 
 /// The figures of one time window `[window_start, window_start + window_ms)`.
 ///
@@ -406,8 +405,8 @@ impl<const W: usize> Aggregator<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::quality::{Flag, Flags};
     use crate::reading::{Origin, Reading, Source};
-    use crate::validate::{Flag, Flags};
     use crate::FillMethod;
     use proptest::prelude::*;
     use std::collections::BTreeMap;

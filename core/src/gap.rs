@@ -44,61 +44,8 @@ use heapless::Deque;
 use rand_chacha::ChaCha8Rng;
 use rand_core::{Rng, SeedableRng};
 
-use crate::reading::{Celsius, Key, Origin, Reading, Record, Source};
-use crate::validate::{Flag, Flags, Quality};
-
-/// How a gap is filled.
-///
-/// # Examples
-/// ```
-/// use mend_core::FillMethod;
-/// assert_eq!(FillMethod::default(), FillMethod::Linear);
-/// assert_eq!(FillMethod::from_name("locf"), Some(FillMethod::Locf));
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
-pub enum FillMethod {
-    /// Straight line between the neighbours.
-    #[default]
-    Linear,
-    /// Last observation carried forward.
-    Locf,
-    /// Seeded noise around the straight line, scaled to the local variability.
-    Stochastic,
-    /// Report the gap, fill nothing.
-    None,
-}
-
-impl FillMethod {
-    /// Every method, in documentation order.
-    pub const ALL: [FillMethod; 4] = [
-        FillMethod::Linear,
-        FillMethod::Locf,
-        FillMethod::Stochastic,
-        FillMethod::None,
-    ];
-
-    /// `"linear"`, `"locf"`, `"stochastic"` or `"none"`.
-    pub const fn name(self) -> &'static str {
-        match self {
-            FillMethod::Linear => "linear",
-            FillMethod::Locf => "locf",
-            FillMethod::Stochastic => "stochastic",
-            FillMethod::None => "none",
-        }
-    }
-
-    /// The inverse of [`FillMethod::name`].
-    ///
-    /// # Examples
-    /// ```
-    /// use mend_core::FillMethod;
-    /// assert_eq!(FillMethod::from_name("stochastic"), Some(FillMethod::Stochastic));
-    /// assert_eq!(FillMethod::from_name("normal"), None);
-    /// ```
-    pub fn from_name(name: &str) -> Option<Self> {
-        FillMethod::ALL.into_iter().find(|m| m.name() == name)
-    }
-}
+use crate::quality::{Flag, Flags, Quality};
+use crate::reading::{div_round, Celsius, FillMethod, Key, Origin, Reading, Record, Source};
 
 /// Why a [`FillConfig`] cannot be used.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -851,22 +798,6 @@ fn noise(rng: &mut ChaCha8Rng, scale: u64) -> i128 {
     draw as i128 - i128::from(scale)
 }
 
-/// `num / den` rounded to nearest, ties away from zero; `den` must be positive (0 gives 0).
-pub(crate) fn div_round(num: i128, den: i128) -> i128 {
-    let (Some(q), Some(r)) = (num.checked_div(den), num.checked_rem(den)) else {
-        return 0;
-    };
-    if r.unsigned_abs().saturating_mul(2) >= den.unsigned_abs() {
-        if num < 0 {
-            q - 1
-        } else {
-            q + 1
-        }
-    } else {
-        q
-    }
-}
-
 fn clamp_i32(v: i128) -> i32 {
     i32::try_from(v).unwrap_or(if v < 0 { i32::MIN } else { i32::MAX })
 }
@@ -1320,7 +1251,8 @@ mod tests {
             "the sampling period must not be zero"
         );
         for m in FillMethod::ALL {
-            assert_eq!(FillMethod::from_name(m.name()), Some(m));
+            assert_eq!(m.name().parse(), Ok(m));
+            assert_eq!(m.to_string(), m.name());
         }
     }
 

@@ -37,6 +37,7 @@ mod dedup;
 mod frame;
 mod gap;
 mod pipeline;
+mod quality;
 mod reading;
 mod reorder;
 mod ring;
@@ -51,12 +52,13 @@ pub use frame::{
     Header, SkipReason, Span, Stats, WireError, WireReading, CRC, FORMAT_VERSION, MAX_FRAME,
 };
 pub use gap::{
-    BandSide, FillConfig, FillMethod, FillState, GapConfigError, GapEvent, GapFiller, GapStats,
-    Outage, OutageSlots,
+    BandSide, FillConfig, FillState, GapConfigError, GapEvent, GapFiller, GapStats, Outage,
+    OutageSlots,
 };
 pub use pipeline::{EdgeConfig, EdgePipeline, EdgeReject, PushOutcome};
-pub use reading::{Celsius, Identity, Key, Origin, Reading, Record, Source};
+pub use quality::{Flag, Flags, Quality, UnknownName};
+pub use reading::{Celsius, FillMethod, Identity, Key, Origin, Reading, Record, Source};
 pub use reorder::{Admit, Release, ReleaseKind, Reorder, ReorderError};
 pub use ring::{Overflow, Ring};
 pub use simulate::{Link, LinkStats, SimConfig, SimConfigError, Simulator, TruthPoint, PPM};
-pub use validate::{Flag, Flags, Quality, ValidateConfig, ValidateConfigError, Validator};
+pub use validate::{ValidateConfig, ValidateConfigError, Validator};

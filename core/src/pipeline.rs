@@ -12,10 +12,11 @@
 
 use crate::counters::Counters;
 use crate::frame::{ClockKind, EncodeError, Fault, FaultKind, Frame, FrameBuf, Header, Stats};
+use crate::quality::{Flags, Quality};
 use crate::reading::Reading;
 use crate::reorder::{Admit, Release, Reorder, ReorderError};
 use crate::ring::{Overflow, Ring};
-use crate::validate::{Flags, Quality, ValidateConfig, ValidateConfigError, Validator};
+use crate::validate::{ValidateConfig, ValidateConfigError, Validator};
 
 /// How an edge pipeline is set up.
 ///

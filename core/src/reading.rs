@@ -7,9 +7,92 @@
 //! readings that happen to share a timestamp are never mistaken for one another.
 
 use core::cmp::Ordering;
+use core::fmt;
+use core::str::FromStr;
 
-use crate::gap::FillMethod;
-use crate::validate::{Flags, Quality};
+use crate::quality::{Flags, Quality, UnknownName};
+
+/// How a gap is filled.
+///
+/// # Examples
+/// ```
+/// use mend_core::FillMethod;
+/// assert_eq!(FillMethod::default(), FillMethod::Linear);
+/// assert_eq!("locf".parse(), Ok(FillMethod::Locf));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum FillMethod {
+    /// Straight line between the neighbours.
+    #[default]
+    Linear,
+    /// Last observation carried forward.
+    Locf,
+    /// Seeded noise around the straight line, scaled to the local variability.
+    Stochastic,
+    /// Report the gap, fill nothing.
+    None,
+}
+
+impl FillMethod {
+    /// Every method, in documentation order.
+    pub const ALL: [FillMethod; 4] = [
+        FillMethod::Linear,
+        FillMethod::Locf,
+        FillMethod::Stochastic,
+        FillMethod::None,
+    ];
+
+    /// `"linear"`, `"locf"`, `"stochastic"` or `"none"`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            FillMethod::Linear => "linear",
+            FillMethod::Locf => "locf",
+            FillMethod::Stochastic => "stochastic",
+            FillMethod::None => "none",
+        }
+    }
+}
+
+impl fmt::Display for FillMethod {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for FillMethod {
+    type Err = UnknownName;
+
+    /// The inverse of [`FillMethod::name`].
+    ///
+    /// # Examples
+    /// ```
+    /// use mend_core::FillMethod;
+    /// assert_eq!("stochastic".parse(), Ok(FillMethod::Stochastic));
+    /// assert!("normal".parse::<FillMethod>().is_err());
+    /// ```
+    fn from_str(s: &str) -> Result<Self, UnknownName> {
+        FillMethod::ALL
+            .into_iter()
+            .find(|m| m.name() == s)
+            .ok_or(UnknownName { of: "fill method" })
+    }
+}
+
+/// `num / den` rounded to nearest, ties away from zero; `den` must be positive (0 gives 0).
+pub(crate) fn div_round(num: i128, den: i128) -> i128 {
+    let (Some(q), Some(r)) = (num.checked_div(den), num.checked_rem(den)) else {
+        return 0;
+    };
+    if r.unsigned_abs().saturating_mul(2) >= den.unsigned_abs() {
+        if num < 0 {
+            q - 1
+        } else {
+            q + 1
+        }
+    } else {
+        q
+    }
+}
 
 /// A temperature in degrees Celsius, as a signed 24.8 fixed-point number.
 ///
