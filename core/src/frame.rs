@@ -138,6 +138,8 @@ struct HeaderId {
 }
 
 impl HeaderId {
+    /// The version-1 fields of `h` (the tests serialise them as the reference).
+    #[cfg(test)]
     const fn of(h: &Header) -> Self {
         Self {
             version: h.version,
@@ -705,25 +707,36 @@ fn encode_header(
         2 => false,
         _ => return Err(EncodeError::UnknownVersion),
     };
-    let mut at = put_varint(slot, 1, u32::from(tag::HEADER));
-    let body = slot
-        .get_mut(at..MAX_FRAME - 3)
-        .ok_or(EncodeError::BufferTooSmall)?;
-    at += postcard::to_slice(&HeaderId::of(h), body)
-        .map_err(|_| EncodeError::BufferTooSmall)?
-        .len();
-    let id = slot.get(1..at).ok_or(EncodeError::BufferTooSmall)?;
-    let seal = (!v1).then(|| CRC.checksum(id));
-    if !v1 {
-        let rest = slot
-            .get_mut(at..MAX_FRAME - 3)
-            .ok_or(EncodeError::BufferTooSmall)?;
-        at += postcard::to_slice(&(h.base_seq, h.reset), rest)
-            .map_err(|_| EncodeError::BufferTooSmall)?
-            .len();
-    }
+    // Postcard's bytes, by hand (a node links no serializer): the version is a plain byte,
+    // enums their variant index, integers varints, the reference zigzag.
+    let mut at = 1;
+    at = put_varint(slot, at, u32::from(tag::HEADER));
+    at = put_varint(slot, at, u32::from(h.version));
+    at = put_varint(slot, at, h.sensor);
+    at = put_varint(slot, at, h.session);
+    at = put_varint(slot, at, h.period_ms);
+    at = put_varint(slot, at, h.clock as u32);
+    at = put_varint64(slot, at, h.epoch_ms);
+    at = put_varint(slot, at, zigzag(h.reference_bits));
+    let seal = if v1 {
+        None
+    } else {
+        let seal = CRC.checksum(slot.get(1..at).ok_or(EncodeError::BufferTooSmall)?);
+        at = put_varint(slot, at, h.base_seq);
+        at = put_varint(slot, at, h.reset as u32);
+        Some(seal)
+    };
     let crc = CRC.checksum(slot.get(1..at).ok_or(EncodeError::BufferTooSmall)?);
     Ok((finish(slot, at, crc)?, seal))
+}
+
+/// Writes a tag and `u32` fields as postcard varints from `slot[1]` on; returns the end.
+fn put_fields(slot: &mut [u8; MAX_FRAME], kind: u8, fields: &[u32]) -> usize {
+    let mut at = put_varint(slot, 1, u32::from(kind));
+    for &f in fields {
+        at = put_varint(slot, at, f);
+    }
+    at
 }
 
 /// Appends the CRC to the body in `slot[1..end]` and COBS-encodes the frame in place.
@@ -770,36 +783,41 @@ impl Frame {
     /// assert_eq!(&slot[..n], &[0x03, 0x01, 0x05, 0x05, 0xC0, 0x02, 0xDC, 0x43, 0x00]);
     /// ```
     pub fn encode_into(&self, slot: &mut [u8; MAX_FRAME]) -> Result<usize, EncodeError> {
-        // Room: the leading COBS code, the body, two CRC bytes and the delimiter.
-        const BODY: usize = MAX_FRAME - 3;
-        fn tagged<T: Serialize>(
-            slot: &mut [u8; MAX_FRAME],
-            kind: u8,
-            value: &T,
-        ) -> Result<usize, EncodeError> {
-            let at = put_varint(slot, 1, u32::from(kind));
-            let body = slot.get_mut(at..BODY).ok_or(EncodeError::BufferTooSmall)?;
-            let n = postcard::to_slice(value, body)
-                .map_err(|_| EncodeError::BufferTooSmall)?
-                .len();
-            Ok(at + n)
-        }
+        // Every field is a u32 (or an enum's index): postcard varints, written by hand. The
+        // largest frame (stats, 12 fields) takes at most 61 bytes.
         let end = match self {
             Frame::Header(h) => return encode_header(h, slot).map(|(n, _)| n),
             Frame::Replayed(_) => return Err(EncodeError::NeedsHeader),
-            Frame::Reading(w) => {
-                let mut at = 1;
-                at = put_varint(slot, at, u32::from(tag::READING_V1));
-                at = put_varint(slot, at, w.seq);
-                at = put_varint(slot, at, zigzag(w.offset_ms));
-                at = put_varint(slot, at, zigzag(w.celsius_delta));
-                at
+            Frame::Reading(w) => put_fields(
+                slot,
+                tag::READING_V1,
+                &[w.seq, zigzag(w.offset_ms), zigzag(w.celsius_delta)],
+            ),
+            Frame::Stats(x) => {
+                let c = &x.counters;
+                put_fields(
+                    slot,
+                    tag::STATS,
+                    &[
+                        x.session,
+                        c.input,
+                        c.emitted,
+                        c.late,
+                        c.duplicate,
+                        c.rejected,
+                        c.evicted,
+                        x.doubtful,
+                        x.bad,
+                        x.sensor_faults,
+                        x.ring_dropped,
+                        x.frames_sent,
+                    ],
+                )
             }
-            Frame::Stats(x) => tagged(slot, tag::STATS, x)?,
-            Frame::Fault(x) => tagged(slot, tag::FAULT, x)?,
-            Frame::Ack(x) => tagged(slot, tag::ACK, x)?,
-            Frame::Resend(x) => tagged(slot, tag::RESEND, x)?,
-            Frame::Heartbeat(x) => tagged(slot, tag::HEARTBEAT, x)?,
+            Frame::Fault(x) => put_fields(slot, tag::FAULT, &[x.seq, x.kind as u32]),
+            Frame::Ack(x) => put_fields(slot, tag::ACK, &[x.session, x.seq]),
+            Frame::Resend(x) => put_fields(slot, tag::RESEND, &[x.session, x.from, x.to]),
+            Frame::Heartbeat(x) => put_fields(slot, tag::HEARTBEAT, &[x.session, x.seq]),
         };
         let crc = CRC.checksum(slot.get(1..end).ok_or(EncodeError::BufferTooSmall)?);
         finish(slot, end, crc)
@@ -826,8 +844,24 @@ fn read_v2_reading(rest: &[u8]) -> (Option<u8>, Option<i32>, Option<i32>) {
     }
 }
 
+/// [`put_varint`] for a `u64`.
+fn put_varint64(slot: &mut [u8; MAX_FRAME], mut at: usize, mut v: u64) -> usize {
+    while v >= 0x80 {
+        if let Some(b) = slot.get_mut(at) {
+            *b = v as u8 | 0x80;
+        }
+        at += 1;
+        v >>= 7;
+    }
+    if let Some(b) = slot.get_mut(at) {
+        *b = v as u8;
+    }
+    at + 1
+}
+
 /// Writes `v` as a postcard (LEB128) varint at `slot[at..]` and returns the next position.
-/// Callers write at most 21 bytes from position 1, far inside the slot.
+/// Callers write at most 62 bytes from position 1 (a stats frame), inside the slot; a write
+/// past its end is dropped, and `cobs_in_place` then refuses the frame.
 #[inline]
 fn put_varint(slot: &mut [u8; MAX_FRAME], mut at: usize, mut v: u32) -> usize {
     while v >= 0x80 {
