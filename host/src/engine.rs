@@ -336,6 +336,11 @@ pub struct StreamReport {
     pub missing_in_outages: u64,
     /// The first [`MAX_LISTED_OUTAGES`] outages.
     pub outage_list: Vec<OutageReport>,
+    /// Readings received that the node sent again in answer to a resend (replayed frames),
+    /// repeats included: measured readings, recovered rather than filled.
+    pub recovered_by_resend: u64,
+    /// Heartbeat frames received.
+    pub heartbeats: u64,
     /// Fault frames received.
     pub faults: u64,
     /// The first faults: seq and kind.
@@ -464,6 +469,10 @@ pub struct Engine {
     headers: BTreeMap<(u32, u32), Header>,
     edge: BTreeMap<(u32, u32), Stats>,
     faults: BTreeMap<(u32, u32), (u64, Vec<FaultReport>)>,
+    /// Per (sensor, session): replayed readings received.
+    replayed: BTreeMap<(u32, u32), u64>,
+    /// Per (sensor, session): heartbeats received.
+    heartbeats: BTreeMap<(u32, u32), u64>,
     latest_seen: Option<u64>,
     pass: Pass,
     /// Second pass: per input, the positions of readings taken from the spill instead.
@@ -534,6 +543,8 @@ impl Engine {
             headers: BTreeMap::new(),
             edge: BTreeMap::new(),
             faults: BTreeMap::new(),
+            replayed: BTreeMap::new(),
+            heartbeats: BTreeMap::new(),
             latest_seen: None,
             pass,
             skips,
@@ -678,7 +689,17 @@ impl Engine {
     /// Takes one item of input number `input`.
     pub fn push_item(&mut self, item: Item, sinks: &mut Sinks) -> io::Result<()> {
         match item {
-            Item::Reading(r) => self.push_reading(r, sinks),
+            Item::Reading(r) => {
+                if r.replayed {
+                    let key = (r.reading.sensor, r.reading.session);
+                    *self.replayed.entry(key).or_default() += 1;
+                }
+                self.push_reading(r, sinks)
+            }
+            Item::Heartbeat { sensor, session } => {
+                *self.heartbeats.entry((sensor, session)).or_default() += 1;
+                Ok(())
+            }
             Item::Header(h) => {
                 // Kept only for a session no reading has been seen of yet: the report of a
                 // session whose readings were all lost still names its period and clock.
@@ -1066,6 +1087,18 @@ impl Engine {
                 rep.fault_list = list.clone();
             }
         }
+        for (k, n) in &self.replayed {
+            let i = slot(&mut out, *k);
+            if let Some(rep) = out.get_mut(i) {
+                rep.recovered_by_resend = *n;
+            }
+        }
+        for (k, n) in &self.heartbeats {
+            let i = slot(&mut out, *k);
+            if let Some(rep) = out.get_mut(i) {
+                rep.heartbeats = *n;
+            }
+        }
         out
     }
 
@@ -1294,6 +1327,7 @@ fn process_live(
                     session: r.session,
                     seq: r.seq,
                 },
+                replayed: false,
             };
             return dead_letter(sinks, &item, &r, Refusal::SeqBehind { before: prev.seq });
         }
