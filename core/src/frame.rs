@@ -1083,6 +1083,34 @@ impl<const N: usize> Decoder<N> {
         self.start
     }
 
+    /// The seq the next version-2 reading is placed near: the base seq of the latest
+    /// version-2 header, or one past the reading placed after it; `None` when no version-2
+    /// header is in force. A header of the same identity with this base seq, put in front of
+    /// the frames that follow, places them exactly as this decoder does.
+    ///
+    /// # Examples
+    /// ```
+    /// use mend_core::{ClockKind, Decoder, Encoder, Frame, Header, WireReading};
+    /// let h = Header::new(7, 2, 1_000, ClockKind::Boot, 0).with_base(300);
+    /// let mut enc = Encoder::new();
+    /// let mut log = enc.to_buf(&Frame::Header(h)).unwrap().to_vec();
+    /// let r = WireReading { seq: 301, offset_ms: 0, celsius_delta: 0 };
+    /// log.extend_from_slice(&enc.to_buf(&Frame::Reading(r)).unwrap());
+    /// let mut dec: Decoder = Decoder::new();
+    /// assert_eq!(dec.next_seq(), None);
+    /// let header_len = log.iter().position(|b| *b == 0).unwrap() + 1;
+    /// assert_eq!(dec.feed(&log[..header_len]).count(), 1);
+    /// assert_eq!(dec.next_seq(), Some(300));
+    /// assert_eq!(dec.feed(&log[header_len..]).count(), 1);
+    /// assert_eq!(dec.next_seq(), Some(302));
+    /// ```
+    pub const fn next_seq(&self) -> Option<u32> {
+        match self.place {
+            Some(p) => Some(p.next),
+            None => None,
+        }
+    }
+
     /// Takes one byte; returns an event when it completes a frame or a skipped span.
     #[inline]
     pub fn push(&mut self, byte: u8) -> Option<DecodeEvent> {

@@ -698,3 +698,25 @@ fn a_worker_paused_past_its_lease_writes_nothing_stale_when_it_resumes() {
     assert!(err.contains("leases lost"), "{err}");
     fleet.assert_exports_equal_replay(&redis);
 }
+
+#[test]
+fn a_version_1_capture_is_published_beside_version_2_ones_and_exports_as_replay() {
+    let fleet = Fleet::new(3, 2_000);
+    let redis = Redis::start(fleet.dir.path("redis"));
+    let url = redis.url();
+    // A capture a node wrote in wire format version 1 (sensor 7), kept as data.
+    let v1 = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/golden/fault-v1.mend");
+    fleet.mend(&["publish", "--redis", &url, v1]).ok();
+    fleet
+        .mend(&["publish", "--redis", &url, "--end", "all.mlog", v1])
+        .ok();
+    wait(fleet.spawn(&work_args(&url, "w", &[])), "worker");
+    fleet.assert_exports_equal_replay(&redis);
+    fleet.mend(&["replay", v1, "-o", "v1.csv", "-q"]).ok();
+    fleet
+        .mend(&["export", "--redis", &url, "--sensor", "7", "-o", "e7.csv"])
+        .ok();
+    let want = fleet.dir.read_text("v1.csv");
+    assert!(want.lines().count() > 50, "{want}");
+    assert_eq!(fleet.dir.read_text("e7.csv"), want);
+}
