@@ -205,6 +205,11 @@ pub struct EngineConfig {
     /// Write the slots of outages as rows without a value, for a regular grid
     /// (`--emit-outages`); otherwise outages are only reported.
     pub emit_outages: bool,
+    /// A session the checkpoint marks as ended does not end the live session of its sensor
+    /// when a reading of it comes again, and stays marked ended. For a run over an input
+    /// whose beginning was dropped once it was written (a fleet's trimmed raw stream): a run
+    /// over the whole input would have found that session ended by a newer one already.
+    pub resume_ended: bool,
 }
 
 impl Default for EngineConfig {
@@ -220,6 +225,7 @@ impl Default for EngineConfig {
             window_ms: None,
             hold_back: false,
             emit_outages: false,
+            resume_ended: false,
         }
     }
 }
@@ -589,13 +595,19 @@ impl Engine {
                 let i = self.streams.len();
                 let s = self.new_stream(key, &item.meta)?;
                 self.headers.remove(&key);
+                // Ended by a newer session in the part of the input that was dropped: it
+                // does not end the sensor's live session again.
+                let ended = self.cfg.resume_ended
+                    && self.checkpoint.streams.get(&key).is_some_and(|m| m.ended);
                 self.streams.push(s);
                 self.index.insert(key, i);
                 // A new session of a sensor means its earlier one ended (the node
                 // restarted): its held readings are released now, so that the sensor's rows
                 // stay in time order, and its pipeline is freed.
-                if let Some(prev) = self.live_by_sensor.insert(key.0, i) {
-                    self.end_stream(prev, false, sinks)?;
+                if !ended {
+                    if let Some(prev) = self.live_by_sensor.insert(key.0, i) {
+                        self.end_stream(prev, false, sinks)?;
+                    }
                 }
                 i
             }
@@ -1127,6 +1139,7 @@ impl Engine {
                     last_seq: last.1,
                     last_celsius_bits: last.2,
                     agg_through: s.out.agg_written,
+                    ended: self.live_by_sensor.get(&key.0) != Some(i),
                 },
             );
         }
