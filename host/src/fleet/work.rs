@@ -5,7 +5,8 @@
 //! sensors after `--lease`, and another takes them over. It claims the dead worker's pending
 //! entries (`XAUTOCLAIM`), and restores the engine from the checkpoint in the sensor's state
 //! hash, the same way `mend replay --checkpoint` does: the sensor's raw stream is replayed
-//! from its first entry (see below for trimming) and only the rows after the checkpoint's marks are new.
+//! from its first entry (see below for trimming) and only the rows after the checkpoint's
+//! marks are new.
 //!
 //! Every run commits in one `MULTI`/`EXEC`, watched on the lease: the new rows (with IDs
 //! derived from their `(time, seq)`), the new dead letters, the checkpoint, and the `XACK`
@@ -501,9 +502,10 @@ impl Worker {
             .collect();
         // Only a settled run wrote every reading it read: one that held back a tail needs
         // its entries again.
-        let trim = match settle {
-            true => trim_point(&entries, &checkpoint, covers)?,
-            false => None,
+        let trim = if settle {
+            trim_point(&entries, &checkpoint, covers)?
+        } else {
+            None
         };
 
         // The commit: rows, dead letters, state and acknowledgement, or nothing.
