@@ -17,7 +17,8 @@
 //!   fills that say where they came from.
 //! - [`Aggregator`]: exact per-window aggregates, independent of arrival order.
 //! - [`Frame`], [`encode`] and [`Decoder`]: postcard + CRC-16 + COBS frames, a re-synchronising
-//!   streaming decoder that accounts for every byte.
+//!   streaming decoder that accounts for every byte, reading every format version ever
+//!   written ([`VERSIONS`]); [`Encoder`] writes the current one.
 //! - [`Simulator`]: a seeded faulty sensor and link, with its ground truth.
 //! - [`EdgePipeline`]: validate → reorder/dedup → encode → [`Ring`], for firmware and host loops.
 //!
@@ -48,8 +49,9 @@ pub use aggregate::{Aggregate, AggregateError, Aggregator};
 pub use counters::Counters;
 pub use dedup::{Dedup, Seen};
 pub use frame::{
-    encode, ClockKind, DecodeEvent, Decoder, EncodeError, Fault, FaultKind, Frame, FrameBuf,
-    Header, SkipReason, Span, Stats, WireError, WireReading, CRC, FORMAT_VERSION, MAX_FRAME,
+    encode, Ack, ClockKind, DecodeEvent, Decoder, EncodeError, Encoder, Fault, FaultKind, Frame,
+    FrameBuf, Header, Heartbeat, Resend, ResetReason, SkipReason, Span, Stats, WireError,
+    WireReading, CRC, FORMAT_VERSION, MAX_FRAME, VERSIONS,
 };
 pub use gap::{
     BandSide, FillConfig, FillState, GapConfigError, GapEvent, GapFiller, GapStats, Outage,

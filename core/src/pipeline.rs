@@ -11,7 +11,9 @@
 //! The README lists measured sizes for the configurations the firmware and the host use.
 
 use crate::counters::Counters;
-use crate::frame::{ClockKind, EncodeError, Fault, FaultKind, Frame, FrameBuf, Header, Stats};
+use crate::frame::{
+    ClockKind, EncodeError, Encoder, Fault, FaultKind, Frame, FrameBuf, Header, Heartbeat, Stats,
+};
 use crate::quality::{Flags, Quality};
 use crate::reading::Reading;
 use crate::reorder::{Admit, Release, Reorder, ReorderError};
@@ -36,6 +38,8 @@ pub struct EdgeConfig {
     /// How long the reorder buffer waits for stragglers, in milliseconds.
     pub lateness_ms: u64,
     /// A stats frame (and a repeated header) after this many readings; 0 for only at flush.
+    /// A version-2 header is also repeated before any reading that lands 64 or more seqs
+    /// from the one before it, so that every reading frame carries its seq in one byte.
     pub stats_every: u32,
     /// What the ring does when full.
     pub overflow: Overflow,
@@ -107,6 +111,7 @@ pub struct EdgePipeline<const N: usize, const Q: usize, const K: usize = 32> {
     validator: Validator<K>,
     reorder: Reorder<N>,
     ring: Ring<Q>,
+    encoder: Encoder,
     rejected: u32,
     doubtful: u32,
     bad: u32,
@@ -141,6 +146,7 @@ impl<const N: usize, const Q: usize, const K: usize> EdgePipeline<N, Q, K> {
             validator,
             reorder: Reorder::new(config.lateness_ms),
             ring: Ring::new(config.overflow),
+            encoder: Encoder::new(),
             rejected: 0,
             doubtful: 0,
             bad: 0,
@@ -170,11 +176,31 @@ impl<const N: usize, const Q: usize, const K: usize> EdgePipeline<N, Q, K> {
     /// Encodes `frame` straight into the ring's next slot. A full ring counts what it gives
     /// up (see [`Ring::dropped`]).
     fn queue(&mut self, frame: &Frame) {
-        match self.ring.push_with(|slot| frame.encode_into(slot)) {
+        let encoder = &mut self.encoder;
+        match self.ring.push_with(|slot| encoder.encode_into(frame, slot)) {
             Ok(_) => {}
-            // Every frame kind fits MAX_FRAME (tested); count it anyway rather than panic.
-            Err(EncodeError::BufferTooSmall) => self.rejected = self.rejected.saturating_add(1),
+            // Every frame kind fits MAX_FRAME (tested), and every reading is placed by a
+            // header first; count a failure anyway rather than panic.
+            Err(EncodeError::BufferTooSmall | EncodeError::UnknownVersion)
+            | Err(EncodeError::NeedsHeader) => self.rejected = self.rejected.saturating_add(1),
         }
+    }
+
+    /// Queues the session header, based at the seq a decoder expects next.
+    fn queue_header(&mut self) {
+        let h = &self.config.header;
+        let base = self.encoder.next_seq().unwrap_or(h.base_seq);
+        self.queue(&Frame::Header(h.with_base(base)));
+    }
+
+    /// Queues a reading frame, after a header based at its seq when the decoder would not
+    /// place it from the readings before.
+    fn queue_reading(&mut self, w: crate::frame::WireReading) {
+        let h = &self.config.header;
+        if h.version >= 2 && !self.encoder.places(w.seq) {
+            self.queue(&Frame::Header(h.with_base(w.seq)));
+        }
+        self.queue(&Frame::Reading(w));
     }
 
     fn send_release(&mut self, release: Release) {
@@ -189,7 +215,7 @@ impl<const N: usize, const Q: usize, const K: usize> EdgePipeline<N, Q, K> {
             }
             None => h.wire_checked_before(r),
         };
-        self.queue(&Frame::Reading(w));
+        self.queue_reading(w);
     }
 
     /// Takes one sample.
@@ -247,11 +273,33 @@ impl<const N: usize, const Q: usize, const K: usize> EdgePipeline<N, Q, K> {
         self.queue(&Frame::Fault(Fault { seq, kind }));
     }
 
+    /// Queues a heartbeat: the node calls it at the end of a period in which it sent
+    /// nothing else, with the seq it will sample next.
+    ///
+    /// # Examples
+    /// ```
+    /// use mend_core::{DecodeEvent, Decoder, EdgeConfig, EdgePipeline, Frame, Heartbeat};
+    /// let mut edge: EdgePipeline<4, 8> = EdgePipeline::try_new(EdgeConfig::new(7, 1, 1_000)).unwrap();
+    /// edge.heartbeat(3);
+    /// let mut wire = Vec::new();
+    /// while edge.poll_frame_with(|f| wire.extend_from_slice(f)).is_some() {}
+    /// let mut dec: Decoder = Decoder::new();
+    /// let last = dec.feed(&wire).last();
+    /// assert!(matches!(last, Some(DecodeEvent::Frame {
+    ///     frame: Frame::Heartbeat(Heartbeat { session: 1, seq: 3 }), ..
+    /// })));
+    /// ```
+    pub fn heartbeat(&mut self, seq: u32) {
+        self.start();
+        let session = self.config.header.session;
+        self.queue(&Frame::Heartbeat(Heartbeat { session, seq }));
+    }
+
     fn queue_stats(&mut self) {
         self.since_stats = 0;
         let stats = self.stats();
         self.queue(&Frame::Stats(stats));
-        self.queue(&Frame::Header(self.config.header));
+        self.queue_header();
     }
 
     /// The next encoded frame for the link, oldest first.
@@ -412,6 +460,53 @@ mod tests {
         assert_eq!(headers, 4);
         let readings = fs.iter().filter(|f| matches!(f, Frame::Reading(_))).count();
         assert_eq!(readings, 12);
+    }
+
+    #[test]
+    fn a_header_places_every_reading_after_a_jump_and_readings_stay_9_bytes() {
+        let mut p: EdgePipeline<4, 256> =
+            EdgePipeline::try_new(EdgeConfig::new(1, 1, 1000)).unwrap();
+        let seqs: Vec<u32> = (0..10)
+            .chain(100..110)
+            .chain(3_000_000..3_000_010)
+            .collect();
+        for &seq in &seqs {
+            let r = Reading::new(1, 1, seq, u64::from(seq) * 1000, Celsius::from_num(52));
+            assert_eq!(p.push(r).rejected, None);
+        }
+        p.flush();
+        let mut wire = Vec::new();
+        let mut sizes = Vec::new();
+        while let Some(f) = p.poll_frame() {
+            sizes.push(f.len());
+            wire.extend_from_slice(&f);
+        }
+        let fs = frames(&wire);
+        let bases: Vec<u32> = fs
+            .iter()
+            .filter_map(|f| match f {
+                Frame::Header(h) => Some(h.base_seq),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            bases,
+            [0, 100, 3_000_000, 3_000_010],
+            "start, two jumps, flush"
+        );
+        let got: Vec<u32> = fs
+            .iter()
+            .filter_map(|f| match f {
+                Frame::Reading(w) => Some(w.seq),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(got, seqs);
+        for (f, n) in fs.iter().zip(&sizes) {
+            if matches!(f, Frame::Reading(_)) {
+                assert_eq!(*n, 9, "{f:?}");
+            }
+        }
     }
 
     #[test]

@@ -47,7 +47,9 @@ use probe as host;
 /// Readings the reorder buffer holds: a lateness of two periods keeps at most three.
 const REORDER: usize = 6;
 /// Frames the ring holds between two UART drains. A sample queues at most a reading, a stats
-/// frame and a header; the final flush queues the held readings as well.
+/// frame and a header (and a header before a reading 64 or more seqs past the one before,
+/// which only comes after 63 failed samples, while the ring drained); the final flush queues
+/// the held readings as well.
 const RING: usize = REORDER + 3;
 
 /// The node's edge pipeline.

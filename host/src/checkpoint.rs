@@ -60,6 +60,10 @@ pub struct StreamMark {
     /// The end of the last aggregate window written, ms.
     #[serde(default)]
     pub agg_through: Option<u64>,
+    /// The stream ended because a newer session of its sensor started: every record it
+    /// will ever have was computed, and a reading of it that comes later is late.
+    #[serde(default)]
+    pub ended: bool,
 }
 
 impl StreamMark {
@@ -157,7 +161,7 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 /// let mut ck = Checkpoint::default();
 /// ck.streams.insert((1, 2), StreamMark {
 ///     sensor: 1, session: 2, last_timestamp: 9_000, last_seq: 9, last_celsius_bits: 13_440,
-///     agg_through: None,
+///     agg_through: None, ended: false,
 /// });
 /// ck.save(&path).unwrap();
 /// assert_eq!(Checkpoint::load(&path).unwrap(), ck);

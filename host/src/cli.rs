@@ -442,6 +442,7 @@ impl ReadArgs {
                     window_ms: None,
                     hold_back: false,
                     emit_outages: false,
+                    resume_ended: false,
                 },
                 jsonl_period_ms,
                 input_format: self.input_format.format(),

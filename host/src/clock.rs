@@ -124,6 +124,7 @@ impl ClockGuard {
     ///     reading: Reading::new(1, 1, seq, ts, Celsius::from_num(52)),
     ///     meta: StreamMeta { has_seq: true, period_ms: 1_000, clock: ClockKind::Unix },
     ///     at: Location::Line { line: u64::from(seq) },
+    ///     replayed: false,
     /// };
     /// let mut g = ClockGuard::new(60_000, true);
     /// let mut v = Verdict::default();
@@ -199,6 +200,7 @@ mod tests {
             at: Location::Line {
                 line: u64::from(seq),
             },
+            replayed: false,
         }
     }
 

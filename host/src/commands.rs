@@ -719,6 +719,9 @@ fn write_inspect(out: &mut impl Write, r: &ReplayReport, list: usize) -> io::Res
                 _ => String::new(),
             }
         )?;
+        let mut lines = String::new();
+        summary::resend_lines(&mut lines, s);
+        write!(out, "{lines}")?;
         writeln!(out, "  {}", summary::counters_line(s))?;
         writeln!(
             out,

@@ -205,6 +205,11 @@ pub struct EngineConfig {
     /// Write the slots of outages as rows without a value, for a regular grid
     /// (`--emit-outages`); otherwise outages are only reported.
     pub emit_outages: bool,
+    /// A session the checkpoint marks as ended does not end the live session of its sensor
+    /// when a reading of it comes again, and stays marked ended. For a run over an input
+    /// whose beginning was dropped once it was written (a fleet's trimmed raw stream): a run
+    /// over the whole input would have found that session ended by a newer one already.
+    pub resume_ended: bool,
 }
 
 impl Default for EngineConfig {
@@ -220,6 +225,7 @@ impl Default for EngineConfig {
             window_ms: None,
             hold_back: false,
             emit_outages: false,
+            resume_ended: false,
         }
     }
 }
@@ -336,6 +342,11 @@ pub struct StreamReport {
     pub missing_in_outages: u64,
     /// The first [`MAX_LISTED_OUTAGES`] outages.
     pub outage_list: Vec<OutageReport>,
+    /// Readings received that the node sent again in answer to a resend (replayed frames),
+    /// repeats included: measured readings, recovered rather than filled.
+    pub recovered_by_resend: u64,
+    /// Heartbeat frames received.
+    pub heartbeats: u64,
     /// Fault frames received.
     pub faults: u64,
     /// The first faults: seq and kind.
@@ -464,6 +475,10 @@ pub struct Engine {
     headers: BTreeMap<(u32, u32), Header>,
     edge: BTreeMap<(u32, u32), Stats>,
     faults: BTreeMap<(u32, u32), (u64, Vec<FaultReport>)>,
+    /// Per (sensor, session): replayed readings received.
+    replayed: BTreeMap<(u32, u32), u64>,
+    /// Per (sensor, session): heartbeats received.
+    heartbeats: BTreeMap<(u32, u32), u64>,
     latest_seen: Option<u64>,
     pass: Pass,
     /// Second pass: per input, the positions of readings taken from the spill instead.
@@ -534,6 +549,8 @@ impl Engine {
             headers: BTreeMap::new(),
             edge: BTreeMap::new(),
             faults: BTreeMap::new(),
+            replayed: BTreeMap::new(),
+            heartbeats: BTreeMap::new(),
             latest_seen: None,
             pass,
             skips,
@@ -578,13 +595,19 @@ impl Engine {
                 let i = self.streams.len();
                 let s = self.new_stream(key, &item.meta)?;
                 self.headers.remove(&key);
+                // Ended by a newer session in the part of the input that was dropped: it
+                // does not end the sensor's live session again.
+                let ended = self.cfg.resume_ended
+                    && self.checkpoint.streams.get(&key).is_some_and(|m| m.ended);
                 self.streams.push(s);
                 self.index.insert(key, i);
                 // A new session of a sensor means its earlier one ended (the node
                 // restarted): its held readings are released now, so that the sensor's rows
                 // stay in time order, and its pipeline is freed.
-                if let Some(prev) = self.live_by_sensor.insert(key.0, i) {
-                    self.end_stream(prev, false, sinks)?;
+                if !ended {
+                    if let Some(prev) = self.live_by_sensor.insert(key.0, i) {
+                        self.end_stream(prev, false, sinks)?;
+                    }
                 }
                 i
             }
@@ -678,7 +701,17 @@ impl Engine {
     /// Takes one item of input number `input`.
     pub fn push_item(&mut self, item: Item, sinks: &mut Sinks) -> io::Result<()> {
         match item {
-            Item::Reading(r) => self.push_reading(r, sinks),
+            Item::Reading(r) => {
+                if r.replayed {
+                    let key = (r.reading.sensor, r.reading.session);
+                    *self.replayed.entry(key).or_default() += 1;
+                }
+                self.push_reading(r, sinks)
+            }
+            Item::Heartbeat { sensor, session } => {
+                *self.heartbeats.entry((sensor, session)).or_default() += 1;
+                Ok(())
+            }
             Item::Header(h) => {
                 // Kept only for a session no reading has been seen of yet: the report of a
                 // session whose readings were all lost still names its period and clock.
@@ -1066,6 +1099,18 @@ impl Engine {
                 rep.fault_list = list.clone();
             }
         }
+        for (k, n) in &self.replayed {
+            let i = slot(&mut out, *k);
+            if let Some(rep) = out.get_mut(i) {
+                rep.recovered_by_resend = *n;
+            }
+        }
+        for (k, n) in &self.heartbeats {
+            let i = slot(&mut out, *k);
+            if let Some(rep) = out.get_mut(i) {
+                rep.heartbeats = *n;
+            }
+        }
         out
     }
 
@@ -1094,6 +1139,7 @@ impl Engine {
                     last_seq: last.1,
                     last_celsius_bits: last.2,
                     agg_through: s.out.agg_written,
+                    ended: self.live_by_sensor.get(&key.0) != Some(i),
                 },
             );
         }
@@ -1294,6 +1340,7 @@ fn process_live(
                     session: r.session,
                     seq: r.seq,
                 },
+                replayed: false,
             };
             return dead_letter(sinks, &item, &r, Refusal::SeqBehind { before: prev.seq });
         }

@@ -257,6 +257,9 @@ pub struct ReadingItem {
     pub meta: StreamMeta,
     /// Where it was.
     pub at: Location,
+    /// Sent again by the node in answer to a resend (a replayed frame): a measured reading
+    /// like any other, counted as recovered by resend.
+    pub replayed: bool,
 }
 
 /// One thing read from an input, in file order.
@@ -272,6 +275,13 @@ pub enum Item {
         sensor: u32,
         /// The frame.
         stats: Stats,
+    },
+    /// A heartbeat: the node was alive and had nothing else to send.
+    Heartbeat {
+        /// The sensor of the header before it.
+        sensor: u32,
+        /// The session.
+        session: u32,
     },
     /// A failed sample reported by the edge.
     Fault {
@@ -821,6 +831,7 @@ impl<R: Read> FrameReader<R> {
             DecodeEvent::Frame { frame, span } => {
                 self.counts.good += span.len();
                 self.counts.good_items += 1;
+                let replayed = matches!(frame, Frame::Replayed(_));
                 match frame {
                     Frame::Header(h) => {
                         if h.period_ms == 0 {
@@ -838,7 +849,7 @@ impl<R: Read> FrameReader<R> {
                         self.header = Some(h);
                         Some(Item::Header(h))
                     }
-                    Frame::Reading(w) => {
+                    Frame::Reading(w) | Frame::Replayed(w) => {
                         let Some(h) = self.header else {
                             return Some(self.dead(
                                 span,
@@ -874,6 +885,7 @@ impl<R: Read> FrameReader<R> {
                                         offset: span.start,
                                         length: span.len(),
                                     },
+                                    replayed,
                                 }))
                             }
                             Err(e) => Some(self.dead(
@@ -897,6 +909,23 @@ impl<R: Read> FrameReader<R> {
                             ),
                         )),
                     },
+                    Frame::Heartbeat(beat) => match self.header {
+                        Some(h) => Some(Item::Heartbeat {
+                            sensor: h.sensor,
+                            session: beat.session,
+                        }),
+                        None => Some(self.dead(
+                            span,
+                            "no_header",
+                            format!(
+                                "heartbeat of session {} cannot be placed: {}",
+                                beat.session, self.header_problem
+                            ),
+                        )),
+                    },
+                    // Gateway-to-node frames in a capture (a log of both directions): good
+                    // bytes that carry no reading.
+                    Frame::Ack(_) | Frame::Resend(_) => None,
                     Frame::Fault(fault) => match self.header {
                         Some(h) => Some(Item::Fault {
                             sensor: h.sensor,
@@ -1696,6 +1725,7 @@ fn jsonl_line(kept: &[u8], newline: bool, line_no: u64, input: usize, period_ms:
                     clock: ClockKind::Unix,
                 },
                 at: Location::Line { line: line_no },
+                replayed: false,
             }),
             timestamp,
         ),

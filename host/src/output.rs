@@ -708,6 +708,7 @@ pub struct MlogWriter<W: Write> {
     current: Option<(Header, u32)>,
     counters: std::collections::BTreeMap<(u32, u32), u32>,
     since_header: u32,
+    enc: mend_core::Encoder,
 }
 
 impl<W: Write> MlogWriter<W> {
@@ -718,6 +719,7 @@ impl<W: Write> MlogWriter<W> {
             current: None,
             counters: std::collections::BTreeMap::new(),
             since_header: 0,
+            enc: mend_core::Encoder::new(),
         }
     }
 
@@ -727,8 +729,9 @@ impl<W: Write> MlogWriter<W> {
     }
 
     fn frame(&mut self, f: &Frame) -> io::Result<()> {
-        let buf = f
-            .to_buf()
+        let buf = self
+            .enc
+            .to_buf(f)
             .map_err(|e| io::Error::other(format!("cannot encode a frame: {e}")))?;
         self.w.write_all(&buf)
     }
@@ -750,7 +753,9 @@ impl<W: Write> RecordSink for MlogWriter<W> {
             .current
             .is_some_and(|(h, _)| h.sensor == r.sensor && h.session == r.session);
         let wire = match self.current {
-            Some((h, _)) if same && self.since_header < 60 => h.to_wire(&r).ok(),
+            Some((h, _)) if same && self.since_header < 60 && self.enc.places(r.seq) => {
+                h.to_wire(&r).ok()
+            }
             _ => None,
         };
         let wire = match wire {
@@ -765,7 +770,7 @@ impl<W: Write> RecordSink for MlogWriter<W> {
                 } else {
                     ClockKind::Unix
                 };
-                let h = Header::new(r.sensor, r.session, period, clock, epoch);
+                let h = Header::new(r.sensor, r.session, period, clock, epoch).with_base(r.seq);
                 self.frame(&Frame::Header(h))?;
                 self.current = Some((h, 0));
                 self.since_header = 0;

@@ -86,7 +86,7 @@ fn encode(r: &ReadingItem, out: &mut [u8; RECORD]) {
     w.put(&r.meta.period_ms.to_le_bytes());
     w.put(&[
         kind,
-        u8::from(r.meta.has_seq),
+        u8::from(r.meta.has_seq) | u8::from(r.replayed) << 1,
         u8::from(r.meta.clock == ClockKind::Boot),
     ]);
 }
@@ -114,7 +114,7 @@ fn decode(b: &[u8; RECORD]) -> ReadingItem {
         ),
         meta: StreamMeta {
             period_ms: u32_at(b, 48),
-            has_seq: b[53] != 0,
+            has_seq: b[53] & 1 != 0,
             clock: if b[54] != 0 {
                 ClockKind::Boot
             } else {
@@ -129,6 +129,7 @@ fn decode(b: &[u8; RECORD]) -> ReadingItem {
         } else {
             Location::Line { line: a }
         },
+        replayed: b[53] & 2 != 0,
     }
 }
 
@@ -436,6 +437,7 @@ mod tests {
                 offset: at,
                 length: 11,
             },
+            replayed: seq % 2 == 1,
         }
     }
 

@@ -105,6 +105,20 @@ fn equation(c: &mend_core::Counters) -> String {
     )
 }
 
+/// The lines on the link's recovery and liveness, when there is something to say.
+pub fn resend_lines(out: &mut String, s: &StreamReport) {
+    if s.recovered_by_resend > 0 {
+        let _ = writeln!(
+            out,
+            "  recovered by resend: {} readings the node sent again",
+            s.recovered_by_resend
+        );
+    }
+    if s.heartbeats > 0 {
+        let _ = writeln!(out, "  heartbeats: {}", s.heartbeats);
+    }
+}
+
 /// Renders a stream's section.
 pub fn stream_section(out: &mut String, s: &StreamReport, dead_file: Option<&str>) {
     let _ = writeln!(
@@ -126,6 +140,7 @@ pub fn stream_section(out: &mut String, s: &StreamReport, dead_file: Option<&str
             received_notes(s)
         );
     }
+    resend_lines(out, s);
     let _ = writeln!(out, "  {}", counters_line(s));
     let _ = writeln!(
         out,

@@ -698,3 +698,188 @@ fn a_worker_paused_past_its_lease_writes_nothing_stale_when_it_resumes() {
     assert!(err.contains("leases lost"), "{err}");
     fleet.assert_exports_equal_replay(&redis);
 }
+
+#[test]
+fn a_version_1_capture_is_published_beside_version_2_ones_and_exports_as_replay() {
+    let fleet = Fleet::new(3, 2_000);
+    let redis = Redis::start(fleet.dir.path("redis"));
+    let url = redis.url();
+    // A capture a node wrote in wire format version 1 (sensor 7), kept as data.
+    let v1 = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/golden/fault-v1.mend");
+    fleet.mend(&["publish", "--redis", &url, v1]).ok();
+    fleet
+        .mend(&["publish", "--redis", &url, "--end", "all.mlog", v1])
+        .ok();
+    wait(fleet.spawn(&work_args(&url, "w", &[])), "worker");
+    fleet.assert_exports_equal_replay(&redis);
+    fleet.mend(&["replay", v1, "-o", "v1.csv", "-q"]).ok();
+    fleet
+        .mend(&["export", "--redis", &url, "--sensor", "7", "-o", "e7.csv"])
+        .ok();
+    let want = fleet.dir.read_text("v1.csv");
+    assert!(want.lines().count() > 50, "{want}");
+    assert_eq!(fleet.dir.read_text("e7.csv"), want);
+}
+
+/// Entries in a stream.
+fn xlen(url: &str, key: &str) -> u64 {
+    let mut con = redis::Client::open(url).unwrap().get_connection().unwrap();
+    redis::cmd("XLEN").arg(key).query(&mut con).unwrap()
+}
+
+#[test]
+fn a_raw_stream_is_trimmed_after_its_sessions_end_and_a_takeover_still_exports_as_replay() {
+    // One sensor that restarts: session 1, then session 2 in three parts, as a gateway
+    // publishes a node's capture piece by piece.
+    let dir = Dir::new();
+    for (seed, start) in [("1", "2026-01-01T00:00:00Z"), ("2", "2026-01-01T02:00:00Z")] {
+        dir.mend(&[
+            "generate",
+            "--seed",
+            seed,
+            "--count",
+            "3000",
+            "--sensor",
+            "5",
+            "--start",
+            start,
+            "--skip-rate",
+            "0.1",
+            "--error-rate",
+            "0.05",
+            "--duplicate-rate",
+            "0.05",
+            "--reorder-rate",
+            "0.05",
+            "-o",
+            &format!("s{seed}.mlog"),
+        ])
+        .ok();
+    }
+    let s1 = dir.read("s1.mlog");
+    let s2 = dir.read("s2.mlog");
+    let heads = header_offsets(&s2);
+    let (cut_b, cut_c) = (heads[heads.len() / 3], heads[heads.len() * 2 / 3]);
+    // The third part lost its first reading (every copy of it): a gap that only the
+    // readings of the second part can fill.
+    let mut dec: mend_core::Decoder = mend_core::Decoder::new();
+    let readings: Vec<(u32, std::ops::Range<usize>)> = dec
+        .feed(&s2[cut_c..])
+        .filter_map(|ev| match ev {
+            mend_core::DecodeEvent::Frame {
+                frame: mend_core::Frame::Reading(w),
+                span,
+            } => Some((
+                w.seq,
+                cut_c + span.start as usize..cut_c + span.end as usize,
+            )),
+            _ => None,
+        })
+        .collect();
+    let first = readings.iter().map(|(seq, _)| *seq).min().unwrap();
+    let mut third = s2[cut_c..].to_vec();
+    for (_, span) in readings.iter().rev().filter(|(seq, _)| *seq == first) {
+        third.drain(span.start - cut_c..span.end - cut_c);
+    }
+    let parts = [s2[..cut_b].to_vec(), s2[cut_b..cut_c].to_vec(), third];
+    dir.write("s2a.mlog", &parts[0]);
+    dir.write("s2b.mlog", &parts[1]);
+    dir.write("s2c.mlog", &parts[2]);
+    let redis = Redis::start(dir.path("redis"));
+    let url = redis.url();
+    let raw = "mend:{5}:raw";
+    let work = |consumer: &str| {
+        let out = dir
+            .mend(&work_args(&url, consumer, &["--lease", "300ms"]))
+            .ok();
+        out.stderr()
+    };
+
+    dir.mend(&["publish", "--redis", &url, "--end", "s1.mlog", "s2a.mlog"])
+        .ok();
+    let published = xlen(&url, raw);
+    let err = work("w1");
+    // Session 1 ended when session 2 started: its entries are gone, session 2's stay.
+    let kept = xlen(&url, raw);
+    assert!(
+        kept > 0 && kept < published / 2,
+        "{kept} of {published}: {err}"
+    );
+    assert!(!err.contains(" 0 entries trimmed"), "{err}");
+
+    // The rest of session 2, then session 1 again (late: it ended), worked by another
+    // worker once the first one's lease has lapsed: session 2 is still the live one.
+    std::thread::sleep(Duration::from_millis(400));
+    dir.mend(&["publish", "--redis", &url, "--end", "s2b.mlog", "s1.mlog"])
+        .ok();
+    work("w2");
+    std::thread::sleep(Duration::from_millis(400));
+    dir.mend(&["publish", "--redis", &url, "--end", "s2c.mlog"])
+        .ok();
+    work("w1");
+
+    // The rows of a checkpointed replay of the growing capture, run by run.
+    let mut grow = Vec::new();
+    let mut want = String::new();
+    let mut late = 0;
+    for (i, add) in [
+        [&s1[..], &parts[0][..]],
+        [&parts[1][..], &s1[..]],
+        [&parts[2][..], &[][..]],
+    ]
+    .iter()
+    .enumerate()
+    {
+        grow.extend_from_slice(add[0]);
+        grow.extend_from_slice(add[1]);
+        dir.write("grow.mlog", &grow);
+        let out = format!("r{i}.csv");
+        dir.mend(&[
+            "replay",
+            "grow.mlog",
+            "--checkpoint",
+            "grow.ckpt",
+            "--final",
+            "-o",
+            &out,
+            "--dlq",
+            &format!("r{i}.dlq"),
+            "-q",
+        ])
+        .ok();
+        late += dir
+            .read_text(&format!("r{i}.dlq"))
+            .matches("\"reason\":\"late\"")
+            .count();
+        let rows = dir.read_text(&out);
+        want.push_str(match i {
+            0 => &rows,
+            _ => rows.split_once('\n').map_or("", |(_, rows)| rows),
+        });
+    }
+    assert!(want.lines().count() > 5_000, "both sessions have rows");
+    dir.mend(&["export", "--redis", &url, "--sensor", "5", "-o", "e.csv"])
+        .ok();
+    assert_eq!(dir.read_text("e.csv"), want);
+    // Session 1's second copy is dead-lettered as late, as by the replay, not absorbed.
+    let mut con = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let dead: Vec<(String, Vec<Vec<u8>>)> = redis::cmd("XRANGE")
+        .arg("mend:{5}:dead")
+        .arg("-")
+        .arg("+")
+        .query(&mut con)
+        .unwrap();
+    let fleet_late = dead
+        .iter()
+        .filter(|(_, f)| {
+            f.windows(2)
+                .any(|kv| kv[0] == b"reason" && kv[1] == b"late")
+        })
+        .count();
+    eprintln!("late: fleet {fleet_late}, replay {late}");
+    assert!(late > 2_000, "{late}");
+    assert_eq!(fleet_late, late);
+}

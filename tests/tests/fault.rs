@@ -196,3 +196,37 @@ fn a_damaged_capture_is_recovered_against_its_truth() {
     );
     assert_golden("fault", &mask_memory_figures(&run.console));
 }
+
+/// The capture this test's node sent in wire format version 1 (commit 85ef01b, the same seed
+/// and damage), kept as data: version-1 captures stay readable forever.
+const VERSION_1_CAPTURE: &[u8] = include_bytes!("../golden/fault-v1.mend");
+
+#[test]
+fn the_version_1_capture_of_this_node_replays_to_the_rows_of_version_2() {
+    let (v2, _) = host_damaged_stream();
+    assert_ne!(
+        VERSION_1_CAPTURE,
+        v2.as_slice(),
+        "the versions differ in bytes"
+    );
+    let capture = decode_capture(VERSION_1_CAPTURE);
+    assert_eq!(capture.accounted_bytes(), capture.len);
+    assert!(capture
+        .frames
+        .iter()
+        .any(|(f, _)| matches!(f, mend_core::Frame::Header(h) if h.version == 1)));
+    let readings = readings_by_seq(&capture);
+    assert!(readings.len() > (SAMPLES as usize) * 3 / 4);
+    for (seq, r) in &readings {
+        assert_eq!(*r, truth(*seq), "seq {seq}");
+    }
+    let (old, new) = (host_replay(VERSION_1_CAPTURE), host_replay(&v2));
+    assert_eq!(old.records, new.records);
+    assert_eq!(old.outages, new.outages);
+    let (a, b) = (&old.report.streams, &new.report.streams);
+    assert_eq!(a.len(), 1);
+    assert_eq!(
+        (a[0].received, a[0].missing, a[0].counters),
+        (b[0].received, b[0].missing, b[0].counters)
+    );
+}

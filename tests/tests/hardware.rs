@@ -54,7 +54,12 @@ fn the_hardware_build_runs_without_semihosting_and_reports_on_its_uart_only() {
         match f {
             Frame::Reading(_) => readings += 1,
             Frame::Fault(_) => faults += 1,
-            Frame::Header(_) | Frame::Stats(_) => {}
+            Frame::Replayed(w) => panic!("a replayed reading without a resend: {w:?}"),
+            Frame::Header(_)
+            | Frame::Stats(_)
+            | Frame::Ack(_)
+            | Frame::Resend(_)
+            | Frame::Heartbeat(_) => {}
         }
     }
     assert_eq!(readings + faults, SAMPLES);

@@ -45,7 +45,7 @@ pub(super) fn work(a: &WorkArgs) -> anyhow::Result<ExitCode> {
     };
     let r = Worker::new(cfg).run()?;
     eprintln!(
-        "worker {}: {} sensors, {} runs, {} rows, {} dead letters, {} entries acknowledged, {} reconnects, {} leases lost",
+        "worker {}: {} sensors, {} runs, {} rows, {} dead letters, {} entries acknowledged, {} reconnects, {} leases lost, {} entries trimmed",
         a.consumer,
         r.sensors.len(),
         r.runs,
@@ -53,7 +53,8 @@ pub(super) fn work(a: &WorkArgs) -> anyhow::Result<ExitCode> {
         r.dead_letters,
         r.acked,
         r.reconnects,
-        r.lost_leases
+        r.lost_leases,
+        r.trimmed
     );
     Ok(ExitCode::from(EXIT_OK))
 }

@@ -229,7 +229,7 @@ pub fn checkpoint_to_json(ck: &Checkpoint) -> anyhow::Result<String> {
 /// let mut ck = Checkpoint::default();
 /// ck.streams.insert((1, 2), StreamMark {
 ///     sensor: 1, session: 2, last_timestamp: 9_000, last_seq: 9, last_celsius_bits: 13_440,
-///     agg_through: None,
+///     agg_through: None, ended: true,
 /// });
 /// assert_eq!(checkpoint_from_json(&checkpoint_to_json(&ck).unwrap()).unwrap(), ck);
 /// assert!(checkpoint_from_json("nonsense").is_err());

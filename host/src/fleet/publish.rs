@@ -1,12 +1,16 @@
 //! `mend publish`: captures into one raw stream per sensor.
 //!
 //! A capture interleaves sensors, and a reading frame means something only after its
-//! session's header. Each entry therefore holds a header frame followed by up to
-//! [`READINGS_PER_ENTRY`] frames of that session, byte for byte as captured, and a sensor's
-//! entries concatenated are a frame log of that sensor alone, which a worker replays as is.
-//! Publishing the same capture twice appends the same readings twice: the repair
-//! deduplicates them by identity, as `mend replay` does with overlapping captures, so nothing
-//! downstream changes.
+//! session's header: in wire format version 2 it carries only the low 7 bits of its seq,
+//! placed from the reading before it or from the latest header's base seq. Each entry
+//! therefore holds a header frame followed by up to [`READINGS_PER_ENTRY`] frames of that
+//! session, byte for byte as captured; an entry that continues a session starts with the
+//! session's header re-based on the seq the capture's decoder expected there (the header the
+//! node repeats itself, with another base seq). Every entry decodes alone, to the frames the
+//! capture decodes to, so a sensor's entries concatenated are a frame log of that sensor
+//! alone, which a worker replays as is, and a worker may start at any entry. Publishing the
+//! same capture twice appends the same readings twice: the repair deduplicates them by
+//! identity, as `mend replay` does with overlapping captures, so nothing downstream changes.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -14,7 +18,7 @@ use std::io::Read;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use mend_core::{DecodeEvent, Decoder, Frame, SkipReason, Span};
+use mend_core::{DecodeEvent, Decoder, EncodeError, Frame, Header, SkipReason, Span};
 
 use super::{connect, Keys, PUBLISH_DEAD_KEY, SENSORS_KEY};
 
@@ -49,9 +53,37 @@ pub struct PublishReport {
 
 /// The frames of one sensor waiting to become an entry.
 struct Pending {
-    header: Vec<u8>,
+    /// The latest header of the sensor, decoded and as captured.
+    header: Header,
+    header_bytes: Vec<u8>,
+    /// The seq the decoder expected before the entry's first frame (version 2).
+    next: Option<u32>,
     frames: Vec<u8>,
     count: usize,
+}
+
+impl Pending {
+    /// The entry: a header that places the frames as the capture placed them, then the
+    /// frames. A version-2 reading frame carries only the low bits of its seq, placed from
+    /// the reading before it or the latest header's base seq; an entry that continues a
+    /// session after another entry starts with the session's header re-based on the seq
+    /// the decoder expected there, so it decodes alone, wherever a worker's read begins.
+    fn entry(&mut self) -> Result<Vec<u8>, EncodeError> {
+        let rebased;
+        let header = match self.next {
+            Some(next) if self.header.version >= 2 && next != self.header.base_seq => {
+                rebased = Frame::Header(self.header.with_base(next)).to_buf()?;
+                rebased.as_slice()
+            }
+            _ => self.header_bytes.as_slice(),
+        };
+        let mut e = Vec::with_capacity(header.len() + self.frames.len());
+        e.extend_from_slice(header);
+        e.append(&mut self.frames);
+        self.count = 0;
+        self.next = None;
+        Ok(e)
+    }
 }
 
 /// Why `mend publish` could not use some bytes.
@@ -103,28 +135,39 @@ pub struct Split {
 /// let reading = Frame::Reading(h.to_wire(&r).unwrap()).to_buf().unwrap().to_vec();
 /// capture.extend_from_slice(&reading);
 /// capture.extend_from_slice(b"junk\0");
-/// let split = mend::fleet::publish::split(&capture);
+/// let split = mend::fleet::publish::split(&capture).unwrap();
 /// assert_eq!(split.entries, [(7, [header, reading].concat())]);
 /// assert_eq!(split.skipped.len(), 1);
 /// ```
-pub fn split(capture: &[u8]) -> Split {
+pub fn split(capture: &[u8]) -> anyhow::Result<Split> {
     let mut entries = Vec::new();
     let mut skipped = Vec::new();
     let mut pending: BTreeMap<u32, Pending> = BTreeMap::new();
     let mut current: Option<u32> = None;
     let mut dec: Decoder = Decoder::new();
-    let mut events: Vec<DecodeEvent> = dec.feed(capture).collect();
-    events.extend(dec.finish());
-    let flush = |sensor: u32, p: &mut Pending, entries: &mut Vec<(u32, Vec<u8>)>| {
-        if p.count > 0 {
-            let mut e = Vec::with_capacity(p.header.len() + p.frames.len());
-            e.extend_from_slice(&p.header);
-            e.append(&mut p.frames);
-            entries.push((sensor, e));
-            p.count = 0;
+    // Each event with the seq the decoder expected before it (the place of a version-2
+    // reading frame); the place changes only when a frame ends.
+    let mut events: Vec<(DecodeEvent, Option<u32>)> = Vec::new();
+    for &b in capture {
+        let next = dec.next_seq();
+        if let Some(ev) = dec.push(b) {
+            events.push((ev, next));
         }
+    }
+    events.extend(dec.finish().map(|ev| (ev, None)));
+    let mut flush = |sensor: u32, p: &mut Pending| -> anyhow::Result<()> {
+        if p.count > 0 {
+            let e = p.entry().with_context(|| {
+                format!(
+                    "cannot write the header of sensor {sensor}, session {}",
+                    p.header.session
+                )
+            })?;
+            entries.push((sensor, e));
+        }
+        Ok(())
     };
-    for ev in events {
+    for (ev, next) in events {
         match ev {
             DecodeEvent::Frame { frame, span } => {
                 let bytes = capture
@@ -132,21 +175,30 @@ pub fn split(capture: &[u8]) -> Split {
                     .unwrap_or_default();
                 match frame {
                     Frame::Header(h) => {
-                        let p = pending.entry(h.sensor).or_insert_with(|| Pending {
-                            header: Vec::new(),
-                            frames: Vec::new(),
-                            count: 0,
-                        });
-                        flush(h.sensor, p, &mut entries);
-                        p.header = bytes.to_vec();
+                        if let Some(p) = pending.get_mut(&h.sensor) {
+                            flush(h.sensor, p)?;
+                        }
+                        pending.insert(
+                            h.sensor,
+                            Pending {
+                                header: h,
+                                header_bytes: bytes.to_vec(),
+                                next: None,
+                                frames: Vec::new(),
+                                count: 0,
+                            },
+                        );
                         current = Some(h.sensor);
                     }
                     _ => match current.and_then(|s| pending.get_mut(&s).map(|p| (s, p))) {
                         Some((s, p)) => {
+                            if p.count == 0 {
+                                p.next = next;
+                            }
                             p.frames.extend_from_slice(bytes);
                             p.count += 1;
                             if p.count >= READINGS_PER_ENTRY {
-                                flush(s, p, &mut entries);
+                                flush(s, p)?;
                             }
                         }
                         None => skipped.push((span, Unusable::NoHeader)),
@@ -164,9 +216,9 @@ pub fn split(capture: &[u8]) -> Split {
         }
     }
     for (s, p) in &mut pending {
-        flush(*s, p, &mut entries);
+        flush(*s, p)?;
     }
-    Split { entries, skipped }
+    Ok(Split { entries, skipped })
 }
 
 fn read_input(path: &PathBuf) -> anyhow::Result<Vec<u8>> {
@@ -199,7 +251,8 @@ pub fn run(cfg: &PublishConfig) -> anyhow::Result<PublishReport> {
                 "{name}: not a mend frame log; mend publish takes frame logs only (replay a JSONL log with mend replay)"
             );
         }
-        let Split { entries, skipped } = split(&capture);
+        let Split { entries, skipped } =
+            split(&capture).with_context(|| format!("{name}: cannot publish"))?;
         let mut pipe = redis::pipe();
         let mut queued = 0;
         let mut batch = std::collections::BTreeSet::new();
@@ -262,4 +315,111 @@ pub fn run(cfg: &PublishConfig) -> anyhow::Result<PublishReport> {
         }
     }
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mend_core::{ClockKind, Encoder, WireReading};
+
+    /// The frames a decoder reads from `bytes`, and how many spans it skipped.
+    fn frames(bytes: &[u8]) -> (Vec<Frame>, usize) {
+        let mut dec: Decoder = Decoder::new();
+        let mut out = Vec::new();
+        let mut skipped = 0;
+        for ev in dec.feed(bytes) {
+            match ev {
+                DecodeEvent::Frame { frame, .. } => out.push(frame),
+                DecodeEvent::Skipped { .. } => skipped += 1,
+            }
+        }
+        skipped += usize::from(dec.finish().is_some());
+        (out, skipped)
+    }
+
+    /// A version-2 capture of two sensors, each with a header, then readings with gaps, far
+    /// more than one entry holds, the sensors taking turns (each turn after its header).
+    fn capture() -> (Vec<u8>, Vec<(u32, u32)>) {
+        let mut enc = Encoder::new();
+        let mut log = Vec::new();
+        let mut sent = Vec::new();
+        let mut seqs = [0u32; 2];
+        for turn in 0..4u32 {
+            let sensor = 7 + turn % 2;
+            let slot = (turn % 2) as usize;
+            let h = Header::new(sensor, 3, 1_000, ClockKind::Boot, 0).with_base(seqs[slot]);
+            log.extend_from_slice(&enc.to_buf(&Frame::Header(h)).unwrap());
+            for i in 0..150u32 {
+                let seq = seqs[slot];
+                let w = WireReading {
+                    seq,
+                    offset_ms: 0,
+                    celsius_delta: i as i32,
+                };
+                log.extend_from_slice(&enc.to_buf(&Frame::Reading(w)).unwrap());
+                sent.push((sensor, seq));
+                // Lost readings: up to 40 seqs at a time.
+                seqs[slot] = seq + 1 + (i * 7) % 41;
+            }
+        }
+        (log, sent)
+    }
+
+    #[test]
+    fn every_entry_of_a_version_2_capture_decodes_alone_to_the_captured_readings() {
+        let (log, sent) = capture();
+        let (whole, skipped) = frames(&log);
+        assert_eq!(skipped, 0);
+        assert_eq!(whole.len(), sent.len() + 4);
+        let split = split(&log).unwrap();
+        assert!(split.skipped.is_empty());
+        assert!(split.entries.len() > 8, "sessions span several entries");
+        let mut got = Vec::new();
+        for (sensor, entry) in &split.entries {
+            let (frames, skipped) = frames(entry);
+            assert_eq!(skipped, 0, "an entry of sensor {sensor} decodes alone");
+            let Some(Frame::Header(h)) = frames.first() else {
+                panic!("an entry starts with its header");
+            };
+            assert_eq!((h.sensor, h.session), (*sensor, 3));
+            for f in &frames[1..] {
+                match f {
+                    Frame::Reading(w) => got.push((*sensor, w.seq)),
+                    other => panic!("unexpected frame {other:?}"),
+                }
+            }
+        }
+        got.sort_unstable();
+        let mut want = sent.clone();
+        want.sort_unstable();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn a_version_1_capture_is_published_byte_for_byte() {
+        let h = Header {
+            version: 1,
+            ..Header::new(5, 1, 1_000, ClockKind::Boot, 0)
+        };
+        let mut log = Frame::Header(h).to_buf().unwrap().to_vec();
+        for seq in 0..100 {
+            let w = WireReading {
+                seq,
+                offset_ms: 0,
+                celsius_delta: 0,
+            };
+            log.extend_from_slice(&Frame::Reading(w).to_buf().unwrap());
+        }
+        let split = split(&log).unwrap();
+        let header_len = log.iter().position(|b| *b == 0).unwrap() + 1;
+        let joined: Vec<u8> = split
+            .entries
+            .iter()
+            .flat_map(|(_, e)| {
+                assert_eq!(e[..header_len], log[..header_len], "the header as captured");
+                e[header_len..].to_vec()
+            })
+            .collect();
+        assert_eq!(joined, log[header_len..]);
+    }
 }

@@ -5,7 +5,8 @@
 //! sensors after `--lease`, and another takes them over. It claims the dead worker's pending
 //! entries (`XAUTOCLAIM`), and restores the engine from the checkpoint in the sensor's state
 //! hash, the same way `mend replay --checkpoint` does: the sensor's raw stream is replayed
-//! from its start and only the rows after the checkpoint's marks are new.
+//! from its first entry (see below for trimming) and only the rows after the checkpoint's
+//! marks are new.
 //!
 //! Every run commits in one `MULTI`/`EXEC`, watched on the lease: the new rows (with IDs
 //! derived from their `(time, seq)`), the new dead letters, the checkpoint, and the `XACK`
@@ -16,6 +17,11 @@
 //! unsettled tail (as `mend replay --checkpoint` without `--final`); the tail is settled
 //! once the stream has been idle for `--settle`, or as soon as `mend publish --end` marked
 //! the capture complete.
+//!
+//! A settled run trims the raw stream up to the first entry of a session that has not ended
+//! (a newer session of the sensor started): an ended session's rows are all written, so a
+//! run without its entries writes what a run with them writes. The state counts the bytes
+//! trimmed, so that positions in the checkpoint still count from the stream's first entry.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -72,6 +78,8 @@ pub struct WorkReport {
     pub acked: u64,
     /// Runs thrown away because the lease was lost before the commit.
     pub lost_leases: u64,
+    /// Raw entries trimmed: repaired, and needed by no later run.
+    pub trimmed: u64,
     /// Times it reconnected to Redis.
     pub reconnects: u64,
 }
@@ -82,8 +90,12 @@ struct State {
     checkpoint: Checkpoint,
     /// The last raw entry a commit covered.
     covered: Option<EntryId>,
-    /// Bytes of the raw stream a commit covered (dead letters before are written).
+    /// Bytes of the raw stream a commit covered (dead letters before are written), counted
+    /// from the stream's first entry ever, trimmed ones included.
     bytes: u64,
+    /// Bytes of the raw stream trimmed from its front: positions in the checkpoint and
+    /// `bytes` count them, the entries read now start after them.
+    trimmed: u64,
     /// The last commit settled the tail.
     settled: bool,
     /// The last output ID.
@@ -111,6 +123,7 @@ impl State {
             },
             covered: id("covered")?,
             bytes: h.get("bytes").and_then(|b| b.parse().ok()).unwrap_or(0),
+            trimmed: h.get("trimmed").and_then(|b| b.parse().ok()).unwrap_or(0),
             settled: h.get("settled").is_some_and(|s| s == "1"),
             out_last: id("out_last")?,
             version: h.get("version").and_then(|v| v.parse().ok()).unwrap_or(0),
@@ -485,8 +498,15 @@ impl Worker {
         // Dead letters of bytes an earlier commit covered were written by it.
         let dead: Vec<DeadLetter> = dead
             .into_iter()
-            .filter(|d| d.offset >= state.bytes)
+            .filter(|d| d.offset + state.trimmed >= state.bytes)
             .collect();
+        // Only a settled run wrote every reading it read: one that held back a tail needs
+        // its entries again.
+        let trim = if settle {
+            trim_point(&entries, &checkpoint, covers)?
+        } else {
+            None
+        };
 
         // The commit: rows, dead letters, state and acknowledgement, or nothing.
         if !self.lease(con, k)? {
@@ -565,7 +585,9 @@ impl Worker {
             .arg("covered")
             .arg(covers.to_string())
             .arg("bytes")
-            .arg(bytes.len() as u64)
+            .arg(state.trimmed + bytes.len() as u64)
+            .arg("trimmed")
+            .arg(state.trimmed + trim.as_ref().map_or(0, |t| t.bytes))
             .arg("settled")
             .arg(if settle { "1" } else { "0" })
             .arg("version")
@@ -580,6 +602,14 @@ impl Worker {
                 pipe.arg(id.to_string());
             }
             pipe.ignore();
+        }
+        if let Some(t) = &trim {
+            // Exact, not `~`: the stream starts where the state says it does.
+            pipe.cmd("XTRIM")
+                .arg(&k.raw)
+                .arg("MINID")
+                .arg(t.min_id.to_string())
+                .ignore();
         }
         pipe.cmd("PEXPIRE")
             .arg(&k.lease)
@@ -596,6 +626,7 @@ impl Worker {
         self.report.rows += rows.len() as u64;
         self.report.dead_letters += dead.len() as u64;
         self.report.acked += to_ack.len() as u64;
+        self.report.trimmed += trim.map_or(0, |t| t.entries);
         Ok(Outcome::Committed)
     }
 
@@ -611,6 +642,14 @@ impl Worker {
         let plans = [InputPlan::default()];
         let mut cfg = self.cfg.replay.clone();
         cfg.engine.hold_back = !settle;
+        // The stream may start after sessions that were trimmed once they had ended.
+        cfg.engine.resume_ended = true;
+        // Positions count from the stream's first entry ever; the bytes start after the
+        // trimmed ones.
+        let mut checkpoint = state.checkpoint.clone();
+        for seen in &mut checkpoint.seen {
+            *seen = seen.saturating_sub(state.trimmed);
+        }
         let mut pass = first_pass(&sources)?;
         loop {
             let mut sink = RowSink::default();
@@ -619,7 +658,7 @@ impl Worker {
                 &sources,
                 &plans,
                 &cfg,
-                state.checkpoint.clone(),
+                checkpoint.clone(),
                 pass,
                 Outputs {
                     records: &mut sink,
@@ -637,11 +676,70 @@ impl Worker {
                         .filter(|l| !l.is_empty())
                         .map(|l| serde_json::from_slice(l).context("cannot read a dead letter"))
                         .collect::<anyhow::Result<Vec<DeadLetter>>>()?;
-                    return Ok((sink.rows, dead, result.checkpoint));
+                    let mut checkpoint = result.checkpoint;
+                    for seen in &mut checkpoint.seen {
+                        *seen += state.trimmed;
+                    }
+                    return Ok((sink.rows, dead, checkpoint));
                 }
             }
         }
     }
+}
+
+/// Where a commit trims a raw stream.
+struct Trim {
+    /// `XTRIM MINID`: the first entry kept.
+    min_id: EntryId,
+    /// Entries dropped.
+    entries: u64,
+    /// Their bytes.
+    bytes: u64,
+}
+
+/// How far a sensor's raw stream can be trimmed after a settled run over `entries`
+/// (everything up to `covers`) that wrote `checkpoint`: the entries before the first one of
+/// a session that has not ended. An ended session (a newer one of its sensor started) has
+/// all its records written, and a reading of it that comes again does not end the live
+/// session (see [`EngineConfig::resume_ended`](crate::engine::EngineConfig)), so a run
+/// without its entries writes what a run with them writes. A live session's entries stay:
+/// its validation history, gap neighbours and clock check are rebuilt from them by every run.
+fn trim_point(
+    entries: &[Entry],
+    checkpoint: &Checkpoint,
+    covers: EntryId,
+) -> anyhow::Result<Option<Trim>> {
+    let mut bytes = 0u64;
+    let mut dropped = 0u64;
+    for (id, fields) in entries {
+        let id: EntryId = id.parse()?;
+        let f = field(fields, "f").unwrap_or_default();
+        let mut dec: mend_core::Decoder = mend_core::Decoder::new();
+        let session = dec.feed(f).next().and_then(|ev| match ev {
+            mend_core::DecodeEvent::Frame {
+                frame: mend_core::Frame::Header(h),
+                ..
+            } => Some((h.sensor, h.session)),
+            _ => None,
+        });
+        let ended = session
+            .and_then(|s| checkpoint.streams.get(&s))
+            .is_some_and(|m| m.ended);
+        if !ended || id > covers {
+            return Ok((dropped > 0).then_some(Trim {
+                min_id: id,
+                entries: dropped,
+                bytes,
+            }));
+        }
+        dropped += 1;
+        bytes += f.len() as u64;
+    }
+    Ok((dropped > 0).then_some(Trim {
+        min_id: covers.next(),
+        entries: dropped,
+        bytes,
+    }))
 }
 
 /// A dead-letter record as the replay writes it.
