@@ -18,6 +18,8 @@
 //!   runs.
 //! - [`generate`] and [`demo`]: simulated captures and the recovery report.
 //! - [`summary`], [`timefmt`], [`numfmt`]: text for people.
+//! - [`listen`]: the gateway beside a node (`mend listen`): capture, acknowledge, ask for
+//!   what is missing.
 //! - [`cli`], [`commands`], [`seek`]: the `mend` command line.
 //!
 //! ## Output contract
@@ -54,6 +56,7 @@ pub mod dlq;
 pub mod engine;
 pub mod generate;
 pub mod input;
+pub mod listen;
 pub mod merge;
 pub mod numfmt;
 pub mod output;
