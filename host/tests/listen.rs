@@ -143,8 +143,8 @@ impl Node {
             };
             let frames: Vec<Frame> = dec
                 .feed(&buf[..n])
-                .filter_map(|ev| match ev {
-                    DecodeEvent::Frame { frame, .. } => Some(frame),
+                .map(|ev| match ev {
+                    DecodeEvent::Frame { frame, .. } => frame,
                     DecodeEvent::Skipped { .. } => panic!("the gateway sent a bad frame"),
                 })
                 .collect();
