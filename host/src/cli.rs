@@ -347,6 +347,10 @@ pub struct ListenArgs {
     /// node streams.
     #[arg(long, value_parser = duration_arg, default_value = "50ms")]
     pub sync_every: u64,
+    /// Capture only: send no acknowledgements and no resend requests, for a node that does
+    /// not read its link (missing readings are reported as still missing).
+    #[arg(long)]
+    pub no_downlink: bool,
     /// No status line and no summary.
     #[arg(long, short = 'q')]
     pub quiet: bool,
@@ -390,6 +394,7 @@ impl ListenArgs {
                 max_ms: self.retry_after.saturating_mul(16),
             },
             sync_ms: self.sync_every,
+            downlink: !self.no_downlink,
         })
     }
 }

@@ -540,3 +540,39 @@ fn garbage_on_the_link_is_counted_and_the_frames_around_it_are_kept() {
     );
     assert_measured(&d, "node.mlog", 8, 0..10);
 }
+
+#[test]
+fn with_no_downlink_nothing_is_written_to_the_node_and_gaps_stay_missing() {
+    let d = Dir::new();
+    let (l, addr) = listener();
+    let cap = d.path("node.mlog");
+    let gw = spawn(
+        &d,
+        &[
+            "--tcp",
+            &addr,
+            "-o",
+            "node.mlog",
+            "--idle",
+            "1s",
+            "--no-downlink",
+        ],
+    );
+    let mut node = Node::accept(&l, 9, &cap);
+    node.header_at(0);
+    node.readings(0..10, &[4]);
+    let down = node.serve();
+    let (code, stderr) = finish(gw);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(down.resends.is_empty() && down.acks.is_empty(), "{down:?}");
+    assert!(
+        stderr.contains(
+            "9 received first time, 0 recovered by resend, 0 unrecoverable, 1 still missing"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("missing: sensor 7 session 9 seqs 4..=4"),
+        "{stderr}"
+    );
+}

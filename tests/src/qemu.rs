@@ -116,6 +116,10 @@ pub struct RunOptions<'a> {
     /// For an image that never exits (the hardware build): stop QEMU as soon as the UART
     /// capture so far satisfies this. The run's status is then QEMU's stop by signal.
     pub stop_when: Option<&'a StopCondition>,
+    /// UART0 as this QEMU chardev (`tcp:127.0.0.1:PORT,server=on,wait=on`, for a gateway
+    /// that reads and writes the link) instead of the capture file; [`Run::uart`] is then
+    /// empty.
+    pub uart: Option<&'a str>,
 }
 
 /// What one QEMU run left behind.
@@ -264,7 +268,10 @@ pub fn run(elf: &Path, options: RunOptions<'_>) -> Run {
     set_flag(
         &mut args,
         "-serial",
-        format!("file:{}", uart_path.display()),
+        match options.uart {
+            Some(chardev) => chardev.to_owned(),
+            None => format!("file:{}", uart_path.display()),
+        },
     );
     if let Some(cpu) = options.cpu {
         set_flag(&mut args, "-cpu", cpu.to_owned());

@@ -54,6 +54,10 @@ pub struct ListenConfig {
     /// The longest time received bytes wait for their sync (and acknowledgement) while the
     /// link streams.
     pub sync_ms: u64,
+    /// Send acknowledgements and resend requests. Off for a node that does not read its
+    /// link: bytes written to it stay unread, and a TCP connection closed with unread bytes
+    /// is reset, which can discard the node's last bytes still in flight.
+    pub downlink: bool,
 }
 
 /// What the status line shows.
@@ -217,7 +221,7 @@ pub fn run(
                 .with_context(|| format!("{name}: cannot sync"))?;
             last_sync = now;
         }
-        if let Some(c) = conn.as_mut() {
+        if let Some(c) = conn.as_mut().filter(|_| cfg.downlink) {
             if g.talk(c.as_mut(), now).is_err() {
                 conn = None;
                 state = LinkState::Down;
@@ -231,7 +235,7 @@ pub fn run(
     let now = ms(Instant::now());
     g.sync(now)
         .with_context(|| format!("{name}: cannot sync"))?;
-    if let Some(c) = conn.as_mut() {
+    if let Some(c) = conn.as_mut().filter(|_| cfg.downlink) {
         let _ = g.talk(c.as_mut(), now);
     }
     LISTENING.store(false, Ordering::SeqCst);
