@@ -120,7 +120,16 @@ pub struct RunOptions<'a> {
     /// that reads and writes the link) instead of the capture file; [`Run::uart`] is then
     /// empty.
     pub uart: Option<&'a str>,
+    /// The node's flash file. QEMU then runs in the run's scratch directory, where
+    /// [`FLASH_NAME`] is a symbolic link to this file: a firmware that keeps its flash in a
+    /// semihosting file opens [`FLASH_NAME`] (a name relative to QEMU's working directory).
+    pub flash: Option<&'a Path>,
+    /// The wall-clock limit of the run in seconds (60 when `None`).
+    pub timeout_secs: Option<u32>,
 }
+
+/// The name under which a run's flash file appears in QEMU's working directory.
+pub const FLASH_NAME: &str = "flash.bin";
 
 /// What one QEMU run left behind.
 #[derive(Debug)]
@@ -319,9 +328,21 @@ pub fn run(elf: &Path, options: RunOptions<'_>) -> Run {
             .expect("the runner configures semihosting");
         args.drain(i..=i + 1);
     }
+    let mut qemu = Command::new("timeout");
+    if let Some(flash) = options.flash {
+        // The file may not exist yet: the firmware creates it (through the link).
+        let target = std::path::absolute(flash)
+            .unwrap_or_else(|e| panic!("flash file {}: {e}", flash.display()));
+        std::os::unix::fs::symlink(&target, dir.join(FLASH_NAME))
+            .unwrap_or_else(|e| panic!("link the flash file into {}: {e}", dir.display()));
+        qemu.current_dir(&dir);
+    }
+    let timeout = options
+        .timeout_secs
+        .map_or_else(|| RUN_TIMEOUT_SECS.to_owned(), |s| s.to_string());
     let start = Instant::now();
-    let mut child = Command::new("timeout")
-        .arg(RUN_TIMEOUT_SECS)
+    let mut child = qemu
+        .arg(timeout)
         .arg("qemu-system-arm")
         .args(&args)
         .arg("-kernel")
