@@ -576,3 +576,29 @@ fn with_no_downlink_nothing_is_written_to_the_node_and_gaps_stay_missing() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_bad_link_argument_is_a_usage_error_before_anything_is_created() {
+    let d = Dir::new();
+    let e = d.mend(&["listen", "-o", "x.mlog"]).expect(2).stderr();
+    assert!(e.contains("--tcp") && e.contains("--serial"), "{e}");
+    let e = d
+        .mend(&["listen", "--tcp", "localhost", "-o", "x.mlog"])
+        .expect(2)
+        .stderr();
+    assert!(e.contains("--tcp \"localhost\": expected HOST:PORT"), "{e}");
+    let e = d
+        .mend(&[
+            "listen",
+            "--tcp",
+            "127.0.0.1:1",
+            "-o",
+            "x.mlog",
+            "--idle",
+            "soon",
+        ])
+        .expect(2)
+        .stderr();
+    assert!(e.contains("--idle"), "{e}");
+    assert!(!common::exists(&d.path("x.mlog")));
+}
