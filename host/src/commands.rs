@@ -48,8 +48,14 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 fn listen(a: &ListenArgs) -> anyhow::Result<ExitCode> {
     let cfg = a.plan()?;
     let live = !a.quiet && io::stderr().is_terminal();
+    // Redrawn at most ten times a second, and whenever the link changes state.
+    let mut drawn: Option<(std::time::Instant, crate::listen::LinkState)> = None;
     let mut status = |s: &crate::listen::Status| {
-        if live {
+        let due = drawn.is_none_or(|(at, link)| {
+            link != s.link || at.elapsed() >= std::time::Duration::from_millis(100)
+        });
+        if live && due {
+            drawn = Some((std::time::Instant::now(), s.link));
             eprint!(
                 "\r\x1b[2K{}: link {}; received {}, recovered {}, missing {}, bad bytes {}",
                 cfg.endpoint, s.link, s.received, s.recovered, s.missing, s.bad_bytes

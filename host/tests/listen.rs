@@ -258,6 +258,10 @@ fn missing_seqs_are_asked_for_recovered_measured_and_acked_only_once_on_disk() {
 
     assert_measured(&d, "node.mlog", 3, 0..20);
     assert!(
+        !stderr.contains('\r'),
+        "no status line when stderr is not a terminal"
+    );
+    assert!(
         stderr.contains("readings: 17 received first time, 3 recovered by resend, 0 unrecoverable, 0 still missing"),
         "{stderr}"
     );
@@ -601,4 +605,35 @@ fn a_bad_link_argument_is_a_usage_error_before_anything_is_created() {
         .stderr();
     assert!(e.contains("--idle"), "{e}");
     assert!(!common::exists(&d.path("x.mlog")));
+}
+
+#[cfg(unix)]
+#[test]
+fn on_a_terminal_a_status_line_is_drawn_and_cleared() {
+    let d = Dir::new();
+    let (l, addr) = listener();
+    drop(l);
+    // `script` gives the gateway a terminal and copies what it draws.
+    let cmd = format!(
+        "{} listen --tcp {addr} -o a.mlog --idle 300ms",
+        env!("CARGO_BIN_EXE_mend")
+    );
+    let out = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .current_dir(d.path(""))
+        .stdin(Stdio::null())
+        .output()
+        .expect("script(1) from util-linux runs the terminal test");
+    let tty = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{tty}");
+    assert!(
+        tty.starts_with(&format!(
+            "\r\x1b[2Ktcp {addr}: link connecting; received 0, recovered 0, missing 0, bad bytes 0"
+        )),
+        "{tty:?}"
+    );
+    assert!(
+        tty.contains("\r\x1b[2Kmend listen: 0 of 0 link bytes"),
+        "{tty:?}"
+    );
 }
