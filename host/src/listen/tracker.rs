@@ -296,6 +296,7 @@ impl Tracker {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeSet;
 
     const P: RetryPolicy = RetryPolicy {
         tries: 3,
@@ -460,5 +461,87 @@ mod tests {
         t.reading(1, 2, 2, 0);
         assert_eq!(t.due(0), [resend(2, 0, 1)]);
         assert_eq!(t.acks(), [Ack { session: 1, seq: 0 }]);
+    }
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Reading(u32),
+        Heartbeat(u32),
+        Wait(u64),
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        prop_oneof![
+            4 => (0u32..48).prop_map(Op::Reading),
+            1 => (0u32..48).prop_map(Op::Heartbeat),
+            2 => (0u64..300).prop_map(Op::Wait),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Random arrivals, heartbeats and waits against a set model: the missing seqs are
+        /// exactly those below the highest known that are neither held nor given up, every
+        /// request asks only for missing seqs, and no ack covers a seq not held or given up.
+        #[test]
+        fn the_books_match_a_set_model(ops in proptest::collection::vec(op(), 1..80)) {
+            let mut t = Tracker::new(P);
+            let (mut held, mut given_up) = (BTreeSet::new(), BTreeSet::new());
+            let mut next = 0u32;
+            let mut now = 0u64;
+            for op in ops {
+                match op {
+                    Op::Reading(seq) => {
+                        let missing = seq < next && !held.contains(&seq) && !given_up.contains(&seq);
+                        let want = if seq >= next {
+                            Arrival::New
+                        } else if missing {
+                            Arrival::Recovered
+                        } else {
+                            Arrival::Duplicate
+                        };
+                        proptest::prop_assert_eq!(t.reading(1, 1, seq, now), want);
+                        held.insert(seq);
+                        next = next.max(seq + 1);
+                    }
+                    Op::Heartbeat(n) => {
+                        t.reached(1, 1, n, now);
+                        next = next.max(n);
+                    }
+                    Op::Wait(ms) => now += ms,
+                }
+                for r in t.due(now) {
+                    match r {
+                        Request::Resend { resend, .. } => {
+                            for s in resend.from..=resend.to {
+                                proptest::prop_assert!(!held.contains(&s) && !given_up.contains(&s));
+                            }
+                        }
+                        Request::GaveUp { range, .. } => {
+                            for s in range.from..=range.to {
+                                proptest::prop_assert!(!held.contains(&s));
+                                given_up.insert(s);
+                            }
+                        }
+                    }
+                }
+                let model: BTreeSet<u32> = (0..next)
+                    .filter(|s| !held.contains(s) && !given_up.contains(s))
+                    .collect();
+                let books: BTreeSet<u32> = t
+                    .missing_ranges()
+                    .iter()
+                    .flat_map(|(_, r)| r.from..=r.to)
+                    .collect();
+                proptest::prop_assert_eq!(t.missing(), model.len() as u64);
+                proptest::prop_assert_eq!(&books, &model);
+                for ack in t.acks() {
+                    for s in 0..=ack.seq {
+                        proptest::prop_assert!(held.contains(&s) || given_up.contains(&s));
+                    }
+                    proptest::prop_assert!(model.first().is_none_or(|&m| ack.seq < m));
+                }
+            }
+        }
     }
 }
