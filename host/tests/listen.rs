@@ -5,7 +5,7 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -50,9 +50,14 @@ struct Downlink {
     acks: Vec<(Ack, BTreeSet<(u32, u32)>)>,
 }
 
+/// A byte pipe to the gateway: a TCP connection or the master side of a pseudo-terminal.
+trait Pipe: Read + Write + Send {}
+
+impl<T: Read + Write + Send> Pipe for T {}
+
 /// The node's side of one connection.
 struct Node {
-    stream: TcpStream,
+    stream: Box<dyn Pipe>,
     enc: Encoder,
     header: Header,
     /// Seqs the node still has in its log (it answers resends from these).
@@ -79,6 +84,11 @@ impl Node {
             }
         };
         stream.set_nonblocking(false).unwrap();
+        Self::on(Box::new(stream), session, capture)
+    }
+
+    /// The node on any pipe.
+    fn on(stream: Box<dyn Pipe>, session: u32, capture: &Path) -> Self {
         Self {
             stream,
             enc: Encoder::new(),
@@ -138,8 +148,11 @@ impl Node {
         let mut buf = [0u8; 1024];
         loop {
             let n = match self.stream.read(&mut buf) {
-                Ok(0) | Err(_) => return got,
+                Ok(0) => return got,
                 Ok(n) => n,
+                // A serial port's read timeout: the gateway is still there.
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => continue,
+                Err(_) => return got,
             };
             let frames: Vec<Frame> = dec
                 .feed(&buf[..n])
@@ -431,6 +444,10 @@ fn idle_stops_even_without_a_node_and_duration_stops_a_chatty_one() {
     assert!(stderr.contains("the link was idle"), "{stderr}");
     assert!(stderr.contains("link: 0 connections"), "{stderr}");
     assert!(
+        stderr.contains("last link error: cannot connect: "),
+        "{stderr}"
+    );
+    assert!(
         common::exists(&d.path("a.mlog")),
         "the capture exists, empty"
     );
@@ -636,4 +653,58 @@ fn on_a_terminal_a_status_line_is_drawn_and_cleared() {
         tty.contains("\r\x1b[2Kmend listen: 0 of 0 link bytes"),
         "{tty:?}"
     );
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_serial_port_works_like_tcp() {
+    use serialport::SerialPort;
+    let d = Dir::new();
+    let cap = d.path("node.mlog");
+    let (master, slave) = serialport::TTYPort::pair().unwrap();
+    let name = slave.name().unwrap();
+    let gw = spawn(
+        &d,
+        &[
+            "--serial",
+            &name,
+            "--baud",
+            "115200",
+            "-o",
+            "node.mlog",
+            "--idle",
+            "1s",
+        ],
+    );
+    // The test's end of the slave keeps the pty in raw mode until the gateway has it open;
+    // then it is closed, so that the gateway's exit ends the node's reads.
+    let opened = Instant::now();
+    let fds = format!("/proc/{}/fd", gw.id());
+    while !std::fs::read_dir(&fds)
+        .unwrap()
+        .any(|e| std::fs::read_link(e.unwrap().path()).is_ok_and(|p| p == Path::new(&name)))
+    {
+        assert!(
+            opened.elapsed() < Duration::from_secs(60),
+            "the gateway never opened {name}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    drop(slave);
+    let mut node = Node::on(Box::new(master), 3, &cap);
+    node.header_at(0);
+    node.readings(0..12, &[7]);
+    let down = node.serve();
+    let (code, stderr) = finish(gw);
+    assert_eq!(code, 0, "{stderr}");
+    let asked: BTreeSet<u32> = down.resends.iter().flat_map(|r| r.from..=r.to).collect();
+    assert_eq!(asked, BTreeSet::from([7]), "{down:?} {stderr}");
+    assert_eq!(
+        down.acks.last().unwrap().0,
+        Ack {
+            session: 3,
+            seq: 11
+        }
+    );
+    assert_measured(&d, "node.mlog", 3, 0..12);
 }

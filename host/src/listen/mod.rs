@@ -182,7 +182,8 @@ pub fn run(
                         // The node may have missed the last ones.
                         g.tracker.forget_acks();
                     }
-                    Err(_) => {
+                    Err(e) => {
+                        g.report.last_link_error = Some(format!("cannot connect: {e}"));
                         reconnect_at = now + reconnect_wait;
                         reconnect_wait = (reconnect_wait * 2).min(MAX_RECONNECT_MS);
                     }
@@ -203,7 +204,11 @@ pub fn run(
                     .with_context(|| format!("{name}: cannot write"))?;
             }
             Ok(Got::Quiet) => quiet = true,
-            Ok(Got::Closed) | Err(_) => dropped = true,
+            Ok(Got::Closed) => dropped = true,
+            Err(e) => {
+                g.report.last_link_error = Some(format!("read failed: {e}"));
+                dropped = true;
+            }
         }
         if dropped {
             conn = None;
@@ -222,7 +227,8 @@ pub fn run(
             last_sync = now;
         }
         if let Some(c) = conn.as_mut().filter(|_| cfg.downlink) {
-            if g.talk(c.as_mut(), now).is_err() {
+            if let Err(e) = g.talk(c.as_mut(), now) {
+                g.report.last_link_error = Some(format!("write failed: {e}"));
                 conn = None;
                 state = LinkState::Down;
                 g.report.drops += 1;

@@ -109,6 +109,8 @@ pub struct ListenReport {
     pub connects: u64,
     /// Connections lost.
     pub drops: u64,
+    /// The last error of the link (a failed connect, a dropped connection), if any.
+    pub last_link_error: Option<String>,
     /// Bytes that were not a good frame, by reason: (spans, bytes).
     pub bad: BTreeMap<&'static str, (u64, u64)>,
     /// How long the run took, in milliseconds.
@@ -177,6 +179,9 @@ impl ListenReport {
             "  link: {} connections, {} dropped; {} acks, {} resend requests, {} fsyncs",
             self.connects, self.drops, self.acks_sent, self.resends_sent, self.syncs
         );
+        if let Some(e) = &self.last_link_error {
+            let _ = writeln!(out, "  last link error: {e}");
+        }
         let _ = write!(out, "  bad bytes on the link: {}", self.bad_bytes());
         for (reason, (spans, bytes)) in &self.bad {
             let _ = write!(out, "; {reason}: {bytes} bytes in {spans} spans");
