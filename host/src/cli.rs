@@ -12,6 +12,7 @@ use mend_core::{Celsius, FillMethod, SimConfig, ValidateConfig};
 use crate::engine::EngineConfig;
 use crate::generate::{rate_to_ppm, CaptureFormat, GenerateConfig};
 use crate::input::{Format, InputSource};
+use crate::listen::{Endpoint, ListenConfig, RetryPolicy};
 use crate::replay::ReplayConfig;
 use crate::timefmt::{parse_duration_ms, parse_time, to_rfc3339, MAX_TIME_MS};
 
@@ -58,6 +59,10 @@ pub enum Command {
     Export(ExportArgs),
     /// Fleet: sensors, workers, leases, lag, pending entries and dead letters.
     Status(StatusArgs),
+    /// Be the gateway beside a node: append its frames to a capture, acknowledge what is on
+    /// disk, ask for what is missing.
+    #[command(after_help = LISTEN_EXAMPLES)]
+    Listen(ListenArgs),
 }
 
 const DEMO_EXAMPLES: &str = "Examples:
@@ -83,6 +88,11 @@ const INSPECT_EXAMPLES: &str = "Examples:
   mend inspect sensor.mlog
   mend inspect damaged.mlog --list 100
   mend inspect sensor.mlog --from 2026-01-01T06:00:00Z";
+
+const LISTEN_EXAMPLES: &str = "Examples:
+  mend listen --tcp 127.0.0.1:5555 -o node.mlog              # until Ctrl-C
+  mend listen --serial /dev/ttyUSB0 --baud 115200 -o node.mlog --idle 30s
+  mend listen --tcp 127.0.0.1:5555 -o node.mlog --duration 10m && mend replay node.mlog";
 
 /// `mend demo`.
 #[derive(Debug, Args)]
@@ -312,6 +322,92 @@ pub struct InspectArgs {
     /// How many skipped byte ranges to list before only counting them.
     #[arg(long, default_value_t = 20)]
     pub list: usize,
+}
+
+/// `mend listen`.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("link").required(true).args(["tcp", "serial"])))]
+pub struct ListenArgs {
+    /// Connect to the node's UART served over TCP (e.g. QEMU's
+    /// `-serial tcp:127.0.0.1:PORT,server=on,wait=off`), reconnecting when it drops.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub tcp: Option<String>,
+    /// Read the node's UART from a serial port.
+    #[arg(long, value_name = "PATH")]
+    pub serial: Option<PathBuf>,
+    /// The serial port's baud rate.
+    #[arg(long, default_value_t = 115_200, requires = "serial")]
+    pub baud: u32,
+    /// The capture to append to (created when missing, never truncated).
+    #[arg(short = 'o', long = "output")]
+    pub output: PathBuf,
+    /// Stop after this long without a byte from the node (e.g. 30s).
+    #[arg(long, value_parser = duration_arg)]
+    pub idle: Option<u64>,
+    /// Stop after this long (e.g. 10m).
+    #[arg(long, value_parser = duration_arg)]
+    pub duration: Option<u64>,
+    /// Requests for a missing range before it is given up as unrecoverable.
+    #[arg(long, default_value_t = 5)]
+    pub retries: u32,
+    /// The wait after the first request for a missing range; it doubles after each request,
+    /// up to 16 times this.
+    #[arg(long, value_parser = duration_arg, default_value = "1s")]
+    pub retry_after: u64,
+    /// The longest time received frames wait for their fsync (and acknowledgement) while the
+    /// node streams.
+    #[arg(long, value_parser = duration_arg, default_value = "50ms")]
+    pub sync_every: u64,
+    /// Capture only: send no acknowledgements and no resend requests, for a node that does
+    /// not read its link (missing readings are reported as still missing).
+    #[arg(long)]
+    pub no_downlink: bool,
+    /// No status line and no summary.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+}
+
+/// A duration argument (`500ms`, `10s`, `2m`) in milliseconds.
+fn duration_arg(text: &str) -> anyhow::Result<u64> {
+    parse_duration_ms(text)
+}
+
+impl ListenArgs {
+    /// Checks the arguments and builds the settings.
+    pub fn plan(&self) -> anyhow::Result<ListenConfig> {
+        let endpoint = match (&self.tcp, &self.serial) {
+            (Some(addr), None) => {
+                if addr
+                    .rsplit_once(':')
+                    .is_none_or(|(_, p)| p.parse::<u16>().is_err())
+                {
+                    bail!("--tcp {addr:?}: expected HOST:PORT, e.g. 127.0.0.1:5555");
+                }
+                Endpoint::Tcp(addr.clone())
+            }
+            (None, Some(path)) => Endpoint::Serial {
+                path: path.clone(),
+                baud: self.baud,
+            },
+            _ => bail!("give exactly one of --tcp and --serial"),
+        };
+        if self.retry_after == 0 {
+            bail!("--retry-after must be longer than 0");
+        }
+        Ok(ListenConfig {
+            endpoint,
+            capture: self.output.clone(),
+            idle_ms: self.idle,
+            duration_ms: self.duration,
+            retry: RetryPolicy {
+                tries: self.retries,
+                first_ms: self.retry_after,
+                max_ms: self.retry_after.saturating_mul(16),
+            },
+            sync_ms: self.sync_every,
+            downlink: !self.no_downlink,
+        })
+    }
 }
 
 /// Parses `LO..HI` in °C for `--band`.

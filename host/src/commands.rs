@@ -15,7 +15,9 @@ use mend_core::{Flag, Outage, Record};
 
 use crate::chart::{Chart, ChartSpec, PointKind};
 use crate::checkpoint::{Checkpoint, InputMark};
-use crate::cli::{Cli, Command, GenerateArgs, InspectArgs, OutFormat, ReadPlan, ReplayArgs};
+use crate::cli::{
+    Cli, Command, GenerateArgs, InspectArgs, ListenArgs, OutFormat, ReadPlan, ReplayArgs,
+};
 use crate::engine::Pass;
 use crate::input::{InputSource, StreamMeta};
 use crate::output::{AtomicFile, MlogWriter, RecordSink, RowFormat, RowWriter, Tee};
@@ -45,7 +47,43 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Work(a) => fleet::work(&a),
         Command::Export(a) => fleet::export(&a),
         Command::Status(a) => fleet::status(&a),
+        Command::Listen(a) => listen(&a),
     }
+}
+
+fn listen(a: &ListenArgs) -> anyhow::Result<ExitCode> {
+    let cfg = a.plan()?;
+    let live = !a.quiet && io::stderr().is_terminal();
+    // Redrawn at most ten times a second, and whenever the link changes state.
+    let mut drawn: Option<(std::time::Instant, crate::listen::LinkState)> = None;
+    let mut status = |s: &crate::listen::Status| {
+        let due = drawn.is_none_or(|(at, link)| {
+            link != s.link || at.elapsed() >= std::time::Duration::from_millis(100)
+        });
+        if live && due {
+            drawn = Some((std::time::Instant::now(), s.link));
+            eprint!(
+                "\r\x1b[2K{}: link {}; received {}, recovered {}, missing {}, bad bytes {}",
+                cfg.endpoint, s.link, s.received, s.recovered, s.missing, s.bad_bytes
+            );
+        }
+    };
+    // Ctrl-C and SIGTERM stop the run; what was received is synced before it returns.
+    let stop = crate::listen::arm_stop();
+    let report = crate::listen::run(&cfg, &stop, &mut status)?;
+    if live {
+        eprint!("\r\x1b[2K");
+    }
+    if !a.quiet {
+        eprint!("{}", report.render(&a.output.display().to_string()));
+    }
+    Ok(ExitCode::from(
+        if report.stop == Some(crate::listen::StopReason::Interrupted) {
+            EXIT_INTERRUPTED
+        } else {
+            EXIT_OK
+        },
+    ))
 }
 
 fn generate(a: &GenerateArgs) -> anyhow::Result<ExitCode> {

@@ -18,6 +18,8 @@
 //!   runs.
 //! - [`generate`] and [`demo`]: simulated captures and the recovery report.
 //! - [`summary`], [`timefmt`], [`numfmt`]: text for people.
+//! - [`listen`]: the gateway beside a node (`mend listen`): capture, acknowledge, ask for
+//!   what is missing.
 //! - [`cli`], [`commands`], [`seek`]: the `mend` command line.
 //! - [`fleet`]: the same repair on Redis Streams, for many gateways and a group of workers.
 //!
@@ -57,6 +59,7 @@ pub mod engine;
 pub mod fleet;
 pub mod generate;
 pub mod input;
+pub mod listen;
 pub mod merge;
 pub mod numfmt;
 pub mod output;

@@ -22,6 +22,10 @@ fn main() -> ExitCode {
     // temporary file stays.
     // Without a handler (it cannot be installed) the signal simply ends the process.
     let _ = ctrlc::set_handler(|| {
+        // `mend listen` stops by itself, with its capture synced.
+        if mend::listen::request_stop() {
+            return;
+        }
         mend::output::remove_temporary_files();
         eprintln!("mend: interrupted; unfinished outputs were removed");
         std::process::exit(i32::from(mend::commands::EXIT_INTERRUPTED));

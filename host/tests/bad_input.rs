@@ -391,7 +391,7 @@ fn exit_codes() {
         help.stdout().contains("synthetic"),
         "mlog limits are documented"
     );
-    for cmd in ["demo", "generate", "replay", "inspect"] {
+    for cmd in ["demo", "generate", "replay", "inspect", "listen"] {
         let help = d.mend(&[cmd, "--help"]).expect(0);
         assert!(
             help.stdout().contains(&format!("Examples:\n  mend {cmd} ")),

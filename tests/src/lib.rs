@@ -26,11 +26,15 @@ pub mod fixtures;
 mod golden;
 mod qemu;
 mod qmp;
+mod schedule;
 mod wire;
 
 pub use budget::{assert_flash_budget, flash_bytes, FLASH_BUDGET};
 pub use console::{assert_ram_budget, console_number, mask_memory_figures, RAM_BUDGET};
 pub use golden::assert_golden;
-pub use qemu::{build_firmware, firmware_dir, run, FirmwareBuild, Run, RunOptions, StopCondition};
+pub use qemu::{
+    build_firmware, firmware_dir, run, FirmwareBuild, Run, RunOptions, StopCondition, FLASH_NAME,
+};
 pub use qmp::Qmp;
+pub use schedule::Schedule;
 pub use wire::{decode_capture, millidegrees_to_celsius_bits, Capture};

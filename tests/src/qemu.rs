@@ -116,7 +116,20 @@ pub struct RunOptions<'a> {
     /// For an image that never exits (the hardware build): stop QEMU as soon as the UART
     /// capture so far satisfies this. The run's status is then QEMU's stop by signal.
     pub stop_when: Option<&'a StopCondition>,
+    /// UART0 as this QEMU chardev (`tcp:127.0.0.1:PORT,server=on,wait=on`, for a gateway
+    /// that reads and writes the link) instead of the capture file; [`Run::uart`] is then
+    /// empty.
+    pub uart: Option<&'a str>,
+    /// The node's flash file. QEMU then runs in the run's scratch directory, where
+    /// [`FLASH_NAME`] is a symbolic link to this file: a firmware that keeps its flash in a
+    /// semihosting file opens [`FLASH_NAME`] (a name relative to QEMU's working directory).
+    pub flash: Option<&'a Path>,
+    /// The wall-clock limit of the run in seconds (60 when `None`).
+    pub timeout_secs: Option<u32>,
 }
+
+/// The name under which a run's flash file appears in QEMU's working directory.
+pub const FLASH_NAME: &str = "flash.bin";
 
 /// What one QEMU run left behind.
 #[derive(Debug)]
@@ -264,7 +277,10 @@ pub fn run(elf: &Path, options: RunOptions<'_>) -> Run {
     set_flag(
         &mut args,
         "-serial",
-        format!("file:{}", uart_path.display()),
+        match options.uart {
+            Some(chardev) => chardev.to_owned(),
+            None => format!("file:{}", uart_path.display()),
+        },
     );
     if let Some(cpu) = options.cpu {
         set_flag(&mut args, "-cpu", cpu.to_owned());
@@ -312,9 +328,21 @@ pub fn run(elf: &Path, options: RunOptions<'_>) -> Run {
             .expect("the runner configures semihosting");
         args.drain(i..=i + 1);
     }
+    let mut qemu = Command::new("timeout");
+    if let Some(flash) = options.flash {
+        // The file may not exist yet: the firmware creates it (through the link).
+        let target = std::path::absolute(flash)
+            .unwrap_or_else(|e| panic!("flash file {}: {e}", flash.display()));
+        std::os::unix::fs::symlink(&target, dir.join(FLASH_NAME))
+            .unwrap_or_else(|e| panic!("link the flash file into {}: {e}", dir.display()));
+        qemu.current_dir(&dir);
+    }
+    let timeout = options
+        .timeout_secs
+        .map_or_else(|| RUN_TIMEOUT_SECS.to_owned(), |s| s.to_string());
     let start = Instant::now();
-    let mut child = Command::new("timeout")
-        .arg(RUN_TIMEOUT_SECS)
+    let mut child = qemu
+        .arg(timeout)
         .arg("qemu-system-arm")
         .args(&args)
         .arg("-kernel")

@@ -1,0 +1,710 @@
+//! `mend listen` against a test peer that plays the node over TCP: it sends version-2 frames
+//! (some lost on the way), answers resend requests from its log, and records what the
+//! gateway sends back.
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{rows, Dir};
+use mend_core::{
+    Ack, Celsius, ClockKind, DecodeEvent, Decoder, Encoder, Frame, Header, Heartbeat, Reading,
+    Resend, ResetReason, WireReading, MAX_FRAME,
+};
+
+const SENSOR: u32 = 7;
+
+/// The temperature of `seq`, distinct per seq.
+fn celsius(seq: u32) -> f64 {
+    52.0 + f64::from(seq % 16) / 16.0
+}
+
+/// The (session, seq) of every reading a capture holds.
+fn capture_seqs(path: &Path) -> BTreeSet<(u32, u32)> {
+    let bytes = std::fs::read(path).unwrap_or_default();
+    let mut dec: Decoder = Decoder::new();
+    let mut session = None;
+    let mut out = BTreeSet::new();
+    for ev in dec.feed(&bytes) {
+        if let DecodeEvent::Frame { frame, .. } = ev {
+            match frame {
+                Frame::Header(h) => session = Some(h.session),
+                Frame::Reading(w) | Frame::Replayed(w) => {
+                    out.insert((session.unwrap(), w.seq));
+                }
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
+/// What the gateway sent to the node, and what the capture held when each Ack arrived.
+#[derive(Debug, Default)]
+struct Downlink {
+    resends: Vec<Resend>,
+    acks: Vec<(Ack, BTreeSet<(u32, u32)>)>,
+}
+
+/// A byte pipe to the gateway: a TCP connection or the master side of a pseudo-terminal.
+trait Pipe: Read + Write + Send {}
+
+impl<T: Read + Write + Send> Pipe for T {}
+
+/// The node's side of one connection.
+struct Node {
+    stream: Box<dyn Pipe>,
+    enc: Encoder,
+    header: Header,
+    /// Seqs the node still has in its log (it answers resends from these).
+    log: BTreeSet<u32>,
+    capture: PathBuf,
+}
+
+impl Node {
+    /// Waits (a minute at most, failing rather than hanging) for the gateway to connect.
+    fn accept(listener: &TcpListener, session: u32, capture: &Path) -> Self {
+        listener.set_nonblocking(true).unwrap();
+        let asked = Instant::now();
+        let stream = loop {
+            match listener.accept() {
+                Ok((s, _)) => break s,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    assert!(
+                        asked.elapsed() < Duration::from_secs(60),
+                        "the gateway never connected"
+                    );
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(e) => panic!("accept: {e}"),
+            }
+        };
+        stream.set_nonblocking(false).unwrap();
+        Self::on(Box::new(stream), session, capture)
+    }
+
+    /// The node on any pipe.
+    fn on(stream: Box<dyn Pipe>, session: u32, capture: &Path) -> Self {
+        Self {
+            stream,
+            enc: Encoder::new(),
+            header: Header::new(SENSOR, session, 1_000, ClockKind::Unix, 1_700_000_000_000)
+                .with_reset(ResetReason::PowerOn),
+            log: BTreeSet::new(),
+            capture: capture.to_path_buf(),
+        }
+    }
+
+    fn wire(&self, seq: u32) -> WireReading {
+        let h = &self.header;
+        let r = Reading::new(
+            h.sensor,
+            h.session,
+            seq,
+            h.epoch_ms + u64::from(seq) * u64::from(h.period_ms),
+            Celsius::from_num(celsius(seq)),
+        );
+        h.to_wire(&r).unwrap()
+    }
+
+    fn bytes(&mut self, f: &Frame) -> Vec<u8> {
+        let mut slot = [0u8; MAX_FRAME];
+        let n = self.enc.encode_into(f, &mut slot).unwrap();
+        slot[..n].to_vec()
+    }
+
+    fn send(&mut self, f: &Frame) {
+        let b = self.bytes(f);
+        self.stream.write_all(&b).unwrap();
+    }
+
+    fn header_at(&mut self, base: u32) {
+        let h = Frame::Header(self.header.with_base(base));
+        self.send(&h);
+    }
+
+    /// Sends the readings of `seqs`; those in `lost` are encoded but lost on the link.
+    fn readings(&mut self, seqs: impl IntoIterator<Item = u32>, lost: &[u32]) {
+        let mut out = Vec::new();
+        for seq in seqs {
+            self.log.insert(seq);
+            let f = Frame::Reading(self.wire(seq));
+            let b = self.bytes(&f);
+            if !lost.contains(&seq) {
+                out.extend(b);
+            }
+        }
+        self.stream.write_all(&out).unwrap();
+    }
+
+    /// Answers resends from the log and records acks until the gateway closes the link.
+    fn serve(mut self) -> Downlink {
+        let mut got = Downlink::default();
+        let mut dec: Decoder = Decoder::new();
+        let mut buf = [0u8; 1024];
+        loop {
+            let n = match self.stream.read(&mut buf) {
+                Ok(0) => return got,
+                Ok(n) => n,
+                // A serial port's read timeout: the gateway is still there.
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => continue,
+                Err(_) => return got,
+            };
+            let frames: Vec<Frame> = dec
+                .feed(&buf[..n])
+                .map(|ev| match ev {
+                    DecodeEvent::Frame { frame, .. } => frame,
+                    DecodeEvent::Skipped { .. } => panic!("the gateway sent a bad frame"),
+                })
+                .collect();
+            for f in frames {
+                match f {
+                    Frame::Resend(r) => {
+                        got.resends.push(r);
+                        let have: Vec<u32> = self.log.range(r.from..=r.to).copied().collect();
+                        for seq in have {
+                            if !self.enc.places(seq) {
+                                self.header_at(seq);
+                            }
+                            let w = self.wire(seq);
+                            self.send(&Frame::Replayed(w));
+                        }
+                    }
+                    Frame::Ack(a) => got.acks.push((a, capture_seqs(&self.capture))),
+                    other => panic!("unexpected frame from the gateway: {other:?}"),
+                }
+            }
+        }
+    }
+}
+
+/// `mend listen` started in the background.
+fn spawn(d: &Dir, args: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_mend"))
+        .arg("listen")
+        .args(args)
+        .current_dir(d.path(""))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits for the gateway to end (failing rather than hanging) and returns (code, stderr).
+fn finish(child: Child) -> (i32, String) {
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out.status.code().unwrap_or(-1), stderr)
+}
+
+fn listener() -> (TcpListener, String) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    (l, addr)
+}
+
+/// Every seq of `seqs`, as the repaired rows of the capture give them (all measured).
+#[track_caller]
+fn assert_measured(d: &Dir, capture: &str, session: u32, seqs: impl IntoIterator<Item = u32>) {
+    let out = d.mend(&["replay", capture, "-q"]).ok().stdout();
+    let got: BTreeMap<u32, (f64, bool)> = rows(&out)
+        .iter()
+        .filter(|r| r.session == session)
+        .map(|r| (r.seq.unwrap(), (r.celsius.to_num::<f64>(), r.synthetic())))
+        .collect();
+    let want: BTreeMap<u32, (f64, bool)> =
+        seqs.into_iter().map(|s| (s, (celsius(s), false))).collect();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn missing_seqs_are_asked_for_recovered_measured_and_acked_only_once_on_disk() {
+    let d = Dir::new();
+    let (l, addr) = listener();
+    let cap = d.path("node.mlog");
+    let gw = spawn(
+        &d,
+        &[
+            "--tcp",
+            &addr,
+            "-o",
+            "node.mlog",
+            "--idle",
+            "1s",
+            "--retry-after",
+            "5s",
+        ],
+    );
+    let mut node = Node::accept(&l, 3, &cap);
+    node.header_at(0);
+    node.readings(0..20, &[5, 6, 12]);
+    let down = node.serve();
+    let (code, stderr) = finish(gw);
+    assert_eq!(code, 0, "{stderr}");
+
+    // Exactly the lost seqs were asked for.
+    let asked: BTreeSet<u32> = down.resends.iter().flat_map(|r| r.from..=r.to).collect();
+    assert_eq!(asked, BTreeSet::from([5, 6, 12]), "{:?}", down.resends);
+    assert!(down.resends.iter().all(|r| r.session == 3));
+    // Every Ack covers only readings that were in the capture when it arrived.
+    assert!(!down.acks.is_empty());
+    for (ack, held) in &down.acks {
+        for seq in 0..=ack.seq {
+            assert!(
+                held.contains(&(3, seq)),
+                "{ack:?} before seq {seq} was on disk"
+            );
+        }
+    }
+    assert_eq!(
+        down.acks.last().unwrap().0,
+        Ack {
+            session: 3,
+            seq: 19
+        }
+    );
+
+    assert_measured(&d, "node.mlog", 3, 0..20);
+    assert!(
+        !stderr.contains('\r'),
+        "no status line when stderr is not a terminal"
+    );
+    assert!(
+        stderr.contains("readings: 17 received first time, 3 recovered by resend, 0 unrecoverable, 0 still missing"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("sensor 7 session 3 (power-on)"), "{stderr}");
+    let inspect = d.mend(&["inspect", "node.mlog"]).ok().stdout();
+    assert!(
+        inspect.contains("recovered by resend: 3 readings the node sent again"),
+        "{inspect}"
+    );
+    let summary = d
+        .mend(&["replay", "node.mlog", "-o", "out.csv"])
+        .ok()
+        .stderr();
+    assert!(summary.contains("recovered by resend: 3"), "{summary}");
+}
+
+#[test]
+fn a_range_the_node_no_longer_has_is_given_up_after_the_retries_and_acked_past() {
+    let d = Dir::new();
+    let (l, addr) = listener();
+    let cap = d.path("node.mlog");
+    let gw = spawn(
+        &d,
+        &[
+            "--tcp",
+            &addr,
+            "-o",
+            "node.mlog",
+            "--idle",
+            "2s",
+            "--retries",
+            "2",
+            "--retry-after",
+            "100ms",
+        ],
+    );
+    let mut node = Node::accept(&l, 4, &cap);
+    node.header_at(0);
+    node.readings(0..10, &[3, 4]);
+    node.log.remove(&4); // gone from the node's log
+    let down = node.serve();
+    let (code, stderr) = finish(gw);
+    assert_eq!(code, 0, "{stderr}");
+    let asked_4 = down.resends.iter().filter(|r| (r.from..=r.to).contains(&4));
+    assert_eq!(asked_4.count(), 2, "{:?}", down.resends);
+    assert!(
+        stderr.contains(
+            "8 received first time, 1 recovered by resend, 1 unrecoverable, 0 still missing"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("gave up: sensor 7 session 4 seqs 4..=4"),
+        "{stderr}"
+    );
+    assert_eq!(down.acks.last().unwrap().0, Ack { session: 4, seq: 9 });
+    // Seq 4 was never measured again: it is filled, and marked so.
+    let out = d.mend(&["replay", "node.mlog", "-q"]).ok().stdout();
+    let synthetic: Vec<u32> = rows(&out)
+        .iter()
+        .filter(|r| r.synthetic())
+        .map(|r| r.seq.unwrap())
+        .collect();
+    assert_eq!(synthetic, [4]);
+}
+
+#[test]
+fn an_existing_capture_is_continued_not_truncated_and_its_seqs_are_not_asked_for() {
+    let d = Dir::new();
+    let (l, addr) = listener();
+    // An earlier run: session 5, seqs 0..10, then a frame torn by a crash.
+    let mut earlier = Encoder::new();
+    let h = Header::new(SENSOR, 5, 1_000, ClockKind::Unix, 1_700_000_000_000);
+    let mut old = earlier.to_buf(&Frame::Header(h)).unwrap().to_vec();
+    for seq in 0..10 {
+        let r = Reading::new(
+            SENSOR,
+            5,
+            seq,
+            h.epoch_ms + u64::from(seq) * 1_000,
+            Celsius::from_num(celsius(seq)),
+        );
+        old.extend(
+            earlier
+                .to_buf(&Frame::Reading(h.to_wire(&r).unwrap()))
+                .unwrap(),
+        );
+    }
+    old.extend([0x05, 0x07, 0x2C]);
+    let cap = d.write("node.mlog", &old);
+
+    let gw = spawn(&d, &["--tcp", &addr, "-o", "node.mlog", "--idle", "1s"]);
+    let mut node = Node::accept(&l, 5, &cap);
+    node.header.reset = ResetReason::Unknown;
+    node.header_at(10);
+    node.readings(10..16, &[]);
+    let down = node.serve();
+    let (code, stderr) = finish(gw);
+    assert_eq!(code, 0, "{stderr}");
+
+    let now = std::fs::read(&cap).unwrap();
+    assert_eq!(
+        &now[..old.len()],
+        &old[..],
+        "the earlier bytes are untouched"
+    );
+    assert_eq!(
+        now[old.len()],
+        0,
+        "the torn frame is ended before new bytes"
+    );
+    assert!(down.resends.is_empty(), "{:?}", down.resends);
+    assert_eq!(
+        down.acks.last().unwrap().0,
+        Ack {
+            session: 5,
+            seq: 15
+        }
+    );
+    assert_measured(&d, "node.mlog", 5, 0..16);
+    assert!(stderr.contains("resets seen: 0 new sessions"), "{stderr}");
+}
+
+#[test]
+fn the_gateway_reconnects_after_the_node_drops_the_link_mid_frame() {
+    let d = Dir::new();
+    let (l, addr) = listener();
+    let cap = d.path("node.mlog");
+    let gw = spawn(&d, &["--tcp", &addr, "-o", "node.mlog", "--idle", "1s"]);
+    let mut node = Node::accept(&l, 6, &cap);
+    node.header_at(0);
+    node.readings(0..6, &[]);
+    let torn = {
+        let w = node.wire(6);
+        node.bytes(&Frame::Reading(w))
+    };
+    node.stream.write_all(&torn[..4]).unwrap();
+    drop(node); // the link drops; the node keeps its session and log
+
+    let mut node = Node::accept(&l, 6, &cap);
+    node.header_at(6);
+    node.readings(6..12, &[]);
+    let down = node.serve();
+    let (code, stderr) = finish(gw);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(down.resends.is_empty(), "{:?}", down.resends);
+    assert_measured(&d, "node.mlog", 6, 0..12);
+    assert!(
+        stderr.contains("link: 2 connections, 1 dropped"),
+        "{stderr}"
+    );
+    // The torn frame's 4 bytes and the delimiter the gateway ended it with.
+    assert!(stderr.contains("bad bytes on the link: 5"), "{stderr}");
+}
+
+#[test]
+fn idle_stops_even_without_a_node_and_duration_stops_a_chatty_one() {
+    let d = Dir::new();
+    // Nothing listens on this port once the listener is gone.
+    let (l, addr) = listener();
+    drop(l);
+    let (code, stderr) = finish(spawn(
+        &d,
+        &["--tcp", &addr, "-o", "a.mlog", "--idle", "300ms"],
+    ));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("the link was idle"), "{stderr}");
+    assert!(stderr.contains("link: 0 connections"), "{stderr}");
+    assert!(
+        stderr.contains("last link error: cannot connect: "),
+        "{stderr}"
+    );
+    assert!(
+        common::exists(&d.path("a.mlog")),
+        "the capture exists, empty"
+    );
+
+    let (l, addr) = listener();
+    let gw = spawn(
+        &d,
+        &[
+            "--tcp",
+            &addr,
+            "-o",
+            "b.mlog",
+            "--idle",
+            "10s",
+            "--duration",
+            "700ms",
+        ],
+    );
+    let mut node = Node::accept(&l, 1, &d.path("b.mlog"));
+    node.header_at(0);
+    // A heartbeat every 50 ms keeps the link from going idle, until the gateway leaves.
+    let mut beats = 0;
+    while node
+        .stream
+        .write_all(
+            &Frame::Heartbeat(Heartbeat { session: 1, seq: 0 })
+                .to_buf()
+                .unwrap(),
+        )
+        .is_ok()
+    {
+        beats += 1;
+        assert!(beats < 2_000, "the gateway did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (code, stderr) = finish(gw);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("the duration ran out"), "{stderr}");
+}
+
+#[test]
+fn sigint_stops_with_130_and_everything_received_in_the_capture() {
+    let d = Dir::new();
+    let (l, addr) = listener();
+    let cap = d.path("node.mlog");
+    let gw = spawn(&d, &["--tcp", &addr, "-o", "node.mlog"]);
+    let mut node = Node::accept(&l, 2, &cap);
+    node.header_at(0);
+    node.readings(0..30, &[]);
+    // Once the gateway acknowledged everything, it is interrupted.
+    let mut dec: Decoder = Decoder::new();
+    let mut buf = [0u8; 256];
+    let asked = Instant::now();
+    'wait: loop {
+        assert!(
+            asked.elapsed() < Duration::from_secs(60),
+            "no ack for seq 29"
+        );
+        let n = node.stream.read(&mut buf).unwrap();
+        for ev in dec.feed(&buf[..n]) {
+            if let DecodeEvent::Frame {
+                frame: Frame::Ack(a),
+                ..
+            } = ev
+            {
+                if a.seq == 29 {
+                    break 'wait;
+                }
+            }
+        }
+    }
+    // One more reading, not yet acknowledged, arrives just before the signal.
+    node.readings(30..31, &[]);
+    while capture_seqs(&cap).len() < 31 {
+        assert!(
+            asked.elapsed() < Duration::from_secs(60),
+            "seq 30 never reached the capture"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(gw.id()).unwrap());
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    let (code, stderr) = finish(gw);
+    assert_eq!(code, 130, "{stderr}");
+    // It stopped by itself, synced, and summed up.
+    assert!(stderr.contains("(was 0 bytes), interrupted"), "{stderr}");
+    assert!(stderr.contains("31 received first time"), "{stderr}");
+    assert_measured(&d, "node.mlog", 2, 0..31);
+}
+
+#[test]
+fn garbage_on_the_link_is_counted_and_the_frames_around_it_are_kept() {
+    let d = Dir::new();
+    let (l, addr) = listener();
+    let cap = d.path("node.mlog");
+    let gw = spawn(&d, &["--tcp", &addr, "-o", "node.mlog", "--idle", "1s"]);
+    let mut node = Node::accept(&l, 8, &cap);
+    node.header_at(0);
+    node.readings(0..5, &[]);
+    let mut garbage = vec![0xFFu8; 300]; // longer than any frame
+    garbage.extend([0, 0, 0x03, 0x01, 0x02, 0, 0x11, 0x22, 0x33, 0]);
+    node.stream.write_all(&garbage).unwrap();
+    node.readings(5..10, &[]);
+    let down = node.serve();
+    let (code, stderr) = finish(gw);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(down.resends.is_empty(), "{:?}", down.resends);
+    assert!(
+        stderr.contains(&format!("bad bytes on the link: {}", garbage.len())),
+        "{stderr}"
+    );
+    assert_measured(&d, "node.mlog", 8, 0..10);
+}
+
+#[test]
+fn with_no_downlink_nothing_is_written_to_the_node_and_gaps_stay_missing() {
+    let d = Dir::new();
+    let (l, addr) = listener();
+    let cap = d.path("node.mlog");
+    let gw = spawn(
+        &d,
+        &[
+            "--tcp",
+            &addr,
+            "-o",
+            "node.mlog",
+            "--idle",
+            "1s",
+            "--no-downlink",
+        ],
+    );
+    let mut node = Node::accept(&l, 9, &cap);
+    node.header_at(0);
+    node.readings(0..10, &[4]);
+    let down = node.serve();
+    let (code, stderr) = finish(gw);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(down.resends.is_empty() && down.acks.is_empty(), "{down:?}");
+    assert!(
+        stderr.contains(
+            "9 received first time, 0 recovered by resend, 0 unrecoverable, 1 still missing"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("missing: sensor 7 session 9 seqs 4..=4"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_bad_link_argument_is_a_usage_error_before_anything_is_created() {
+    let d = Dir::new();
+    let e = d.mend(&["listen", "-o", "x.mlog"]).expect(2).stderr();
+    assert!(e.contains("--tcp") && e.contains("--serial"), "{e}");
+    let e = d
+        .mend(&["listen", "--tcp", "localhost", "-o", "x.mlog"])
+        .expect(2)
+        .stderr();
+    assert!(e.contains("--tcp \"localhost\": expected HOST:PORT"), "{e}");
+    let e = d
+        .mend(&[
+            "listen",
+            "--tcp",
+            "127.0.0.1:1",
+            "-o",
+            "x.mlog",
+            "--idle",
+            "soon",
+        ])
+        .expect(2)
+        .stderr();
+    assert!(e.contains("--idle"), "{e}");
+    assert!(!common::exists(&d.path("x.mlog")));
+}
+
+#[cfg(unix)]
+#[test]
+fn on_a_terminal_a_status_line_is_drawn_and_cleared() {
+    let d = Dir::new();
+    let (l, addr) = listener();
+    drop(l);
+    // `script` gives the gateway a terminal and copies what it draws.
+    let cmd = format!(
+        "{} listen --tcp {addr} -o a.mlog --idle 300ms",
+        env!("CARGO_BIN_EXE_mend")
+    );
+    let out = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .current_dir(d.path(""))
+        .stdin(Stdio::null())
+        .output()
+        .expect("script(1) from util-linux runs the terminal test");
+    let tty = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{tty}");
+    assert!(
+        tty.starts_with(&format!(
+            "\r\x1b[2Ktcp {addr}: link connecting; received 0, recovered 0, missing 0, bad bytes 0"
+        )),
+        "{tty:?}"
+    );
+    assert!(
+        tty.contains("\r\x1b[2Kmend listen: 0 of 0 link bytes"),
+        "{tty:?}"
+    );
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_serial_port_works_like_tcp() {
+    use serialport::SerialPort;
+    let d = Dir::new();
+    let cap = d.path("node.mlog");
+    let (master, slave) = serialport::TTYPort::pair().unwrap();
+    let name = slave.name().unwrap();
+    let gw = spawn(
+        &d,
+        &[
+            "--serial",
+            &name,
+            "--baud",
+            "115200",
+            "-o",
+            "node.mlog",
+            "--idle",
+            "1s",
+        ],
+    );
+    // The test's end of the slave keeps the pty in raw mode until the gateway has it open;
+    // then it is closed, so that the gateway's exit ends the node's reads.
+    let opened = Instant::now();
+    let fds = format!("/proc/{}/fd", gw.id());
+    while !std::fs::read_dir(&fds)
+        .unwrap()
+        .any(|e| std::fs::read_link(e.unwrap().path()).is_ok_and(|p| p == Path::new(&name)))
+    {
+        assert!(
+            opened.elapsed() < Duration::from_secs(60),
+            "the gateway never opened {name}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    drop(slave);
+    let mut node = Node::on(Box::new(master), 3, &cap);
+    node.header_at(0);
+    node.readings(0..12, &[7]);
+    let down = node.serve();
+    let (code, stderr) = finish(gw);
+    assert_eq!(code, 0, "{stderr}");
+    let asked: BTreeSet<u32> = down.resends.iter().flat_map(|r| r.from..=r.to).collect();
+    assert_eq!(asked, BTreeSet::from([7]), "{down:?} {stderr}");
+    assert_eq!(
+        down.acks.last().unwrap().0,
+        Ack {
+            session: 3,
+            seq: 11
+        }
+    );
+    assert_measured(&d, "node.mlog", 3, 0..12);
+}
