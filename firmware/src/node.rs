@@ -176,13 +176,13 @@ impl Node {
 /// Runs the store node; never returns.
 pub fn run(cp: cortex_m::Peripherals, mut uart: Uart0, mut source: Source) -> ! {
     let (reset, resc) = crate::reset::take();
-    let mut flash = match FileFlash::open(FLASH_FILE, GEOMETRY) {
+    let flash = match FileFlash::open(FLASH_FILE, GEOMETRY) {
         Ok(f) => f,
         Err(_) => fail("flash file: cannot open or create it"),
     };
-    let session = match store::boot(&mut flash) {
-        Ok(s) => s,
-        Err(_) => fail("boot counter: flash failed"),
+    let (flash, session) = store::boot(flash);
+    let Ok(session) = session else {
+        fail("boot counter: flash failed")
     };
     let store = match Store::new(flash, config::LOG_PAGES) {
         Ok(s) => s,

@@ -35,7 +35,7 @@
 
 use embassy_futures::block_on;
 use mend_core::{FaultKind, ResetReason, WireReading};
-use sequential_storage::cache::Cache;
+use sequential_storage::cache::{Cache, Uncached};
 use sequential_storage::queue::{QueueConfig, QueueStorage};
 
 use crate::flash::{FileFlash, FlashError, PAGE};
@@ -53,11 +53,23 @@ const ITEM_MAX: usize = 32;
 #[repr(align(4))]
 struct Buf([u8; ITEM_MAX]);
 
+/// The queue type of both the boot counter and the log: one instantiation of
+/// sequential-storage's code, not two.
+type Queue = QueueStorage<FileFlash, Cache<Uncached, Uncached, Uncached, ()>>;
+
 /// Reads the boot counter, persists its next value, and returns that value: the session of
-/// this power-up. See the module docs for why no two power-ups share one.
-pub fn boot(flash: &mut FileFlash) -> Result<u32, Error> {
-    let config = QueueConfig::try_new(0..BOOT_PAGES * PAGE).map_err(|_| Error::LogicBug {})?;
-    let mut queue = QueueStorage::new(flash, config, Cache::new_uncached());
+/// this power-up, with the flash handed back. See the module docs for why no two power-ups
+/// share a session.
+pub fn boot(flash: FileFlash) -> (FileFlash, Result<u32, Error>) {
+    let Ok(config) = QueueConfig::try_new(0..BOOT_PAGES * PAGE) else {
+        return (flash, Err(Error::LogicBug {}));
+    };
+    let mut queue: Queue = QueueStorage::new(flash, config, Cache::new_uncached());
+    let session = next_session(&mut queue);
+    (queue.destroy().0, session)
+}
+
+fn next_session(queue: &mut Queue) -> Result<u32, Error> {
     let mut buf = Buf([0; ITEM_MAX]);
     let mut last = 0u32;
     {
