@@ -247,6 +247,13 @@ pub fn run(cp: cortex_m::Peripherals, mut uart: Uart0, mut source: Source) -> ! 
             }
         }
         node.drain(edge, &mut link);
+        if finished && node.store.dropped() != edge.stats().log_dropped {
+            // The last readings' appends gave more frames up after the closing stats frame
+            // was made: close again, with the count that holds.
+            edge.set_log_dropped(node.store.dropped());
+            edge.flush();
+            node.drain(edge, &mut link);
+        }
         if finished {
             host::print("sampling done\n");
             report(&node, &downlink, &link);
