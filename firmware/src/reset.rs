@@ -7,11 +7,11 @@
 //! which is a power loss too) is the plain case. The external reset pin has no variant of its
 //! own on the wire and reads as unknown, like a register with no bit set.
 //!
-//! QEMU 7.2's lm3s6965evb (`hw/arm/stellaris.c`) keeps RESC in its system-control model and
-//! clears it on every machine reset; nothing in the model ever sets a cause bit (neither at
-//! power-up, nor on a watchdog or a `SYSRESETREQ` reset). Under QEMU the register therefore
-//! always reads 0, and every session's header says [`ResetReason::Unknown`]; the boot report
-//! prints the raw value (`reset cause: 0`).
+//! QEMU's lm3s6965evb (`hw/arm/stellaris.c`) does not model the reset cause: its system
+//! control block keeps RESC as a plain register that starts at 0 and holds what the firmware
+//! writes, and no reset sets a cause bit. Measured with QEMU 7.2: RESC reads 0 at power-up,
+//! after a QMP `system_reset` and after a watchdog reset, so under QEMU every session's header
+//! says [`ResetReason::Unknown`]; the boot report prints the raw value (`reset cause: 0`).
 
 use mend_core::ResetReason;
 

@@ -8,8 +8,10 @@
 //! timeouts, [`TIMEOUT_MS`] each, resets the node.
 //!
 //! QEMU 7.2 models this watchdog for lm3s6965evb (the `luminary-watchdog` device, a variant of
-//! the CMSDK APB watchdog, clocked by the system clock and wired to a machine reset), so the
-//! QEMU build runs with it armed.
+//! the CMSDK APB watchdog) and resets the machine on its second timeout: a store build whose
+//! main loop did not feed it rebooted every 4 s (a new session each time), and the QEMU build
+//! runs with it armed. The reset cause register does not say so under QEMU (see
+//! [`reset`](crate::reset)).
 
 use crate::board::{Reg, SYSCLK_HZ};
 

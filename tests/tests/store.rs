@@ -188,6 +188,13 @@ fn an_ack_erases_and_a_reset_resends_only_what_was_not_acknowledged() {
         (0..STORE_SAMPLES).collect::<Vec<_>>()
     );
     let console = node.power_cut();
+    // QEMU does not model the reset cause: RESC reads 0 after every kind of reset.
+    assert_eq!(
+        console.matches("reset cause: ").count(),
+        3,
+        "three power-ups: {console}"
+    );
+    assert_eq!(console.matches("reset cause: 0\n").count(), 3, "{console}");
     let (ram, peak) = assert_ram_within(&console, STORE_RAM_BUDGET);
     eprintln!(
         "store RAM: {ram} static + {peak} stack = {} bytes, {} left of {STORE_RAM_BUDGET}",
