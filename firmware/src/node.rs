@@ -278,6 +278,11 @@ fn report_settings(session: u32, resc: u32) {
     host::print_value("period ms: ", config::PERIOD_MS);
     host::print_value("samples: ", config::SAMPLES);
     host::print_value("log pages: ", config::LOG_PAGES);
+    #[cfg(feature = "sim-source")]
+    {
+        host::print("source: core sensor simulator (sim-source)\n");
+        host::print_hex("seed: ", config::SEED);
+    }
 }
 
 /// The running figures: what was lost where, and memory.

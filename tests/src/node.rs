@@ -134,7 +134,7 @@ impl StoreNode {
     /// Waits until the decoded uplink satisfies `done`, and returns it.
     ///
     /// # Panics
-    /// After [`PATIENCE`] without it, saying what was awaited and showing the console.
+    /// After 40 s without it, saying what was awaited and showing the console.
     pub fn wait_until(&self, what: &str, done: impl Fn(&Capture) -> bool) -> Capture {
         let start = Instant::now();
         loop {
