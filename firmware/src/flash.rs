@@ -221,3 +221,57 @@ impl embedded_storage_async::nor_flash::NorFlash for FileFlash {
 }
 
 impl embedded_storage_async::nor_flash::MultiwriteNorFlash for FileFlash {}
+
+/// Checks, on a scratch file of its own (`name`, two pages), that this flash refuses what
+/// real NOR flash cannot do and keeps its contents when it refuses: the QEMU build's proof
+/// that the rules are applied on the way to the file, not only in the core's unit tests.
+/// Returns the first step that went wrong.
+pub fn self_test(name: &[u8]) -> Result<(), &'static str> {
+    let geometry = NorGeometry::try_new(2 * PAGE, 1, WORD, PAGE).map_err(|_| "geometry")?;
+    let mut f = FileFlash::open(name, geometry).map_err(|_| "open")?;
+    let refused = |r: Result<(), FlashError>, want: NorError| r == Err(FlashError::Rule(want));
+    f.erase(0, 2 * PAGE).map_err(|_| "erase")?;
+    let mut word = [0u8; 4];
+    ReadNorFlash::read(&mut f, 4, &mut word).map_err(|_| "read erased")?;
+    if word != [0xFF; 4] {
+        return Err("an erased word is not 0xFF");
+    }
+    f.write(4, &[0x12, 0x34, 0x56, 0x78]).map_err(|_| "write")?;
+    f.write(4, &[0x12, 0x34, 0x56, 0x78])
+        .map_err(|_| "write the same bits again")?;
+    f.write(4, &[0x00, 0x34, 0x56, 0x78])
+        .map_err(|_| "clear more bits")?;
+    if !refused(
+        f.write(4, &[0x00, 0x34, 0x57, 0x78]),
+        NorError::SetsBits { offset: 6 },
+    ) {
+        return Err("a 1 written over a 0 was not refused");
+    }
+    ReadNorFlash::read(&mut f, 4, &mut word).map_err(|_| "read back")?;
+    if word != [0x00, 0x34, 0x56, 0x78] {
+        return Err("a refused write changed the flash");
+    }
+    if !refused(f.write(6, &[0; 4]), NorError::NotAligned) {
+        return Err("a misaligned write was not refused");
+    }
+    if !refused(f.write(2 * PAGE, &[0; 4]), NorError::OutOfBounds) {
+        return Err("a write past the end was not refused");
+    }
+    if !refused(f.erase(0, PAGE / 2), NorError::NotAligned) {
+        return Err("an erase of half a page was not refused");
+    }
+    if !refused(
+        ReadNorFlash::read(&mut f, 2 * PAGE - 2, &mut word),
+        NorError::OutOfBounds,
+    ) {
+        return Err("a read past the end was not refused");
+    }
+    f.erase(0, PAGE).map_err(|_| "erase again")?;
+    ReadNorFlash::read(&mut f, 4, &mut word).map_err(|_| "read after erase")?;
+    if word != [0xFF; 4] {
+        return Err("the erase did not set the bits");
+    }
+    f.write(4, &[0x00, 0x34, 0x57, 0x78])
+        .map_err(|_| "write after the erase")?;
+    Ok(())
+}

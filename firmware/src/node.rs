@@ -18,6 +18,10 @@
 //! samples the node stops sampling (flushing its edge and sending the final stats) but keeps
 //! answering the gateway and sending heartbeats: it has frames the gateway may still ask for.
 //! It never exits; QEMU is stopped from outside, which is also how a test cuts its power.
+//!
+//! With the word `flash-selftest` on its semihosting command line, the node instead checks
+//! on a scratch file (`mend-selftest.flash`) that its flash refuses what NOR flash cannot do
+//! ([`flash::self_test`](crate::flash::self_test)), prints the outcome and exits.
 
 use mend_core::{
     ClockKind, DecodeEvent, Decoder, EdgeConfig, Encoder, Fault, Frame, Header, ResetReason,
@@ -176,6 +180,19 @@ impl Node {
 /// Runs the store node; never returns.
 pub fn run(cp: cortex_m::Peripherals, mut uart: Uart0, mut source: Source) -> ! {
     let (reset, resc) = crate::reset::take();
+    // `flash-selftest` on the semihosting command line: check the flash rules and stop.
+    if host::cmdline_has("flash-selftest") {
+        match crate::flash::self_test(b"mend-selftest.flash\0") {
+            Ok(()) => {
+                host::print("flash self-test: ok\n");
+                host::exit_success()
+            }
+            Err(step) => {
+                host::print("flash self-test failed\n");
+                fail(step)
+            }
+        }
+    }
     let flash = match FileFlash::open(FLASH_FILE, GEOMETRY) {
         Ok(f) => f,
         Err(_) => fail("flash file: cannot open or create it"),

@@ -47,6 +47,15 @@ impl StoreNode {
     /// # Panics
     /// If QEMU is missing or the harness cannot reach it.
     pub fn boot(elf: &Path, dir: &Path, boot: u32) -> Self {
+        Self::boot_with(elf, dir, boot, &[])
+    }
+
+    /// [`boot`](Self::boot) with words for the node's semihosting command line (after its
+    /// name), such as `flash-selftest`.
+    ///
+    /// # Panics
+    /// If QEMU is missing or the harness cannot reach it.
+    pub fn boot_with(elf: &Path, dir: &Path, boot: u32, words: &[&str]) -> Self {
         require_qemu();
         let port = free_port();
         let qmp_path = dir.join(format!("qmp-{boot}.sock"));
@@ -62,7 +71,13 @@ impl StoreNode {
         set_flag(
             &mut args,
             "-semihosting-config",
-            "enable=on,target=native,chardev=semi".into(),
+            format!(
+                "enable=on,target=native,chardev=semi,arg=mend-firmware{}",
+                words
+                    .iter()
+                    .map(|w| format!(",arg={w}"))
+                    .collect::<String>()
+            ),
         );
         args.push("-chardev".into());
         args.push(format!("file,id=semi,path={}", console.display()));
@@ -182,6 +197,30 @@ impl StoreNode {
         self.qmp
             .execute("system_reset", serde_json::json!({}))
             .unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    /// Waits for the node to end its run with a semihosting exit; returns whether it exited
+    /// with success, and the console.
+    ///
+    /// # Panics
+    /// If QEMU is still running after 40 s.
+    pub fn wait_for_exit(mut self) -> (bool, String) {
+        let start = Instant::now();
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                let _ = self.uart.shutdown(std::net::Shutdown::Both);
+                if let Some(reader) = self.reader.take() {
+                    let _ = reader.join();
+                }
+                return (status.success(), self.console());
+            }
+            assert!(
+                start.elapsed() < PATIENCE,
+                "the node never exited; console:\n{}",
+                self.console()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Cuts the power: QEMU is killed without warning. Returns the console.

@@ -328,6 +328,25 @@ fn every_power_up_has_a_new_session_across_resets_and_power_cuts() {
 }
 
 #[test]
+fn the_flash_file_refuses_what_nor_flash_cannot_do() {
+    let elf = build_firmware(&fixtures::store_build());
+    let dir = flash_dir("nor");
+    let node = StoreNode::boot_with(&elf, &dir, 1, &["flash-selftest"]);
+    let (success, console) = node.wait_for_exit();
+    assert!(success, "{console}");
+    assert!(console.contains("flash self-test: ok\n"), "{console}");
+    // The self-test used a file of its own, two pages, and never touched the node's flash.
+    assert_eq!(
+        std::fs::metadata(dir.join("mend-selftest.flash"))
+            .map(|m| m.len())
+            .ok(),
+        Some(2048)
+    );
+    assert!(!dir.join("mend-node.flash").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn a_full_log_drops_its_oldest_frames_and_counts_them() {
     let elf = build_firmware(&fixtures::small_log_build());
     let flash = assert_flash_within(&elf, STORE_FLASH_BUDGET);
