@@ -222,6 +222,7 @@ impl embedded_storage_async::nor_flash::NorFlash for FileFlash {
 
 impl embedded_storage_async::nor_flash::MultiwriteNorFlash for FileFlash {}
 
+#[cfg(feature = "flash-selftest")]
 /// Checks, on a scratch file of its own (`name`, two pages), that this flash refuses what
 /// real NOR flash cannot do and keeps its contents when it refuses: the QEMU build's proof
 /// that the rules are applied on the way to the file, not only in the core's unit tests.

@@ -19,8 +19,7 @@
 //! answering the gateway and sending heartbeats: it has frames the gateway may still ask for.
 //! It never exits; QEMU is stopped from outside, which is also how a test cuts its power.
 //!
-//! With the word `flash-selftest` on its semihosting command line, the node instead checks
-//! on a scratch file (`mend-selftest.flash`) that its flash refuses what NOR flash cannot do
+//! Built with the feature `flash-selftest`, the node instead checks on a scratch file (`mend-selftest.flash`) that its flash refuses what NOR flash cannot do
 //! ([`flash::self_test`](crate::flash::self_test)), prints the outcome and exits.
 
 use mend_core::{
@@ -178,10 +177,15 @@ impl Node {
 }
 
 /// Runs the store node; never returns.
+#[cfg_attr(
+    feature = "flash-selftest",
+    allow(unreachable_code, unused_mut, unused_variables)
+)]
 pub fn run(cp: cortex_m::Peripherals, mut uart: Uart0, mut source: Source) -> ! {
     let (reset, resc) = crate::reset::take();
-    // `flash-selftest` on the semihosting command line: check the flash rules and stop.
-    if host::cmdline_has("flash-selftest") {
+    // The self-test image checks the flash rules and stops.
+    #[cfg(feature = "flash-selftest")]
+    {
         match crate::flash::self_test(b"mend-selftest.flash\0") {
             Ok(()) => {
                 host::print("flash self-test: ok\n");

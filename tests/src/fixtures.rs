@@ -116,6 +116,17 @@ pub fn store_build() -> FirmwareBuild {
     }
 }
 
+/// The store node's flash self-test (feature `flash-selftest`): it checks the NOR rules of
+/// its file flash on a scratch file and exits.
+pub fn flash_selftest_build() -> FirmwareBuild {
+    FirmwareBuild {
+        name: "store-selftest",
+        features: &["flash-selftest"],
+        target: M3,
+        env: vec![("MEND_SENSOR", SENSOR.to_string())],
+    }
+}
+
 /// A store node whose log (two pages, 72 records) is too small for its 120 samples, with the
 /// core's simulator as its sensor so that every reading has its own value.
 pub fn small_log_build() -> FirmwareBuild {

@@ -47,15 +47,6 @@ impl StoreNode {
     /// # Panics
     /// If QEMU is missing or the harness cannot reach it.
     pub fn boot(elf: &Path, dir: &Path, boot: u32) -> Self {
-        Self::boot_with(elf, dir, boot, &[])
-    }
-
-    /// [`boot`](Self::boot) with words for the node's semihosting command line (after its
-    /// name), such as `flash-selftest`.
-    ///
-    /// # Panics
-    /// If QEMU is missing or the harness cannot reach it.
-    pub fn boot_with(elf: &Path, dir: &Path, boot: u32, words: &[&str]) -> Self {
         require_qemu();
         let port = free_port();
         let qmp_path = dir.join(format!("qmp-{boot}.sock"));
@@ -71,13 +62,7 @@ impl StoreNode {
         set_flag(
             &mut args,
             "-semihosting-config",
-            format!(
-                "enable=on,target=native,chardev=semi,arg=mend-firmware{}",
-                words
-                    .iter()
-                    .map(|w| format!(",arg={w}"))
-                    .collect::<String>()
-            ),
+            "enable=on,target=native,chardev=semi".into(),
         );
         args.push("-chardev".into());
         args.push(format!("file,id=semi,path={}", console.display()));

@@ -329,9 +329,9 @@ fn every_power_up_has_a_new_session_across_resets_and_power_cuts() {
 
 #[test]
 fn the_flash_file_refuses_what_nor_flash_cannot_do() {
-    let elf = build_firmware(&fixtures::store_build());
+    let elf = build_firmware(&fixtures::flash_selftest_build());
     let dir = flash_dir("nor");
-    let node = StoreNode::boot_with(&elf, &dir, 1, &["flash-selftest"]);
+    let node = StoreNode::boot(&elf, &dir, 1);
     let (success, console) = node.wait_for_exit();
     assert!(success, "{console}");
     assert!(console.contains("flash self-test: ok\n"), "{console}");
