@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use mend_core::{Ack, Frame, Resend, ResetReason, Stats, WireReading};
+use mend_core::{Ack, Frame, Heartbeat, Resend, ResetReason, Stats, WireReading};
 use mend_tests::fixtures::{self, by_session, SMALL_LOG_SAMPLES, STORE_SAMPLES};
 use mend_tests::{
     assert_flash_within, assert_ram_within, build_firmware, Capture, StoreNode, STORE_FLASH_BUDGET,
@@ -233,6 +233,51 @@ fn a_resend_returns_exactly_the_range_marked_replayed() {
     let beats = heartbeats(&decode_now(&node));
     let quiet = node.wait_until("a heartbeat after the resends", |c| heartbeats(c) > beats);
     assert_eq!(all_replayed(&by_session(&quiet)), 0);
+    // Heartbeats fill the periods in which nothing else went out. While the node samples,
+    // most periods send a reading; a heartbeat fills one only when the edge still held its
+    // readings back (its lateness is two periods, so at the start, and whenever the clock's
+    // jitter makes a reading wait a period longer). After the closing stats, every period has
+    // one, with the next seq.
+    let closing = quiet
+        .frames
+        .iter()
+        .position(|(f, _)| matches!(f, Frame::Stats(s) if s.counters.input == STORE_SAMPLES))
+        .expect("the closing stats frame");
+    let beats: Vec<(usize, Heartbeat)> = quiet
+        .frames
+        .iter()
+        .enumerate()
+        .filter_map(|(i, (f, _))| match f {
+            Frame::Heartbeat(h) => Some((i, *h)),
+            _ => None,
+        })
+        .collect();
+    let (sampling, idle): (Vec<_>, Vec<_>) = beats.iter().partition(|(i, _)| *i < closing);
+    assert!(
+        sampling
+            .iter()
+            .all(|(_, h)| h.session == s1 && h.seq < STORE_SAMPLES)
+            && sampling.len() < STORE_SAMPLES as usize / 2,
+        "heartbeats while sampling: {sampling:?}"
+    );
+    assert!(!idle.is_empty());
+    for (_, h) in &idle {
+        assert_eq!(
+            *h,
+            Heartbeat {
+                session: s1,
+                seq: STORE_SAMPLES
+            }
+        );
+    }
+    // Nothing but heartbeats while the node idled (the resends above found nothing).
+    assert!(
+        quiet.frames[closing + 1..]
+            .iter()
+            .all(|(f, _)| matches!(f, Frame::Heartbeat(_) | Frame::Header(_))),
+        "{:?}",
+        &quiet.frames[closing + 1..]
+    );
 
     node.send(&Frame::Resend(Resend {
         session: s1,
