@@ -251,6 +251,11 @@ pub struct Stats {
     /// Frames the link has taken from the edge's ring so far. Frames still queued ahead of
     /// this one are not counted, so this is not the frame's position in the stream.
     pub frames_sent: u32,
+    /// Frames a store-and-forward node's flash log gave up, oldest first, to make room while
+    /// they were still unacknowledged (since power-up). On the wire it follows the other
+    /// fields only when it is not 0, so the stats frames of a node without a log, and every
+    /// stats frame written before the field existed, are unchanged and decode with 0.
+    pub log_dropped: u32,
 }
 
 /// What went wrong with a sensor read.
@@ -797,7 +802,7 @@ impl Frame {
             ),
             Frame::Stats(x) => {
                 let c = &x.counters;
-                put_fields(
+                let end = put_fields(
                     slot,
                     tag::STATS,
                     &[
@@ -814,7 +819,12 @@ impl Frame {
                         x.ring_dropped,
                         x.frames_sent,
                     ],
-                )
+                );
+                if x.log_dropped == 0 {
+                    end
+                } else {
+                    put_varint(slot, end, x.log_dropped)
+                }
             }
             Frame::Fault(x) => put_fields(slot, tag::FAULT, &[x.seq, x.kind as u32]),
             Frame::Ack(x) => put_fields(slot, tag::ACK, &[x.session, x.seq]),
@@ -844,6 +854,32 @@ fn read_v2_reading(rest: &[u8]) -> (Option<u8>, Option<i32>, Option<i32>) {
         Ok(((offset, celsius), [])) => (low, Some(offset), Some(celsius)),
         _ => (low, None, None),
     }
+}
+
+/// The fields of a stats frame after its tag: the twelve that every version has, and the
+/// log's drop count when it follows. An explicit 0 there is refused: 0 travels as an absent
+/// field, so each value keeps exactly one encoding.
+fn read_stats(rest: &[u8]) -> Result<Stats, SkipReason> {
+    type Twelve = (u32, Counters, u32, u32, u32, u32, u32);
+    let ((session, counters, doubtful, bad, sensor_faults, ring_dropped, frames_sent), tail) =
+        postcard::take_from_bytes::<Twelve>(rest).map_err(|_| SkipReason::Undecodable)?;
+    let log_dropped = match tail {
+        [] => 0,
+        _ => match postcard::take_from_bytes::<u32>(tail) {
+            Ok((n, [])) if n != 0 => n,
+            _ => return Err(SkipReason::Undecodable),
+        },
+    };
+    Ok(Stats {
+        session,
+        counters,
+        doubtful,
+        bad,
+        sensor_faults,
+        ring_dropped,
+        frames_sent,
+        log_dropped,
+    })
 }
 
 /// [`put_varint`] for a `u64`.
@@ -1221,7 +1257,7 @@ impl<const N: usize> Decoder<N> {
                 None => return Err(SkipReason::Undecodable),
             },
             tag::READING_V1 => Frame::Reading(whole(rest)?),
-            tag::STATS => Frame::Stats(whole(rest)?),
+            tag::STATS => Frame::Stats(read_stats(rest)?),
             tag::FAULT => Frame::Fault(whole(rest)?),
             tag::ACK => Frame::Ack(whole(rest)?),
             tag::RESEND => Frame::Resend(whole(rest)?),
@@ -1388,6 +1424,7 @@ mod tests {
                 sensor_faults: 1,
                 ring_dropped: 0,
                 frames_sent: 12,
+                log_dropped: 0,
             }),
             &[0x02, 0x02, 10, 8, 1, 1, 0, 0, 3, 0, 1, 0, 12],
         );
@@ -1399,6 +1436,42 @@ mod tests {
             }),
             &[0x03, 0x09, 0x02],
         );
+    }
+
+    #[test]
+    fn a_log_drop_count_follows_the_stats_fields_only_when_it_is_not_0() {
+        let s = Stats {
+            session: 2,
+            frames_sent: 12,
+            ..Stats::default()
+        };
+        // Absent at 0: the bytes every stats frame had before the field existed.
+        check_bytes(
+            Frame::Stats(s),
+            &[0x02, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 12],
+        );
+        // 300 frames dropped: one more varint, [0xAC, 0x02].
+        check_bytes(
+            Frame::Stats(Stats {
+                log_dropped: 300,
+                ..s
+            }),
+            &[0x02, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 12, 0xAC, 0x02],
+        );
+        // An explicit 0 would be a second encoding of the same stats: refused, like any
+        // other byte left over.
+        for tail in [&[0x00][..], &[0x01, 0x01], &[0x80]] {
+            let mut body = vec![0x02, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 12];
+            body.extend_from_slice(tail);
+            body.extend_from_slice(&crc_x25(&body).to_le_bytes());
+            let mut wire = cobs_by_hand(&body);
+            wire.push(0);
+            assert_eq!(
+                decoded_frames(&wire),
+                [Err(SkipReason::Undecodable)],
+                "tail {tail:?}"
+            );
+        }
     }
 
     #[test]
@@ -1666,6 +1739,7 @@ mod tests {
             sensor_faults: u32::MAX,
             ring_dropped: u32::MAX,
             frames_sent: u32::MAX,
+            log_dropped: u32::MAX,
         };
         assert!(Frame::Stats(s).to_buf().is_ok());
         let h = Header::new(u32::MAX, u32::MAX, u32::MAX, ClockKind::Unix, u64::MAX)
@@ -1907,6 +1981,13 @@ mod tests {
         }
         .unwrap()
         .to_vec();
+        let mut body = body;
+        if let Frame::Stats(x) = frame {
+            // The log's drop count travels only when it is not 0: drop its one-byte varint.
+            if x.log_dropped == 0 {
+                assert_eq!(body.pop(), Some(0));
+            }
+        }
         let mut full = body.clone();
         full.extend_from_slice(&crc_x25(&body).to_le_bytes());
         let mut out = cobs_by_hand(&full);
@@ -1958,14 +2039,17 @@ mod tests {
             ),
             (any::<u32>(), any::<u32>(), any::<u32>(), any::<u64>())
                 .prop_map(|(s, x, p, e)| Frame::Header(Header::new(s, x, p, ClockKind::Unix, e))),
-            (any::<u32>(), any::<u32>()).prop_map(|(session, input)| Frame::Stats(Stats {
-                session,
-                counters: Counters {
-                    input,
-                    ..Counters::default()
-                },
-                ..Stats::default()
-            })),
+            (any::<u32>(), any::<u32>(), any::<u32>()).prop_map(|(session, input, log_dropped)| {
+                Frame::Stats(Stats {
+                    session,
+                    counters: Counters {
+                        input,
+                        ..Counters::default()
+                    },
+                    log_dropped: if log_dropped % 3 == 0 { 0 } else { log_dropped },
+                    ..Stats::default()
+                })
+            }),
             any::<u32>().prop_map(|seq| Frame::Fault(Fault {
                 seq,
                 kind: FaultKind::Bus

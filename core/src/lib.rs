@@ -21,6 +21,8 @@
 //!   written ([`VERSIONS`]); [`Encoder`] writes the current one.
 //! - [`Simulator`]: a seeded faulty sensor and link, with its ground truth.
 //! - [`EdgePipeline`]: validate → reorder/dedup → encode → [`Ring`], for firmware and host loops.
+//! - [`NorGeometry`] and [`check_program`]: the rules of NOR flash, for flash that is only
+//!   simulated (the QEMU node keeps its log in a file).
 //!
 //! Every stage keeps [`Counters`] that obey
 //! `in = emitted + late + duplicate + rejected + evicted + held`.
@@ -37,6 +39,7 @@ mod counters;
 mod dedup;
 mod frame;
 mod gap;
+mod nor;
 mod pipeline;
 mod quality;
 mod reading;
@@ -57,6 +60,7 @@ pub use gap::{
     BandSide, FillConfig, FillState, GapConfigError, GapEvent, GapFiller, GapStats, Outage,
     OutageSlots,
 };
+pub use nor::{check_program, NorError, NorGeometry, NorGeometryError};
 pub use pipeline::{EdgeConfig, EdgePipeline, EdgeReject, PushOutcome};
 pub use quality::{Flag, Flags, Quality, UnknownName};
 pub use reading::{Celsius, FillMethod, Identity, Key, Origin, Reading, Record, Source};

@@ -117,6 +117,7 @@ pub struct EdgePipeline<const N: usize, const Q: usize, const K: usize = 32> {
     bad: u32,
     faults: u32,
     frames_sent: u32,
+    log_dropped: u32,
     since_stats: u32,
     started: bool,
     /// The schedule (`epoch + seq × period`) of the last reading checked and of the last one
@@ -152,6 +153,7 @@ impl<const N: usize, const Q: usize, const K: usize> EdgePipeline<N, Q, K> {
             bad: 0,
             faults: 0,
             frames_sent: 0,
+            log_dropped: 0,
             since_stats: 0,
             started: false,
             checked: None,
@@ -327,6 +329,45 @@ impl<const N: usize, const Q: usize, const K: usize> EdgePipeline<N, Q, K> {
         Some(r)
     }
 
+    /// Records how many frames the node's flash log has given up since power-up (a
+    /// store-and-forward node keeps its frames in a log until they are acknowledged); the
+    /// stats frames carry the figure from then on.
+    ///
+    /// # Examples
+    /// ```
+    /// use mend_core::{EdgeConfig, EdgePipeline};
+    /// let mut edge: EdgePipeline<4, 8> = EdgePipeline::try_new(EdgeConfig::new(7, 1, 1_000)).unwrap();
+    /// edge.set_log_dropped(3);
+    /// assert_eq!(edge.stats().log_dropped, 3);
+    /// ```
+    pub fn set_log_dropped(&mut self, dropped: u32) {
+        self.log_dropped = dropped;
+    }
+
+    /// Queues the session header again, based at the seq the next reading will have. A node
+    /// calls it after it put other frames on the link (replayed readings under their own
+    /// headers), which moved the place where the gateway's decoder expects the next reading.
+    ///
+    /// # Examples
+    /// ```
+    /// use mend_core::{EdgeConfig, EdgePipeline, Frame, Header, Decoder, DecodeEvent};
+    /// let mut edge: EdgePipeline<4, 8> = EdgePipeline::try_new(EdgeConfig::new(7, 1, 1_000)).unwrap();
+    /// edge.start();
+    /// edge.announce();
+    /// let mut wire = Vec::new();
+    /// while edge.poll_frame_with(|f| wire.extend_from_slice(f)).is_some() {}
+    /// let mut dec: Decoder = Decoder::new();
+    /// let headers = dec.feed(&wire).filter(|e| matches!(e, DecodeEvent::Frame { frame: Frame::Header(_), .. })).count();
+    /// assert_eq!(headers, 2);
+    /// ```
+    pub fn announce(&mut self) {
+        if self.started {
+            self.queue_header();
+        } else {
+            self.start();
+        }
+    }
+
     /// At shutdown: releases every held reading and queues a final stats frame.
     pub fn flush(&mut self) {
         self.start();
@@ -364,6 +405,7 @@ impl<const N: usize, const Q: usize, const K: usize> EdgePipeline<N, Q, K> {
             sensor_faults: self.faults,
             ring_dropped: self.ring.dropped(),
             frames_sent: self.frames_sent,
+            log_dropped: self.log_dropped,
         }
     }
 }

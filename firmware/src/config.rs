@@ -12,6 +12,7 @@
 //! | `MEND_SESSION` | session (power-up) number in the header | 1 |
 //! | `MEND_STATS_EVERY` | a stats frame after this many samples | 16 |
 //! | `MEND_SEED` | seed of the simulators (`fault`, `sim-source`) | 42 |
+//! | `MEND_LOG_PAGES` | `store`: 1 KiB flash pages of the frame log | 8 |
 //! | `MEND_DROP_PPM` | `fault`: frames the link drops, parts per million | 100000 |
 //! | `MEND_DUP_PPM` | `fault`: frames sent twice | 50000 |
 //! | `MEND_REORDER_PPM` | `fault`: frames delayed by 1–2 places | 50000 |
@@ -66,6 +67,14 @@ pub const STATS_EVERY: u32 = parse_u32(option_env!("MEND_STATS_EVERY"), 16);
 /// The simulators' seed.
 #[cfg_attr(not(any(feature = "fault", feature = "sim-source")), allow(dead_code))]
 pub const SEED: u64 = parse(option_env!("MEND_SEED"), 42);
+/// `store`: pages of the flash log (each holds 36 records).
+#[cfg(feature = "store")]
+pub const LOG_PAGES: u32 = parse_u32(option_env!("MEND_LOG_PAGES"), 8);
+#[cfg(feature = "store")]
+const _: () = assert!(
+    LOG_PAGES >= 2 && LOG_PAGES <= 128,
+    "MEND_LOG_PAGES must be 2 to 128"
+);
 /// Link fault rates, parts per million.
 #[cfg(feature = "fault")]
 pub mod link {

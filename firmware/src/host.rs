@@ -67,6 +67,7 @@ fn decimal(mut value: u32, buf: &mut [u8; 10]) -> &[u8] {
     &buf[i..]
 }
 
+#[cfg_attr(feature = "store", allow(dead_code))]
 /// True when the semihosting command line (QEMU's `-semihosting-config arg=...`) has the
 /// word `token`.
 pub fn cmdline_has(token: &str) -> bool {
@@ -84,6 +85,7 @@ pub fn cmdline_has(token: &str) -> bool {
         .any(|word| word == token.as_bytes())
 }
 
+#[cfg_attr(feature = "store", allow(dead_code))]
 /// Blocks until the host sends one byte on the semihosting console.
 pub fn wait_for_host() {
     // SAFETY: SYS_READC takes no argument block and only returns a character.
@@ -92,6 +94,10 @@ pub fn wait_for_host() {
     }
 }
 
+#[cfg_attr(
+    all(feature = "store", not(feature = "flash-selftest")),
+    allow(dead_code)
+)]
 /// Ends the run: QEMU exits with status 0.
 pub fn exit_success() -> ! {
     debug::exit(debug::EXIT_SUCCESS);

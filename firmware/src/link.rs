@@ -10,6 +10,9 @@ use mend_core::{FrameBuf, Link as SimLink, LinkStats, SimConfig};
 /// Frames to UART0, damaged on the way in `fault` builds.
 pub struct Link {
     uart: Uart0,
+    /// Frames the UART could not take in time (`store`), cut short.
+    #[cfg(feature = "store")]
+    tx_dropped: u32,
     #[cfg(feature = "fault")]
     sim: SimLink<FrameBuf, 4>,
 }
@@ -38,15 +41,32 @@ impl Link {
     pub fn new(uart: Uart0) -> Self {
         Self {
             uart,
+            #[cfg(feature = "store")]
+            tx_dropped: 0,
             #[cfg(feature = "fault")]
             sim: SimLink::new(crate::config::SEED, &DAMAGE),
         }
     }
 
     /// Sends one encoded frame.
-    #[cfg(not(feature = "fault"))]
+    #[cfg(not(any(feature = "fault", feature = "store")))]
     pub fn send(&mut self, frame: &[u8]) {
         self.uart.write_all(frame);
+    }
+
+    /// Sends one encoded frame, waiting a bounded time for the UART; a frame it could not
+    /// take in time is counted (the log still holds it).
+    #[cfg(feature = "store")]
+    pub fn send(&mut self, frame: &[u8]) {
+        if !self.uart.try_write_all(frame) {
+            self.tx_dropped = self.tx_dropped.saturating_add(1);
+        }
+    }
+
+    /// Frames the UART could not take in time.
+    #[cfg(feature = "store")]
+    pub fn tx_dropped(&self) -> u32 {
+        self.tx_dropped
     }
 
     /// Sends one encoded frame through the damaging link: first the bit flip (applied to
@@ -64,6 +84,7 @@ impl Link {
     }
 
     /// Delivers anything still held and waits until the UART has sent it.
+    #[cfg_attr(feature = "store", allow(dead_code))]
     pub fn flush(&mut self) {
         #[cfg(feature = "fault")]
         {

@@ -27,19 +27,36 @@
 
 mod board;
 mod config;
+#[cfg(feature = "store")]
+mod downlink;
+#[cfg(feature = "store")]
+mod flash;
 #[cfg(feature = "qemu")]
 mod host;
 mod link;
+#[cfg(feature = "store")]
+mod node;
 #[cfg(not(feature = "qemu"))]
 mod probe;
+#[cfg(feature = "store")]
+mod reset;
 mod source;
 mod stack;
+#[cfg(feature = "store")]
+mod store;
 mod tick;
+#[cfg(feature = "store")]
+mod watchdog;
+
+#[cfg(all(feature = "store", feature = "fault"))]
+compile_error!("the store node sends on a clean link: `store` and `fault` do not combine");
 
 use cortex_m_rt::{entry, exception, ExceptionFrame};
 // The interrupt vector table (device.x); the crate has no register PAC.
 use lm3s6965 as _;
-use mend_core::{Counters, EdgeConfig, EdgePipeline};
+#[cfg(not(feature = "store"))]
+use mend_core::Counters;
+use mend_core::{EdgeConfig, EdgePipeline};
 // The report's backend: the semihosting console under QEMU, defmt on hardware.
 #[cfg(not(feature = "qemu"))]
 use probe as host;
@@ -57,6 +74,7 @@ type Edge = EdgePipeline<REORDER, RING>;
 
 /// The edge's settings: the node's identity and period, default validation (band 50–55 °C),
 /// stats every [`config::STATS_EVERY`] samples.
+#[cfg(not(feature = "store"))]
 const EDGE: EdgeConfig = {
     let mut c = EdgeConfig::new(config::SENSOR, config::SESSION, config::PERIOD_MS);
     c.stats_every = config::STATS_EVERY;
@@ -71,12 +89,21 @@ fn main() -> ! {
     let Some(board) = board::Board::take() else {
         fail("board peripherals already taken")
     };
-    let mut link = link::Link::new(board.uart0);
     #[cfg(not(feature = "sim-source"))]
-    let mut source = source::Source::new(board.i2c0);
+    let source = source::Source::new(board.i2c0);
     #[cfg(feature = "sim-source")]
-    let mut source = source::Source::new();
-    let edge = edge();
+    let source = source::Source::new();
+    #[cfg(feature = "store")]
+    node::run(cp, board.uart0, source);
+    #[cfg(not(feature = "store"))]
+    stream(cp, board.uart0, source)
+}
+
+/// The streaming node: samples, frames on UART0, a semihosting exit after the last sample.
+#[cfg(not(feature = "store"))]
+fn stream(cp: cortex_m::Peripherals, uart0: board::uart::Uart0, mut source: source::Source) -> ! {
+    let mut link = link::Link::new(uart0);
+    let edge = edge_with(EDGE);
     #[cfg(feature = "qemu")]
     let lockstep = host::cmdline_has("lockstep");
     #[cfg(not(feature = "qemu"))]
@@ -123,8 +150,8 @@ fn main() -> ! {
 /// The node's edge pipeline, in static RAM rather than on `main`'s stack, which never
 /// unwinds: built here, in a frame that is given back, it is never on the stack twice.
 #[inline(never)]
-fn edge() -> &'static mut Edge {
-    let Ok(edge) = Edge::try_new(EDGE) else {
+fn edge_with(config: EdgeConfig) -> &'static mut Edge {
+    let Ok(edge) = Edge::try_new(config) else {
         fail("invalid validation limits")
     };
     match cortex_m::singleton!(: Edge = edge) {
@@ -134,6 +161,7 @@ fn edge() -> &'static mut Edge {
 }
 
 /// Sends every queued frame, straight from the edge's ring.
+#[cfg(not(feature = "store"))]
 fn drain(edge: &mut Edge, link: &mut link::Link) {
     while edge.poll_frame_with(|frame| link.send(frame)).is_some() {}
 }
@@ -141,12 +169,14 @@ fn drain(edge: &mut Edge, link: &mut link::Link) {
 /// Takes one reading into the edge. Never inlined, so that the firmware benchmark
 /// (`cargo bench -p mend-tests --bench firmware`) can find the edge pipeline's `push` by this
 /// function's address and count its instructions.
+#[cfg(not(feature = "store"))]
 #[inline(never)]
 fn push_reading(edge: &mut Edge, reading: mend_core::Reading) {
     edge.push(reading);
 }
 
 /// The boot line: what this image is set up to do.
+#[cfg(not(feature = "store"))]
 fn report_settings(lockstep: bool) {
     host::print("mend-firmware: samples -> edge pipeline -> frames on UART0\n");
     #[cfg(not(feature = "sim-source"))]
@@ -167,6 +197,7 @@ fn report_settings(lockstep: bool) {
 }
 
 /// The exit report: counters, memory, and where the frames went.
+#[cfg(not(feature = "store"))]
 fn report_end(samples: u32, edge: &Edge, _link: &link::Link) {
     let stats = edge.stats();
     let c: Counters = stats.counters;

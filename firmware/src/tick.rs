@@ -111,12 +111,28 @@ impl Clock {
 
     /// Sleeps (`wfi`) until the clock reads at least `deadline_ms`, with one wake-up per
     /// 1.34 s of sleep at most.
+    #[cfg_attr(feature = "store", allow(dead_code))]
     pub fn sleep_until(&mut self, deadline_ms: u64) {
+        self.sleep_until_or(deadline_ms, |_| false);
+    }
+
+    /// [`sleep_until`](Self::sleep_until), but also returns as soon as `wake` is true. `wake`
+    /// is asked with interrupts off, just before each sleep, so an interrupt that makes it
+    /// true either comes before the check or ends the sleep: it is never slept through.
+    /// Returns true when the deadline has come.
+    pub fn sleep_until_or(
+        &mut self,
+        deadline_ms: u64,
+        wake: impl Fn(&CriticalSection) -> bool,
+    ) -> bool {
         loop {
-            let slept = interrupt::free(|cs| {
+            let done = interrupt::free(|cs| {
                 let now = Self::now(cs);
                 if now.ms >= deadline_ms {
-                    return false;
+                    return Some(true);
+                }
+                if wake(cs) {
+                    return Some(false);
                 }
                 // Re-arm: the new interval starts now and ends at the deadline, or as late
                 // as the counter reaches.
@@ -129,13 +145,13 @@ impl Clock {
                 self.syst.clear_current();
                 SCB::clear_pendst();
                 INTERVAL.borrow(cs).set(Interval { start: now, length });
-                // Interrupts are off, but the SysTick's still ends the sleep; its handler runs
-                // when the critical section ends.
+                // Interrupts are off, but the SysTick's (or another interrupt) still ends the
+                // sleep; its handler runs when the critical section ends.
                 cortex_m::asm::wfi();
-                true
+                None
             });
-            if !slept {
-                return;
+            if let Some(due) = done {
+                return due;
             }
         }
     }
@@ -143,12 +159,14 @@ impl Clock {
     /// Stops the clock, so that virtual time stands still while the node waits for the test
     /// harness (lock-step mode); [`resume`](Self::resume) restarts it where it stopped.
     #[cfg(feature = "qemu")]
+    #[cfg_attr(feature = "store", allow(dead_code))]
     pub fn pause(&mut self) {
         self.syst.disable_counter();
     }
 
     /// Restarts the clock after [`pause`](Self::pause).
     #[cfg(feature = "qemu")]
+    #[cfg_attr(feature = "store", allow(dead_code))]
     pub fn resume(&mut self) {
         self.syst.enable_counter();
     }

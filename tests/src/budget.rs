@@ -1,4 +1,5 @@
-//! The flash budget: how much of the 16 KiB a firmware image takes, read from its ELF file.
+//! The flash budget: how much of the 16 KiB (32 KiB for the store node) a firmware image
+//! takes, read from its ELF file.
 //!
 //! `memory.x` already makes an image that does not fit a link error; this puts the figure in
 //! the tests' output, and fails a test that finds an image over budget by any other way.
@@ -8,6 +9,9 @@ use std::path::Path;
 
 /// Largest flash image: the node is budgeted for a 16 KiB part.
 pub const FLASH_BUDGET: u32 = 16 * 1024;
+
+/// Largest flash image of the store-and-forward node (feature `store`): a 32 KiB part.
+pub const STORE_FLASH_BUDGET: u32 = 32 * 1024;
 
 /// Where RAM starts on the LM3S6965: load segments below it are in flash.
 const RAM_START: u32 = 0x2000_0000;
@@ -48,10 +52,19 @@ fn flash_bytes_of(elf: &[u8]) -> Option<u32> {
 /// # Panics
 /// When the image is over budget.
 pub fn assert_flash_budget(elf: &Path) -> u32 {
+    assert_flash_within(elf, FLASH_BUDGET)
+}
+
+/// Checks an image against `budget` bytes of flash ([`STORE_FLASH_BUDGET`] for the store
+/// node) and returns the bytes it takes.
+///
+/// # Panics
+/// When the image is over budget.
+pub fn assert_flash_within(elf: &Path, budget: u32) -> u32 {
     let used = flash_bytes(elf);
     assert!(
-        used <= FLASH_BUDGET,
-        "{} takes {used} bytes of flash, over the {FLASH_BUDGET}-byte budget",
+        used <= budget,
+        "{} takes {used} bytes of flash, over the {budget}-byte budget",
         elf.display()
     );
     used
@@ -105,5 +118,22 @@ mod tests {
         let _ = fs::remove_dir_all(&dir);
         let message = *result.unwrap_err().downcast::<String>().unwrap();
         assert!(message.contains("over the 16384-byte budget"), "{message}");
+    }
+
+    #[test]
+    fn the_store_node_has_a_budget_of_its_own() {
+        let dir = std::env::temp_dir().join(format!("mend-flash-store-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("store.elf");
+        fs::write(&path, elf(&[(1, 0, FLASH_BUDGET + 1)])).unwrap();
+        assert_eq!(
+            assert_flash_within(&path, STORE_FLASH_BUDGET),
+            FLASH_BUDGET + 1
+        );
+        fs::write(&path, elf(&[(1, 0, STORE_FLASH_BUDGET + 1)])).unwrap();
+        let result = std::panic::catch_unwind(|| assert_flash_within(&path, STORE_FLASH_BUDGET));
+        let _ = fs::remove_dir_all(&dir);
+        let message = *result.unwrap_err().downcast::<String>().unwrap();
+        assert!(message.contains("over the 32768-byte budget"), "{message}");
     }
 }

@@ -93,6 +93,74 @@ pub fn sim_build() -> FirmwareBuild {
     }
 }
 
+/// Samples of a store node's run (it then idles, answering the gateway).
+pub const STORE_SAMPLES: u32 = 20;
+
+/// Samples of the store node whose log fills up.
+pub const SMALL_LOG_SAMPLES: u32 = 120;
+
+/// The store-and-forward node (feature `store`): TMP105 on I2C0, a boot counter and a frame
+/// log of four 1 KiB pages in its flash file, 20 samples at 20 Hz in real time.
+pub fn store_build() -> FirmwareBuild {
+    FirmwareBuild {
+        name: "store",
+        features: &["store"],
+        target: M3,
+        env: vec![
+            ("MEND_SAMPLES", STORE_SAMPLES.to_string()),
+            ("MEND_PERIOD_MS", "50".into()),
+            ("MEND_STATS_EVERY", "8".into()),
+            ("MEND_SENSOR", SENSOR.to_string()),
+            ("MEND_LOG_PAGES", "4".into()),
+        ],
+    }
+}
+
+/// The store node's flash self-test (feature `flash-selftest`): it checks the NOR rules of
+/// its file flash on a scratch file and exits.
+pub fn flash_selftest_build() -> FirmwareBuild {
+    FirmwareBuild {
+        name: "store-selftest",
+        features: &["flash-selftest"],
+        target: M3,
+        env: vec![("MEND_SENSOR", SENSOR.to_string())],
+    }
+}
+
+/// A store node whose log (two pages, 72 records) is too small for its 120 samples, with the
+/// core's simulator as its sensor so that every reading has its own value.
+pub fn small_log_build() -> FirmwareBuild {
+    FirmwareBuild {
+        name: "store-small-log",
+        features: &["store", "sim-source"],
+        target: M3,
+        env: vec![
+            ("MEND_SAMPLES", SMALL_LOG_SAMPLES.to_string()),
+            ("MEND_PERIOD_MS", "20".into()),
+            ("MEND_STATS_EVERY", "16".into()),
+            ("MEND_SENSOR", SENSOR.to_string()),
+            ("MEND_SEED", SEED.to_string()),
+            ("MEND_LOG_PAGES", "2".into()),
+        ],
+    }
+}
+
+/// Every frame of a capture with the session of the header it came under (`None` before the
+/// first header).
+pub fn by_session(capture: &Capture) -> Vec<(Option<u32>, Frame)> {
+    let mut session = None;
+    capture
+        .frames
+        .iter()
+        .map(|(f, _)| {
+            if let Frame::Header(h) = f {
+                session = Some(h.session);
+            }
+            (session, *f)
+        })
+        .collect()
+}
+
 /// The header the node announces.
 pub fn header() -> Header {
     edge_config().header

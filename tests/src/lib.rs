@@ -24,14 +24,21 @@ mod budget;
 mod console;
 pub mod fixtures;
 mod golden;
+mod node;
 mod qemu;
 mod qmp;
 mod schedule;
 mod wire;
 
-pub use budget::{assert_flash_budget, flash_bytes, FLASH_BUDGET};
-pub use console::{assert_ram_budget, console_number, mask_memory_figures, RAM_BUDGET};
+pub use budget::{
+    assert_flash_budget, assert_flash_within, flash_bytes, FLASH_BUDGET, STORE_FLASH_BUDGET,
+};
+pub use console::{
+    assert_ram_budget, assert_ram_within, console_number, mask_memory_figures, RAM_BUDGET,
+    STORE_RAM_BUDGET,
+};
 pub use golden::assert_golden;
+pub use node::StoreNode;
 pub use qemu::{
     build_firmware, firmware_dir, run, FirmwareBuild, Run, RunOptions, StopCondition, FLASH_NAME,
 };

@@ -129,7 +129,7 @@ pub struct RunOptions<'a> {
 }
 
 /// The name under which a run's flash file appears in QEMU's working directory.
-pub const FLASH_NAME: &str = "flash.bin";
+pub const FLASH_NAME: &str = "mend-node.flash";
 
 /// What one QEMU run left behind.
 #[derive(Debug)]
@@ -163,7 +163,7 @@ impl Run {
 
 /// The `qemu-system-arm` arguments of the firmware's `cargo run` runner (without the program
 /// name and the final `-kernel`).
-fn runner_args() -> Vec<String> {
+pub(crate) fn qemu_runner_args() -> Vec<String> {
     let config = firmware_dir().join(".cargo/config.toml");
     let text = fs::read_to_string(&config)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", config.display()));
@@ -189,7 +189,7 @@ fn runner_args() -> Vec<String> {
 }
 
 /// Replaces the value after `flag` in `args`.
-fn set_flag(args: &mut [String], flag: &str, value: String) {
+pub(crate) fn set_flag(args: &mut [String], flag: &str, value: String) {
     let i = args
         .iter()
         .position(|a| a == flag)
@@ -197,7 +197,7 @@ fn set_flag(args: &mut [String], flag: &str, value: String) {
     args[i + 1] = value;
 }
 
-fn require_qemu() {
+pub(crate) fn require_qemu() {
     match Command::new("qemu-system-arm")
         .arg("--version")
         .stdout(Stdio::null())
@@ -231,7 +231,7 @@ fn scratch_dir() -> PathBuf {
     dir
 }
 
-fn wait_for(path: &Path, child: &mut std::process::Child) {
+pub(crate) fn wait_for(path: &Path, child: &mut std::process::Child) {
     let start = Instant::now();
     while !path.exists() {
         if let Ok(Some(status)) = child.try_wait() {
@@ -273,7 +273,7 @@ pub fn run(elf: &Path, options: RunOptions<'_>) -> Run {
     require_qemu();
     let dir = scratch_dir();
     let uart_path = dir.join("uart0.mend");
-    let mut args = runner_args();
+    let mut args = qemu_runner_args();
     set_flag(
         &mut args,
         "-serial",

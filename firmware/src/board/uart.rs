@@ -22,7 +22,22 @@ impl Uart0 {
     const LCRH: usize = 0x02C;
     const CTL: usize = 0x030;
 
+    #[cfg(feature = "store")]
+    const IM: usize = 0x038;
+    #[cfg(feature = "store")]
+    const ICR: usize = 0x044;
+
     const FR_TXFF: u32 = 1 << 5;
+    #[cfg(feature = "store")]
+    const FR_RXFE: u32 = 1 << 4;
+    /// Receive and receive-timeout interrupts.
+    #[cfg(feature = "store")]
+    const INT_RX: u32 = (1 << 4) | (1 << 6);
+    /// Polls of a full transmit FIFO before a byte is given up: about 20 ms at 12.5 MHz,
+    /// some 200 byte times at 115 200 baud.
+    #[cfg(feature = "store")]
+    const TX_PATIENCE: u32 = 1 << 16;
+    #[cfg_attr(feature = "store", allow(dead_code))]
     const FR_BUSY: u32 = 1 << 3;
     /// WLEN = 8 bits, FIFOs enabled.
     const LCRH_8N1_FIFO: u32 = 0x70;
@@ -46,6 +61,7 @@ impl Uart0 {
     }
 
     /// Sends `bytes`, waiting for FIFO room as needed.
+    #[cfg_attr(feature = "store", allow(dead_code))]
     pub fn write_all(&mut self, bytes: &[u8]) {
         for &b in bytes {
             while Self::reg(Self::FR).read() & Self::FR_TXFF != 0 {}
@@ -53,7 +69,46 @@ impl Uart0 {
         }
     }
 
+    /// Sends `bytes`, waiting a bounded time for FIFO room: a UART that cannot send (held
+    /// by flow control, say) never stalls the node. Returns false, having sent only part of
+    /// the frame, when a byte found no room in time; the receiver's decoder skips the torn
+    /// frame, and the store node sends it again from its log when asked.
+    #[cfg(feature = "store")]
+    pub fn try_write_all(&mut self, bytes: &[u8]) -> bool {
+        for &b in bytes {
+            let mut patience = Self::TX_PATIENCE;
+            while Self::reg(Self::FR).read() & Self::FR_TXFF != 0 {
+                patience -= 1;
+                if patience == 0 {
+                    return false;
+                }
+            }
+            Self::reg(Self::DR).write(u32::from(b));
+        }
+        true
+    }
+
+    /// Raises the UART0 interrupt whenever a byte arrives (the handler calls
+    /// [`Uart0::drain_rx`]).
+    #[cfg(feature = "store")]
+    pub fn listen(&mut self) {
+        Self::reg(Self::IM).write(Self::INT_RX);
+    }
+
+    /// Takes every received byte out of the FIFO, in order, and clears the receive
+    /// interrupt. Called from the UART0 interrupt handler, which owns the receive side.
+    #[cfg(feature = "store")]
+    pub fn drain_rx(mut take: impl FnMut(u8)) {
+        while Self::reg(Self::FR).read() & Self::FR_RXFE == 0 {
+            // The low byte is the data; bits 8-11 flag framing, parity, break and overrun
+            // errors, which the frame check catches anyway.
+            take(Self::reg(Self::DR).read() as u8);
+        }
+        Self::reg(Self::ICR).write(Self::INT_RX);
+    }
+
     /// Waits until the last byte has left the shift register.
+    #[cfg_attr(feature = "store", allow(dead_code))]
     pub fn flush(&mut self) {
         while Self::reg(Self::FR).read() & Self::FR_BUSY != 0 {}
     }

@@ -1,0 +1,322 @@
+//! The store-and-forward node (feature `store`): the sampling loop of the streaming node, plus
+//! a session numbered by a boot counter in flash, a flash log of every reading and fault frame
+//! until the gateway acknowledges it, and a downlink that acknowledges and asks for resends.
+//!
+//! At power-up, in this order: the reset cause is read; the boot counter gives the session
+//! (persisted before anything is sent, see [`store`](crate::store)); the session's header
+//! goes out; then every record still in the log from earlier sessions goes out again as
+//! replayed readings (or faults) under a header of its own session; then the header of this
+//! session again, so that the gateway places this session's readings after the replay.
+//!
+//! Then the node samples on its schedule, appending each reading and fault frame to the log
+//! before it is sent. Between samples it sleeps, and wakes for bytes from the gateway:
+//! - `Ack { session, seq }` removes that session's records up to `seq` from the log;
+//! - `Resend { session, from, to }` sends that session's records in the range again, marked
+//!   as replayed, under that session's header.
+//!
+//! A period in which nothing else was sent ends with a heartbeat. After `MEND_SAMPLES`
+//! samples the node stops sampling (flushing its edge and sending the final stats) but keeps
+//! answering the gateway and sending heartbeats: it has frames the gateway may still ask for.
+//! It never exits; QEMU is stopped from outside, which is also how a test cuts its power.
+//!
+//! Built with the feature `flash-selftest`, the node instead checks on a scratch file (`mend-selftest.flash`) that its flash refuses what NOR flash cannot do
+//! ([`flash::self_test`](crate::flash::self_test)), prints the outcome and exits.
+
+use mend_core::{
+    ClockKind, DecodeEvent, Decoder, EdgeConfig, Encoder, Fault, Frame, Header, ResetReason,
+    MAX_FRAME,
+};
+
+use crate::board::uart::Uart0;
+use crate::downlink::{self, Command, Downlink};
+use crate::flash::{FileFlash, PAGE, WORD};
+use crate::store::{self, Kept, Record, Store};
+use crate::{config, fail, host, link::Link, source::Source, stack, tick, watchdog, Edge};
+
+/// The flash file, in QEMU's working directory (semihosting resolves relative names there).
+const FLASH_FILE: &[u8] = b"mend-node.flash\0";
+
+/// The flash device: the boot counter's pages, then the log's.
+const GEOMETRY: mend_core::NorGeometry = match mend_core::NorGeometry::try_new(
+    (store::BOOT_PAGES + config::LOG_PAGES) * PAGE,
+    1,
+    WORD,
+    PAGE,
+) {
+    Ok(g) => g,
+    Err(_) => panic!("the flash geometry is invalid"),
+};
+
+/// What the node keeps between frames.
+struct Node {
+    store: Store,
+    session: u32,
+    reset: ResetReason,
+    /// Reads back the edge's own frames as they are sent, which places each reading at its
+    /// whole seq (a version-2 reading frame carries 7 bits of it).
+    uplink: Decoder,
+    /// Something went out since the last period boundary.
+    sent: bool,
+}
+
+impl Node {
+    /// Sends every queued frame of the edge, each appended to the log first if it is a
+    /// reading or a fault.
+    fn drain(&mut self, edge: &mut Edge, link: &mut Link) {
+        loop {
+            let sent = edge.poll_frame_with(|frame| {
+                for &b in frame {
+                    if let Some(DecodeEvent::Frame { frame: f, .. }) = self.uplink.push(b) {
+                        self.keep(&f);
+                    }
+                }
+                link.send(frame);
+            });
+            if sent.is_none() {
+                return;
+            }
+            self.sent = true;
+        }
+    }
+
+    /// Appends a reading or fault frame to the log; other frames are not kept.
+    fn keep(&mut self, frame: &Frame) {
+        let record = match frame {
+            Frame::Reading(w) => Record::reading(self.session, self.reset, w),
+            Frame::Fault(f) => Record {
+                session: self.session,
+                reset: self.reset,
+                seq: f.seq,
+                kept: Kept::Fault(f.kind),
+            },
+            _ => return,
+        };
+        if self.store.append(&record).is_err() {
+            fail("flash log: append failed");
+        }
+    }
+
+    /// Sends the records `pick` chooses again, oldest first: readings as replayed readings,
+    /// faults as faults, each session's under a header of that session (with its reset
+    /// reason) placed at the record's seq. Returns how many were sent.
+    fn replay(&mut self, link: &mut Link, pick: impl Fn(&Record) -> bool) -> u32 {
+        let mut enc = Encoder::new();
+        let mut under: Option<u32> = None;
+        let mut count = 0u32;
+        let mut slot = [0u8; MAX_FRAME];
+        let mut send = |enc: &mut Encoder, frame: &Frame| {
+            if let Ok(n) = enc.encode_into(frame, &mut slot) {
+                if let Some(bytes) = slot.get(..n) {
+                    link.send(bytes);
+                }
+            }
+        };
+        let result = self.store.scan(|r| {
+            if !pick(r) {
+                return false;
+            }
+            let header = Header::new(
+                config::SENSOR,
+                r.session,
+                config::PERIOD_MS,
+                ClockKind::Boot,
+                0,
+            )
+            .with_reset(r.reset);
+            let placed = match r.wire() {
+                Some(w) => enc.places(w.seq),
+                None => true,
+            };
+            if under != Some(r.session) || !placed {
+                send(&mut enc, &Frame::Header(header.with_base(r.seq)));
+                under = Some(r.session);
+            }
+            match (r.wire(), r.kept) {
+                (Some(w), _) => send(&mut enc, &Frame::Replayed(w)),
+                (None, Kept::Fault(kind)) => {
+                    send(&mut enc, &Frame::Fault(Fault { seq: r.seq, kind }))
+                }
+                (None, Kept::Reading { .. }) => {}
+            }
+            count += 1;
+            false
+        });
+        if result.is_err() {
+            fail("flash log: read failed");
+        }
+        if count > 0 {
+            self.sent = true;
+        }
+        count
+    }
+
+    /// Carries out a command of the gateway.
+    fn command(&mut self, command: Command, edge: &mut Edge, link: &mut Link) {
+        match command {
+            Command::Ack(a) => {
+                let erased = self
+                    .store
+                    .scan(|r| r.session == a.session && r.seq <= a.seq);
+                if erased.is_err() {
+                    fail("flash log: erase failed");
+                }
+            }
+            Command::Resend(rs) => {
+                let n = self.replay(link, |r| {
+                    r.session == rs.session && rs.from <= r.seq && r.seq <= rs.to
+                });
+                if n > 0 {
+                    // The gateway's decoder now places readings after the replay: tell it
+                    // where this session's next reading goes.
+                    edge.announce();
+                    self.drain(edge, link);
+                }
+            }
+        }
+    }
+}
+
+/// Runs the store node; never returns.
+#[cfg_attr(
+    feature = "flash-selftest",
+    allow(unreachable_code, unused_mut, unused_variables)
+)]
+pub fn run(cp: cortex_m::Peripherals, mut uart: Uart0, mut source: Source) -> ! {
+    let (reset, resc) = crate::reset::take();
+    // The self-test image checks the flash rules and stops.
+    #[cfg(feature = "flash-selftest")]
+    {
+        match crate::flash::self_test(b"mend-selftest.flash\0") {
+            Ok(()) => {
+                host::print("flash self-test: ok\n");
+                host::exit_success()
+            }
+            Err(step) => {
+                host::print("flash self-test failed\n");
+                fail(step)
+            }
+        }
+    }
+    let flash = match FileFlash::open(FLASH_FILE, GEOMETRY) {
+        Ok(f) => f,
+        Err(_) => fail("flash file: cannot open or create it"),
+    };
+    let (flash, session) = store::boot(flash);
+    let Ok(session) = session else {
+        fail("boot counter: flash failed")
+    };
+    let store = match Store::new(flash, config::LOG_PAGES) {
+        Ok(s) => s,
+        Err(_) => fail("flash log: bad layout"),
+    };
+    report_settings(session, resc);
+
+    let mut downlink = Downlink::start(&mut uart);
+    let mut link = Link::new(uart);
+    let edge = crate::edge_with(edge_config(session, reset));
+    let mut node = Node {
+        store,
+        session,
+        reset,
+        uplink: Decoder::new(),
+        sent: false,
+    };
+
+    // The session header first, then what earlier sessions left unacknowledged.
+    edge.start();
+    node.drain(edge, &mut link);
+    if node.replay(&mut link, |r| r.session != session) > 0 {
+        edge.announce();
+        node.drain(edge, &mut link);
+    }
+
+    let mut dog = watchdog::Watchdog::start();
+    let mut clock = tick::start(cp.SYST);
+    let mut seq: u32 = 0;
+    let mut due_ms: u64 = 0;
+    let mut sampling = true;
+    loop {
+        let due = clock.sleep_until_or(due_ms, downlink::pending);
+        dog.feed();
+        while let Some(command) = downlink.next() {
+            node.command(command, edge, &mut link);
+            report(&node, &downlink, &link);
+        }
+        if !due {
+            continue;
+        }
+        due_ms += u64::from(config::PERIOD_MS);
+        if !node.sent && seq > 0 {
+            edge.heartbeat(seq);
+        }
+        node.sent = false;
+        let mut finished = false;
+        if sampling {
+            edge.set_log_dropped(node.store.dropped());
+            match source.sample(seq, clock.now_ms()) {
+                Ok(reading) => {
+                    // The source stamps the build's session; this power-up's is the counter's.
+                    edge.push(mend_core::Reading { session, ..reading });
+                }
+                Err(kind) => edge.sensor_fault(seq, kind),
+            }
+            seq = seq.wrapping_add(1);
+            if config::SAMPLES != 0 && seq >= config::SAMPLES {
+                edge.flush();
+                sampling = false;
+                finished = true;
+            }
+        }
+        node.drain(edge, &mut link);
+        if finished && node.store.dropped() != edge.stats().log_dropped {
+            // The last readings' appends gave more frames up after the closing stats frame
+            // was made: close again, with the count that holds.
+            edge.set_log_dropped(node.store.dropped());
+            edge.flush();
+            node.drain(edge, &mut link);
+        }
+        if finished {
+            host::print("sampling done\n");
+            report(&node, &downlink, &link);
+        }
+    }
+}
+
+/// The edge's settings: the streaming node's, with this power-up's session and reset reason.
+fn edge_config(session: u32, reset: ResetReason) -> EdgeConfig {
+    let mut c = EdgeConfig::new(config::SENSOR, session, config::PERIOD_MS);
+    c.header = c.header.with_reset(reset);
+    c.stats_every = config::STATS_EVERY;
+    c
+}
+
+/// The boot lines of the store node.
+fn report_settings(session: u32, resc: u32) {
+    host::print("mend-firmware: store and forward, frames on UART0, log in flash\n");
+    host::print_value("sensor: ", config::SENSOR);
+    host::print_value("session: ", session);
+    host::print_value("reset cause: ", resc);
+    host::print_value("period ms: ", config::PERIOD_MS);
+    host::print_value("samples: ", config::SAMPLES);
+    host::print_value("log pages: ", config::LOG_PAGES);
+    #[cfg(feature = "sim-source")]
+    {
+        host::print("source: core sensor simulator (sim-source)\n");
+        host::print_hex("seed: ", config::SEED);
+    }
+}
+
+/// The running figures: what was lost where, and memory.
+fn report(node: &Node, downlink: &Downlink, link: &Link) {
+    let (skipped, ignored, overflow) = downlink.losses();
+    host::print_value("log dropped: ", node.store.dropped());
+    host::print_value("tx dropped: ", link.tx_dropped());
+    host::print_value("downlink skipped: ", skipped);
+    host::print_value("downlink ignored: ", ignored);
+    host::print_value("downlink overflow: ", overflow);
+    let static_ram = stack::static_ram_bytes();
+    let peak = stack::peak_bytes();
+    host::print_with_unit("static ram: ", static_ram, " bytes");
+    host::print_with_unit("stack peak: ", peak, " bytes");
+    host::print_with_unit("ram total: ", static_ram + peak, " bytes");
+}
