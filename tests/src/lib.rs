@@ -24,6 +24,7 @@ mod budget;
 mod console;
 pub mod fixtures;
 mod golden;
+pub mod proxy;
 mod qemu;
 mod qmp;
 mod wire;
