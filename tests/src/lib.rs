@@ -25,6 +25,7 @@ mod console;
 pub mod fixtures;
 mod golden;
 mod node;
+pub mod proxy;
 mod qemu;
 mod qmp;
 mod schedule;
