@@ -18,6 +18,9 @@
 //! samples the node stops sampling (flushing its edge and sending the final stats) but keeps
 //! answering the gateway and sending heartbeats: it has frames the gateway may still ask for.
 //! It never exits; QEMU is stopped from outside, which is also how a test cuts its power.
+//! The one exception is a scheduled run (`lockstep` on the semihosting command line, as
+//! `mend-node` boots it): before each sample the node waits for the host to set the sensor, and
+//! once sampling is done and the gateway has acknowledged the whole log, it exits.
 //!
 //! Built with the feature `flash-selftest`, the node instead checks on a scratch file (`mend-selftest.flash`) that its flash refuses what NOR flash cannot do
 //! ([`flash::self_test`](crate::flash::self_test)), prints the outcome and exits.
@@ -150,6 +153,17 @@ impl Node {
         count
     }
 
+    /// Records in the log that the gateway has not acknowledged yet (0 once it holds
+    /// everything); `None` when the log cannot be read.
+    fn kept(&mut self) -> Option<u32> {
+        let mut kept: u32 = 0;
+        let counted = self.store.scan(|_| {
+            kept = kept.saturating_add(1);
+            false
+        });
+        counted.is_ok().then_some(kept)
+    }
+
     /// Carries out a command of the gateway.
     fn command(&mut self, command: Command, edge: &mut Edge, link: &mut Link) {
         match command {
@@ -209,6 +223,7 @@ pub fn run(cp: cortex_m::Peripherals, mut uart: Uart0, mut source: Source) -> ! 
         Ok(s) => s,
         Err(_) => fail("flash log: bad layout"),
     };
+    let lockstep = host::cmdline_has("lockstep");
     report_settings(session, resc);
 
     let mut downlink = Downlink::start(&mut uart);
@@ -230,17 +245,28 @@ pub fn run(cp: cortex_m::Peripherals, mut uart: Uart0, mut source: Source) -> ! 
         node.drain(edge, &mut link);
     }
 
-    let mut dog = watchdog::Watchdog::start();
+    // A scheduled run stops the node's clock while the host sets the sensor, for as long as
+    // the host takes: a watchdog would take that for a hang.
+    let mut dog = (!lockstep).then(watchdog::Watchdog::start);
     let mut clock = tick::start(cp.SYST);
     let mut seq: u32 = 0;
     let mut due_ms: u64 = 0;
     let mut sampling = true;
     loop {
         let due = clock.sleep_until_or(due_ms, downlink::pending);
-        dog.feed();
+        if let Some(dog) = dog.as_mut() {
+            dog.feed();
+        }
+        let mut commanded = false;
         while let Some(command) = downlink.next() {
             node.command(command, edge, &mut link);
-            report(&node, &downlink, &link);
+            report(&mut node, &downlink, &link);
+            commanded = true;
+        }
+        if lockstep && !sampling && commanded && node.kept() == Some(0) {
+            // A scheduled run (`mend-node`) ends once the gateway holds everything.
+            host::print("log drained\n");
+            host::exit_success();
         }
         if !due {
             continue;
@@ -252,6 +278,12 @@ pub fn run(cp: cortex_m::Peripherals, mut uart: Uart0, mut source: Source) -> ! 
         node.sent = false;
         let mut finished = false;
         if sampling {
+            if lockstep {
+                clock.pause();
+                host::print_value("sample ", seq);
+                host::wait_for_host();
+                clock.resume();
+            }
             edge.set_log_dropped(node.store.dropped());
             match source.sample(seq, clock.now_ms()) {
                 Ok(reading) => {
@@ -277,7 +309,7 @@ pub fn run(cp: cortex_m::Peripherals, mut uart: Uart0, mut source: Source) -> ! 
         }
         if finished {
             host::print("sampling done\n");
-            report(&node, &downlink, &link);
+            report(&mut node, &downlink, &link);
         }
     }
 }
@@ -307,9 +339,12 @@ fn report_settings(session: u32, resc: u32) {
 }
 
 /// The running figures: what was lost where, and memory.
-fn report(node: &Node, downlink: &Downlink, link: &Link) {
+fn report(node: &mut Node, downlink: &Downlink, link: &Link) {
     let (skipped, ignored, overflow) = downlink.losses();
     host::print_value("log dropped: ", node.store.dropped());
+    if let Some(kept) = node.kept() {
+        host::print_value("log kept: ", kept);
+    }
     host::print_value("tx dropped: ", link.tx_dropped());
     host::print_value("downlink skipped: ", skipped);
     host::print_value("downlink ignored: ", ignored);

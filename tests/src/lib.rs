@@ -39,7 +39,7 @@ pub use console::{
     STORE_RAM_BUDGET,
 };
 pub use golden::assert_golden;
-pub use node::StoreNode;
+pub use node::{free_port, StoreNode};
 pub use qemu::{
     build_firmware, firmware_dir, run, FirmwareBuild, Run, RunOptions, StopCondition, FLASH_NAME,
 };

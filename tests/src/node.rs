@@ -34,7 +34,10 @@ pub struct StoreNode {
     child: Child,
     qemu_pid: u32,
     qmp: Qmp,
-    uart: TcpStream,
+    /// The harness's connection to UART0; `None` when a gateway connects instead.
+    uart: Option<TcpStream>,
+    port: u16,
+    alive: bool,
     uplink: Arc<Mutex<Vec<u8>>>,
     reader: Option<JoinHandle<()>>,
     console: PathBuf,
@@ -47,8 +50,20 @@ impl StoreNode {
     /// # Panics
     /// If QEMU is missing or the harness cannot reach it.
     pub fn boot(elf: &Path, dir: &Path, boot: u32) -> Self {
+        Self::start(elf, dir, boot, free_port(), true, 300)
+    }
+
+    /// Powers the node up in `dir` as [`StoreNode::boot`] does, with UART0 listening on
+    /// `port` for a gateway (`mend listen --tcp`, or a proxy in front of it) instead of the
+    /// harness: [`StoreNode::uplink`] stays empty and [`StoreNode::send`] does nothing. Booting
+    /// again on the same port after [`StoreNode::power_cut`] is how the gateway sees a node
+    /// come back. QEMU is killed after `life_secs` at the latest.
+    pub fn boot_for_gateway(elf: &Path, dir: &Path, boot: u32, port: u16, life_secs: u32) -> Self {
+        Self::start(elf, dir, boot, port, false, life_secs)
+    }
+
+    fn start(elf: &Path, dir: &Path, boot: u32, port: u16, connect: bool, life_secs: u32) -> Self {
         require_qemu();
-        let port = free_port();
         let qmp_path = dir.join(format!("qmp-{boot}.sock"));
         let pid_path = dir.join(format!("qemu-{boot}.pid"));
         let console = dir.join(format!("console-{boot}.txt"));
@@ -73,7 +88,7 @@ impl StoreNode {
         args.push("-S".into());
         // `timeout` bounds a run whose test died; the test itself ends QEMU with SIGKILL.
         let mut child = Command::new("timeout")
-            .args(["-s", "KILL", "300", "qemu-system-arm"])
+            .args(["-s", "KILL", &life_secs.to_string(), "qemu-system-arm"])
             .args(&args)
             .arg("-kernel")
             .arg(elf)
@@ -87,8 +102,22 @@ impl StoreNode {
         wait_for(&pid_path, &mut child);
         let qemu_pid = read_pid(&pid_path);
         let mut qmp = Qmp::connect(&qmp_path).unwrap_or_else(|e| panic!("{e}"));
-        let uart = connect_tcp(port);
         let uplink = Arc::new(Mutex::new(Vec::new()));
+        if !connect {
+            qmp.cont().unwrap_or_else(|e| panic!("{e}"));
+            return Self {
+                child,
+                qemu_pid,
+                qmp,
+                uart: None,
+                port,
+                alive: true,
+                uplink,
+                reader: None,
+                console,
+            };
+        }
+        let uart = connect_tcp(port);
         let reader = {
             let mut stream = uart.try_clone().expect("clone the UART socket");
             let uplink = Arc::clone(&uplink);
@@ -111,7 +140,9 @@ impl StoreNode {
             child,
             qemu_pid,
             qmp,
-            uart,
+            uart: Some(uart),
+            port,
+            alive: true,
             uplink,
             reader: Some(reader),
             console,
@@ -174,7 +205,43 @@ impl StoreNode {
         let bytes: FrameBuf = frame
             .to_buf()
             .unwrap_or_else(|e| panic!("encode {frame:?}: {e}"));
-        self.uart.write_all(&bytes).expect("write to the node");
+        if let Some(uart) = self.uart.as_mut() {
+            uart.write_all(&bytes).expect("write to the node");
+        }
+    }
+
+    /// The loopback port UART0 listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Sets the TMP105's temperature, in milli-degrees Celsius, over QMP.
+    ///
+    /// # Panics
+    /// If QEMU refuses it.
+    pub fn set_temperature(&mut self, millidegrees: i32) {
+        self.qmp
+            .set_temperature(millidegrees)
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    /// Waits until the console satisfies `done`, and returns it; `None` after `patience`.
+    pub fn wait_for_console(
+        &self,
+        patience: Duration,
+        done: impl Fn(&str) -> bool,
+    ) -> Option<String> {
+        let start = Instant::now();
+        loop {
+            let console = self.console();
+            if done(&console) {
+                return Some(console);
+            }
+            if start.elapsed() >= patience {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// Resets the board (QMP `system_reset`): RAM is lost, the flash file and the socket stay.
@@ -193,7 +260,10 @@ impl StoreNode {
         let start = Instant::now();
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
-                let _ = self.uart.shutdown(std::net::Shutdown::Both);
+                if let Some(uart) = &self.uart {
+                    let _ = uart.shutdown(std::net::Shutdown::Both);
+                }
+                self.alive = false;
                 if let Some(reader) = self.reader.take() {
                     let _ = reader.join();
                 }
@@ -219,7 +289,10 @@ impl StoreNode {
             .args(["-KILL", &self.qemu_pid.to_string()])
             .status();
         let _ = self.child.wait();
-        let _ = self.uart.shutdown(std::net::Shutdown::Both);
+        self.alive = false;
+        if let Some(uart) = &self.uart {
+            let _ = uart.shutdown(std::net::Shutdown::Both);
+        }
         if let Some(reader) = self.reader.take() {
             let _ = reader.join();
         }
@@ -228,14 +301,14 @@ impl StoreNode {
 
 impl Drop for StoreNode {
     fn drop(&mut self) {
-        if self.reader.is_some() {
+        if self.alive {
             self.kill();
         }
     }
 }
 
 /// A port no one listens on now (QEMU binds it a moment later).
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
     listener.local_addr().expect("local address").port()
 }

@@ -5,17 +5,20 @@
 //!     --flash node.flash --temperatures temps.csv [--period-ms 100] [--wait]
 //! ```
 //!
-//! QEMU listens on the link (`-serial tcp:HOST:PORT,server=on,wait=off`; with `--wait` it waits
-//! for the gateway before the node starts). The TMP105 follows the schedule: before each
-//! sample the node pauses (lock-step), the runner sets the row's temperature over QMP, and
-//! the node goes on. The node takes one sample per seq up to the schedule's last row, then
-//! exits. QEMU runs in a scratch directory where `flash.bin` links to `--flash`: the node's
-//! flash is that file.
+//! It boots the store-and-forward node (firmware feature `store`). QEMU listens on the link
+//! (`-serial tcp:HOST:PORT,server=on,wait=off`; with `--wait` it waits for the gateway before
+//! the node starts). The TMP105 follows the schedule: before each sample the node pauses
+//! (lock-step), the runner sets the row's temperature over QMP, and the node goes on. The node
+//! takes one sample per seq up to the schedule's last row, keeps every frame in its flash log
+//! until the gateway acknowledges it, answers `Resend`, and exits once the gateway holds the
+//! whole log. QEMU runs in a scratch directory where `mend-node.flash` links to `--flash`: the
+//! node's flash is that file, so it outlives the run, and killing `mend-node` is a power cut
+//! (the next run on the same file is the next power-up, with a new session).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use mend_tests::fixtures::{PERIOD_MS, SENSOR, SESSION, STATS_EVERY};
+use mend_tests::fixtures::{PERIOD_MS, SENSOR, STATS_EVERY};
 use mend_tests::{build_firmware, run, FirmwareBuild, RunOptions, Schedule};
 
 const USAGE: &str = "usage: mend-node --link tcp:HOST:PORT --flash FILE --temperatures FILE.csv \
@@ -88,14 +91,13 @@ fn main() -> ExitCode {
     };
     let build = FirmwareBuild {
         name: "node",
-        features: &["qemu"],
+        features: &["store"],
         target: "thumbv7m-none-eabi",
         env: vec![
             ("MEND_SAMPLES", schedule.samples().to_string()),
             ("MEND_PERIOD_MS", args.period_ms.to_string()),
             ("MEND_STATS_EVERY", STATS_EVERY.to_string()),
             ("MEND_SENSOR", SENSOR.to_string()),
-            ("MEND_SESSION", SESSION.to_string()),
         ],
     };
     let elf = build_firmware(&build);
@@ -105,8 +107,11 @@ fn main() -> ExitCode {
         if args.wait { "on" } else { "off" }
     );
     let profile = |seq| schedule.at(seq);
-    // A QMP round trip per sample: allow a generous second per 100 samples, plus a minute.
-    let timeout = 60 + schedule.samples() / 100;
+    // A QMP round trip per sample, and the gateway's acknowledgements after the last: allow
+    // the schedule's own time twice, a second per 100 samples, plus a minute.
+    let timeout = 60
+        + schedule.samples() / 100
+        + (u64::from(schedule.samples()) * u64::from(args.period_ms) / 500) as u32;
     let node = run(
         &elf,
         RunOptions {
