@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use common::{rows, Dir};
 use mend_core::{
     Ack, Celsius, ClockKind, DecodeEvent, Decoder, Encoder, Frame, Header, Heartbeat, Reading,
-    Resend, ResetReason, WireReading, MAX_FRAME,
+    Resend, ResetReason, Stats, WireReading, MAX_FRAME,
 };
 
 const SENSOR: u32 = 7;
@@ -314,7 +314,12 @@ fn a_range_the_node_no_longer_has_is_given_up_after_the_retries_and_acked_past()
     let mut node = Node::accept(&l, 4, &cap);
     node.header_at(0);
     node.readings(0..10, &[3, 4]);
-    node.log.remove(&4); // gone from the node's log
+    node.log.remove(&4); // gone from the node's log, and its stats say so
+    node.send(&Frame::Stats(Stats {
+        session: 4,
+        log_dropped: 1,
+        ..Stats::default()
+    }));
     let down = node.serve();
     let (code, stderr) = finish(gw);
     assert_eq!(code, 0, "{stderr}");
@@ -396,6 +401,99 @@ fn an_existing_capture_is_continued_not_truncated_and_its_seqs_are_not_asked_for
     );
     assert_measured(&d, "node.mlog", 5, 0..16);
     assert!(stderr.contains("resets seen: 0 new sessions"), "{stderr}");
+}
+
+#[test]
+fn a_gateway_restarted_mid_run_asks_for_what_its_capture_lacks() {
+    let d = Dir::new();
+    let (l, addr) = listener();
+    // The first gateway's capture: session 6, seqs 0..10 but 3 and 4, lost on the link and
+    // not yet recovered when that gateway stopped (so never acknowledged: the node has them).
+    let mut earlier = Encoder::new();
+    let h = Header::new(SENSOR, 6, 1_000, ClockKind::Unix, 1_700_000_000_000);
+    let mut old = earlier.to_buf(&Frame::Header(h)).unwrap().to_vec();
+    for seq in (0..10).filter(|s| ![3, 4].contains(s)) {
+        let r = Reading::new(
+            SENSOR,
+            6,
+            seq,
+            h.epoch_ms + u64::from(seq) * 1_000,
+            Celsius::from_num(celsius(seq)),
+        );
+        if !earlier.places(seq) {
+            old.extend(earlier.to_buf(&Frame::Header(h.with_base(seq))).unwrap());
+        }
+        old.extend(
+            earlier
+                .to_buf(&Frame::Reading(h.to_wire(&r).unwrap()))
+                .unwrap(),
+        );
+    }
+    let cap = d.write("node.mlog", &old);
+
+    let gw = spawn(&d, &["--tcp", &addr, "-o", "node.mlog", "--idle", "1s"]);
+    let mut node = Node::accept(&l, 6, &cap);
+    node.header.reset = ResetReason::Unknown;
+    node.log.extend(0..10);
+    node.header_at(10);
+    node.readings(10..12, &[]);
+    let down = node.serve();
+    let (code, stderr) = finish(gw);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        down.resends.iter().any(|r| r.from == 3 && r.to == 4),
+        "{:?}",
+        down.resends
+    );
+    assert_measured(&d, "node.mlog", 6, 0..12);
+    assert!(
+        stderr.contains("2 recovered by resend, 0 unrecoverable, 0 still missing"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_range_is_never_given_up_while_the_node_says_its_log_dropped_nothing() {
+    let d = Dir::new();
+    let (l, addr) = listener();
+    let cap = d.path("node.mlog");
+    let gw = spawn(
+        &d,
+        &[
+            "--tcp",
+            &addr,
+            "-o",
+            "node.mlog",
+            "--duration",
+            "1500ms",
+            "--retries",
+            "2",
+            "--retry-after",
+            "100ms",
+        ],
+    );
+    let mut node = Node::accept(&l, 4, &cap);
+    node.header_at(0);
+    node.readings(0..10, &[4]);
+    // The node does not answer for seq 4 (slow, or busy), and has dropped nothing.
+    node.log.remove(&4);
+    let down = node.serve();
+    let (code, stderr) = finish(gw);
+    assert_eq!(code, 0, "{stderr}");
+    let asked_4 = down
+        .resends
+        .iter()
+        .filter(|r| (r.from..=r.to).contains(&4))
+        .count();
+    assert!(asked_4 > 2, "asked {asked_4} times: {:?}", down.resends);
+    assert!(
+        stderr.contains(
+            "9 received first time, 0 recovered by resend, 0 unrecoverable, 1 still missing"
+        ),
+        "{stderr}"
+    );
+    // Never acknowledged past the hole: the node keeps seq 4 for the next gateway run.
+    assert!(down.acks.iter().all(|(a, _)| a.seq < 4), "{:?}", down.acks);
 }
 
 #[test]

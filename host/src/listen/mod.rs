@@ -276,12 +276,17 @@ impl Gateway {
                     }
                     Frame::Reading(w) | Frame::Replayed(w) => {
                         if let Some((sensor, session)) = self.current {
-                            self.tracker.seed(sensor, session, w.seq);
+                            self.tracker.seed(sensor, session, w.seq, 0);
                         }
                     }
                     Frame::Fault(f) => {
                         if let Some((sensor, session)) = self.current {
-                            self.tracker.seed(sensor, session, f.seq);
+                            self.tracker.seed(sensor, session, f.seq, 0);
+                        }
+                    }
+                    Frame::Stats(st) if st.log_dropped > 0 => {
+                        if let Some((sensor, _)) = self.current {
+                            self.tracker.node_dropped(sensor);
                         }
                     }
                     _ => {}
@@ -368,7 +373,14 @@ impl Gateway {
                     self.tracker.reached(sensor, session, beat.seq, now);
                 }
             }
-            Frame::Stats(_) => r.stats += 1,
+            Frame::Stats(st) => {
+                r.stats += 1;
+                if st.log_dropped > 0 {
+                    if let Some((sensor, _)) = cur {
+                        self.tracker.node_dropped(sensor);
+                    }
+                }
+            }
             // Gateway-to-node frames echoed back: counted as frames, nothing more.
             Frame::Ack(_) | Frame::Resend(_) => {}
         }

@@ -6,7 +6,7 @@
 //! that are already durable on disk, which is what makes every [`Ack`] it hands out safe: an
 //! acknowledgement covers a seq only when that seq is on disk or was given up.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use mend_core::{Ack, Resend};
 
@@ -134,6 +134,8 @@ impl Book {
 /// use mend::listen::{Arrival, Request, RetryPolicy, Tracker};
 /// use mend_core::{Ack, Resend};
 /// let mut t = Tracker::new(RetryPolicy { tries: 2, first_ms: 100, max_ms: 100 });
+/// // The node says its log gave frames up: what it does not send again is given up.
+/// t.node_dropped(7);
 /// for seq in [0, 1, 4] {
 ///     t.reading(7, 3, seq, 0);
 /// }
@@ -150,6 +152,8 @@ impl Book {
 pub struct Tracker {
     policy: RetryPolicy,
     books: BTreeMap<(u32, u32), Book>,
+    /// Sensors whose node said (in a stats frame) that its flash log gave frames up.
+    dropping: BTreeSet<u32>,
 }
 
 impl Tracker {
@@ -158,14 +162,30 @@ impl Tracker {
         Self {
             policy,
             books: BTreeMap::new(),
+            dropping: BTreeSet::new(),
         }
     }
 
-    /// Learns a seq that was on disk before this run: it and every seq before it count as
-    /// settled (an earlier run acknowledged them, or gave them up), and nothing is asked for.
-    pub fn seed(&mut self, sensor: u32, session: u32, seq: u32) {
+    /// The node of `sensor` says its flash log gave frames up (a stats frame with a log drop
+    /// count above 0): from now on, a range it does not send again after the retries is
+    /// given up. Until a node says so, nothing is given up: it still holds every frame the
+    /// gateway has not acknowledged, and the gateway keeps asking, at the longest backoff.
+    pub fn node_dropped(&mut self, sensor: u32) {
+        self.dropping.insert(sensor);
+    }
+
+    /// Learns a seq that was on disk before this run. Seqs held in the capture are never asked
+    /// for; a seq missing between them is, as if it had just gone missing: the node still
+    /// holds it unless an earlier run acknowledged past it (then the node says it no longer
+    /// has it, and the range is given up as usual).
+    pub fn seed(&mut self, sensor: u32, session: u32, seq: u32, now_ms: u64) {
         let book = self.books.entry((sensor, session)).or_default();
-        book.next = book.next.max(seq.saturating_add(1));
+        if seq >= book.next {
+            Self::open(book, seq, now_ms);
+            book.next = seq.saturating_add(1);
+        } else {
+            book.fill(seq);
+        }
     }
 
     /// A durable reading (or fault frame, which settles its seq too) of `seq` arrived at
@@ -222,9 +242,16 @@ impl Tracker {
                     from,
                     to: gap.to,
                 };
-                if gap.sent >= self.policy.tries {
+                if gap.sent >= self.policy.tries && self.dropping.contains(&sensor) {
                     given_up.push(from);
                     out.push(Request::GaveUp { sensor, range });
+                } else if gap.sent >= self.policy.tries {
+                    // The node has dropped nothing: it still holds the range. Ask again.
+                    gap.due_ms = now_ms.saturating_add(self.policy.max_ms);
+                    out.push(Request::Resend {
+                        sensor,
+                        resend: range,
+                    });
                 } else {
                     gap.sent += 1;
                     gap.due_ms = now_ms.saturating_add(self.policy.backoff_ms(gap.sent));
