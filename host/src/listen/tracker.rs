@@ -407,6 +407,7 @@ mod tests {
     #[test]
     fn requests_back_off_and_give_up_after_the_last_try() {
         let mut t = Tracker::new(P);
+        t.node_dropped(1);
         t.reading(1, 2, 0, 0);
         t.reading(1, 2, 3, 0);
         let mut sent = Vec::new();
@@ -436,8 +437,30 @@ mod tests {
     }
 
     #[test]
+    fn nothing_is_given_up_until_the_node_says_its_log_dropped_frames() {
+        let mut t = Tracker::new(RetryPolicy { tries: 1, ..P });
+        t.reading(1, 2, 0, 0);
+        t.reading(1, 2, 3, 0);
+        let mut asked = 0;
+        for now in (0..20_000).step_by(10) {
+            for r in t.due(now) {
+                assert!(matches!(r, Request::Resend { .. }), "{r:?} at {now} ms");
+                asked += 1;
+            }
+        }
+        assert!(asked > 10, "asked {asked} times: it keeps asking");
+        assert_eq!(t.missing(), 2);
+        assert!(t.acks().iter().all(|a| a.seq < 1));
+        t.node_dropped(1);
+        let later = t.due(40_000);
+        assert!(matches!(later[..], [Request::GaveUp { .. }]), "{later:?}");
+        assert_eq!(t.acks(), [Ack { session: 2, seq: 3 }]);
+    }
+
+    #[test]
     fn acks_cover_only_what_is_held_or_given_up() {
         let mut t = Tracker::new(RetryPolicy { tries: 0, ..P });
+        t.node_dropped(1);
         assert!(t.acks().is_empty());
         t.reading(1, 4, 1, 0);
         assert!(t.acks().is_empty(), "seq 0 is missing: nothing settled");
@@ -457,19 +480,22 @@ mod tests {
     }
 
     #[test]
-    fn seeded_seqs_are_settled_and_never_asked_for() {
+    fn seeded_seqs_are_never_asked_for_and_holes_between_them_are() {
         let mut t = Tracker::new(P);
-        t.seed(1, 1, 40);
-        assert_eq!(t.reading(1, 1, 12, 0), Arrival::Duplicate);
+        for seq in (0..=40).filter(|s| !(12..=13).contains(s)) {
+            t.seed(1, 1, seq, 0);
+        }
+        assert_eq!(t.reading(1, 1, 20, 0), Arrival::Duplicate);
         t.reading(1, 1, 42, 0);
-        assert_eq!(t.due(0), [resend(1, 41, 41)]);
+        assert_eq!(t.due(0), [resend(1, 12, 13), resend(1, 41, 41)]);
         assert_eq!(
             t.acks(),
             [Ack {
                 session: 1,
-                seq: 40
+                seq: 11
             }]
         );
+        assert_eq!(t.reading(1, 1, 12, 5), Arrival::Recovered);
     }
 
     #[test]
@@ -513,6 +539,7 @@ mod tests {
         #[test]
         fn the_books_match_a_set_model(ops in proptest::collection::vec(op(), 1..80)) {
             let mut t = Tracker::new(P);
+            t.node_dropped(1);
             let (mut held, mut given_up) = (BTreeSet::new(), BTreeSet::new());
             let mut next = 0u32;
             let mut now = 0u64;
