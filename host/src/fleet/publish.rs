@@ -390,10 +390,14 @@ pub fn send(
             .arg("detail")
             .arg(reason.to_string())
             .ignore();
+        queued += 1;
         report.skipped_bytes += span.len();
     }
-    pipe.query::<()>(con)
-        .with_context(|| format!("{input}: cannot publish"))?;
+    // Redis refuses an empty pipeline (nothing new, or a multiple of PIPELINE entries).
+    if queued > 0 {
+        pipe.query::<()>(con)
+            .with_context(|| format!("{input}: cannot publish"))?;
+    }
     report.entries = split.entries.len() as u64;
     Ok(report)
 }
