@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::redis::{wait, work_args, xlen, Redis};
 use common::{rows, Dir};
 use mend_core::{
     Ack, Celsius, ClockKind, DecodeEvent, Decoder, Encoder, Frame, Header, Heartbeat, Reading,
@@ -63,6 +64,8 @@ struct Node {
     /// Seqs the node still has in its log (it answers resends from these).
     log: BTreeSet<u32>,
     capture: PathBuf,
+    /// The gateway's frames, as they arrive.
+    down: Decoder,
 }
 
 impl Node {
@@ -96,6 +99,7 @@ impl Node {
                 .with_reset(ResetReason::PowerOn),
             log: BTreeSet::new(),
             capture: capture.to_path_buf(),
+            down: Decoder::new(),
         }
     }
 
@@ -132,6 +136,11 @@ impl Node {
         let mut out = Vec::new();
         for seq in seqs {
             self.log.insert(seq);
+            if !self.enc.places(seq) {
+                // After the node sent older seqs again, as it does itself.
+                let h = Frame::Header(self.header.with_base(seq));
+                out.extend(self.bytes(&h));
+            }
             let f = Frame::Reading(self.wire(seq));
             let b = self.bytes(&f);
             if !lost.contains(&seq) {
@@ -144,17 +153,27 @@ impl Node {
     /// Answers resends from the log and records acks until the gateway closes the link.
     fn serve(mut self) -> Downlink {
         let mut got = Downlink::default();
-        let mut dec: Decoder = Decoder::new();
+        self.serve_until(&mut got, |_| false);
+        got
+    }
+
+    /// Answers resends from the log and records acks until `done` says so (true) or the
+    /// gateway closes the link (false).
+    fn serve_until(&mut self, got: &mut Downlink, done: impl Fn(&Downlink) -> bool) -> bool {
         let mut buf = [0u8; 1024];
         loop {
+            if done(got) {
+                return true;
+            }
             let n = match self.stream.read(&mut buf) {
-                Ok(0) => return got,
+                Ok(0) => return false,
                 Ok(n) => n,
                 // A serial port's read timeout: the gateway is still there.
                 Err(e) if e.kind() == std::io::ErrorKind::TimedOut => continue,
-                Err(_) => return got,
+                Err(_) => return false,
             };
-            let frames: Vec<Frame> = dec
+            let frames: Vec<Frame> = self
+                .down
                 .feed(&buf[..n])
                 .map(|ev| match ev {
                     DecodeEvent::Frame { frame, .. } => frame,
@@ -707,4 +726,196 @@ fn a_serial_port_works_like_tcp() {
         }
     );
     assert_measured(&d, "node.mlog", 3, 0..12);
+}
+
+/// Whether the gateway acknowledged up to `seq`.
+fn acked(down: &Downlink, seq: u32) -> bool {
+    down.acks.iter().any(|(a, _)| a.seq >= seq)
+}
+
+/// `mend work` until the sensor is settled, then `mend export`: byte for byte what
+/// `mend replay` writes for the capture; returns the worker's report.
+#[track_caller]
+fn assert_export_equals_replay(d: &Dir, url: &str, capture: &str) -> String {
+    let worker = Command::new(env!("CARGO_BIN_EXE_mend"))
+        .args(work_args(url, "w", &["--settle", "1s"]))
+        .current_dir(d.path(""))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (_, report) = wait(worker, "worker");
+    d.mend(&["replay", capture, "-o", "replay.csv", "-q"]).ok();
+    let sensor = SENSOR.to_string();
+    d.mend(&[
+        "export",
+        "--redis",
+        url,
+        "--sensor",
+        &sensor,
+        "-o",
+        "export.csv",
+    ])
+    .ok();
+    let (want, got) = (d.read_text("replay.csv"), d.read_text("export.csv"));
+    assert!(want.lines().count() > 1, "the replay has rows");
+    if got != want {
+        let first = got.lines().zip(want.lines()).position(|(a, b)| a != b);
+        panic!(
+            "export ({} lines) differs from replay ({} lines), first at line {first:?}:\n  export: {:?}\n  replay: {:?}",
+            got.lines().count(),
+            want.lines().count(),
+            first.and_then(|i| got.lines().nth(i)),
+            first.and_then(|i| want.lines().nth(i)),
+        );
+    }
+    report
+}
+
+/// Runs a gateway with `--redis` for a node that sends seqs 0..300 of session 3, seven of
+/// them lost on the way and recovered by resend; returns its summary.
+fn listen_to_redis(d: &Dir, url: &str) -> String {
+    let (l, addr) = listener();
+    let cap = d.path("node.mlog");
+    let gw = spawn(
+        d,
+        &[
+            "--tcp",
+            &addr,
+            "-o",
+            "node.mlog",
+            "--idle",
+            "1s",
+            "--retry-after",
+            "5s",
+            "--redis",
+            url,
+        ],
+    );
+    let mut node = Node::accept(&l, 3, &cap);
+    node.header_at(0);
+    node.readings(0..300, &[5, 6, 12, 100, 101, 102, 250]);
+    node.serve();
+    let (code, stderr) = finish(gw);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("293 received first time, 7 recovered by resend, 0 unrecoverable"),
+        "{stderr}"
+    );
+    assert_measured(d, "node.mlog", 3, 0..300);
+    stderr
+}
+
+#[test]
+fn with_redis_the_frames_on_disk_are_published_and_export_equals_replay_of_the_capture() {
+    let d = Dir::new();
+    let redis = Redis::start(d.path("redis"));
+    let url = redis.url();
+    let stderr = listen_to_redis(&d, &url);
+    // 293 readings and the 7 the node sent again, all published.
+    assert!(
+        stderr.contains(&format!("redis {url}: 300 frames published in "))
+            && stderr.contains(" entries, 0 capture bytes pending; 1 connections, redis up"),
+        "{stderr}"
+    );
+    assert_export_equals_replay(&d, &url, "node.mlog");
+}
+
+#[test]
+fn the_capture_listen_published_published_again_with_mend_publish_changes_nothing() {
+    let d = Dir::new();
+    let redis = Redis::start(d.path("redis"));
+    let url = redis.url();
+    listen_to_redis(&d, &url);
+    // Before any repair: every reading is in the raw stream twice.
+    let live = xlen(&url, "mend:{7}:raw");
+    d.mend(&["publish", "--redis", &url, "node.mlog"]).ok();
+    assert!(xlen(&url, "mend:{7}:raw") > live, "published twice");
+    assert_export_equals_replay(&d, &url, "node.mlog");
+    // And once more after the repair settled the sensor: no new row.
+    d.mend(&["publish", "--redis", &url, "--end", "node.mlog"])
+        .ok();
+    let report = assert_export_equals_replay(&d, &url, "node.mlog");
+    assert!(report.contains(" 0 rows,"), "{report}");
+}
+
+#[test]
+fn redis_stopped_mid_run_and_restarted_loses_nothing() {
+    let d = Dir::new();
+    let mut redis = Redis::start(d.path("redis"));
+    let url = redis.url();
+    let (l, addr) = listener();
+    let cap = d.path("node.mlog");
+    let gw = spawn(
+        &d,
+        &[
+            "--tcp",
+            &addr,
+            "-o",
+            "node.mlog",
+            "--idle",
+            "2s",
+            "--retry-after",
+            "5s",
+            "--redis",
+            &url,
+        ],
+    );
+    let mut node = Node::accept(&l, 4, &cap);
+    let mut down = Downlink::default();
+    node.header_at(0);
+    node.readings(0..100, &[10]);
+    assert!(node.serve_until(&mut down, |d| acked(d, 99)));
+    let asked = Instant::now();
+    while xlen(&url, "mend:{7}:raw") == 0 {
+        assert!(
+            asked.elapsed() < Duration::from_secs(60),
+            "nothing was published"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    redis.crash();
+    // With Redis gone, the gateway captures, asks for what is missing and acknowledges.
+    node.readings(100..200, &[150, 151]);
+    assert!(node.serve_until(&mut down, |d| acked(d, 199)));
+    redis.launch();
+    node.readings(200..250, &[220]);
+    node.serve_until(&mut down, |_| false);
+    let (code, stderr) = finish(gw);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("246 received first time, 4 recovered by resend"),
+        "{stderr}"
+    );
+    assert_measured(&d, "node.mlog", 4, 0..250);
+    assert_export_equals_replay(&d, &url, "node.mlog");
+    assert!(
+        stderr.contains(&format!("redis {url}: 250 frames published in "))
+            && stderr.contains(" entries, 0 capture bytes pending; 2 connections, redis up"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("last redis error: "), "{stderr}");
+}
+
+#[test]
+fn a_bad_redis_url_is_a_usage_error_before_anything_is_created() {
+    let d = Dir::new();
+    let e = d
+        .mend(&[
+            "listen",
+            "--tcp",
+            "127.0.0.1:1",
+            "-o",
+            "x.mlog",
+            "--redis",
+            "http://127.0.0.1:6379",
+        ])
+        .expect(2)
+        .stderr();
+    assert!(
+        e.contains("--redis") && e.contains("not a usable Redis URL"),
+        "{e}"
+    );
+    assert!(!common::exists(&d.path("x.mlog")));
 }
