@@ -899,6 +899,43 @@ fn redis_stopped_mid_run_and_restarted_loses_nothing() {
 }
 
 #[test]
+fn a_gateway_restarted_with_redis_publishes_a_session_the_capture_began() {
+    let d = Dir::new();
+    let redis = Redis::start(d.path("redis"));
+    let url = redis.url();
+    let cap = d.path("node.mlog");
+    let run = |first: bool| {
+        let (l, addr) = listener();
+        let args = ["--tcp", &addr, "-o", "node.mlog", "--idle", "1s"];
+        let gw = spawn(&d, &[&args[..], &["--redis", &url]].concat());
+        let mut node = Node::accept(&l, 5, &cap);
+        if first {
+            node.header_at(0);
+            node.readings(0..100, &[]);
+        } else {
+            // The node kept its session across the gateway's restart: no header, the
+            // readings are placed by the one the capture already holds.
+            node.enc
+                .to_buf(&Frame::Header(node.header.with_base(100)))
+                .unwrap();
+            node.readings(100..200, &[150]);
+        }
+        node.serve();
+        let (code, stderr) = finish(gw);
+        assert_eq!(code, 0, "{stderr}");
+        assert!(
+            stderr.contains(" 100 frames published in ")
+                && stderr.contains(" entries, 0 capture bytes pending"),
+            "{stderr}"
+        );
+    };
+    run(true);
+    run(false);
+    assert_measured(&d, "node.mlog", 5, 0..200);
+    assert_export_equals_replay(&d, &url, "node.mlog");
+}
+
+#[test]
 fn a_bad_redis_url_is_a_usage_error_before_anything_is_created() {
     let d = Dir::new();
     let e = d
