@@ -998,6 +998,71 @@ fn with_redis_unreachable_the_gateway_captures_and_acks_and_says_what_is_pending
     assert_export_equals_replay(&d, &url, "node.mlog");
 }
 
+/// The frames after the headers in a sensor's raw entries.
+fn raw_frames(url: &str) -> usize {
+    let mut con = redis::Client::open(url).unwrap().get_connection().unwrap();
+    let entries: Vec<(String, Vec<Vec<u8>>)> = redis::cmd("XRANGE")
+        .arg("mend:{7}:raw")
+        .arg("-")
+        .arg("+")
+        .query(&mut con)
+        .unwrap();
+    entries
+        .iter()
+        .map(|(_, f)| f[1].iter().filter(|b| **b == 0).count() - 1)
+        .sum()
+}
+
+#[test]
+fn with_the_link_down_the_gateway_catches_up_when_redis_returns() {
+    let d = Dir::new();
+    let mut redis = Redis::start(d.path("redis"));
+    let url = redis.url();
+    redis.crash();
+    let (l, addr) = listener();
+    let cap = d.path("node.mlog");
+    // No --idle: the link is idle while the gateway catches up (--duration ends a gateway
+    // the test left behind).
+    let gw = spawn(
+        &d,
+        &[
+            "--tcp",
+            &addr,
+            "-o",
+            "node.mlog",
+            "--redis",
+            &url,
+            "--duration",
+            "5m",
+        ],
+    );
+    let mut node = Node::accept(&l, 2, &cap);
+    let mut down = Downlink::default();
+    node.header_at(0);
+    node.readings(0..100, &[]);
+    assert!(node.serve_until(&mut down, |d| acked(d, 99)));
+    // The node goes away for good; then Redis comes back.
+    drop((node, l));
+    redis.launch();
+    let asked = Instant::now();
+    while raw_frames(&url) < 100 {
+        assert!(
+            asked.elapsed() < Duration::from_secs(60),
+            "the gateway did not catch up while its link was down"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(gw.id()).unwrap());
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    let (code, stderr) = finish(gw);
+    assert_eq!(code, 130, "{stderr}");
+    assert!(
+        stderr.contains(&format!("redis {url}: 100 frames published in ")),
+        "{stderr}"
+    );
+    assert_export_equals_replay(&d, &url, "node.mlog");
+}
+
 #[test]
 fn a_bad_redis_url_is_a_usage_error_before_anything_is_created() {
     let d = Dir::new();

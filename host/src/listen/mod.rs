@@ -210,6 +210,9 @@ pub fn run(
             } else {
                 std::thread::sleep(POLL.min(Duration::from_millis(reconnect_at - now)));
             }
+            // With the link down, what is on disk still goes out when Redis is back.
+            g.publish(ms(Instant::now()), false)
+                .with_context(|| format!("{name}: cannot publish"))?;
             g.show(state, &mut shown, status);
             continue;
         };
@@ -245,8 +248,6 @@ pub fn run(
                 .with_context(|| format!("{name}: cannot sync"))?;
             last_sync = now;
         }
-        g.publish(now, false)
-            .with_context(|| format!("{name}: cannot publish"))?;
         if let Some(c) = conn.as_mut().filter(|_| cfg.downlink) {
             if let Err(e) = g.talk(c.as_mut(), now) {
                 g.report.last_link_error = Some(format!("write failed: {e}"));
@@ -256,6 +257,9 @@ pub fn run(
                 reconnect_at = now + reconnect_wait;
             }
         }
+        // After the acknowledgements: a slow Redis delays the publishing, not them.
+        g.publish(now, false)
+            .with_context(|| format!("{name}: cannot publish"))?;
         g.show(state, &mut shown, status);
     };
     // Everything received is made durable, and acknowledged when the link is still there.
