@@ -92,7 +92,8 @@ const INSPECT_EXAMPLES: &str = "Examples:
 const LISTEN_EXAMPLES: &str = "Examples:
   mend listen --tcp 127.0.0.1:5555 -o node.mlog              # until Ctrl-C
   mend listen --serial /dev/ttyUSB0 --baud 115200 -o node.mlog --idle 30s
-  mend listen --tcp 127.0.0.1:5555 -o node.mlog --duration 10m && mend replay node.mlog";
+  mend listen --tcp 127.0.0.1:5555 -o node.mlog --duration 10m && mend replay node.mlog
+  mend listen --tcp 127.0.0.1:5555 -o node.mlog --redis redis://127.0.0.1:6379   # and publish";
 
 /// `mend demo`.
 #[derive(Debug, Args)]
@@ -362,9 +363,21 @@ pub struct ListenArgs {
     /// not read its link (missing readings are reported as still missing).
     #[arg(long)]
     pub no_downlink: bool,
+    /// Also publish the frames into the fleet's raw streams in this Redis (e.g.
+    /// redis://127.0.0.1:6379), once they are on disk, as `mend publish` would; while Redis
+    /// is down, capturing goes on and publishing catches up from the capture later.
+    #[arg(long, value_name = "URL", value_parser = redis_url_arg)]
+    pub redis: Option<String>,
     /// No status line and no summary.
     #[arg(long, short = 'q')]
     pub quiet: bool,
+}
+
+/// A Redis URL argument, checked before any work starts.
+fn redis_url_arg(text: &str) -> anyhow::Result<String> {
+    redis::Client::open(text)
+        .with_context(|| "not a usable Redis URL (e.g. redis://127.0.0.1:6379)")?;
+    Ok(text.to_string())
 }
 
 /// A duration argument (`500ms`, `10s`, `2m`) in milliseconds.
@@ -406,6 +419,7 @@ impl ListenArgs {
             },
             sync_ms: self.sync_every,
             downlink: !self.no_downlink,
+            redis: self.redis.clone(),
         })
     }
 }

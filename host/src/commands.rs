@@ -62,8 +62,14 @@ fn listen(a: &ListenArgs) -> anyhow::Result<ExitCode> {
         });
         if live && due {
             drawn = Some((std::time::Instant::now(), s.link));
+            let redis = s.redis.map_or_else(String::new, |r| {
+                format!(
+                    "; redis {}, published {}, pending {} bytes",
+                    r.state, r.published, r.pending
+                )
+            });
             eprint!(
-                "\r\x1b[2K{}: link {}; received {}, recovered {}, missing {}, bad bytes {}",
+                "\r\x1b[2K{}: link {}; received {}, recovered {}, missing {}, bad bytes {}{redis}",
                 cfg.endpoint, s.link, s.received, s.recovered, s.missing, s.bad_bytes
             );
         }

@@ -4,88 +4,11 @@
 mod common;
 
 use std::net::TcpListener;
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::redis::{wait, work_args, xlen, Redis};
 use common::{Dir, Run};
-
-/// A `redis-server` of its own, killed when dropped.
-struct Redis {
-    port: u16,
-    dir: PathBuf,
-    child: Option<Child>,
-}
-
-impl Redis {
-    fn start(dir: PathBuf) -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut r = Self {
-            port,
-            dir,
-            child: None,
-        };
-        r.launch();
-        r
-    }
-
-    fn launch(&mut self) {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args([
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "always",
-                "--save",
-                "",
-            ])
-            .arg("--dir")
-            .arg(&self.dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server is not installed (.ci/test installs it)");
-        self.child = Some(child);
-        let t = Instant::now();
-        loop {
-            let up = redis::Client::open(self.url().as_str())
-                .and_then(|c| c.get_connection_with_timeout(Duration::from_millis(200)))
-                .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c));
-            if up.is_ok() {
-                return;
-            }
-            assert!(
-                t.elapsed() < Duration::from_secs(10),
-                "redis-server did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Kills the server at once (SIGKILL: no shutdown, only the AOF survives).
-    fn crash(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            c.kill().unwrap();
-            c.wait().unwrap();
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        self.crash();
-    }
-}
 
 /// Captures of `sensors` sensors with every kind of link fault, concatenated, and what
 /// `mend replay` writes for them.
@@ -192,42 +115,6 @@ impl Fleet {
             }
         }
     }
-}
-
-fn work_args<'a>(url: &'a str, consumer: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
-    let mut v = vec![
-        "work",
-        "--redis",
-        url,
-        "--consumer",
-        consumer,
-        "--exit-when-idle",
-        "--poll",
-        "20ms",
-    ];
-    v.extend_from_slice(extra);
-    v
-}
-
-/// Waits for a worker, for two minutes at most: a worker that never sees its work done
-/// (pending entries nobody claims, say) fails the test instead of hanging it.
-fn wait(mut child: Child, what: &str) -> (i32, String) {
-    let t = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if t.elapsed() > Duration::from_secs(120) {
-            child.kill().unwrap();
-            let out = child.wait_with_output().unwrap();
-            panic!(
-                "{what} did not finish in 120 s: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let out = child.wait_with_output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "{what}: {err}");
-    (out.status.code().unwrap_or(-1), err)
 }
 
 /// The number after `worker NAME: ` in a worker's report: the sensors it worked.
@@ -722,11 +609,6 @@ fn a_version_1_capture_is_published_beside_version_2_ones_and_exports_as_replay(
 }
 
 /// Entries in a stream.
-fn xlen(url: &str, key: &str) -> u64 {
-    let mut con = redis::Client::open(url).unwrap().get_connection().unwrap();
-    redis::cmd("XLEN").arg(key).query(&mut con).unwrap()
-}
-
 #[test]
 fn a_raw_stream_is_trimmed_after_its_sessions_end_and_a_takeover_still_exports_as_replay() {
     // One sensor that restarts: session 1, then session 2 in three parts, as a gateway

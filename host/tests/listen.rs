@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::redis::{wait, work_args, xlen, Redis};
 use common::{rows, Dir};
 use mend_core::{
     Ack, Celsius, ClockKind, DecodeEvent, Decoder, Encoder, Frame, Header, Heartbeat, Reading,
@@ -63,6 +64,8 @@ struct Node {
     /// Seqs the node still has in its log (it answers resends from these).
     log: BTreeSet<u32>,
     capture: PathBuf,
+    /// The gateway's frames, as they arrive.
+    down: Decoder,
 }
 
 impl Node {
@@ -96,6 +99,7 @@ impl Node {
                 .with_reset(ResetReason::PowerOn),
             log: BTreeSet::new(),
             capture: capture.to_path_buf(),
+            down: Decoder::new(),
         }
     }
 
@@ -132,6 +136,11 @@ impl Node {
         let mut out = Vec::new();
         for seq in seqs {
             self.log.insert(seq);
+            if !self.enc.places(seq) {
+                // After the node sent older seqs again, as it does itself.
+                let h = Frame::Header(self.header.with_base(seq));
+                out.extend(self.bytes(&h));
+            }
             let f = Frame::Reading(self.wire(seq));
             let b = self.bytes(&f);
             if !lost.contains(&seq) {
@@ -144,17 +153,27 @@ impl Node {
     /// Answers resends from the log and records acks until the gateway closes the link.
     fn serve(mut self) -> Downlink {
         let mut got = Downlink::default();
-        let mut dec: Decoder = Decoder::new();
+        self.serve_until(&mut got, |_| false);
+        got
+    }
+
+    /// Answers resends from the log and records acks until `done` says so (true) or the
+    /// gateway closes the link (false).
+    fn serve_until(&mut self, got: &mut Downlink, done: impl Fn(&Downlink) -> bool) -> bool {
         let mut buf = [0u8; 1024];
         loop {
+            if done(got) {
+                return true;
+            }
             let n = match self.stream.read(&mut buf) {
-                Ok(0) => return got,
+                Ok(0) => return false,
                 Ok(n) => n,
                 // A serial port's read timeout: the gateway is still there.
                 Err(e) if e.kind() == std::io::ErrorKind::TimedOut => continue,
-                Err(_) => return got,
+                Err(_) => return false,
             };
-            let frames: Vec<Frame> = dec
+            let frames: Vec<Frame> = self
+                .down
                 .feed(&buf[..n])
                 .map(|ev| match ev {
                     DecodeEvent::Frame { frame, .. } => frame,
@@ -805,4 +824,361 @@ fn a_serial_port_works_like_tcp() {
         }
     );
     assert_measured(&d, "node.mlog", 3, 0..12);
+}
+
+/// Whether the gateway acknowledged up to `seq`.
+fn acked(down: &Downlink, seq: u32) -> bool {
+    down.acks.iter().any(|(a, _)| a.seq >= seq)
+}
+
+/// `mend work` until the sensor is settled, then `mend export`: byte for byte what
+/// `mend replay` writes for the capture; returns the worker's report.
+#[track_caller]
+fn assert_export_equals_replay(d: &Dir, url: &str, capture: &str) -> String {
+    let worker = Command::new(env!("CARGO_BIN_EXE_mend"))
+        .args(work_args(url, "w", &["--settle", "1s"]))
+        .current_dir(d.path(""))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (_, report) = wait(worker, "worker");
+    d.mend(&["replay", capture, "-o", "replay.csv", "-q"]).ok();
+    let sensor = SENSOR.to_string();
+    d.mend(&[
+        "export",
+        "--redis",
+        url,
+        "--sensor",
+        &sensor,
+        "-o",
+        "export.csv",
+    ])
+    .ok();
+    let (want, got) = (d.read_text("replay.csv"), d.read_text("export.csv"));
+    assert!(want.lines().count() > 1, "the replay has rows");
+    if got != want {
+        let first = got.lines().zip(want.lines()).position(|(a, b)| a != b);
+        panic!(
+            "export ({} lines) differs from replay ({} lines), first at line {first:?}:\n  export: {:?}\n  replay: {:?}",
+            got.lines().count(),
+            want.lines().count(),
+            first.and_then(|i| got.lines().nth(i)),
+            first.and_then(|i| want.lines().nth(i)),
+        );
+    }
+    report
+}
+
+/// Runs a gateway with `--redis` for a node that sends seqs 0..300 of session 3, seven of
+/// them lost on the way and recovered by resend; returns its summary.
+fn listen_to_redis(d: &Dir, url: &str) -> String {
+    let (l, addr) = listener();
+    let cap = d.path("node.mlog");
+    let gw = spawn(
+        d,
+        &[
+            "--tcp",
+            &addr,
+            "-o",
+            "node.mlog",
+            "--idle",
+            "1s",
+            "--retry-after",
+            "5s",
+            "--redis",
+            url,
+        ],
+    );
+    let mut node = Node::accept(&l, 3, &cap);
+    node.header_at(0);
+    node.readings(0..300, &[5, 6, 12, 100, 101, 102, 250]);
+    node.serve();
+    let (code, stderr) = finish(gw);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("293 received first time, 7 recovered by resend, 0 unrecoverable"),
+        "{stderr}"
+    );
+    assert_measured(d, "node.mlog", 3, 0..300);
+    stderr
+}
+
+#[test]
+fn with_redis_the_frames_on_disk_are_published_and_export_equals_replay_of_the_capture() {
+    let d = Dir::new();
+    let redis = Redis::start(d.path("redis"));
+    let url = redis.url();
+    let stderr = listen_to_redis(&d, &url);
+    // 293 readings and the 7 the node sent again, all published.
+    assert!(
+        stderr.contains(&format!("redis {url}: 300 frames published in "))
+            && stderr.contains(" entries, 0 capture bytes pending; ")
+            && stderr.contains(" connections, redis up"),
+        "{stderr}"
+    );
+    assert_export_equals_replay(&d, &url, "node.mlog");
+}
+
+#[test]
+fn the_capture_listen_published_published_again_with_mend_publish_changes_nothing() {
+    let d = Dir::new();
+    let redis = Redis::start(d.path("redis"));
+    let url = redis.url();
+    listen_to_redis(&d, &url);
+    // Before any repair: every reading is in the raw stream twice.
+    let live = xlen(&url, "mend:{7}:raw");
+    d.mend(&["publish", "--redis", &url, "node.mlog"]).ok();
+    assert!(xlen(&url, "mend:{7}:raw") > live, "published twice");
+    assert_export_equals_replay(&d, &url, "node.mlog");
+    // And once more after the repair settled the sensor: no new row.
+    d.mend(&["publish", "--redis", &url, "--end", "node.mlog"])
+        .ok();
+    let report = assert_export_equals_replay(&d, &url, "node.mlog");
+    assert!(report.contains(" 0 rows,"), "{report}");
+}
+
+#[test]
+fn redis_stopped_mid_run_and_restarted_loses_nothing() {
+    let d = Dir::new();
+    let mut redis = Redis::start(d.path("redis"));
+    let url = redis.url();
+    let (l, addr) = listener();
+    let cap = d.path("node.mlog");
+    let gw = spawn(
+        &d,
+        &[
+            "--tcp",
+            &addr,
+            "-o",
+            "node.mlog",
+            "--idle",
+            "2s",
+            "--retry-after",
+            "5s",
+            "--redis",
+            &url,
+        ],
+    );
+    let mut node = Node::accept(&l, 4, &cap);
+    let mut down = Downlink::default();
+    node.header_at(0);
+    node.readings(0..100, &[10]);
+    assert!(node.serve_until(&mut down, |d| acked(d, 99)));
+    let asked = Instant::now();
+    while xlen(&url, "mend:{7}:raw") == 0 {
+        assert!(
+            asked.elapsed() < Duration::from_secs(60),
+            "nothing was published"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    redis.crash();
+    // With Redis gone, the gateway captures, asks for what is missing and acknowledges.
+    node.readings(100..200, &[150, 151]);
+    assert!(node.serve_until(&mut down, |d| acked(d, 199)));
+    redis.launch();
+    node.readings(200..250, &[220]);
+    node.serve_until(&mut down, |_| false);
+    let (code, stderr) = finish(gw);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("246 received first time, 4 recovered by resend"),
+        "{stderr}"
+    );
+    assert_measured(&d, "node.mlog", 4, 0..250);
+    assert_export_equals_replay(&d, &url, "node.mlog");
+    assert!(
+        stderr.contains(&format!("redis {url}: 250 frames published in "))
+            && stderr.contains(" entries, 0 capture bytes pending; ")
+            && stderr.contains(" connections, redis up"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("last redis error: "), "{stderr}");
+}
+
+#[test]
+fn a_gateway_restarted_with_redis_publishes_a_session_the_capture_began() {
+    let d = Dir::new();
+    let redis = Redis::start(d.path("redis"));
+    let url = redis.url();
+    let cap = d.path("node.mlog");
+    let run = |first: bool| {
+        let (l, addr) = listener();
+        let args = ["--tcp", &addr, "-o", "node.mlog", "--idle", "1s"];
+        let gw = spawn(&d, &[&args[..], &["--redis", &url]].concat());
+        let mut node = Node::accept(&l, 5, &cap);
+        if first {
+            node.header_at(0);
+            node.readings(0..100, &[]);
+        } else {
+            // The node kept its session across the gateway's restart: no header, the
+            // readings are placed by the one the capture already holds.
+            node.enc
+                .to_buf(&Frame::Header(node.header.with_base(100)))
+                .unwrap();
+            node.readings(100..200, &[150]);
+        }
+        node.serve();
+        let (code, stderr) = finish(gw);
+        assert_eq!(code, 0, "{stderr}");
+        assert!(
+            stderr.contains(" 100 frames published in ")
+                && stderr.contains(" entries, 0 capture bytes pending"),
+            "{stderr}"
+        );
+    };
+    run(true);
+    run(false);
+    assert_measured(&d, "node.mlog", 5, 0..200);
+    assert_export_equals_replay(&d, &url, "node.mlog");
+}
+
+#[test]
+fn with_redis_unreachable_the_gateway_captures_and_acks_and_says_what_is_pending() {
+    let d = Dir::new();
+    let (l, addr) = listener();
+    // Nothing listens on this port until the end.
+    let port = listener().0.local_addr().unwrap().port();
+    let url = format!("redis://127.0.0.1:{port}");
+    let cap = d.path("node.mlog");
+    let gw = spawn(
+        &d,
+        &[
+            "--tcp",
+            &addr,
+            "-o",
+            "node.mlog",
+            "--idle",
+            "1s",
+            "--redis",
+            &url,
+        ],
+    );
+    let mut node = Node::accept(&l, 6, &cap);
+    node.header_at(0);
+    node.readings(0..50, &[7]);
+    let down = node.serve();
+    let (code, stderr) = finish(gw);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        down.acks.last().unwrap().0,
+        Ack {
+            session: 6,
+            seq: 49
+        }
+    );
+    let size = std::fs::metadata(&cap).unwrap().len();
+    assert!(
+        stderr.contains(&format!(
+            "redis {url}: 0 frames published in 0 entries, {size} capture bytes pending; 0 connections, redis down"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("not published: node.mlog from offset 0"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("last redis error: cannot connect"),
+        "{stderr}"
+    );
+    // The catch-up the summary names.
+    let mut redis = Redis {
+        port,
+        dir: d.path("redis"),
+        child: None,
+    };
+    std::fs::create_dir_all(&redis.dir).unwrap();
+    redis.launch();
+    d.mend(&["publish", "--redis", &url, "node.mlog"]).ok();
+    assert_export_equals_replay(&d, &url, "node.mlog");
+}
+
+/// The frames after the headers in a sensor's raw entries.
+fn raw_frames(url: &str) -> usize {
+    let mut con = redis::Client::open(url).unwrap().get_connection().unwrap();
+    let entries: Vec<(String, Vec<Vec<u8>>)> = redis::cmd("XRANGE")
+        .arg("mend:{7}:raw")
+        .arg("-")
+        .arg("+")
+        .query(&mut con)
+        .unwrap();
+    entries
+        .iter()
+        .map(|(_, f)| f[1].iter().filter(|b| **b == 0).count() - 1)
+        .sum()
+}
+
+#[test]
+fn with_the_link_down_the_gateway_catches_up_when_redis_returns() {
+    let d = Dir::new();
+    let mut redis = Redis::start(d.path("redis"));
+    let url = redis.url();
+    redis.crash();
+    let (l, addr) = listener();
+    let cap = d.path("node.mlog");
+    // No --idle: the link is idle while the gateway catches up (--duration ends a gateway
+    // the test left behind).
+    let gw = spawn(
+        &d,
+        &[
+            "--tcp",
+            &addr,
+            "-o",
+            "node.mlog",
+            "--redis",
+            &url,
+            "--duration",
+            "5m",
+        ],
+    );
+    let mut node = Node::accept(&l, 2, &cap);
+    let mut down = Downlink::default();
+    node.header_at(0);
+    node.readings(0..100, &[]);
+    assert!(node.serve_until(&mut down, |d| acked(d, 99)));
+    // The node goes away for good; then Redis comes back.
+    drop((node, l));
+    redis.launch();
+    let asked = Instant::now();
+    while raw_frames(&url) < 100 {
+        assert!(
+            asked.elapsed() < Duration::from_secs(60),
+            "the gateway did not catch up while its link was down"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(gw.id()).unwrap());
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    let (code, stderr) = finish(gw);
+    assert_eq!(code, 130, "{stderr}");
+    assert!(
+        stderr.contains(&format!("redis {url}: 100 frames published in ")),
+        "{stderr}"
+    );
+    assert_export_equals_replay(&d, &url, "node.mlog");
+}
+
+#[test]
+fn a_bad_redis_url_is_a_usage_error_before_anything_is_created() {
+    let d = Dir::new();
+    let e = d
+        .mend(&[
+            "listen",
+            "--tcp",
+            "127.0.0.1:1",
+            "-o",
+            "x.mlog",
+            "--redis",
+            "http://127.0.0.1:6379",
+        ])
+        .expect(2)
+        .stderr();
+    assert!(
+        e.contains("--redis") && e.contains("not a usable Redis URL"),
+        "{e}"
+    );
+    assert!(!common::exists(&d.path("x.mlog")));
 }

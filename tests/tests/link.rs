@@ -124,6 +124,7 @@ fn every_reading_the_node_took_comes_back_measured_through_a_faulty_link_resets_
         retry: RetryPolicy::default(),
         sync_ms: 20,
         downlink: true,
+        redis: None,
     };
     let stop = AtomicBool::new(false);
     let report = std::thread::scope(|s| {

@@ -33,6 +33,7 @@ fn the_gateway_captures_what_the_node_sends_over_a_tcp_uart() {
         // unread in QEMU, and QEMU's exit would then reset the connection, which can discard
         // the node's last bytes on their way.
         downlink: false,
+        redis: None,
     };
     let stop = AtomicBool::new(false);
     let report = std::thread::scope(|s| {
@@ -99,6 +100,7 @@ fn mend_node_follows_its_temperature_schedule_and_the_gateway_captures_it() {
         retry: RetryPolicy::default(),
         sync_ms: 50,
         downlink: true,
+        redis: None,
     };
     // The gateway stops once the node has exited and the link dropped: every byte the node
     // sent was read by then.

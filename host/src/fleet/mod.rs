@@ -4,9 +4,10 @@
 //! distributed log, mend keeps its data in Redis Streams and leaves the repair exactly as it
 //! is: a worker is a checkpointed `mend replay` whose input is a sensor's raw stream.
 //!
-//! - [`publish`] splits captures into one raw stream per sensor. Every entry is decodable on
-//!   its own (the session's header frame, then reading frames), so the concatenated entries
-//!   of a sensor are a frame log of that sensor alone.
+//! - [`publish`] splits captures into one raw stream per sensor (`mend publish` from files,
+//!   `mend listen --redis` as a gateway receives them). Every entry is decodable on its own
+//!   (the session's header frame, then reading frames), so the concatenated entries of a
+//!   sensor are a frame log of that sensor alone.
 //! - [`work`] repairs: a worker leases a sensor (one worker per sensor at a time, since order
 //!   matters), reads its new entries through a consumer group, replays the sensor's stream
 //!   from its checkpoint, and writes the new rows, the new dead letters, the checkpoint and

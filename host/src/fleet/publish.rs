@@ -18,7 +18,7 @@ use std::io::Read;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use mend_core::{DecodeEvent, Decoder, EncodeError, Frame, Header, SkipReason, Span};
+use mend_core::{DecodeEvent, Decoder, EncodeError, Frame, Header, SkipReason, Span, MAX_FRAME};
 
 use super::{connect, Keys, PUBLISH_DEAD_KEY, SENSORS_KEY};
 
@@ -51,7 +51,24 @@ pub struct PublishReport {
     pub skipped_bytes: u64,
 }
 
+impl PublishReport {
+    /// Adds another report's counts to this one.
+    pub fn add(&mut self, other: &Self) {
+        for (sensor, n) in &other.frames {
+            *self.frames.entry(*sensor).or_default() += n;
+        }
+        self.entries += other.entries;
+        self.skipped_bytes += other.skipped_bytes;
+    }
+
+    /// Frames published, all sensors.
+    pub fn total_frames(&self) -> u64 {
+        self.frames.values().sum()
+    }
+}
+
 /// The frames of one sensor waiting to become an entry.
+#[derive(Clone, Debug)]
 struct Pending {
     /// The latest header of the sensor, decoded and as captured.
     header: Header,
@@ -140,45 +157,128 @@ pub struct Split {
 /// assert_eq!(split.skipped.len(), 1);
 /// ```
 pub fn split(capture: &[u8]) -> anyhow::Result<Split> {
-    let mut entries = Vec::new();
-    let mut skipped = Vec::new();
-    let mut pending: BTreeMap<u32, Pending> = BTreeMap::new();
-    let mut current: Option<u32> = None;
-    let mut dec: Decoder = Decoder::new();
-    // Each event with the seq the decoder expected before it (the place of a version-2
-    // reading frame); the place changes only when a frame ends.
-    let mut events: Vec<(DecodeEvent, Option<u32>)> = Vec::new();
-    for &b in capture {
-        let next = dec.next_seq();
-        if let Some(ev) = dec.push(b) {
-            events.push((ev, next));
-        }
+    let mut splitter = Splitter::new();
+    let mut out = Split::default();
+    splitter.feed(capture, &mut out)?;
+    splitter.finish(&mut out)?;
+    Ok(out)
+}
+
+/// Splits a capture into raw entries as its bytes arrive, in any chunks: what [`split`]
+/// does to a whole capture, for one that grows (`mend listen --redis`).
+///
+/// Entries come out when they are full, when a header of their sensor ends them, and at
+/// every [`flush`](Self::flush); an entry flushed early is simply shorter, and the next one
+/// of its session starts with the re-based header, so it still decodes alone. A clone is a
+/// savepoint: a publisher keeps the splitter of the last offset it published, and feeds a
+/// clone of it, kept only once Redis took the entries.
+///
+/// # Examples
+/// ```
+/// use mend_core::{Celsius, ClockKind, Frame, Header, Reading};
+/// use mend::fleet::publish::{split, Split, Splitter};
+/// let h = Header::new(7, 1, 1_000, ClockKind::Unix, 0);
+/// let mut capture = Frame::Header(h).to_buf().unwrap().to_vec();
+/// let r = Reading::new(7, 1, 0, 0, Celsius::from_num(52));
+/// capture.extend_from_slice(&Frame::Reading(h.to_wire(&r).unwrap()).to_buf().unwrap());
+/// // Fed byte by byte, it gives what the whole capture gives.
+/// let mut s = Splitter::new();
+/// let mut out = Split::default();
+/// for b in &capture {
+///     s.feed(&[*b], &mut out).unwrap();
+/// }
+/// s.flush(&mut out).unwrap();
+/// assert_eq!(out, split(&capture).unwrap());
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct Splitter {
+    dec: Decoder,
+    /// The latest header of each sensor, with its frames not yet in an entry.
+    pending: BTreeMap<u32, Pending>,
+    /// The sensor of the latest header (the owner of the frames that follow).
+    current: Option<u32>,
+    /// The bytes of the frame being collected (at most one frame's worth: a longer run is
+    /// skipped as oversized anyway).
+    frame: Vec<u8>,
+}
+
+impl Splitter {
+    /// A splitter at the start of a capture.
+    pub fn new() -> Self {
+        Self::default()
     }
-    events.extend(dec.finish().map(|ev| (ev, None)));
-    let mut flush = |sensor: u32, p: &mut Pending| -> anyhow::Result<()> {
-        if p.count > 0 {
-            let e = p.entry().with_context(|| {
-                format!(
-                    "cannot write the header of sensor {sensor}, session {}",
-                    p.header.session
-                )
-            })?;
-            entries.push((sensor, e));
+
+    /// The capture offset of the next byte to be fed.
+    pub fn position(&self) -> u64 {
+        self.dec.position()
+    }
+
+    /// Takes the next bytes of the capture; adds the entries they complete and the spans
+    /// they make unusable to `out`.
+    ///
+    /// # Errors
+    /// A re-based header that cannot be encoded.
+    pub fn feed(&mut self, bytes: &[u8], out: &mut Split) -> anyhow::Result<()> {
+        for &b in bytes {
+            // The seq the decoder expects before this byte: the place of a version-2
+            // reading frame ending here (the place changes only when a frame ends).
+            let next = self.dec.next_seq();
+            if self.frame.len() <= MAX_FRAME {
+                self.frame.push(b);
+            }
+            if let Some(ev) = self.dec.push(b) {
+                self.event(ev, next, out)?;
+                self.frame.clear();
+            }
         }
         Ok(())
-    };
-    for (ev, next) in events {
+    }
+
+    /// Ends every entry begun: everything fed so far is in `out`, but for a frame cut short.
+    ///
+    /// # Errors
+    /// A re-based header that cannot be encoded.
+    pub fn flush(&mut self, out: &mut Split) -> anyhow::Result<()> {
+        for (s, p) in &mut self.pending {
+            flush(*s, p, out)?;
+        }
+        Ok(())
+    }
+
+    /// Ends the capture: a frame cut short is unusable, and every entry begun is ended.
+    ///
+    /// # Errors
+    /// A re-based header that cannot be encoded.
+    pub fn finish(&mut self, out: &mut Split) -> anyhow::Result<()> {
+        if let Some(ev) = self.dec.finish() {
+            self.event(ev, None, out)?;
+            self.frame.clear();
+        }
+        self.flush(out)
+    }
+
+    /// Drops the frames fed but not yet in an entry, keeping what places the frames to come
+    /// (the latest headers, the decoder's state): the bytes fed so far are somebody else's
+    /// to publish.
+    pub fn forget(&mut self) {
+        for p in self.pending.values_mut() {
+            p.frames.clear();
+            p.count = 0;
+            p.next = None;
+        }
+    }
+
+    fn event(&mut self, ev: DecodeEvent, next: Option<u32>, out: &mut Split) -> anyhow::Result<()> {
         match ev {
             DecodeEvent::Frame { frame, span } => {
-                let bytes = capture
-                    .get(span.start as usize..span.end as usize)
-                    .unwrap_or_default();
+                debug_assert_eq!(self.frame.len() as u64, span.len(), "the frame's bytes");
+                let bytes = self.frame.as_slice();
                 match frame {
                     Frame::Header(h) => {
-                        if let Some(p) = pending.get_mut(&h.sensor) {
-                            flush(h.sensor, p)?;
+                        if let Some(p) = self.pending.get_mut(&h.sensor) {
+                            flush(h.sensor, p, out)?;
                         }
-                        pending.insert(
+                        self.pending.insert(
                             h.sensor,
                             Pending {
                                 header: h,
@@ -188,9 +288,12 @@ pub fn split(capture: &[u8]) -> anyhow::Result<Split> {
                                 count: 0,
                             },
                         );
-                        current = Some(h.sensor);
+                        self.current = Some(h.sensor);
                     }
-                    _ => match current.and_then(|s| pending.get_mut(&s).map(|p| (s, p))) {
+                    _ => match self
+                        .current
+                        .and_then(|s| self.pending.get_mut(&s).map(|p| (s, p)))
+                    {
                         Some((s, p)) => {
                             if p.count == 0 {
                                 p.next = next;
@@ -198,10 +301,10 @@ pub fn split(capture: &[u8]) -> anyhow::Result<Split> {
                             p.frames.extend_from_slice(bytes);
                             p.count += 1;
                             if p.count >= READINGS_PER_ENTRY {
-                                flush(s, p)?;
+                                flush(s, p, out)?;
                             }
                         }
-                        None => skipped.push((span, Unusable::NoHeader)),
+                        None => out.skipped.push((span, Unusable::NoHeader)),
                     },
                 }
             }
@@ -209,16 +312,94 @@ pub fn split(capture: &[u8]) -> anyhow::Result<Split> {
                 // As in `mend replay`: readings after a header of an unknown version belong
                 // to no known session.
                 if reason == SkipReason::UnknownVersion {
-                    current = None;
+                    self.current = None;
                 }
-                skipped.push((span, Unusable::Damaged(reason)));
+                out.skipped.push((span, Unusable::Damaged(reason)));
             }
         }
+        Ok(())
     }
-    for (s, p) in &mut pending {
-        flush(*s, p)?;
+}
+
+/// Ends the entry `p` of `sensor` has begun, if any.
+fn flush(sensor: u32, p: &mut Pending, out: &mut Split) -> anyhow::Result<()> {
+    if p.count > 0 {
+        let e = p.entry().with_context(|| {
+            format!(
+                "cannot write the header of sensor {sensor}, session {}",
+                p.header.session
+            )
+        })?;
+        out.entries.push((sensor, e));
     }
-    Ok(Split { entries, skipped })
+    Ok(())
+}
+
+/// Adds a split's entries to the raw streams of their sensors (announcing the sensors) and
+/// its unusable spans to the dead-letter stream, naming `input`; returns what it published.
+///
+/// # Errors
+/// Redis unreachable or refusing a command: some of the entries may have been added, and
+/// sending them again is harmless (workers deduplicate readings by identity).
+pub fn send(
+    con: &mut redis::Connection,
+    input: &str,
+    split: &Split,
+) -> anyhow::Result<PublishReport> {
+    let mut report = PublishReport::default();
+    let mut pipe = redis::pipe();
+    let mut queued = 0;
+    let mut batch = std::collections::BTreeSet::new();
+    for (sensor, bytes) in &split.entries {
+        batch.insert(*sensor);
+        // Frames in an entry: each ends with its 0x00 delimiter.
+        let frames = bytes.iter().filter(|b| **b == 0).count() as u64;
+        *report.frames.entry(*sensor).or_default() += frames.saturating_sub(1);
+        pipe.cmd("XADD")
+            .arg(&Keys::new(*sensor).raw)
+            .arg("*")
+            .arg("f")
+            .arg(bytes.as_slice())
+            .ignore();
+        queued += 1;
+        if queued >= PIPELINE {
+            // A sensor is announced once its stream has entries.
+            pipe.cmd("SADD").arg(SENSORS_KEY).arg(&batch).ignore();
+            pipe.query::<()>(con)
+                .with_context(|| format!("{input}: cannot publish"))?;
+            pipe = redis::pipe();
+            queued = 0;
+            batch.clear();
+        }
+    }
+    if !batch.is_empty() {
+        pipe.cmd("SADD").arg(SENSORS_KEY).arg(&batch).ignore();
+    }
+    for (span, reason) in &split.skipped {
+        pipe.cmd("XADD")
+            .arg(PUBLISH_DEAD_KEY)
+            .arg("*")
+            .arg("input")
+            .arg(input)
+            .arg("offset")
+            .arg(span.start)
+            .arg("length")
+            .arg(span.len())
+            .arg("reason")
+            .arg(reason.name())
+            .arg("detail")
+            .arg(reason.to_string())
+            .ignore();
+        queued += 1;
+        report.skipped_bytes += span.len();
+    }
+    // Redis refuses an empty pipeline (nothing new, or a multiple of PIPELINE entries).
+    if queued > 0 {
+        pipe.query::<()>(con)
+            .with_context(|| format!("{input}: cannot publish"))?;
+    }
+    report.entries = split.entries.len() as u64;
+    Ok(report)
 }
 
 fn read_input(path: &PathBuf) -> anyhow::Result<Vec<u8>> {
@@ -251,56 +432,8 @@ pub fn run(cfg: &PublishConfig) -> anyhow::Result<PublishReport> {
                 "{name}: not a mend frame log; mend publish takes frame logs only (replay a JSONL log with mend replay)"
             );
         }
-        let Split { entries, skipped } =
-            split(&capture).with_context(|| format!("{name}: cannot publish"))?;
-        let mut pipe = redis::pipe();
-        let mut queued = 0;
-        let mut batch = std::collections::BTreeSet::new();
-        for (sensor, bytes) in &entries {
-            batch.insert(*sensor);
-            // Frames in an entry: each ends with its 0x00 delimiter.
-            let frames = bytes.iter().filter(|b| **b == 0).count() as u64;
-            *report.frames.entry(*sensor).or_default() += frames.saturating_sub(1);
-            pipe.cmd("XADD")
-                .arg(&Keys::new(*sensor).raw)
-                .arg("*")
-                .arg("f")
-                .arg(bytes.as_slice())
-                .ignore();
-            queued += 1;
-            if queued >= PIPELINE {
-                // A sensor is announced once its stream has entries.
-                pipe.cmd("SADD").arg(SENSORS_KEY).arg(&batch).ignore();
-                pipe.query::<()>(&mut con)
-                    .with_context(|| format!("{name}: cannot publish"))?;
-                pipe = redis::pipe();
-                queued = 0;
-                batch.clear();
-            }
-        }
-        if !batch.is_empty() {
-            pipe.cmd("SADD").arg(SENSORS_KEY).arg(&batch).ignore();
-        }
-        for (span, reason) in &skipped {
-            pipe.cmd("XADD")
-                .arg(PUBLISH_DEAD_KEY)
-                .arg("*")
-                .arg("input")
-                .arg(&name)
-                .arg("offset")
-                .arg(span.start)
-                .arg("length")
-                .arg(span.len())
-                .arg("reason")
-                .arg(reason.name())
-                .arg("detail")
-                .arg(reason.to_string())
-                .ignore();
-            report.skipped_bytes += span.len();
-        }
-        pipe.query::<()>(&mut con)
-            .with_context(|| format!("{name}: cannot publish"))?;
-        report.entries += entries.len() as u64;
+        let split = split(&capture).with_context(|| format!("{name}: cannot publish"))?;
+        report.add(&send(&mut con, &name, &split)?);
     }
     if cfg.end {
         for sensor in report.frames.keys() {
@@ -372,8 +505,30 @@ mod tests {
         assert_eq!(skipped, 0);
         assert_eq!(whole.len(), sent.len() + 4);
         let split = split(&log).unwrap();
-        assert!(split.skipped.is_empty());
         assert!(split.entries.len() > 8, "sessions span several entries");
+        assert_entries_decode_alone(&split, &sent);
+    }
+
+    #[test]
+    fn a_capture_fed_in_chunks_and_flushed_after_each_gives_entries_that_decode_alone() {
+        let (log, sent) = capture();
+        let mut s = Splitter::new();
+        let mut out = Split::default();
+        // Chunks that end inside frames, each followed by a flush (a gateway's sync).
+        for chunk in log.chunks(37) {
+            s.feed(chunk, &mut out).unwrap();
+            s.flush(&mut out).unwrap();
+        }
+        s.finish(&mut out).unwrap();
+        assert!(out.entries.len() > split(&log).unwrap().entries.len());
+        assert_entries_decode_alone(&out, &sent);
+    }
+
+    /// Every entry decodes alone, starting with its session's header, and the entries hold
+    /// exactly the readings `sent`.
+    #[track_caller]
+    fn assert_entries_decode_alone(split: &Split, sent: &[(u32, u32)]) {
+        assert!(split.skipped.is_empty());
         let mut got = Vec::new();
         for (sensor, entry) in &split.entries {
             let (frames, skipped) = frames(entry);
@@ -390,7 +545,7 @@ mod tests {
             }
         }
         got.sort_unstable();
-        let mut want = sent.clone();
+        let mut want = sent.to_vec();
         want.sort_unstable();
         assert_eq!(got, want);
     }

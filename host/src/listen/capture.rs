@@ -21,6 +21,8 @@ pub struct Capture {
     appended: u64,
     /// Bytes appended and not yet synced.
     unsynced: bool,
+    /// The size of the file at the last sync: bytes up to here are on disk.
+    synced_len: u64,
     /// The file ends with a frame delimiter (or is empty).
     at_boundary: bool,
 }
@@ -49,6 +51,7 @@ impl Capture {
             start_len,
             appended: 0,
             unsynced: false,
+            synced_len: start_len,
             at_boundary,
         };
         capture.seal()?;
@@ -100,7 +103,13 @@ impl Capture {
         }
         self.file.sync_data()?;
         self.unsynced = false;
+        self.synced_len = self.start_len + self.appended;
         Ok(true)
+    }
+
+    /// The size of the file at the last sync: the bytes on disk.
+    pub fn synced_len(&self) -> u64 {
+        self.synced_len
     }
 
     /// True when bytes were appended since the last [`sync`](Self::sync).
@@ -133,8 +142,11 @@ mod tests {
         std::fs::write(&p, [1, 2, 0, 3, 4]).unwrap();
         let mut c = Capture::open(&p).unwrap();
         assert_eq!(c.start_len(), 5);
+        assert_eq!(c.synced_len(), 6, "the delimiter is synced at once");
         c.append(&[5, 0]).unwrap();
+        assert_eq!(c.synced_len(), 6);
         assert!(c.sync().unwrap());
+        assert_eq!(c.synced_len(), 8);
         assert!(!c.sync().unwrap(), "nothing new");
         assert_eq!(std::fs::read(&p).unwrap(), [1, 2, 0, 3, 4, 0, 5, 0]);
     }

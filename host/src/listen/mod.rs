@@ -18,14 +18,20 @@
 //! count as settled (an earlier run acknowledged them or gave them up). A gap is asked for
 //! with backoff ([`RetryPolicy`]) and given up after the last try: the node did not send it
 //! again, so it is gone from its log or was never stored.
+//!
+//! With `--redis`, the frames the capture holds on disk are also published into the fleet's
+//! raw streams, at the point where they are acknowledged ([`Publisher`]): the capture stays
+//! the durable store, and a Redis that is down delays the publishing, never the capture.
 
 mod capture;
 mod link;
+mod publisher;
 mod report;
 mod tracker;
 
 pub use capture::Capture;
 pub use link::{connect, Conn, Endpoint, Got};
+pub use publisher::{PublishProgress, Publisher, RedisState, RedisStatus};
 pub use report::{LinkState, ListenReport, SessionSeen, StopReason, MAX_LISTED_RANGES};
 pub use tracker::{Arrival, Request, RetryPolicy, Tracker};
 
@@ -58,6 +64,8 @@ pub struct ListenConfig {
     /// link: bytes written to it stay unread, and a TCP connection closed with unread bytes
     /// is reset, which can discard the node's last bytes still in flight.
     pub downlink: bool,
+    /// Also publish the frames on disk into the raw streams of the Redis at this URL.
+    pub redis: Option<String>,
 }
 
 /// What the status line shows.
@@ -73,6 +81,8 @@ pub struct Status {
     pub missing: u64,
     /// Bad bytes on the link.
     pub bad_bytes: u64,
+    /// The publishing, with `--redis`.
+    pub redis: Option<RedisStatus>,
 }
 
 /// How long one read waits before the gateway looks at its timers.
@@ -118,6 +128,8 @@ struct Gateway {
     /// Sessions the capture announced (before this run or during it).
     known: BTreeSet<(u32, u32)>,
     report: ListenReport,
+    /// With `--redis`.
+    publisher: Option<Publisher>,
 }
 
 /// Listens until `stop` returns true, the link is idle or the duration runs out; calls
@@ -125,7 +137,7 @@ struct Gateway {
 ///
 /// # Errors
 /// The capture cannot be opened, read, written or synced (a link that fails is reconnected,
-/// never an error).
+/// and a Redis that fails is retried: never an error), or the Redis URL is malformed.
 pub fn run(
     cfg: &ListenConfig,
     stop: &dyn Fn() -> bool,
@@ -134,6 +146,12 @@ pub fn run(
     let started = Instant::now();
     let ms = |t: Instant| u64::try_from(t.duration_since(started).as_millis()).unwrap_or(u64::MAX);
     let name = cfg.capture.display().to_string();
+    let publisher = cfg
+        .redis
+        .as_deref()
+        .map(|url| Publisher::new(url, &cfg.capture))
+        .transpose()
+        .context("not a usable Redis URL")?;
     let capture = Capture::open(&cfg.capture).with_context(|| format!("{name}: cannot open"))?;
     let mut g = Gateway {
         report: ListenReport {
@@ -146,6 +164,7 @@ pub fn run(
         tracker: Tracker::new(cfg.retry),
         current: None,
         known: BTreeSet::new(),
+        publisher,
     };
     g.prime().with_context(|| format!("{name}: cannot read"))?;
 
@@ -191,6 +210,9 @@ pub fn run(
             } else {
                 std::thread::sleep(POLL.min(Duration::from_millis(reconnect_at - now)));
             }
+            // With the link down, what is on disk still goes out when Redis is back.
+            g.publish(ms(Instant::now()), false)
+                .with_context(|| format!("{name}: cannot publish"))?;
             g.show(state, &mut shown, status);
             continue;
         };
@@ -235,6 +257,9 @@ pub fn run(
                 reconnect_at = now + reconnect_wait;
             }
         }
+        // After the acknowledgements: a slow Redis delays the publishing, not them.
+        g.publish(now, false)
+            .with_context(|| format!("{name}: cannot publish"))?;
         g.show(state, &mut shown, status);
     };
     // Everything received is made durable, and acknowledged when the link is still there.
@@ -244,6 +269,9 @@ pub fn run(
     if let Some(c) = conn.as_mut().filter(|_| cfg.downlink) {
         let _ = g.talk(c.as_mut(), now);
     }
+    // One more try for what is not yet published; the summary says what is left.
+    g.publish(now, true)
+        .with_context(|| format!("{name}: cannot publish"))?;
     LISTENING.store(false, Ordering::SeqCst);
     let mut report = g.report;
     report.stop = Some(stop_reason);
@@ -251,6 +279,7 @@ pub fn run(
     report.still_missing = g.tracker.missing();
     report.missing_ranges = g.tracker.missing_ranges();
     report.elapsed_ms = ms(Instant::now());
+    report.redis = g.publisher.map(Publisher::into_progress);
     Ok(report)
 }
 
@@ -263,8 +292,14 @@ impl Gateway {
         loop {
             let n = file.read(&mut chunk)?;
             let Some(bytes) = chunk.get(..n).filter(|b| !b.is_empty()) else {
+                if let Some(p) = self.publisher.as_mut() {
+                    p.start();
+                }
                 return Ok(());
             };
+            if let Some(p) = self.publisher.as_mut() {
+                p.prime(bytes);
+            }
             for ev in self.decoder.feed(bytes) {
                 let DecodeEvent::Frame { frame, .. } = ev else {
                     continue;
@@ -386,6 +421,14 @@ impl Gateway {
         }
     }
 
+    /// Publishes what the capture holds on disk (with `--redis`), when Redis can be tried.
+    fn publish(&mut self, now: u64, now_or_never: bool) -> anyhow::Result<()> {
+        match self.publisher.as_mut() {
+            Some(p) => p.publish(self.capture.synced_len(), now, now_or_never),
+            None => Ok(()),
+        }
+    }
+
     /// Sends the resend requests due and the acknowledgements the books allow.
     fn talk(&mut self, conn: &mut dyn Conn, now: u64) -> std::io::Result<()> {
         let mut out = Vec::new();
@@ -421,6 +464,7 @@ impl Gateway {
             recovered: self.report.recovered,
             missing: self.tracker.missing(),
             bad_bytes: self.report.bad_bytes(),
+            redis: self.publisher.as_ref().map(Publisher::status),
         };
         if *shown != Some(now) {
             status(&now);

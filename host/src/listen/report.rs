@@ -5,6 +5,7 @@ use std::fmt::{self, Write as _};
 
 use mend_core::{Resend, ResetReason};
 
+use super::PublishProgress;
 use crate::timefmt::human_ms;
 
 /// Why a listening run ended.
@@ -115,6 +116,8 @@ pub struct ListenReport {
     pub bad: BTreeMap<&'static str, (u64, u64)>,
     /// How long the run took, in milliseconds.
     pub elapsed_ms: u64,
+    /// The publishing into Redis, with `--redis`.
+    pub redis: Option<PublishProgress>,
 }
 
 /// How many given-up or missing ranges the summary lists.
@@ -187,7 +190,34 @@ impl ListenReport {
             let _ = write!(out, "; {reason}: {bytes} bytes in {spans} spans");
         }
         out.push('\n');
+        if let Some(p) = &self.redis {
+            render_redis(&mut out, p, capture);
+        }
         out
+    }
+}
+
+/// The publishing's lines of the summary.
+fn render_redis(out: &mut String, p: &PublishProgress, capture: &str) {
+    let _ = writeln!(
+        out,
+        "  redis {}: {} frames published in {} entries, {} capture bytes pending; {} connections, redis {}",
+        p.url,
+        p.published.total_frames(),
+        p.published.entries,
+        p.pending,
+        p.connects,
+        p.state
+    );
+    if p.pending > 0 {
+        let _ = writeln!(
+            out,
+            "  not published: {capture} from offset {} (on disk and acknowledged); `mend publish --redis {} {capture}` catches up (what was published already changes nothing)",
+            p.offset, p.url
+        );
+    }
+    if let Some(e) = &p.last_error {
+        let _ = writeln!(out, "  last redis error: {e}");
     }
 }
 

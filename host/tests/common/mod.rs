@@ -1,6 +1,8 @@
 //! Helpers for tests that run the real `mend` binary in temporary directories.
 #![allow(dead_code)]
 
+pub mod redis;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
