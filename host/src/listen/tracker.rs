@@ -97,6 +97,8 @@ struct Book {
     gaps: BTreeMap<u32, Gap>,
     /// The last seq acknowledged to the node.
     acked: Option<u32>,
+    /// When an idle node's heartbeat may next have the last acknowledgement repeated.
+    repeat_after_ms: u64,
 }
 
 impl Book {
@@ -210,6 +212,14 @@ impl Tracker {
         if next > book.next {
             Self::open(book, next, now_ms);
             book.next = next;
+        }
+        // Everything the node has is held and acknowledged, yet the node still sends: the
+        // acknowledgement may have been lost, and no later one would replace it. Repeat it,
+        // at most once per first backoff.
+        let all_held = book.settled() == next.checked_sub(1);
+        if all_held && book.acked == book.settled() && now_ms >= book.repeat_after_ms {
+            book.acked = None;
+            book.repeat_after_ms = now_ms.saturating_add(self.policy.first_ms);
         }
     }
 
@@ -496,6 +506,26 @@ mod tests {
             }]
         );
         assert_eq!(t.reading(1, 1, 12, 5), Arrival::Recovered);
+    }
+
+    #[test]
+    fn an_idle_node_gets_its_last_acknowledgement_again_in_case_it_was_lost() {
+        let mut t = Tracker::new(P);
+        for seq in 0..10 {
+            t.reading(1, 3, seq, 0);
+        }
+        assert_eq!(t.acks(), [Ack { session: 3, seq: 9 }]);
+        assert!(t.acks().is_empty());
+        t.reached(1, 3, 10, 1_000);
+        assert_eq!(t.acks(), [Ack { session: 3, seq: 9 }], "repeated");
+        t.reached(1, 3, 10, 1_000 + P.first_ms - 1);
+        assert!(t.acks().is_empty(), "not more often than the first backoff");
+        t.reached(1, 3, 10, 1_000 + P.first_ms);
+        assert_eq!(t.acks(), [Ack { session: 3, seq: 9 }]);
+        // A heartbeat past what is held asks for the tail instead.
+        t.reached(1, 3, 12, 5_000);
+        assert!(t.acks().is_empty());
+        assert_eq!(t.missing(), 2);
     }
 
     #[test]
