@@ -27,6 +27,7 @@ use core::fmt;
 
 use heapless::binary_heap::{BinaryHeap, Min};
 use heapless::Deque;
+use serde::{Deserialize, Serialize};
 
 use crate::counters::Counters;
 use crate::dedup::{Dedup, Seen};
@@ -113,7 +114,7 @@ impl core::error::Error for ReorderError {}
 /// assert!(matches!(late, Admit::Released(x) if x.kind == ReleaseKind::Late));
 /// assert!(buf.counters().balanced(buf.len()));
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Reorder<const N: usize, const S: usize = 1, const W: usize = 8> {
     /// Readings that arrived out of order.
     heap: BinaryHeap<Reading, Min, N>,
@@ -314,6 +315,25 @@ impl<const N: usize, const S: usize, const W: usize> Reorder<N, S, W> {
     /// The allowed lateness in milliseconds.
     pub const fn lateness_ms(&self) -> u64 {
         self.lateness_ms
+    }
+
+    /// Changes the allowed lateness: readings the new watermark has passed are ready at once
+    /// (a buffer carried into a run that holds back less, or more).
+    ///
+    /// # Examples
+    /// ```
+    /// use mend_core::{Celsius, Reading, Reorder};
+    /// let r = |seq: u32, ts: u64| Reading::new(1, 1, seq, ts, Celsius::from_num(52));
+    /// let mut buf: Reorder<4> = Reorder::new(5_000);
+    /// buf.push(r(0, 0));
+    /// buf.push(r(1, 1_000));
+    /// assert!(buf.pop_ready().is_none());
+    /// buf.set_lateness_ms(1_000);
+    /// assert_eq!(buf.pop_ready().map(|x| x.reading.seq), Some(0));
+    /// assert!(buf.pop_ready().is_none());
+    /// ```
+    pub fn set_lateness_ms(&mut self, lateness_ms: u64) {
+        self.lateness_ms = lateness_ms;
     }
 
     /// Streams whose duplicate windows were dropped to make room (see [`Dedup`]).
