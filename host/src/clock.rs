@@ -95,6 +95,11 @@ impl ClockGuard {
         }
     }
 
+    /// Readings held until the next one decides whether they fit.
+    pub fn held(&self) -> usize {
+        self.held.len()
+    }
+
     /// The newest timestamp the clock has confirmed (held readings excluded).
     pub fn frontier(&self) -> Option<u64> {
         self.frontier

@@ -1032,8 +1032,14 @@ impl Engine {
     /// Ends stream `idx`: everything it holds goes out (at the end of a checkpointed run that
     /// is not final, only what is settled), and its pipeline is freed.
     fn end_stream(&mut self, idx: usize, at_finish: bool, sinks: &mut Sinks) -> io::Result<()> {
-        // A reading held by the clock check that nothing contradicted goes on.
-        let verdict = match self.streams.get_mut(idx) {
+        // At the end of a run that holds back its tail, a reading held by the clock check is
+        // undecided: the next reading decides, so it waits for the next run with the tail.
+        // Otherwise a held reading that nothing contradicted goes on.
+        let hold = at_finish && self.cfg.hold_back;
+        let (verdict, undecided) = match self.streams.get_mut(idx) {
+            Some(Stream {
+                live: Some(live), ..
+            }) if hold => (Verdict::default(), live.guard.held() as u64),
             Some(Stream {
                 live: Some(live),
                 out,
@@ -1047,7 +1053,7 @@ impl Engine {
                     };
                     dead_letter(sinks, g, &g.reading, why)?;
                 }
-                v
+                (v, 0)
             }
             _ => return Ok(()),
         };
@@ -1061,12 +1067,17 @@ impl Engine {
         let Some(mut live) = s.live.take() else {
             return Ok(());
         };
+        s.out.extra.input = s
+            .out
+            .extra
+            .input
+            .wrapping_add(u32::try_from(undecided).unwrap_or(u32::MAX));
         let settled = (at_finish && cfg.hold_back).then(|| {
             live.guard
                 .frontier()
                 .map_or(0, |f| f.saturating_sub(cfg.lateness_ms + cfg.max_gap_ms))
         });
-        let mut held_back = 0u64;
+        let mut held_back = undecided;
         while let Some(rel) = live.reorder.pop_any() {
             if settled.is_some_and(|b| rel.reading.timestamp > b) {
                 held_back += 1;
@@ -1077,7 +1088,7 @@ impl Engine {
             process_live(&mut live, &mut s.out, cfg, rel.reading, sinks)?;
         }
         // Popped by the loop above but not written: they stay held for a later run.
-        let popped_unwritten = held_back;
+        let popped_unwritten = held_back - undecided;
         let last = settled.map(|b| (b, u32::MAX));
         place_set_aside(&mut live, &mut s.out, cfg, last, sinks)?;
         if let Some(cursor) = live.spill.as_mut() {
