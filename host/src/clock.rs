@@ -100,6 +100,11 @@ impl ClockGuard {
         self.held.len()
     }
 
+    /// Where the held readings were read (see [`crate::spill::position`]).
+    pub fn held_positions(&self) -> impl Iterator<Item = u64> + '_ {
+        self.held.iter().map(|h| crate::spill::position(&h.at))
+    }
+
     /// The newest timestamp the clock has confirmed (held readings excluded).
     pub fn frontier(&self) -> Option<u64> {
         self.frontier

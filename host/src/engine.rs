@@ -1286,6 +1286,23 @@ impl Engine {
         }))
     }
 
+    /// Where the readings held by the clock checks of the live streams were read, in a run
+    /// that holds back its tail: it leaves them undecided, so their dead letters, if any,
+    /// come from a later run. (A run that does not hold back decides them at its end.)
+    pub fn undecided_positions(&self) -> Vec<u64> {
+        if !self.cfg.hold_back {
+            return Vec::new();
+        }
+        let mut out: Vec<u64> = self
+            .streams
+            .iter()
+            .filter_map(|s| s.live.as_ref())
+            .flat_map(|l| l.guard.held_positions())
+            .collect();
+        out.sort_unstable();
+        out
+    }
+
     /// Continues from `state` (made by [`Engine::capture`] at the end of an earlier run's
     /// input, before anything else was pushed): its streams are live again, with what they
     /// held, and the checkpoint says what they wrote.

@@ -137,6 +137,9 @@ pub struct Carry {
     pub restore: Option<EngineState>,
     /// The state at the end of this run's inputs, or why it cannot be carried.
     pub captured: Option<Result<EngineState, Uncaptured>>,
+    /// Positions of readings the clock check held at the end of this run's inputs (see
+    /// [`Engine::undecided_positions`]).
+    pub undecided: Vec<u64>,
 }
 
 /// Inputs beyond this number are decoded on the replay's own thread.
@@ -250,6 +253,7 @@ pub fn run_planned(
                     .capture()
                     .context("cannot read the readings set aside")?,
             );
+            c.undecided = engine.undecided_positions();
         }
         engine.finish(&mut sinks).context("cannot write output")?;
     }

@@ -1052,10 +1052,42 @@ fn long_session_exports_as_replay(hostile: bool, kill: bool) {
         kept.iter().all(|k| *k <= 12),
         "raw entries kept after each run: {kept:?} of about {published}"
     );
-    dir.mend(&["replay", "whole.mlog", "-o", "replay.csv", "-q"])
-        .ok();
+    dir.mend(&[
+        "replay",
+        "whole.mlog",
+        "-o",
+        "replay.csv",
+        "--dlq",
+        "replay.dlq",
+        "-q",
+    ])
+    .ok();
     dir.mend(&["export", "--redis", &url, "--sensor", "9", "-o", "e.csv"])
         .ok();
+    // Every dead letter of the replay is in the fleet's, once: the same reasons, as often.
+    let mut con = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let dead: Vec<(String, Vec<String>)> = redis::cmd("XRANGE")
+        .arg("mend:{9}:dead")
+        .arg("-")
+        .arg("+")
+        .query(&mut con)
+        .unwrap();
+    let mut fleet_reasons: Vec<String> = dead.iter().map(|(_, f)| f[7].clone()).collect();
+    let mut replay_reasons: Vec<String> = dir
+        .read_text("replay.dlq")
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["reason"].as_str().unwrap().to_string()
+        })
+        .collect();
+    fleet_reasons.sort();
+    replay_reasons.sort();
+    assert_eq!(fleet_reasons, replay_reasons);
+    assert_eq!(!replay_reasons.is_empty(), hostile, "{replay_reasons:?}");
     let (got, want) = (dir.read_text("e.csv"), dir.read_text("replay.csv"));
     assert!(want.lines().count() > 5_000, "{}", want.lines().count());
     if got != want {

@@ -106,6 +106,9 @@ struct State {
     /// Bytes of the raw stream trimmed from its front: positions in the checkpoint and
     /// `bytes` count them, the entries read now start after them.
     trimmed: u64,
+    /// Positions (counted as `bytes`) of readings the clock check held undecided at the end
+    /// of the last commit's run: their dead letters come from a later run.
+    undecided: Vec<u64>,
     /// The last commit settled the tail.
     settled: bool,
     /// The engine state at the end of the last entry trimmed (see [`EngineState`]): a run
@@ -138,6 +141,17 @@ impl State {
             bytes: h.get("bytes").and_then(|b| b.parse().ok()).unwrap_or(0),
             trimmed: h.get("trimmed").and_then(|b| b.parse().ok()).unwrap_or(0),
             settled: h.get("settled").is_some_and(|s| s == "1"),
+            undecided: h
+                .get("undecided")
+                .map(|u| {
+                    u.split(',')
+                        .filter(|p| !p.is_empty())
+                        .map(str::parse)
+                        .collect::<Result<Vec<u64>, _>>()
+                })
+                .transpose()
+                .with_context(|| format!("{}: bad undecided positions", k.state))?
+                .unwrap_or_default(),
             engine: h
                 .get("engine")
                 .map(|e| serde_json::from_str(e))
@@ -514,11 +528,15 @@ impl Worker {
             starts.push((bytes.len() as u64, id.as_str()));
             bytes.extend_from_slice(field(fields, "f").unwrap_or_default());
         }
-        let (rows, dead, checkpoint, captured) = self.replay(bytes.clone(), &state, settle)?;
+        let (rows, dead, checkpoint, captured, undecided) =
+            self.replay(bytes.clone(), &state, settle)?;
         // Dead letters of bytes an earlier commit covered were written by it.
         let dead: Vec<DeadLetter> = dead
             .into_iter()
-            .filter(|d| d.offset + state.trimmed >= state.bytes)
+            .filter(|d| {
+                let at = d.offset + state.trimmed;
+                at >= state.bytes || state.undecided.contains(&at)
+            })
             .collect();
         // With the engine state at the end of what it read, the next run needs none of
         // these entries. Without it, the next run continues from the state stored before
@@ -630,6 +648,14 @@ impl Worker {
             .arg(state.trimmed + trim.as_ref().map_or(0, |t| t.bytes))
             .arg("settled")
             .arg(if settle { "1" } else { "0" })
+            .arg("undecided")
+            .arg(
+                undecided
+                    .iter()
+                    .map(|p| (p + state.trimmed).to_string())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            )
             .arg("version")
             .arg(state.version + 1);
         if let Some(e) = &engine {
@@ -695,7 +721,7 @@ impl Worker {
             let mut dead: Vec<u8> = Vec::new();
             let mut carry = Carry {
                 restore: state.engine.clone(),
-                captured: None,
+                ..Carry::default()
             };
             let result = run_planned(
                 &sources,
@@ -725,7 +751,7 @@ impl Worker {
                         *seen += state.trimmed;
                     }
                     let captured = carry.captured.context("the replay left no engine state")?;
-                    return Ok((sink.rows, dead, checkpoint, captured));
+                    return Ok((sink.rows, dead, checkpoint, captured, carry.undecided));
                 }
             }
         }
@@ -733,12 +759,14 @@ impl Worker {
 }
 
 /// What a run over a sensor's stream gives: the new rows, the dead letters, the checkpoint,
-/// and the engine state for the next run (or why there is none).
+/// the engine state for the next run (or why there is none), and the positions of readings
+/// left undecided.
 type RunResult = (
     Vec<Row>,
     Vec<DeadLetter>,
     Checkpoint,
     Result<EngineState, Uncaptured>,
+    Vec<u64>,
 );
 
 /// Where a commit trims a raw stream.
