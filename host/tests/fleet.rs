@@ -1116,3 +1116,36 @@ fn a_long_session_with_workers_killed_mid_way_keeps_its_stream_short_and_exports
 fn a_long_session_reordered_duplicated_and_glitched_across_parts_exports_as_replay() {
     long_session_exports_as_replay(true, true);
 }
+
+#[test]
+fn the_end_of_a_capture_is_its_last_entry_even_once_the_stream_was_trimmed() {
+    // `mend publish --end` marks the last entry added; a worker may have trimmed the stream
+    // to nothing by then.
+    let dir = Dir::new();
+    let redis = Redis::start(dir.path("redis"));
+    let url = redis.url();
+    let mut con = mend::fleet::connect(&url).unwrap();
+    let key = "mend:{1}:raw";
+    assert_eq!(mend::fleet::last_generated(&mut con, key).unwrap(), None);
+    for _ in 0..3 {
+        redis::cmd("XADD")
+            .arg(key)
+            .arg("*")
+            .arg("f")
+            .arg("x")
+            .query::<String>(&mut con)
+            .unwrap();
+    }
+    let last = mend::fleet::last_entry(&mut con, key).unwrap().unwrap();
+    redis::cmd("XTRIM")
+        .arg(key)
+        .arg("MINID")
+        .arg(last.next().to_string())
+        .query::<u64>(&mut con)
+        .unwrap();
+    assert_eq!(mend::fleet::last_entry(&mut con, key).unwrap(), None);
+    assert_eq!(
+        mend::fleet::last_generated(&mut con, key).unwrap(),
+        Some(last)
+    );
+}
