@@ -16,6 +16,8 @@
 //! full, the stream seen least recently is forgotten and counted in
 //! [`Dedup::forgotten_streams`].
 
+use serde::{Deserialize, Serialize};
+
 /// The answer of [`Dedup::check`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Seen {
@@ -27,11 +29,12 @@ pub enum Seen {
     TooOld,
 }
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 struct Window<const W: usize> {
     sensor: u32,
     session: u32,
     high: u32,
+    #[serde(with = "bits")]
     bits: [u32; W],
     last_used: u32,
 }
@@ -98,7 +101,7 @@ impl<const W: usize> Window<W> {
 /// assert_eq!(d.check(1, 7, 100), Seen::New);
 /// assert_eq!(d.check(1, 7, 12), Seen::TooOld, "88 below the top of a 32-seq window");
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Dedup<const S: usize, const W: usize> {
     streams: heapless::Vec<Window<W>, S>,
     tick: u32,
@@ -180,6 +183,47 @@ impl<const S: usize, const W: usize> Dedup<S, W> {
     /// Forgets everything.
     pub fn clear(&mut self) {
         self.streams.clear();
+    }
+}
+
+/// The bitmap of a window as a sequence: serde's arrays stop at 32 elements.
+mod bits {
+    use serde::de::{Error, SeqAccess, Visitor};
+    use serde::ser::SerializeTuple;
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer, const W: usize>(b: &[u32; W], s: S) -> Result<S::Ok, S::Error> {
+        let mut t = s.serialize_tuple(W)?;
+        for x in b {
+            t.serialize_element(x)?;
+        }
+        t.end()
+    }
+
+    struct Bits<const W: usize>;
+
+    impl<'de, const W: usize> Visitor<'de> for Bits<W> {
+        type Value = [u32; W];
+
+        fn expecting(&self, f: &mut core::fmt::Formatter) -> core::fmt::Result {
+            write!(f, "{W} words of a duplicate window")
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut out = [0u32; W];
+            for (i, slot) in out.iter_mut().enumerate() {
+                *slot = seq
+                    .next_element()?
+                    .ok_or_else(|| A::Error::invalid_length(i, &self))?;
+            }
+            Ok(out)
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>, const W: usize>(
+        d: D,
+    ) -> Result<[u32; W], D::Error> {
+        d.deserialize_tuple(W, Bits::<W>)
     }
 }
 

@@ -43,6 +43,7 @@ use core::fmt;
 use heapless::Deque;
 use rand_chacha::ChaCha8Rng;
 use rand_core::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
 
 use crate::quality::{Flag, Flags, Quality};
 use crate::reading::{div_round, Celsius, FillMethod, Key, Origin, Reading, Record, Source};
@@ -92,7 +93,7 @@ impl core::error::Error for GapConfigError {}
 ///     Err(GapConfigError::ZeroPeriod)
 /// );
 /// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FillConfig {
     /// How gaps are filled.
     pub method: FillMethod,
@@ -300,7 +301,7 @@ pub enum GapEvent {
 }
 
 /// What a [`GapFiller`] has found so far.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct GapStats {
     /// Gaps found and not outages (filled, or only reported with [`FillMethod::None`]).
     pub gaps: u64,
@@ -315,7 +316,7 @@ pub struct GapStats {
 }
 
 /// Which side of the band a value lies on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum BandSide {
     /// Below the band's low end.
     Below,
@@ -339,7 +340,7 @@ impl BandSide {
 }
 
 /// The last measured record: the earlier bound of the next gap.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 struct Last {
     record: Record,
     /// Flagged spike, or of quality bad: it never gives a fill its value.
@@ -463,7 +464,7 @@ fn trustworthy(
 /// assert_eq!(f.stats().gaps, 1);
 /// assert_eq!(f.stats().filled, 3);
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct GapFiller<const H: usize> {
     config: FillConfig,
     /// The last measured record.

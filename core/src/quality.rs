@@ -5,6 +5,7 @@
 
 use core::fmt;
 use core::str::FromStr;
+use serde::{Deserialize, Serialize};
 
 /// A name outside one of the data model's fixed vocabularies (qualities, flags, fill
 /// methods).
@@ -37,7 +38,9 @@ impl core::error::Error for UnknownName {}
 /// assert_eq!(Quality::Doubtful.name(), "doubtful");
 /// assert!(Quality::Good < Quality::Bad);
 /// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 pub enum Quality {
     /// Nothing speaks against the value.
     #[default]
@@ -168,7 +171,9 @@ impl FromStr for Flag {
 /// assert_eq!(f.quality(), Quality::Doubtful);
 /// assert_eq!(format!("{f}"), "out_of_band;late");
 /// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 pub struct Flags(u8);
 
 impl Flags {

@@ -11,6 +11,7 @@ use core::fmt;
 use core::str::FromStr;
 
 use crate::quality::{Flags, Quality, UnknownName};
+use serde::{Deserialize, Serialize};
 
 /// How a gap is filled.
 ///
@@ -20,7 +21,7 @@ use crate::quality::{Flags, Quality, UnknownName};
 /// assert_eq!(FillMethod::default(), FillMethod::Linear);
 /// assert_eq!("locf".parse(), Ok(FillMethod::Locf));
 /// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 pub enum FillMethod {
     /// Straight line between the neighbours.
     #[default]
@@ -125,7 +126,9 @@ pub type Celsius = fixed::types::I24F8;
 /// let b = Key { timestamp: 1_000, seq: 8 };
 /// assert!(a < b, "equal timestamps are ordered by seq");
 /// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 pub struct Key {
     /// Milliseconds on the session's clock.
     pub timestamp: u64,
@@ -166,7 +169,7 @@ pub struct Identity {
 /// let late = Reading::new(1, 1, 1, 2_000, Celsius::from_num(50));
 /// assert!(early < late, "time comes before seq");
 /// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 pub struct Reading {
     /// The sensor that took the reading.
     pub sensor: u32,
@@ -247,7 +250,7 @@ impl Ord for Reading {
 /// };
 /// assert_eq!(s.method.name(), "linear");
 /// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Source {
     /// How the value was made.
     pub method: FillMethod,
@@ -258,7 +261,7 @@ pub struct Source {
 }
 
 /// Whether a record was measured or made up to fill a gap.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Origin {
     /// The sensor measured it.
     Measured,
@@ -284,7 +287,7 @@ impl Origin {
 /// let r = Record::measured(Reading::new(1, 1, 0, 0, Celsius::from_num(52)), Quality::Good, Flags::EMPTY);
 /// assert_eq!(r.origin, Origin::Measured);
 /// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Record {
     /// The reading; for a synthetic record, the made-up value at the missing key.
     pub reading: Reading,

@@ -27,6 +27,7 @@ use core::fmt;
 
 use heapless::binary_heap::{BinaryHeap, Min};
 use heapless::Deque;
+use serde::{Deserialize, Serialize};
 
 use crate::counters::Counters;
 use crate::dedup::{Dedup, Seen};
@@ -113,7 +114,7 @@ impl core::error::Error for ReorderError {}
 /// assert!(matches!(late, Admit::Released(x) if x.kind == ReleaseKind::Late));
 /// assert!(buf.counters().balanced(buf.len()));
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Reorder<const N: usize, const S: usize = 1, const W: usize = 8> {
     /// Readings that arrived out of order.
     heap: BinaryHeap<Reading, Min, N>,
@@ -316,6 +317,25 @@ impl<const N: usize, const S: usize, const W: usize> Reorder<N, S, W> {
         self.lateness_ms
     }
 
+    /// Changes the allowed lateness: readings the new watermark has passed are ready at once
+    /// (a buffer carried into a run that holds back less, or more).
+    ///
+    /// # Examples
+    /// ```
+    /// use mend_core::{Celsius, Reading, Reorder};
+    /// let r = |seq: u32, ts: u64| Reading::new(1, 1, seq, ts, Celsius::from_num(52));
+    /// let mut buf: Reorder<4> = Reorder::new(5_000);
+    /// buf.push(r(0, 10_000));
+    /// buf.push(r(1, 11_000));
+    /// assert!(buf.pop_ready().is_none());
+    /// buf.set_lateness_ms(1_000);
+    /// assert_eq!(buf.pop_ready().map(|x| x.reading.seq), Some(0));
+    /// assert!(buf.pop_ready().is_none());
+    /// ```
+    pub fn set_lateness_ms(&mut self, lateness_ms: u64) {
+        self.lateness_ms = lateness_ms;
+    }
+
     /// Streams whose duplicate windows were dropped to make room (see [`Dedup`]).
     pub const fn forgotten_streams(&self) -> u32 {
         self.dedup.forgotten_streams()
@@ -384,6 +404,52 @@ mod tests {
     }
 
     fn drain<const N: usize>(b: &mut Reorder<N>) -> Vec<Release> {
+        core::iter::from_fn(|| b.pop_any()).collect()
+    }
+
+    proptest! {
+        /// A buffer stored and loaded mid-stream (postcard) answers every later push and pop
+        /// as the one that was never stored: held readings, watermark, last release, counters
+        /// and the duplicate window all survive.
+        #[test]
+        fn a_stored_buffer_continues_exactly(
+            ops in proptest::collection::vec((0u32..600, 0u64..40), 1..200),
+            cut in 0usize..200,
+        ) {
+            let mut a: Reorder<64, 1, 4> = Reorder::new(5_000);
+            let mut b: Option<Reorder<64, 1, 4>> = None;
+            let cut = cut.min(ops.len());
+            for (i, (seq, jitter)) in ops.iter().enumerate() {
+                if i == cut {
+                    let mut buf = [0u8; 8_192];
+                    let bytes = postcard::to_slice(&a, &mut buf).unwrap();
+                    b = Some(postcard::from_bytes(bytes).unwrap());
+                }
+                let x = r(*seq, u64::from(*seq) * 1_000 + jitter * 100);
+                let got_a = a.push(x);
+                if let Some(b) = b.as_mut() {
+                    prop_assert_eq!(b.push(x), got_a);
+                    loop {
+                        let (pa, pb) = (a.pop_ready(), b.pop_ready());
+                        prop_assert_eq!(pa, pb);
+                        if pa.is_none() {
+                            break;
+                        }
+                    }
+                    prop_assert_eq!(b.counters(), a.counters());
+                } else {
+                    while a.pop_ready().is_some() {}
+                }
+            }
+            if let Some(mut b) = b {
+                prop_assert_eq!(drain_any(&mut b), drain_any(&mut a));
+            }
+        }
+    }
+
+    fn drain_any<const N: usize, const S: usize, const W: usize>(
+        b: &mut Reorder<N, S, W>,
+    ) -> Vec<Release> {
         core::iter::from_fn(|| b.pop_any()).collect()
     }
 

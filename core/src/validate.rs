@@ -12,6 +12,7 @@
 use core::fmt;
 
 use heapless::Deque;
+use serde::{Deserialize, Serialize};
 
 use crate::quality::{Flag, Flags};
 use crate::reading::{Celsius, Reading};
@@ -63,7 +64,7 @@ impl core::error::Error for ValidateConfigError {}
 /// };
 /// assert_eq!(reversed.check(), Err(ValidateConfigError::ReversedBand));
 /// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ValidateConfig {
     /// The valid band, inclusive at both ends.
     pub band: (Celsius, Celsius),
@@ -141,7 +142,7 @@ impl Default for ValidateConfig {
 /// assert!(broken.contains(Flag::Implausible));
 /// assert_eq!(broken.quality(), Quality::Bad);
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Validator<const K: usize> {
     config: ValidateConfig,
     stream: Option<(u32, u32)>,

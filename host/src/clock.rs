@@ -15,6 +15,8 @@
 //! only time, and a reading behind the stream is indistinguishable from a late one, so there
 //! only jumps ahead are held.
 
+use serde::{Deserialize, Serialize};
+
 use crate::input::ReadingItem;
 
 /// Repeats of the held reading kept with it; past this, the jump is taken as real.
@@ -31,6 +33,15 @@ pub struct ClockGuard {
     frontier: Option<u64>,
     /// A reading that did not fit, with its repeats, waiting for the next one.
     held: Vec<ReadingItem>,
+}
+
+/// What a guard with nothing held knows of its stream's clock, to continue in a later run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuardState {
+    tolerance_ms: u64,
+    has_seq: bool,
+    last: Option<(u32, u64)>,
+    frontier: Option<u64>,
 }
 
 /// What [`ClockGuard::admit`] decided.
@@ -52,6 +63,46 @@ impl ClockGuard {
             frontier: None,
             held: Vec::new(),
         }
+    }
+
+    /// What the guard knows, when it holds no reading (a held reading waits for the next one
+    /// to decide, and carries where it was read: it cannot move to a later run's input).
+    ///
+    /// # Examples
+    /// ```
+    /// use mend::clock::ClockGuard;
+    /// let g = ClockGuard::new(60_000, true);
+    /// let state = g.state().unwrap();
+    /// assert_eq!(ClockGuard::from_state(state).state(), Some(state));
+    /// ```
+    pub fn state(&self) -> Option<GuardState> {
+        self.held.is_empty().then_some(GuardState {
+            tolerance_ms: self.tolerance_ms,
+            has_seq: self.has_seq,
+            last: self.last,
+            frontier: self.frontier,
+        })
+    }
+
+    /// The guard [`ClockGuard::state`] described.
+    pub fn from_state(s: GuardState) -> Self {
+        Self {
+            tolerance_ms: s.tolerance_ms,
+            has_seq: s.has_seq,
+            last: s.last,
+            frontier: s.frontier,
+            held: Vec::new(),
+        }
+    }
+
+    /// Readings held until the next one decides whether they fit.
+    pub fn held(&self) -> usize {
+        self.held.len()
+    }
+
+    /// Where the held readings were read (see [`crate::spill::position`]).
+    pub fn held_positions(&self) -> impl Iterator<Item = u64> + '_ {
+        self.held.iter().map(|h| crate::spill::position(&h.at))
     }
 
     /// The newest timestamp the clock has confirmed (held readings excluded).

@@ -645,6 +645,7 @@ impl PassOutputs {
                 aggregates: self.aggs.as_mut().map(|f| Box::new(f) as Box<dyn Write>),
                 progress,
                 keep_dead_letters: 0,
+                carry: None,
             },
         )
     }
@@ -713,6 +714,7 @@ fn inspect(a: &InspectArgs) -> anyhow::Result<ExitCode> {
             aggregates: None,
             progress: progress_bar(&plan.sources, false),
             keep_dead_letters: a.list,
+            carry: None,
         },
     )?
     .report;

@@ -33,10 +33,10 @@ use mend_core::{
     Header, Origin, Outage, Quality, Reading, Record, ReleaseKind, Reorder, Stats, ValidateConfig,
     Validator,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{order_key, Checkpoint, OrderKey, StreamMark};
-use crate::clock::{ClockGuard, Verdict};
+use crate::clock::{ClockGuard, GuardState, Verdict};
 use crate::dlq::DeadLetterLog;
 use crate::input::{DeadLetter, Item, Location, ReadingItem, StreamMeta};
 use crate::output::{push_aggregate_row, RecordSink};
@@ -72,6 +72,7 @@ const GROWN: usize = GROWN_CAPACITY;
 
 /// A stream's reorder buffer: its duplicate window sized to the lateness, its room grown
 /// with what it holds.
+#[derive(Clone, Debug, Serialize, Deserialize)]
 enum StreamReorder {
     N0(Box<Reorder<FIRST, 1, 8>>),
     N1(Box<Reorder<GROWN, 1, 8>>),
@@ -178,6 +179,9 @@ impl StreamReorder {
     }
     fn len(&self) -> usize {
         each!(self, b => b.len())
+    }
+    fn set_lateness_ms(&mut self, ms: u64) {
+        each!(self, b => b.set_lateness_ms(ms));
     }
 }
 
@@ -489,6 +493,109 @@ pub struct Engine {
     verdict: Verdict,
 }
 
+/// The settings a stream's state depends on: a state is continued only under the same.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct ConfigMark {
+    fill: FillMethod,
+    max_gap_ms: u64,
+    lateness_ms: u64,
+    validate: ValidateConfig,
+    seed: u64,
+    from: Option<u64>,
+    until: Option<u64>,
+    emit_outages: bool,
+}
+
+impl ConfigMark {
+    fn of(c: &EngineConfig) -> Self {
+        Self {
+            fill: c.fill,
+            max_gap_ms: c.max_gap_ms,
+            lateness_ms: c.lateness_ms,
+            validate: c.validate,
+            seed: c.seed,
+            from: c.from,
+            until: c.until,
+            emit_outages: c.emit_outages,
+        }
+    }
+}
+
+/// What a live stream's pipeline holds between two readings: its reorder buffer with its
+/// duplicate window, its validator's history, its gap filler's neighbours, its clock.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct StreamState {
+    key: (u32, u32),
+    has_seq: bool,
+    period_ms: u32,
+    clock: ClockKind,
+    reorder: StreamReorder,
+    validator: Validator<VALIDATOR_HISTORY>,
+    filler: GapFiller<FILL_HISTORY>,
+    guard: GuardState,
+    released: Option<Reading>,
+    seq_refused: u32,
+    extra: Counters,
+}
+
+/// The state of an engine's live streams at the end of its input and before
+/// [`Engine::finish`]: a later run that restores it ([`Engine::restore`]) and reads only what
+/// came after computes exactly what one run over both inputs computes. Its size is bounded
+/// per stream (the reorder buffer, the duplicate window, the validator and filler
+/// histories), never by the length of the input.
+///
+/// Only the pipeline is carried: what a stream wrote is in the checkpoint, and its report
+/// counts only what the run that makes it read.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct EngineState {
+    config: ConfigMark,
+    streams: Vec<StreamState>,
+}
+
+/// Why the state of an engine cannot be carried to a later run: the run that continues it
+/// must read the input again from an earlier state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Uncaptured {
+    /// A reading held by the clock check waits for the next one, and names its place in
+    /// this run's input.
+    ClockHeld {
+        /// The sensor.
+        sensor: u32,
+    },
+    /// A reading a first pass set aside waits for its place.
+    SetAsideWaiting {
+        /// The sensor.
+        sensor: u32,
+    },
+    /// Input without a seq: its identities are timestamps kept with their input places.
+    WithoutSeq {
+        /// The sensor.
+        sensor: u32,
+    },
+    /// Aggregate windows are open (`window_ms`).
+    Aggregates,
+}
+
+impl std::fmt::Display for Uncaptured {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Uncaptured::ClockHeld { sensor } => write!(
+                f,
+                "sensor {sensor}: a reading held by the clock check waits for the next one"
+            ),
+            Uncaptured::SetAsideWaiting { sensor } => write!(
+                f,
+                "sensor {sensor}: a reading set aside by the first pass waits for its place"
+            ),
+            Uncaptured::WithoutSeq { sensor } => write!(
+                f,
+                "sensor {sensor}: readings without a seq are identified by their input places"
+            ),
+            Uncaptured::Aggregates => f.write_str("aggregate windows are open"),
+        }
+    }
+}
+
 /// Why an engine cannot start.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -504,6 +611,9 @@ pub enum EngineError {
     /// The spill of a first pass could not be read.
     #[error("cannot read the readings set aside by the first pass: {0}")]
     Spill(io::Error),
+    /// A stored state was made with other settings.
+    #[error("the stored engine state was made with other repair settings; continue it with the same settings")]
+    OtherSettings,
 }
 
 impl Engine {
@@ -922,8 +1032,14 @@ impl Engine {
     /// Ends stream `idx`: everything it holds goes out (at the end of a checkpointed run that
     /// is not final, only what is settled), and its pipeline is freed.
     fn end_stream(&mut self, idx: usize, at_finish: bool, sinks: &mut Sinks) -> io::Result<()> {
-        // A reading held by the clock check that nothing contradicted goes on.
-        let verdict = match self.streams.get_mut(idx) {
+        // At the end of a run that holds back its tail, a reading held by the clock check is
+        // undecided: the next reading decides, so it waits for the next run with the tail.
+        // Otherwise a held reading that nothing contradicted goes on.
+        let hold = at_finish && self.cfg.hold_back;
+        let (verdict, undecided) = match self.streams.get_mut(idx) {
+            Some(Stream {
+                live: Some(live), ..
+            }) if hold => (Verdict::default(), live.guard.held() as u64),
             Some(Stream {
                 live: Some(live),
                 out,
@@ -937,7 +1053,7 @@ impl Engine {
                     };
                     dead_letter(sinks, g, &g.reading, why)?;
                 }
-                v
+                (v, 0)
             }
             _ => return Ok(()),
         };
@@ -951,12 +1067,17 @@ impl Engine {
         let Some(mut live) = s.live.take() else {
             return Ok(());
         };
+        s.out.extra.input = s
+            .out
+            .extra
+            .input
+            .wrapping_add(u32::try_from(undecided).unwrap_or(u32::MAX));
         let settled = (at_finish && cfg.hold_back).then(|| {
             live.guard
                 .frontier()
                 .map_or(0, |f| f.saturating_sub(cfg.lateness_ms + cfg.max_gap_ms))
         });
-        let mut held_back = 0u64;
+        let mut held_back = undecided;
         while let Some(rel) = live.reorder.pop_any() {
             if settled.is_some_and(|b| rel.reading.timestamp > b) {
                 held_back += 1;
@@ -967,7 +1088,7 @@ impl Engine {
             process_live(&mut live, &mut s.out, cfg, rel.reading, sinks)?;
         }
         // Popped by the loop above but not written: they stay held for a later run.
-        let popped_unwritten = held_back;
+        let popped_unwritten = held_back - undecided;
         let last = settled.map(|b| (b, u32::MAX));
         place_set_aside(&mut live, &mut s.out, cfg, last, sinks)?;
         if let Some(cursor) = live.spill.as_mut() {
@@ -1112,6 +1233,112 @@ impl Engine {
             }
         }
         out
+    }
+
+    /// The state of the live streams, to continue in a later run: call it once the input is
+    /// read and before [`Engine::finish`]. `Err` says why it cannot be carried.
+    ///
+    /// # Errors
+    /// The second pass's set-aside readings cannot be read.
+    pub fn capture(&mut self) -> io::Result<Result<EngineState, Uncaptured>> {
+        if self.cfg.window_ms.is_some() {
+            return Ok(Err(Uncaptured::Aggregates));
+        }
+        let mut live: Vec<usize> = self.live_by_sensor.values().copied().collect();
+        live.sort_unstable();
+        let mut streams = Vec::with_capacity(live.len());
+        for i in live {
+            let Some(s) = self.streams.get_mut(i) else {
+                continue;
+            };
+            let Some(l) = s.live.as_mut() else {
+                continue;
+            };
+            let sensor = s.out.key.0;
+            if l.by_time.is_some() {
+                return Ok(Err(Uncaptured::WithoutSeq { sensor }));
+            }
+            if let Some(cursor) = l.spill.as_mut() {
+                if cursor.peek()?.is_some() {
+                    return Ok(Err(Uncaptured::SetAsideWaiting { sensor }));
+                }
+            }
+            let Some(guard) = l.guard.state() else {
+                return Ok(Err(Uncaptured::ClockHeld { sensor }));
+            };
+            streams.push(StreamState {
+                key: s.out.key,
+                has_seq: s.out.meta.has_seq,
+                period_ms: s.out.meta.period_ms,
+                clock: s.out.meta.clock,
+                reorder: l.reorder.clone(),
+                validator: l.validator.clone(),
+                filler: l.filler.clone(),
+                guard,
+                released: l.released,
+                seq_refused: l.seq_refused,
+                extra: s.out.extra,
+            });
+        }
+        Ok(Ok(EngineState {
+            config: ConfigMark::of(&self.cfg),
+            streams,
+        }))
+    }
+
+    /// Where the readings held by the clock checks of the live streams were read, in a run
+    /// that holds back its tail: it leaves them undecided, so their dead letters, if any,
+    /// come from a later run. (A run that does not hold back decides them at its end.)
+    pub fn undecided_positions(&self) -> Vec<u64> {
+        if !self.cfg.hold_back {
+            return Vec::new();
+        }
+        let mut out: Vec<u64> = self
+            .streams
+            .iter()
+            .filter_map(|s| s.live.as_ref())
+            .flat_map(|l| l.guard.held_positions())
+            .collect();
+        out.sort_unstable();
+        out
+    }
+
+    /// Continues from `state` (made by [`Engine::capture`] at the end of an earlier run's
+    /// input, before anything else was pushed): its streams are live again, with what they
+    /// held, and the checkpoint says what they wrote.
+    ///
+    /// # Errors
+    /// The state was made with other settings, or a pass's set-aside readings cannot be
+    /// read.
+    pub fn restore(&mut self, state: &EngineState) -> Result<(), EngineError> {
+        if state.config != ConfigMark::of(&self.cfg) {
+            return Err(EngineError::OtherSettings);
+        }
+        for st in &state.streams {
+            let meta = StreamMeta {
+                has_seq: st.has_seq,
+                period_ms: st.period_ms,
+                clock: st.clock,
+            };
+            let mut stream = self.new_stream(st.key, &meta).map_err(EngineError::Spill)?;
+            if let Some(l) = stream.live.as_mut() {
+                l.reorder = st.reorder.clone();
+                // A run that holds back its tail releases later than a settled one; the
+                // order of what is released does not change.
+                l.reorder.set_lateness_ms(self.cfg.release_after_ms());
+                l.validator = st.validator.clone();
+                l.filler = st.filler.clone();
+                l.guard = ClockGuard::from_state(st.guard);
+                l.released = st.released;
+                l.seq_refused = st.seq_refused;
+            }
+            stream.out.extra = st.extra;
+            let i = self.streams.len();
+            self.streams.push(stream);
+            self.index.insert(st.key, i);
+            self.live_by_sensor.insert(st.key.0, i);
+        }
+        Ok(())
     }
 
     /// The checkpoint after this run: the old one, updated with what this run wrote.

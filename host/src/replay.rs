@@ -14,7 +14,9 @@ use serde::Serialize;
 
 use crate::checkpoint::Checkpoint;
 use crate::dlq::DeadLetterLog;
-use crate::engine::{AggregateOut, Engine, EngineConfig, Pass, Sinks, StreamReport};
+use crate::engine::{
+    AggregateOut, Engine, EngineConfig, EngineState, Pass, Sinks, StreamReport, Uncaptured,
+};
 use crate::input::{self, ByteCounts, Format, InputSource, OpenOptions};
 use crate::merge::Merge;
 use crate::output::{OutRecord, RecordSink, VecSink};
@@ -123,6 +125,21 @@ pub struct Outputs<'a, 'w> {
     pub progress: Option<ProgressBar>,
     /// How many dead-letter records to keep in the report.
     pub keep_dead_letters: usize,
+    /// Engine state carried between runs (the fleet worker), if any.
+    pub carry: Option<&'a mut Carry>,
+}
+
+/// Engine state a run continues from, and the state it leaves for the next run (see
+/// [`EngineState`]).
+#[derive(Debug, Default)]
+pub struct Carry {
+    /// The state to continue from: the run's inputs are what came after it.
+    pub restore: Option<EngineState>,
+    /// The state at the end of this run's inputs, or why it cannot be carried.
+    pub captured: Option<Result<EngineState, Uncaptured>>,
+    /// Positions of readings the clock check held at the end of this run's inputs (see
+    /// [`Engine::undecided_positions`]).
+    pub undecided: Vec<u64>,
 }
 
 /// Inputs beyond this number are decoded on the replay's own thread.
@@ -194,6 +211,10 @@ pub fn run_planned(
 ) -> anyhow::Result<PassResult> {
     let second = matches!(pass, Pass::Second(_));
     let mut engine = Engine::for_pass(cfg.engine.clone(), checkpoint, pass, sources.len())?;
+    let mut carry = out.carry;
+    if let Some(state) = carry.as_ref().and_then(|c| c.restore.as_ref()) {
+        engine.restore(state)?;
+    }
     let mut readers = Vec::with_capacity(sources.len());
     for (i, src) in sources.iter().enumerate() {
         let plan = plans.get(i).copied().unwrap_or_default();
@@ -226,6 +247,14 @@ pub fn run_planned(
         merge
             .for_each(&mut |item| engine.push_item(item, &mut sinks))
             .context("replay failed while reading an input or writing an output")?;
+        if let Some(c) = carry.as_mut() {
+            c.captured = Some(
+                engine
+                    .capture()
+                    .context("cannot read the readings set aside")?,
+            );
+            c.undecided = engine.undecided_positions();
+        }
         engine.finish(&mut sinks).context("cannot write output")?;
     }
     let checkpoint = engine.checkpoint();
@@ -386,6 +415,7 @@ pub fn replay_sources(
                 aggregates: None,
                 progress: None,
                 keep_dead_letters: 100,
+                carry: None,
             },
         )?;
         match result.spill {

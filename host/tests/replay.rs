@@ -1518,3 +1518,71 @@ fn small_log(n: u32) -> Vec<u8> {
     log.extend(readings(&h, (0..n).map(|s| (s, 52.0))));
     log
 }
+
+#[test]
+fn a_run_that_ends_on_a_held_clock_glitch_leaves_it_to_the_next_run() {
+    // The first part ends on seq 300 stamped an hour ahead (held by the clock check: only
+    // the next reading can tell a glitch from a clock step); its seq 90 comes late, with the
+    // second part, well within the lateness.
+    let dir = Dir::new();
+    let h = header(3, 1);
+    let head = frame(mend_core::Frame::Header(h));
+    let mut a = head.clone();
+    a.extend(readings(
+        &h,
+        (0..95).filter(|s| *s != 90).map(|s| (s, 52.0)),
+    ));
+    let glitch = mend_core::Reading::new(3, 1, 300, 300_000 + 3_600_000, Celsius::from_num(52));
+    a.extend(frame(mend_core::Frame::Reading(
+        h.to_wire(&glitch).unwrap(),
+    )));
+    let mut b = head;
+    b.extend(readings(&h, [(90, 53.0)]));
+    b.extend(readings(
+        &h,
+        (95..200).map(|s| (s, 52.0 + f64::from(s % 3))),
+    ));
+    dir.write("grow.mlog", &a);
+    dir.mend(&[
+        "replay",
+        "grow.mlog",
+        "--checkpoint",
+        "ck.json",
+        "-o",
+        "r1.csv",
+        "-q",
+    ])
+    .ok();
+    let mut all = a.clone();
+    all.extend(&b);
+    dir.write("grow.mlog", &all);
+    dir.mend(&[
+        "replay",
+        "grow.mlog",
+        "--checkpoint",
+        "ck.json",
+        "--final",
+        "-o",
+        "r2.csv",
+        "-q",
+    ])
+    .ok();
+    dir.write("all.mlog", &all);
+    dir.mend(&[
+        "replay", "all.mlog", "-o", "one.csv", "--dlq", "one.dlq", "-q",
+    ])
+    .ok();
+    let one = dir.read_text("one.csv");
+    let r2 = dir.read_text("r2.csv");
+    let joined = format!(
+        "{}{}",
+        dir.read_text("r1.csv"),
+        r2.split_once('\n').map_or("", |(_, rows)| rows)
+    );
+    assert!(
+        one.contains(",90,1970-01-01T00:01:30.000Z,53,measured,"),
+        "{one}"
+    );
+    assert_eq!(joined, one);
+    assert!(dir.read_text("one.dlq").contains("clock_jump"));
+}

@@ -45,7 +45,7 @@ pub(super) fn work(a: &WorkArgs) -> anyhow::Result<ExitCode> {
     };
     let r = Worker::new(cfg).run()?;
     eprintln!(
-        "worker {}: {} sensors, {} runs, {} rows, {} dead letters, {} entries acknowledged, {} reconnects, {} leases lost, {} entries trimmed",
+        "worker {}: {} sensors, {} runs, {} rows, {} dead letters, {} entries acknowledged, {} reconnects, {} leases lost, {} entries trimmed, {} runs kept their entries",
         a.consumer,
         r.sensors.len(),
         r.runs,
@@ -54,7 +54,8 @@ pub(super) fn work(a: &WorkArgs) -> anyhow::Result<ExitCode> {
         r.acked,
         r.reconnects,
         r.lost_leases,
-        r.trimmed
+        r.trimmed,
+        r.uncaptured
     );
     Ok(ExitCode::from(EXIT_OK))
 }

@@ -25,6 +25,7 @@ pub mod rows;
 pub mod status;
 pub mod work;
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
@@ -283,6 +284,28 @@ pub fn last_entry(con: &mut redis::Connection, key: &str) -> anyhow::Result<Opti
         .query(con)
         .with_context(|| format!("cannot read {key}"))?;
     last.first().map(|(id, _)| id.parse()).transpose()
+}
+
+/// The last entry ID ever added to a stream, trimmed or not (`XINFO STREAM`'s
+/// `last-generated-id`); `None` for a stream that does not exist or never had an entry.
+pub fn last_generated(con: &mut redis::Connection, key: &str) -> anyhow::Result<Option<EntryId>> {
+    let info: redis::RedisResult<BTreeMap<String, redis::Value>> =
+        redis::cmd("XINFO").arg("STREAM").arg(key).query(con);
+    let info = match info {
+        Ok(i) => i,
+        // No such key: nothing was ever added.
+        Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ResponseError) => {
+            return Ok(None)
+        }
+        Err(e) => return Err(e).with_context(|| format!("cannot read {key}")),
+    };
+    let id = match info.get("last-generated-id") {
+        Some(redis::Value::BulkString(b)) => String::from_utf8_lossy(b).into_owned(),
+        Some(redis::Value::SimpleString(s)) => s.clone(),
+        _ => anyhow::bail!("{key}: XINFO STREAM names no last-generated-id"),
+    };
+    let id: EntryId = id.parse()?;
+    Ok((id != EntryId::default()).then_some(id))
 }
 
 /// The server's clock, unix ms (the clock of auto-generated entry IDs).

@@ -438,7 +438,8 @@ pub fn run(cfg: &PublishConfig) -> anyhow::Result<PublishReport> {
     if cfg.end {
         for sensor in report.frames.keys() {
             let k = Keys::new(*sensor);
-            if let Some(last) = super::last_entry(&mut con, &k.raw)? {
+            // The last entry ever added: a worker may have trimmed the stream already.
+            if let Some(last) = super::last_generated(&mut con, &k.raw)? {
                 redis::cmd("SET")
                     .arg(&k.end)
                     .arg(last.to_string())

@@ -4,9 +4,8 @@
 //! worked by one worker at a time, under a lease that expires: a worker that dies loses its
 //! sensors after `--lease`, and another takes them over. It claims the dead worker's pending
 //! entries (`XAUTOCLAIM`), and restores the engine from the checkpoint in the sensor's state
-//! hash, the same way `mend replay --checkpoint` does: the sensor's raw stream is replayed
-//! from its first entry (see below for trimming) and only the rows after the checkpoint's
-//! marks are new.
+//! hash and the engine state stored with it (see below): only the entries after that state
+//! are read, and only the rows after the checkpoint's marks are new.
 //!
 //! Every run commits in one `MULTI`/`EXEC`, watched on the lease: the new rows (with IDs
 //! derived from their `(time, seq)`), the new dead letters, the checkpoint, and the `XACK`
@@ -18,10 +17,18 @@
 //! once the stream has been idle for `--settle`, or as soon as `mend publish --end` marked
 //! the capture complete.
 //!
-//! A settled run trims the raw stream up to the first entry of a session that has not ended
-//! (a newer session of the sensor started): an ended session's rows are all written, so a
-//! run without its entries writes what a run with them writes. The state counts the bytes
-//! trimmed, so that positions in the checkpoint still count from the stream's first entry.
+//! Retention is bounded: every commit also stores the engine state at the end of the entries
+//! it read (each live stream's reorder buffer, duplicate window, validator and filler
+//! histories and clock; see [`EngineState`]), and trims the raw stream up to them
+//! (`XTRIM MINID`, exact). The next run, or another worker taking over, restores that state
+//! and reads only the entries after it, so a long session costs neither Redis memory nor
+//! worker time in proportion to its length. Where the state cannot be carried exactly (a
+//! reading held by the clock check or set aside for its place waits at the very end; see
+//! [`Uncaptured`]) the run keeps the state stored before and the entries after it, and a
+//! later run moves on. With no state stored at all, a settled run trims the sessions that
+//! have ended (a newer session of the sensor started), as their rows are all written. The
+//! state counts the bytes trimmed, so that positions in the checkpoint still count from the
+//! stream's first entry.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -34,8 +41,9 @@ use super::{
     Entry, EntryId, Keys, WORKERS_KEY,
 };
 use crate::checkpoint::Checkpoint;
+use crate::engine::{EngineState, Uncaptured};
 use crate::input::InputSource;
-use crate::replay::{first_pass, run_planned, Outputs, ReplayConfig};
+use crate::replay::{first_pass, run_planned, Carry, Outputs, ReplayConfig};
 use crate::seek::InputPlan;
 
 /// What a worker does.
@@ -80,6 +88,8 @@ pub struct WorkReport {
     pub lost_leases: u64,
     /// Raw entries trimmed: repaired, and needed by no later run.
     pub trimmed: u64,
+    /// Runs whose engine state could not be stored (their entries stay for the next run).
+    pub uncaptured: u64,
     /// Times it reconnected to Redis.
     pub reconnects: u64,
 }
@@ -96,8 +106,14 @@ struct State {
     /// Bytes of the raw stream trimmed from its front: positions in the checkpoint and
     /// `bytes` count them, the entries read now start after them.
     trimmed: u64,
+    /// Positions (counted as `bytes`) of readings the clock check held undecided at the end
+    /// of the last commit's run: their dead letters come from a later run.
+    undecided: Vec<u64>,
     /// The last commit settled the tail.
     settled: bool,
+    /// The engine state at the end of the last entry trimmed (see [`EngineState`]): a run
+    /// continues from it and reads only the entries still in the stream.
+    engine: Option<EngineState>,
     /// The last output ID.
     out_last: Option<EntryId>,
     /// Commits so far: a commit is refused when another came in between.
@@ -125,6 +141,22 @@ impl State {
             bytes: h.get("bytes").and_then(|b| b.parse().ok()).unwrap_or(0),
             trimmed: h.get("trimmed").and_then(|b| b.parse().ok()).unwrap_or(0),
             settled: h.get("settled").is_some_and(|s| s == "1"),
+            undecided: h
+                .get("undecided")
+                .map(|u| {
+                    u.split(',')
+                        .filter(|p| !p.is_empty())
+                        .map(str::parse)
+                        .collect::<Result<Vec<u64>, _>>()
+                })
+                .transpose()
+                .with_context(|| format!("{}: bad undecided positions", k.state))?
+                .unwrap_or_default(),
+            engine: h
+                .get("engine")
+                .map(|e| serde_json::from_str(e))
+                .transpose()
+                .with_context(|| format!("{}: bad engine state", k.state))?,
             out_last: id("out_last")?,
             version: h.get("version").and_then(|v| v.parse().ok()).unwrap_or(0),
         })
@@ -439,10 +471,12 @@ impl Worker {
         to_ack.sort_unstable();
         to_ack.dedup();
         let state = State::from_hash(&hash, k)?;
+        // A stream trimmed up to its last entry is empty: its last entry is the last covered.
         let Some(last) = last
             .first()
             .map(|(id, _)| id.parse::<EntryId>())
             .transpose()?
+            .max(state.covered)
         else {
             return Ok(Outcome::Idle(true));
         };
@@ -494,18 +528,42 @@ impl Worker {
             starts.push((bytes.len() as u64, id.as_str()));
             bytes.extend_from_slice(field(fields, "f").unwrap_or_default());
         }
-        let (rows, dead, checkpoint) = self.replay(bytes.clone(), &state, settle)?;
+        let (rows, dead, checkpoint, captured, undecided) =
+            self.replay(bytes.clone(), &state, settle)?;
         // Dead letters of bytes an earlier commit covered were written by it.
         let dead: Vec<DeadLetter> = dead
             .into_iter()
-            .filter(|d| d.offset + state.trimmed >= state.bytes)
+            .filter(|d| {
+                let at = d.offset + state.trimmed;
+                at >= state.bytes || state.undecided.contains(&at)
+            })
             .collect();
-        // Only a settled run wrote every reading it read: one that held back a tail needs
-        // its entries again.
-        let trim = if settle {
-            trim_point(&entries, &checkpoint, covers)?
-        } else {
-            None
+        // With the engine state at the end of what it read, the next run needs none of
+        // these entries. Without it, the next run continues from the state stored before
+        // (and needs every entry after it), or, with none stored, replays the stream from
+        // its start, which needs only the sessions that have not ended (and all of them
+        // after a run that held back a tail).
+        let (trim, engine) = match captured {
+            Ok(engine) => (
+                entries.last().is_some().then_some(Trim {
+                    min_id: covers.next(),
+                    entries: entries.len() as u64,
+                    bytes: bytes.len() as u64,
+                }),
+                Some(engine),
+            ),
+            Err(why) => {
+                self.report.uncaptured += 1;
+                eprintln!(
+                    "mend work: sensor {sensor}: raw entries kept for the next run, since {why}"
+                );
+                let trim = if settle && state.engine.is_none() {
+                    trim_point(&entries, &checkpoint, covers)?
+                } else {
+                    None
+                };
+                (trim, None)
+            }
         };
 
         // The commit: rows, dead letters, state and acknowledgement, or nothing.
@@ -590,8 +648,20 @@ impl Worker {
             .arg(state.trimmed + trim.as_ref().map_or(0, |t| t.bytes))
             .arg("settled")
             .arg(if settle { "1" } else { "0" })
+            .arg("undecided")
+            .arg(
+                undecided
+                    .iter()
+                    .map(|p| (p + state.trimmed).to_string())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            )
             .arg("version")
             .arg(state.version + 1);
+        if let Some(e) = &engine {
+            let json = serde_json::to_string(e).context("cannot encode the engine state")?;
+            pipe.arg("engine").arg(json);
+        }
         if let Some(o) = out_last {
             pipe.arg("out_last").arg(o.to_string());
         }
@@ -632,12 +702,7 @@ impl Worker {
 
     /// Replays a sensor's stream from its checkpoint: the new rows, the dead letters, and
     /// the new checkpoint.
-    fn replay(
-        &self,
-        bytes: Vec<u8>,
-        state: &State,
-        settle: bool,
-    ) -> anyhow::Result<(Vec<Row>, Vec<DeadLetter>, Checkpoint)> {
+    fn replay(&self, bytes: Vec<u8>, state: &State, settle: bool) -> anyhow::Result<RunResult> {
         let sources = [InputSource::Bytes(bytes.into())];
         let plans = [InputPlan::default()];
         let mut cfg = self.cfg.replay.clone();
@@ -654,6 +719,10 @@ impl Worker {
         loop {
             let mut sink = RowSink::default();
             let mut dead: Vec<u8> = Vec::new();
+            let mut carry = Carry {
+                restore: state.engine.clone(),
+                ..Carry::default()
+            };
             let result = run_planned(
                 &sources,
                 &plans,
@@ -666,6 +735,7 @@ impl Worker {
                     aggregates: None,
                     progress: None,
                     keep_dead_letters: 0,
+                    carry: Some(&mut carry),
                 },
             )?;
             match result.spill {
@@ -680,12 +750,24 @@ impl Worker {
                     for seen in &mut checkpoint.seen {
                         *seen += state.trimmed;
                     }
-                    return Ok((sink.rows, dead, checkpoint));
+                    let captured = carry.captured.context("the replay left no engine state")?;
+                    return Ok((sink.rows, dead, checkpoint, captured, carry.undecided));
                 }
             }
         }
     }
 }
+
+/// What a run over a sensor's stream gives: the new rows, the dead letters, the checkpoint,
+/// the engine state for the next run (or why there is none), and the positions of readings
+/// left undecided.
+type RunResult = (
+    Vec<Row>,
+    Vec<DeadLetter>,
+    Checkpoint,
+    Result<EngineState, Uncaptured>,
+    Vec<u64>,
+);
 
 /// Where a commit trims a raw stream.
 struct Trim {
@@ -770,7 +852,7 @@ fn pending_count(con: &mut redis::Connection, k: &Keys, group: &str) -> anyhow::
 /// True when the sensor's last commit settled its whole stream and nothing is pending.
 fn is_settled(con: &mut redis::Connection, k: &Keys, group: &str) -> anyhow::Result<bool> {
     let state = State::load(con, k)?;
-    let last = last_entry(con, &k.raw)?;
+    let last = last_entry(con, &k.raw)?.max(state.covered);
     if last.is_none() {
         return Ok(true);
     }
