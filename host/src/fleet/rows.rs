@@ -17,44 +17,72 @@ use crate::output::{push_csv_row, push_missing_csv_row, RecordSink};
 /// Rows in one output entry.
 pub const ROWS_PER_ENTRY: usize = 64;
 
-/// A row and the key its output ID derives from.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A row and the key its output ID derives from; its CSV text is in [`RowSink::csv`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Row {
     /// Its timestamp, ms.
     pub timestamp: u64,
     /// Its seq.
     pub seq: u32,
-    /// The CSV row, newline included.
-    pub csv: Vec<u8>,
+    /// Where its CSV text (newline included) ends in [`RowSink::csv`]; it starts where the
+    /// row before it ends.
+    pub end: usize,
 }
 
-/// Collects the rows of a run.
+/// Collects the rows of a run: their keys, and their CSV texts one after the other in one
+/// buffer (one allocation per run, not per row).
+///
+/// # Examples
+/// ```
+/// use mend::fleet::rows::RowSink;
+/// let sink = RowSink::default();
+/// assert!(sink.rows.is_empty() && sink.text(0..0).is_empty());
+/// ```
 #[derive(Default)]
 pub struct RowSink {
     /// The rows, in output order.
     pub rows: Vec<Row>,
+    /// Their CSV texts, in the same order.
+    pub csv: Vec<u8>,
+}
+
+impl RowSink {
+    /// The CSV text of the rows in `range` (indices into [`RowSink::rows`]), empty when the
+    /// range is out of bounds.
+    pub fn text(&self, range: std::ops::Range<usize>) -> &[u8] {
+        let start = match range.start.checked_sub(1) {
+            Some(before) => self.rows.get(before).map(|r| r.end),
+            None => Some(0),
+        };
+        let end = match range.end.checked_sub(1) {
+            Some(last) => self.rows.get(last).map(|r| r.end),
+            None => Some(0),
+        };
+        match (start, end) {
+            (Some(a), Some(b)) => self.csv.get(a..b).unwrap_or_default(),
+            _ => &[],
+        }
+    }
+
+    fn push(&mut self, timestamp: u64, seq: u32) {
+        self.rows.push(Row {
+            timestamp,
+            seq,
+            end: self.csv.len(),
+        });
+    }
 }
 
 impl RecordSink for RowSink {
     fn record(&mut self, rec: &Record, meta: &StreamMeta) -> io::Result<()> {
-        let mut csv = Vec::with_capacity(80);
-        push_csv_row(&mut csv, rec, meta);
-        self.rows.push(Row {
-            timestamp: rec.reading.timestamp,
-            seq: rec.reading.seq,
-            csv,
-        });
+        push_csv_row(&mut self.csv, rec, meta);
+        self.push(rec.reading.timestamp, rec.reading.seq);
         Ok(())
     }
 
     fn missing(&mut self, o: &Outage, slot: Key, meta: &StreamMeta) -> io::Result<()> {
-        let mut csv = Vec::with_capacity(60);
-        push_missing_csv_row(&mut csv, o, slot, meta);
-        self.rows.push(Row {
-            timestamp: slot.timestamp,
-            seq: slot.seq,
-            csv,
-        });
+        push_missing_csv_row(&mut self.csv, o, slot, meta);
+        self.push(slot.timestamp, slot.seq);
         Ok(())
     }
 }
@@ -134,6 +162,29 @@ mod tests {
         let mut json = Vec::new();
         push_json_row(&mut json, rec, meta);
         (csv, json)
+    }
+
+    #[test]
+    fn the_text_of_a_range_of_rows_is_their_csv_rows_one_after_the_other() {
+        let meta = StreamMeta {
+            has_seq: true,
+            period_ms: 1_000,
+            clock: ClockKind::Unix,
+        };
+        let mut sink = RowSink::default();
+        let mut each = Vec::new();
+        for seq in 0..5u32 {
+            let r = Reading::new(3, 9, seq, u64::from(seq) * 1_000, Celsius::from_num(52));
+            let rec = Record::measured(r, Quality::Good, Flags::EMPTY);
+            sink.record(&rec, &meta).unwrap();
+            each.push(both(&rec, &meta).0);
+        }
+        assert_eq!(sink.text(0..5), each.concat());
+        assert_eq!(sink.text(1..3), [each[1].clone(), each[2].clone()].concat());
+        assert_eq!(sink.text(4..5), each[4]);
+        assert!(sink.text(2..2).is_empty());
+        assert!(sink.text(3..9).is_empty(), "out of bounds");
+        assert_eq!(sink.rows[2].seq, 2);
     }
 
     #[test]

@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use super::rows::{Row, RowSink, ROWS_PER_ENTRY};
+use super::rows::{RowSink, ROWS_PER_ENTRY};
 use super::{
     checkpoint_from_json, checkpoint_to_json, connect, field, is_transient, last_entry, server_ms,
     Entry, EntryId, Keys, WORKERS_KEY,
@@ -593,23 +593,22 @@ impl Worker {
         let mut pipe = redis::pipe();
         pipe.atomic();
         let mut out_last = state.out_last;
-        for chunk in rows.chunks(ROWS_PER_ENTRY) {
+        for (i, chunk) in rows.rows.chunks(ROWS_PER_ENTRY).enumerate() {
             let Some(first) = chunk.first() else {
                 continue;
             };
             let id = EntryId::for_row(first.timestamp, first.seq, out_last);
             out_last = Some(id);
-            let mut csv = Vec::with_capacity(chunk.len() * 80);
+            let from = i * ROWS_PER_ENTRY;
             let mut times = Vec::with_capacity(chunk.len() * 8);
             for row in chunk {
-                csv.extend_from_slice(&row.csv);
                 times.extend_from_slice(&row.timestamp.to_le_bytes());
             }
             pipe.cmd("XADD")
                 .arg(&k.out)
                 .arg(id.to_string())
                 .arg("c")
-                .arg(csv)
+                .arg(rows.text(from..from + chunk.len()))
                 .arg("t")
                 .arg(times)
                 .ignore();
@@ -693,7 +692,7 @@ impl Worker {
         }
         self.report.sensors.insert(sensor);
         self.report.runs += 1;
-        self.report.rows += rows.len() as u64;
+        self.report.rows += rows.rows.len() as u64;
         self.report.dead_letters += dead.len() as u64;
         self.report.acked += to_ack.len() as u64;
         self.report.trimmed += trim.map_or(0, |t| t.entries);
@@ -751,7 +750,7 @@ impl Worker {
                         *seen += state.trimmed;
                     }
                     let captured = carry.captured.context("the replay left no engine state")?;
-                    return Ok((sink.rows, dead, checkpoint, captured, carry.undecided));
+                    return Ok((sink, dead, checkpoint, captured, carry.undecided));
                 }
             }
         }
@@ -762,7 +761,7 @@ impl Worker {
 /// the engine state for the next run (or why there is none), and the positions of readings
 /// left undecided.
 type RunResult = (
-    Vec<Row>,
+    RowSink,
     Vec<DeadLetter>,
     Checkpoint,
     Result<EngineState, Uncaptured>,
