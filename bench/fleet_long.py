@@ -18,20 +18,13 @@ and its raw stream grows; one that continues from a stored state stays flat.
 
 import argparse
 import os
-import socket
 import subprocess
 import time
 
+from fleet import Redis
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MEND = os.environ.get("MEND", os.path.join(REPO, "target", "debug", "mend"))
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def cobs_decode(chunk):
@@ -76,25 +69,12 @@ def main():
     data = open(cap, "rb").read()
     heads = header_offsets(data)
     cuts = [heads[len(heads) * i // a.parts] for i in range(a.parts)] + [len(data)]
-    port = free_port()
-    url = f"redis://127.0.0.1:{port}"
-    rdir = os.path.join(a.dir, f"redis-{port}")
-    os.makedirs(rdir)
-    redis = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--appendonly", "yes",
-         "--save", "", "--dir", rdir], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    redis = Redis(os.path.join(a.dir, f"redis-{os.getpid()}"))
+    url = redis.url
 
     def cli(*args):
-        return subprocess.run(["redis-cli", "-p", str(port), *map(str, args)], check=True,
-                              capture_output=True, text=True).stdout.strip()
+        return redis.cmd(*map(str, args)).strip()
 
-    for _ in range(200):
-        try:
-            if cli("PING") == "PONG":
-                break
-        except subprocess.CalledProcessError:
-            pass
-        time.sleep(0.05)
     print(f"mend: {MEND}")
     print(" ".join(gen))
     print(f"{len(data)} bytes, {len(heads)} headers, {a.parts} parts")
@@ -114,13 +94,11 @@ def main():
             raw_mem = cli("MEMORY", "USAGE", "mend:{1}:raw", "SAMPLES", 0) or "0"
             state_mem = cli("MEMORY", "USAGE", "mend:{1}:state", "SAMPLES", 0) or "0"
             engine = cli("HSTRLEN", "mend:{1}:state", "engine")
-            used = [l for l in cli("INFO", "memory").splitlines()
-                    if l.startswith("used_memory:")][0].split(":")[1]
+            used = redis.used_memory()
             print(f"{i + 1:4}  {dt:6.3f}  {raw:>11}  {raw_mem:>9}  {state_mem:>11}  {engine:>11}"
                   f"  {used:>11}")
     finally:
-        redis.terminate()
-        redis.wait()
+        redis.stop()
 
 
 if __name__ == "__main__":

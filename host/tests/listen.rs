@@ -11,10 +11,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::redis::{wait, work_args, xlen, Redis};
-use common::{rows, Dir};
+use common::{on_schedule, rows, Dir};
 use mend_core::{
-    Ack, Celsius, ClockKind, DecodeEvent, Decoder, Encoder, Frame, Header, Heartbeat, Reading,
-    Resend, ResetReason, Stats, WireReading, MAX_FRAME,
+    Ack, ClockKind, DecodeEvent, Decoder, Encoder, Frame, Header, Heartbeat, Resend, ResetReason,
+    Stats, WireReading, MAX_FRAME,
 };
 
 const SENSOR: u32 = 7;
@@ -104,15 +104,7 @@ impl Node {
     }
 
     fn wire(&self, seq: u32) -> WireReading {
-        let h = &self.header;
-        let r = Reading::new(
-            h.sensor,
-            h.session,
-            seq,
-            h.epoch_ms + u64::from(seq) * u64::from(h.period_ms),
-            Celsius::from_num(celsius(seq)),
-        );
-        h.to_wire(&r).unwrap()
+        on_schedule(&self.header, seq, celsius(seq))
     }
 
     fn bytes(&mut self, f: &Frame) -> Vec<u8> {
@@ -374,18 +366,8 @@ fn an_existing_capture_is_continued_not_truncated_and_its_seqs_are_not_asked_for
     let h = Header::new(SENSOR, 5, 1_000, ClockKind::Unix, 1_700_000_000_000);
     let mut old = earlier.to_buf(&Frame::Header(h)).unwrap().to_vec();
     for seq in 0..10 {
-        let r = Reading::new(
-            SENSOR,
-            5,
-            seq,
-            h.epoch_ms + u64::from(seq) * 1_000,
-            Celsius::from_num(celsius(seq)),
-        );
-        old.extend(
-            earlier
-                .to_buf(&Frame::Reading(h.to_wire(&r).unwrap()))
-                .unwrap(),
-        );
+        let w = on_schedule(&h, seq, celsius(seq));
+        old.extend(earlier.to_buf(&Frame::Reading(w)).unwrap());
     }
     old.extend([0x05, 0x07, 0x2C]);
     let cap = d.write("node.mlog", &old);
@@ -432,21 +414,11 @@ fn a_gateway_restarted_mid_run_asks_for_what_its_capture_lacks() {
     let h = Header::new(SENSOR, 6, 1_000, ClockKind::Unix, 1_700_000_000_000);
     let mut old = earlier.to_buf(&Frame::Header(h)).unwrap().to_vec();
     for seq in (0..10).filter(|s| ![3, 4].contains(s)) {
-        let r = Reading::new(
-            SENSOR,
-            6,
-            seq,
-            h.epoch_ms + u64::from(seq) * 1_000,
-            Celsius::from_num(celsius(seq)),
-        );
         if !earlier.places(seq) {
             old.extend(earlier.to_buf(&Frame::Header(h.with_base(seq))).unwrap());
         }
-        old.extend(
-            earlier
-                .to_buf(&Frame::Reading(h.to_wire(&r).unwrap()))
-                .unwrap(),
-        );
+        let w = on_schedule(&h, seq, celsius(seq));
+        old.extend(earlier.to_buf(&Frame::Reading(w)).unwrap());
     }
     let cap = d.write("node.mlog", &old);
 

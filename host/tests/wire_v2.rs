@@ -1,20 +1,8 @@
 //! Captures of both wire-format versions, and the frames of the node ↔ gateway link.
 mod common;
 
-use common::{dead_letters, frame, header, rows, Dir};
-use mend_core::{Ack, Celsius, Encoder, Frame, Header, Heartbeat, Reading, Resend, WireReading};
-
-/// The wire form of `seq` of session `h`, on schedule.
-fn wire(h: &Header, seq: u32, t: f64) -> WireReading {
-    let r = Reading::new(
-        h.sensor,
-        h.session,
-        seq,
-        h.epoch_ms + u64::from(seq) * u64::from(h.period_ms),
-        Celsius::from_num(t),
-    );
-    h.to_wire(&r).unwrap()
-}
+use common::{dead_letters, frame, header, on_schedule as wire, rows, Dir};
+use mend_core::{Ack, Encoder, Frame, Header, Heartbeat, Resend};
 
 /// Frames as a version-2 writer puts them on the wire.
 fn v2(frames: &[Frame]) -> Vec<u8> {

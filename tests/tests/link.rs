@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use mend::listen::{Endpoint, ListenConfig, RetryPolicy};
-use mend_tests::fixtures::{host_replay, SENSOR};
+use mend_tests::fixtures::{by_session, host_replay, SENSOR};
 use mend_tests::proxy::{FaultProxy, Faults};
 use mend_tests::{build_firmware, decode_capture, free_port, FirmwareBuild, StoreNode};
 
@@ -53,20 +53,13 @@ fn flash_dir(name: &str) -> PathBuf {
     dir
 }
 
-/// Measured readings per session in the capture so far (replayed ones included).
+/// Distinct seqs of live (not replayed) reading frames per session in the capture so far.
 fn readings_per_session(capture: &Path) -> BTreeMap<u32, usize> {
     let bytes = std::fs::read(capture).unwrap_or_default();
     let mut seen: BTreeMap<u32, BTreeSet<u32>> = BTreeMap::new();
-    let mut header = None;
-    for (f, _) in decode_capture(&bytes).frames {
-        match f {
-            mend_core::Frame::Header(h) => header = Some(h),
-            mend_core::Frame::Reading(w) => {
-                if let Some(h) = header {
-                    seen.entry(h.session).or_default().insert(w.seq);
-                }
-            }
-            _ => {}
+    for (session, f) in by_session(&decode_capture(&bytes)) {
+        if let (Some(session), mend_core::Frame::Reading(w)) = (session, f) {
+            seen.entry(session).or_default().insert(w.seq);
         }
     }
     seen.into_iter().map(|(s, v)| (s, v.len())).collect()

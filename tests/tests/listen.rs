@@ -1,13 +1,12 @@
 //! The streaming firmware in QEMU with its UART on a TCP socket, and the gateway
 //! (`mend::listen`) connected to it: the gateway's capture holds every reading the node sent.
 
-use std::net::TcpListener;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use mend::listen::{Endpoint, ListenConfig, RetryPolicy, StopReason};
 use mend_tests::fixtures::{self, profile_celsius, profile_millidegrees, readings_by_seq, SAMPLES};
-use mend_tests::{build_firmware, decode_capture, run, RunOptions, Schedule};
+use mend_tests::{build_firmware, decode_capture, free_port, run, RunOptions, Schedule};
 
 #[test]
 fn the_gateway_captures_what_the_node_sends_over_a_tcp_uart() {
@@ -15,11 +14,7 @@ fn the_gateway_captures_what_the_node_sends_over_a_tcp_uart() {
     let dir = tempfile::tempdir().unwrap();
     let capture = dir.path().join("node.mlog");
     // A free port for QEMU to listen on.
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let cfg = ListenConfig {
         endpoint: Endpoint::Tcp(format!("127.0.0.1:{port}")),
         capture: capture.clone(),
@@ -72,15 +67,6 @@ fn the_gateway_captures_what_the_node_sends_over_a_tcp_uart() {
     );
     assert_eq!(report.bytes, bytes.len() as u64);
     assert_eq!((report.acks_sent, report.resends_sent), (0, 0));
-}
-
-/// A free port on the loopback interface, for QEMU to listen on.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[test]

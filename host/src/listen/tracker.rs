@@ -181,13 +181,8 @@ impl Tracker {
     /// holds it unless an earlier run acknowledged past it (then the node says it no longer
     /// has it, and the range is given up as usual).
     pub fn seed(&mut self, sensor: u32, session: u32, seq: u32, now_ms: u64) {
-        let book = self.books.entry((sensor, session)).or_default();
-        if seq >= book.next {
-            Self::open(book, seq, now_ms);
-            book.next = seq.saturating_add(1);
-        } else {
-            book.fill(seq);
-        }
+        // The same books as a reading arriving now; only the gateway's counts differ.
+        let _ = self.reading(sensor, session, seq, now_ms);
     }
 
     /// A durable reading (or fault frame, which settles its seq too) of `seq` arrived at

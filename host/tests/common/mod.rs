@@ -6,7 +6,7 @@ pub mod redis;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use mend_core::{Celsius, ClockKind, Frame, Header, Reading, CRC};
+use mend_core::{Celsius, ClockKind, Frame, Header, Reading, WireReading, CRC};
 
 /// A temporary directory and the binary.
 pub struct Dir {
@@ -252,18 +252,23 @@ pub fn header(sensor: u32, session: u32) -> Header {
     Header::new(sensor, session, 1_000, ClockKind::Unix, 0)
 }
 
+/// The wire form of `seq` of session `h`, on schedule, at `t` °C.
+pub fn on_schedule(h: &Header, seq: u32, t: f64) -> WireReading {
+    let r = Reading::new(
+        h.sensor,
+        h.session,
+        seq,
+        h.epoch_ms + u64::from(seq) * u64::from(h.period_ms),
+        Celsius::from_num(t),
+    );
+    h.to_wire(&r).unwrap()
+}
+
 /// Reading frames of a session, one per `(seq, celsius)`, on schedule.
 pub fn readings(h: &Header, seqs: impl IntoIterator<Item = (u32, f64)>) -> Vec<u8> {
     let mut out = Vec::new();
     for (seq, t) in seqs {
-        let r = Reading::new(
-            h.sensor,
-            h.session,
-            seq,
-            h.epoch_ms + u64::from(seq) * u64::from(h.period_ms),
-            Celsius::from_num(t),
-        );
-        out.extend(frame(Frame::Reading(h.to_wire(&r).unwrap())));
+        out.extend(frame(Frame::Reading(on_schedule(h, seq, t))));
     }
     out
 }
