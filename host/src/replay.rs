@@ -535,10 +535,26 @@ mod tests {
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
 
-        /// Any bytes: no panic, every byte accounted for, the books balance.
+        /// Any bytes: no panic, every byte accounted for, the books balance. Detection may
+        /// refuse bytes that look like text but hold no JSON line, with its clear error; read
+        /// as a frame log (`--input-format frames`), the same bytes always replay.
         #[test]
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..3000)) {
-            let out = replay_bytes(&bytes, &ReplayConfig::default()).unwrap();
+            match replay_bytes(&bytes, &ReplayConfig::default()) {
+                Ok(out) => {
+                    proptest::prop_assert!(out.report.balanced(), "{:?}", out.report);
+                    proptest::prop_assert_eq!(out.report.inputs[0].bytes.read, bytes.len() as u64);
+                }
+                Err(e) => proptest::prop_assert!(
+                    e.to_string().contains("not a mend capture or prototype JSONL"),
+                    "{e:#}"
+                ),
+            }
+            let frames = ReplayConfig {
+                input_format: Some(Format::Frames),
+                ..ReplayConfig::default()
+            };
+            let out = replay_bytes(&bytes, &frames).unwrap();
             proptest::prop_assert!(out.report.balanced(), "{:?}", out.report);
             proptest::prop_assert_eq!(out.report.inputs[0].bytes.read, bytes.len() as u64);
         }
