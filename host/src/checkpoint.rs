@@ -28,7 +28,7 @@ use mend_core::Reading;
 use serde::{Deserialize, Serialize};
 
 use crate::input::InputSource;
-use crate::output::AtomicFile;
+use crate::sink::AtomicFile;
 
 /// The checkpoint file format version.
 pub const CHECKPOINT_VERSION: u32 = 2;

@@ -12,8 +12,8 @@ use mend_core::{
     ClockKind, EdgeConfig, EdgePipeline, FrameBuf, Link, SimConfig, Simulator, TruthPoint, PPM,
 };
 
-use crate::numfmt::{push_celsius, push_u64};
-use crate::timefmt::push_time;
+use crate::text::numfmt::{push_celsius, push_u64};
+use crate::text::timefmt::push_time;
 
 /// The CSV header of a truth file.
 pub const TRUTH_HEADER: &str = "sensor,session,seq,time,celsius,out_of_band";

@@ -9,19 +9,24 @@
 //! order, each exactly once, every fill marked as synthetic, and every unusable byte or line
 //! in a dead-letter file.
 //!
-//! - [`input`]: format detection and the frame-log and JSONL readers.
+//! The library replays a set of sources into a set of sinks:
+//! - [`input`]: sources — opening and format detection, the frame-log and JSONL readers, the
+//!   byte books, and the `--from` seek ([`input::seek`]).
 //! - [`merge`]: the k-way merge of inputs by time.
-//! - [`engine`]: the per-stream pipeline and its report; [`clock`]: clock glitches;
-//!   [`spill`]: readings far out of place, put in their place on a second pass.
-//! - [`replay`]: the library entry points, [`replay::run`] and [`replay::replay_bytes`].
-//! - [`output`], [`background`], [`dlq`], [`checkpoint`]: writers, dead letters, resumable
-//!   runs.
-//! - [`generate`] and [`demo`]: simulated captures and the recovery report.
-//! - [`summary`], [`timefmt`], [`numfmt`]: text for people.
+//! - [`engine`]: the per-stream pipeline and its report; [`engine::clock`]: clock glitches;
+//!   [`engine::spill`]: readings far out of place, put in their place on a second pass.
+//! - [`sink`]: where rows go — CSV, JSONL, frame logs, aggregates, dead letters
+//!   ([`sink::dlq`]).
+//! - [`fs`]: outputs that appear whole or not at all, and the background writer.
+//! - [`replay`]: the library entry points, [`replay::run`] and [`replay::replay_bytes`];
+//!   [`checkpoint`]: resumable runs.
+//! - [`generate`]: simulated captures.
+//! - [`text`]: numbers, times and summaries for people; [`chart`]: charts of a series.
 //! - [`listen`]: the gateway beside a node (`mend listen`): capture, acknowledge, ask for
 //!   what is missing.
-//! - [`cli`], [`commands`], [`seek`]: the `mend` command line.
 //! - [`fleet`]: the same repair on Redis Streams, for many gateways and a group of workers.
+//!
+//! The `mend` command line is a thin layer over this library, private to the binary.
 //!
 //! ## Output contract
 //!
@@ -39,7 +44,7 @@
 //!
 //! A reading that arrives later than the lateness window allows is never written out of
 //! order: from files, which can be read twice, a second pass puts it in its place (see
-//! [`spill`]); from standard input it is dead-lettered as `late`.
+//! [`engine::spill`]); from standard input it is dead-lettered as `late`.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![cfg_attr(
@@ -47,28 +52,19 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
-pub mod background;
 pub mod chart;
 pub mod checkpoint;
-pub mod cli;
-pub mod clock;
-pub mod commands;
-pub mod demo;
-pub mod dlq;
 pub mod engine;
 pub mod fleet;
+pub mod fs;
 pub mod generate;
 pub mod input;
 pub mod listen;
 pub mod merge;
-pub mod numfmt;
-pub mod output;
 pub mod replay;
-pub mod seek;
-pub mod spill;
-pub mod summary;
-pub mod timefmt;
+pub mod sink;
+pub mod text;
 
 pub use engine::{EngineConfig, StreamReport};
-pub use output::OutRecord;
 pub use replay::{replay_bytes, ReplayConfig, ReplayOutput, ReplayReport};
+pub use sink::OutRecord;

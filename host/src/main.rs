@@ -4,6 +4,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+mod app;
+
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
         c.downcast_ref::<std::io::Error>()
@@ -13,8 +15,8 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 
 fn run() -> anyhow::Result<ExitCode> {
     // clap prints usage errors itself and exits with 2; --help and --version exit with 0.
-    let cli = mend::cli::Cli::parse();
-    mend::commands::run(cli)
+    let cli = app::cli::Cli::parse();
+    app::commands::run(cli)
 }
 
 fn main() -> ExitCode {
@@ -26,16 +28,16 @@ fn main() -> ExitCode {
         if mend::listen::request_stop() {
             return;
         }
-        mend::output::remove_temporary_files();
+        mend::sink::remove_temporary_files();
         eprintln!("mend: interrupted; unfinished outputs were removed");
-        std::process::exit(i32::from(mend::commands::EXIT_INTERRUPTED));
+        std::process::exit(i32::from(app::commands::EXIT_INTERRUPTED));
     });
     match run() {
         Ok(code) => code,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("mend: {e:#}");
-            ExitCode::from(mend::commands::EXIT_ERROR)
+            ExitCode::from(app::commands::EXIT_ERROR)
         }
     }
 }

@@ -13,15 +13,15 @@ use mend_core::Outage;
 use serde::Serialize;
 
 use crate::checkpoint::Checkpoint;
-use crate::dlq::DeadLetterLog;
+use crate::engine::spill::{SpillSet, SpillWriter};
 use crate::engine::{
     AggregateOut, Engine, EngineConfig, EngineState, Pass, Sinks, StreamReport, Uncaptured,
 };
+use crate::input::seek::{InputPlan, PlanNote};
 use crate::input::{self, ByteCounts, Format, InputSource, OpenOptions};
 use crate::merge::Merge;
-use crate::output::{OutRecord, RecordSink, VecSink};
-use crate::seek::{InputPlan, PlanNote};
-use crate::spill::{SpillSet, SpillWriter};
+use crate::sink::dlq::DeadLetterLog;
+use crate::sink::{OutRecord, RecordSink, VecSink};
 
 /// Everything a replay needs besides its inputs and outputs.
 #[derive(Clone, Debug)]
@@ -176,7 +176,7 @@ pub fn first_pass(sources: &[InputSource]) -> anyhow::Result<Pass> {
 }
 
 /// Runs one pass of a replay over `sources`, each read from its start offset to its end
-/// (see [`crate::spill`] for why there can be two passes).
+/// (see [`crate::engine::spill`] for why there can be two passes).
 ///
 /// Errors are I/O errors and unusable settings only; bad input is dead-lettered.
 pub fn run(
@@ -197,7 +197,7 @@ pub fn run(
 }
 
 /// Runs one pass of a replay over `sources`, each read as its plan says (from
-/// [`crate::seek::plan`]: a seek for `--from`, an early stop for `--until`). The report's
+/// [`crate::input::seek::plan`]: a seek for `--from`, an early stop for `--until`). The report's
 /// notes say which inputs stopped early and why.
 ///
 /// Errors are I/O errors and unusable settings only; bad input is dead-lettered.
@@ -321,8 +321,8 @@ pub fn run_planned(
         let why = match (e.from, engine.latest_seen()) {
             (Some(f), Some(l)) if l < f => format!(
                 "no reading at or after --from {}; the latest reading is at {}",
-                crate::timefmt::to_rfc3339(f),
-                crate::timefmt::to_rfc3339(l)
+                crate::text::timefmt::to_rfc3339(f),
+                crate::text::timefmt::to_rfc3339(l)
             ),
             (_, None) => "no readings in the input".to_string(),
             _ => "no records inside the replay window".to_string(),

@@ -11,8 +11,8 @@ use std::process::{Command, Stdio};
 use common::Dir;
 use mend::checkpoint::Checkpoint;
 use mend::generate::{generate, GenerateConfig};
+use mend::input::seek::{InputPlan, SeekSettings};
 use mend::input::InputSource;
-use mend::seek::{InputPlan, SeekSettings};
 use mend::ReplayConfig;
 use mend_core::{Celsius, ClockKind, Frame, Header, Reading};
 
@@ -125,7 +125,7 @@ fn mend_env(d: &Dir, min_seek: Option<u64>, args: &[&str]) -> (String, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_mend"));
     cmd.args(args).current_dir(d.tmp.path());
     if let Some(m) = min_seek {
-        cmd.env(mend::seek::MIN_SEEK_SIZE_ENV, m.to_string());
+        cmd.env(mend::input::seek::MIN_SEEK_SIZE_ENV, m.to_string());
     }
     cmd.stdin(Stdio::null());
     let out = cmd.output().unwrap();
@@ -140,7 +140,7 @@ fn mend_env(d: &Dir, min_seek: Option<u64>, args: &[&str]) -> (String, String) {
 /// The CSV time column (the fourth), in ms.
 fn csv_ms(line: &str) -> u64 {
     let t = line.split(',').nth(3).unwrap();
-    mend::timefmt::parse_time(t).unwrap_or_else(|e| panic!("{line}: {e}"))
+    mend::text::timefmt::parse_time(t).unwrap_or_else(|e| panic!("{line}: {e}"))
 }
 
 /// The rows of a CSV output whose time lies in `[from, until]`.
@@ -153,7 +153,7 @@ fn rows_in(csv: &str, from: u64, until: u64) -> Vec<String> {
 }
 
 fn rfc(ms: u64) -> String {
-    mend::timefmt::to_rfc3339(ms)
+    mend::text::timefmt::to_rfc3339(ms)
 }
 
 /// Replays `file` with `--from`/`--until` (shortcuts allowed, threshold `min_seek`), with
@@ -383,7 +383,7 @@ fn a_sorted_log_still_seeks_and_stops_early() {
     );
 }
 
-/// Replays `paths` through the library: with the plans of [`mend::seek::plan`] (threshold
+/// Replays `paths` through the library: with the plans of [`mend::input::seek::plan`] (threshold
 /// 0) and each from start to end; returns both record lists as text lines, and the plans.
 fn library_rows(
     paths: &[PathBuf],
@@ -396,7 +396,7 @@ fn library_rows(
     let plans: Vec<InputPlan> = paths
         .iter()
         .map(|p| {
-            mend::seek::plan(p, &cfg.engine, &SeekSettings { min_size: 0 })
+            mend::input::seek::plan(p, &cfg.engine, &SeekSettings { min_size: 0 })
                 .unwrap()
                 .0
         })

@@ -9,7 +9,7 @@ use anyhow::Context;
 
 use super::rows::csv_to_json;
 use super::{connect, field, Entry, Keys};
-use crate::output::{RowFormat, CSV_HEADER};
+use crate::sink::{RowFormat, CSV_HEADER};
 
 /// Entries read per `XRANGE`.
 const CHUNK: usize = 1_000;

@@ -12,7 +12,7 @@ use std::io;
 use mend_core::{Key, Outage, Record};
 
 use crate::input::StreamMeta;
-use crate::output::{push_csv_row, push_missing_csv_row, RecordSink};
+use crate::sink::{push_csv_row, push_missing_csv_row, RecordSink};
 
 /// Rows in one output entry.
 pub const ROWS_PER_ENTRY: usize = 64;
@@ -87,7 +87,7 @@ impl RecordSink for RowSink {
     }
 }
 
-/// Appends the JSONL form of a stored CSV row (see [`crate::output::push_json_row`]):
+/// Appends the JSONL form of a stored CSV row (see [`crate::sink::push_json_row`]):
 /// empty `seq`, `celsius`, `method` and `quality` are `null`.
 ///
 /// # Errors
@@ -153,7 +153,7 @@ pub fn csv_to_json(csv: &[u8], out: &mut Vec<u8>) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::output::{push_json_row, push_missing_json_row};
+    use crate::sink::{push_json_row, push_missing_json_row};
     use mend_core::{Celsius, ClockKind, Flag, Flags, Origin, Quality, Reading};
 
     fn both(rec: &Record, meta: &StreamMeta) -> (Vec<u8>, Vec<u8>) {

@@ -42,9 +42,9 @@ use super::{
 };
 use crate::checkpoint::Checkpoint;
 use crate::engine::{EngineState, Uncaptured};
+use crate::input::seek::InputPlan;
 use crate::input::InputSource;
 use crate::replay::{first_pass, run_planned, Carry, Outputs, ReplayConfig};
-use crate::seek::InputPlan;
 
 /// What a worker does.
 #[derive(Clone, Debug)]

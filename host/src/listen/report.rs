@@ -6,7 +6,7 @@ use std::fmt::{self, Write as _};
 use mend_core::{Resend, ResetReason};
 
 use super::PublishProgress;
-use crate::timefmt::human_ms;
+use crate::text::timefmt::human_ms;
 
 /// Why a listening run ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

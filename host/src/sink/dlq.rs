@@ -25,7 +25,7 @@ struct Line<'a> {
 ///
 /// # Examples
 /// ```
-/// use mend::dlq::DeadLetterLog;
+/// use mend::sink::dlq::DeadLetterLog;
 /// use mend::input::{DeadLetter, Location};
 /// let mut out = Vec::new();
 /// let mut log = DeadLetterLog::new(vec!["a.mlog".into()], Some(Box::new(&mut out)));

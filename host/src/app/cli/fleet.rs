@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::{FillArg, ReadArgs};
-use crate::fleet::DEFAULT_REDIS;
-use crate::replay::ReplayConfig;
+use mend::fleet::DEFAULT_REDIS;
+use mend::replay::ReplayConfig;
 
 /// `mend publish`.
 #[derive(Debug, Args)]

@@ -1,6 +1,6 @@
 //! The subcommands, wired to files and the terminal.
 //!
-//! Everything here is plumbing around [`crate::replay::run`]: checking that no output would
+//! Everything here is plumbing around [`mend::replay::run`]: checking that no output would
 //! overwrite an input, creating every output up front (so an unwritable path fails before
 //! the work, not after), committing them in the crash-safe order (outputs, then the
 //! checkpoint), and printing the summary.
@@ -13,17 +13,17 @@ use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use mend_core::{Flag, Outage, Record};
 
-use crate::chart::{Chart, ChartSpec, PointKind};
-use crate::checkpoint::{Checkpoint, InputMark};
-use crate::cli::{
+use crate::app::cli::{
     Cli, Command, GenerateArgs, InspectArgs, ListenArgs, OutFormat, ReadPlan, ReplayArgs,
 };
-use crate::engine::Pass;
-use crate::input::{InputSource, StreamMeta};
-use crate::output::{AtomicFile, MlogWriter, RecordSink, RowFormat, RowWriter, Tee};
-use crate::replay::{self, Outputs, ReplayReport};
-use crate::seek::{InputPlan, SeekSettings};
-use crate::summary;
+use mend::chart::{Chart, ChartSpec, PointKind};
+use mend::checkpoint::{Checkpoint, InputMark};
+use mend::engine::Pass;
+use mend::input::seek::{InputPlan, SeekSettings};
+use mend::input::{InputSource, StreamMeta};
+use mend::replay::{self, Outputs, ReplayReport};
+use mend::sink::{AtomicFile, MlogWriter, RecordSink, RowFormat, RowWriter, Tee};
+use mend::text::summary;
 
 mod fleet;
 
@@ -39,7 +39,7 @@ pub const EXIT_INTERRUPTED: u8 = 130;
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Demo(a) => crate::demo::run(&a),
+        Command::Demo(a) => crate::app::demo::run(&a),
         Command::Generate(a) => generate(&a),
         Command::Replay(a) => replay_cmd(&a),
         Command::Inspect(a) => inspect(&a),
@@ -55,8 +55,8 @@ fn listen(a: &ListenArgs) -> anyhow::Result<ExitCode> {
     let cfg = a.plan()?;
     let live = !a.quiet && io::stderr().is_terminal();
     // Redrawn at most ten times a second, and whenever the link changes state.
-    let mut drawn: Option<(std::time::Instant, crate::listen::LinkState)> = None;
-    let mut status = |s: &crate::listen::Status| {
+    let mut drawn: Option<(std::time::Instant, mend::listen::LinkState)> = None;
+    let mut status = |s: &mend::listen::Status| {
         let due = drawn.is_none_or(|(at, link)| {
             link != s.link || at.elapsed() >= std::time::Duration::from_millis(100)
         });
@@ -75,8 +75,8 @@ fn listen(a: &ListenArgs) -> anyhow::Result<ExitCode> {
         }
     };
     // Ctrl-C and SIGTERM stop the run; what was received is synced before it returns.
-    let stop = crate::listen::arm_stop();
-    let report = crate::listen::run(&cfg, &stop, &mut status)?;
+    let stop = mend::listen::arm_stop();
+    let report = mend::listen::run(&cfg, &stop, &mut status)?;
     if live {
         eprint!("\r\x1b[2K");
     }
@@ -84,7 +84,7 @@ fn listen(a: &ListenArgs) -> anyhow::Result<ExitCode> {
         eprint!("{}", report.render(&a.output.display().to_string()));
     }
     Ok(ExitCode::from(
-        if report.stop == Some(crate::listen::StopReason::Interrupted) {
+        if report.stop == Some(mend::listen::StopReason::Interrupted) {
             EXIT_INTERRUPTED
         } else {
             EXIT_OK
@@ -102,7 +102,7 @@ fn generate(a: &GenerateArgs) -> anyhow::Result<ExitCode> {
     // `-o -` writes the capture to standard output, for a pipe into `mend replay -`.
     let mut capture = MainOut::open(Some(&a.output))?;
     let mut truth = a.truth.as_deref().map(AtomicFile::create).transpose()?;
-    let stats = crate::generate::generate(
+    let stats = mend::generate::generate(
         &cfg,
         &mut capture,
         truth.as_mut().map(|t| t as &mut dyn Write),
@@ -306,8 +306,8 @@ impl MainOut {
     }
 }
 
-impl crate::background::BlockWrite for MainOut {
-    fn write_block(&mut self, block: &mut crate::background::Block) -> io::Result<()> {
+impl mend::fs::background::BlockWrite for MainOut {
+    fn write_block(&mut self, block: &mut mend::fs::background::Block) -> io::Result<()> {
         match self {
             MainOut::File(f) => f.write_block(block),
             MainOut::Stdout(s) => s.write_block(block),
@@ -393,12 +393,12 @@ fn progress_bar(sources: &[InputSource], quiet: bool) -> Option<ProgressBar> {
 }
 
 /// Decides how each input is read: a seek for `--from` and an early stop for `--until`,
-/// where the probes of [`crate::seek::plan`] allow them (never with `--no-seek`).
+/// where the probes of [`mend::input::seek::plan`] allow them (never with `--no-seek`).
 fn read_plans(plan: &ReadPlan, notes: &mut Vec<String>) -> anyhow::Result<Vec<InputPlan>> {
     let mut plans = vec![InputPlan::default(); plan.sources.len()];
     let e = &plan.config.engine;
     // A seek finds frames; JSONL read as such is read from the start.
-    let jsonl = plan.config.input_format == Some(crate::input::Format::Jsonl);
+    let jsonl = plan.config.input_format == Some(mend::input::Format::Jsonl);
     if !plan.seek || jsonl || (e.from.is_none() && e.until.is_none()) {
         return Ok(plans);
     }
@@ -406,12 +406,16 @@ fn read_plans(plan: &ReadPlan, notes: &mut Vec<String>) -> anyhow::Result<Vec<In
     for (s, out) in plan.sources.iter().zip(plans.iter_mut()) {
         match s {
             InputSource::Path(p) => {
-                let (got, said) = crate::seek::plan(p, e, &settings)?;
+                let (got, said) = mend::input::seek::plan(p, e, &settings)?;
                 *out = got;
                 notes.extend(said.iter().map(|n| format!("{}: {n}", p.display())));
             }
             _ if e.until.is_some() => {
-                notes.push(format!("{}: {}", s.name(), crate::seek::PlanNote::NotAFile));
+                notes.push(format!(
+                    "{}: {}",
+                    s.name(),
+                    mend::input::seek::PlanNote::NotAFile
+                ));
             }
             _ => {}
         }
@@ -725,7 +729,7 @@ fn inspect(a: &InspectArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn write_inspect(out: &mut impl Write, r: &ReplayReport, list: usize) -> io::Result<()> {
-    use crate::timefmt::{human_ms, to_rfc3339};
+    use mend::text::timefmt::{human_ms, to_rfc3339};
     let sensors: std::collections::BTreeSet<u32> = r.streams.iter().map(|s| s.sensor).collect();
     writeln!(
         out,

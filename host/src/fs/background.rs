@@ -4,7 +4,7 @@
 //! thread keeps the `write` system calls (copying into the page cache) off the thread that
 //! formats; and syncing the file every [`SYNC_EVERY`] bytes, from yet another thread, means
 //! that the final sync before an output is renamed into place (see
-//! [`AtomicFile`](crate::output::AtomicFile)) waits for the last few megabytes only, not
+//! [`AtomicFile`](crate::sink::AtomicFile)) waits for the last few megabytes only, not
 //! for the whole file.
 
 use std::fs::File;
@@ -30,7 +30,7 @@ pub const SYNC_EVERY: u64 = 32 << 20;
 ///
 /// # Examples
 /// ```
-/// use mend::background::Block;
+/// use mend::fs::background::Block;
 /// let mut b = Block::new();
 /// b.spare()[..3].copy_from_slice(b"abc");
 /// b.advance(3);
@@ -141,7 +141,7 @@ impl<W: BlockWrite + ?Sized> BlockWrite for &mut W {
 /// let dir = tempfile::tempdir().unwrap();
 /// let path = dir.path().join("out.txt");
 /// let file = std::fs::File::create(&path).unwrap();
-/// let mut w = mend::background::BackgroundWriter::new(file, None);
+/// let mut w = mend::fs::background::BackgroundWriter::new(file, None);
 /// w.write_all(b"hello\n").unwrap();
 /// w.finish().unwrap();
 /// assert_eq!(std::fs::read(&path).unwrap(), b"hello\n");

@@ -9,7 +9,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
 
-use crate::numfmt::{ByteOut, Short};
+use crate::text::numfmt::{ByteOut, Short};
 
 /// The last millisecond RFC 3339 can write, `9999-12-31T23:59:59.999Z`.
 pub const MAX_TIME_MS: u64 = 253_402_300_799_999;
@@ -24,8 +24,8 @@ pub const MAX_TIME_LEN: usize = 32;
 ///
 /// # Examples
 /// ```
-/// assert_eq!(mend::timefmt::civil_from_days(0), (1970, 1, 1));
-/// assert_eq!(mend::timefmt::civil_from_days(20_819), (2027, 1, 1));
+/// assert_eq!(mend::text::timefmt::civil_from_days(0), (1970, 1, 1));
+/// assert_eq!(mend::text::timefmt::civil_from_days(20_819), (2027, 1, 1));
 /// ```
 pub const fn civil_from_days(days: u64) -> (u64, u32, u32) {
     let z = days + 719_468;
@@ -41,7 +41,7 @@ pub const fn civil_from_days(days: u64) -> (u64, u32, u32) {
 }
 
 fn two(out: &mut [u8], at: usize, v: u32) {
-    crate::numfmt::put_pair(out, at, v);
+    crate::text::numfmt::put_pair(out, at, v);
 }
 
 /// Writes `ms` (milliseconds since 1970-01-01T00:00:00Z) as `YYYY-MM-DDTHH:MM:SS.mmmZ` into
@@ -49,10 +49,10 @@ fn two(out: &mut [u8], at: usize, v: u32) {
 ///
 /// # Examples
 /// ```
-/// let mut buf = [0u8; mend::timefmt::MAX_TIME_LEN];
-/// let n = mend::timefmt::format_ms(5_000, &mut buf);
+/// let mut buf = [0u8; mend::text::timefmt::MAX_TIME_LEN];
+/// let n = mend::text::timefmt::format_ms(5_000, &mut buf);
 /// assert_eq!(&buf[..n], b"1970-01-01T00:00:05.000Z");
-/// let n = mend::timefmt::format_ms(1_767_225_600_123, &mut buf);
+/// let n = mend::text::timefmt::format_ms(1_767_225_600_123, &mut buf);
 /// assert_eq!(&buf[..n], b"2026-01-01T00:00:00.123Z");
 /// ```
 pub fn format_ms(ms: u64, out: &mut [u8; MAX_TIME_LEN]) -> usize {
@@ -96,7 +96,7 @@ pub fn format_ms(ms: u64, out: &mut [u8; MAX_TIME_LEN]) -> usize {
 ///
 /// # Examples
 /// ```
-/// let mut f = mend::timefmt::TimeFormatter::default();
+/// let mut f = mend::text::timefmt::TimeFormatter::default();
 /// let mut out = Vec::new();
 /// f.push(&mut out, 86_399_999);
 /// f.push(&mut out, 86_400_000);
@@ -139,7 +139,7 @@ impl TimeFormatter {
 ///
 /// # Examples
 /// ```
-/// assert_eq!(mend::timefmt::to_rfc3339(86_400_000), "1970-01-02T00:00:00.000Z");
+/// assert_eq!(mend::text::timefmt::to_rfc3339(86_400_000), "1970-01-02T00:00:00.000Z");
 /// ```
 pub fn to_rfc3339(ms: u64) -> String {
     let mut buf = [0u8; MAX_TIME_LEN];
@@ -154,7 +154,7 @@ pub fn to_rfc3339(ms: u64) -> String {
 ///
 /// # Examples
 /// ```
-/// use mend::timefmt::parse_time;
+/// use mend::text::timefmt::parse_time;
 /// assert_eq!(parse_time("1970-01-01T00:00:01.5Z").unwrap(), 1_500);
 /// assert_eq!(parse_time("1970-01-01T01:00:02+01:00").unwrap(), 2_000);
 /// let e = parse_time("2026-01-01T06:00:00").unwrap_err().to_string();
@@ -241,7 +241,7 @@ fn split_zone(text: &str, t: &str) -> anyhow::Result<(String, i64)> {
 ///
 /// # Examples
 /// ```
-/// use mend::timefmt::parse_duration_ms;
+/// use mend::text::timefmt::parse_duration_ms;
 /// assert_eq!(parse_duration_ms("500ms").unwrap(), 500);
 /// assert_eq!(parse_duration_ms("5m").unwrap(), 300_000);
 /// assert!(parse_duration_ms("soon").is_err());
@@ -260,8 +260,8 @@ pub fn parse_duration_ms(text: &str) -> anyhow::Result<u64> {
 ///
 /// # Examples
 /// ```
-/// assert_eq!(mend::timefmt::human_ms(60_000), "1m");
-/// assert_eq!(mend::timefmt::human_ms(1_500), "1s 500ms");
+/// assert_eq!(mend::text::timefmt::human_ms(60_000), "1m");
+/// assert_eq!(mend::text::timefmt::human_ms(1_500), "1s 500ms");
 /// ```
 pub fn human_ms(ms: u64) -> String {
     humantime::format_duration(Duration::from_millis(ms)).to_string()
@@ -272,7 +272,7 @@ pub fn human_ms(ms: u64) -> String {
 /// # Examples
 /// ```
 /// let mut row = Vec::new();
-/// mend::timefmt::push_time(&mut row, 5_000);
+/// mend::text::timefmt::push_time(&mut row, 5_000);
 /// assert_eq!(row, b"1970-01-01T00:00:05.000Z");
 /// ```
 #[inline]

@@ -5,15 +5,15 @@ use std::process::ExitCode;
 use anyhow::Context;
 
 use super::{MainOut, EXIT_OK};
-use crate::cli::{ExportArgs, ExportFormat, PublishArgs, StatusArgs, WorkArgs};
-use crate::fleet::export::ExportConfig;
-use crate::fleet::publish::PublishConfig;
-use crate::fleet::work::{WorkConfig, Worker};
-use crate::output::RowFormat;
-use crate::timefmt::{parse_duration_ms, parse_time};
+use crate::app::cli::{ExportArgs, ExportFormat, PublishArgs, StatusArgs, WorkArgs};
+use mend::fleet::export::ExportConfig;
+use mend::fleet::publish::PublishConfig;
+use mend::fleet::work::{WorkConfig, Worker};
+use mend::sink::RowFormat;
+use mend::text::timefmt::{parse_duration_ms, parse_time};
 
 pub(super) fn publish(a: &PublishArgs) -> anyhow::Result<ExitCode> {
-    let r = crate::fleet::publish::run(&PublishConfig {
+    let r = mend::fleet::publish::run(&PublishConfig {
         redis: a.redis.clone(),
         inputs: a.inputs.clone(),
         end: a.end,
@@ -83,13 +83,13 @@ pub(super) fn export(a: &ExportArgs) -> anyhow::Result<ExitCode> {
         },
     };
     let mut out = MainOut::open(a.output.as_deref())?;
-    crate::fleet::export::run(&cfg, &mut out)?;
+    mend::fleet::export::run(&cfg, &mut out)?;
     out.finish()?;
     Ok(ExitCode::from(EXIT_OK))
 }
 
 pub(super) fn status(a: &StatusArgs) -> anyhow::Result<ExitCode> {
-    let st = crate::fleet::status::read(&a.redis, &a.group)?;
+    let st = mend::fleet::status::read(&a.redis, &a.group)?;
     print!("{}", st.to_text());
     Ok(ExitCode::from(EXIT_OK))
 }

@@ -7,6 +7,8 @@
 //! hand from integers (no floats, no locale, no run timestamps), which is also what keeps
 //! writing from dominating the replay time.
 
+pub mod dlq;
+
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -15,10 +17,10 @@ use std::sync::Mutex;
 use anyhow::Context;
 use mend_core::{Aggregate, ClockKind, Frame, Header, Key, Origin, Outage, Record};
 
-use crate::background::{BackgroundWriter, Block, BlockWrite, SYNC_EVERY};
+use crate::fs::background::{BackgroundWriter, Block, BlockWrite, SYNC_EVERY};
 use crate::input::StreamMeta;
-use crate::numfmt::{push_celsius, push_u64, ByteOut, Line, Short, SliceOut, LINE_CAP};
-use crate::timefmt::{push_time, TimeFormatter};
+use crate::text::numfmt::{push_celsius, push_u64, ByteOut, Line, Short, SliceOut, LINE_CAP};
+use crate::text::timefmt::{push_time, TimeFormatter};
 
 /// The CSV header of repaired records.
 pub const CSV_HEADER: &str = "sensor,session,seq,time,celsius,origin,method,quality,flags";
@@ -92,7 +94,7 @@ fn remove_stale_temporary_files(dir: &Path, name: &std::ffi::OsStr) {
 /// use std::io::Write;
 /// let dir = tempfile::tempdir().unwrap();
 /// let path = dir.path().join("out.csv");
-/// let mut f = mend::output::AtomicFile::create(&path).unwrap();
+/// let mut f = mend::sink::AtomicFile::create(&path).unwrap();
 /// f.write_all(b"hello\n").unwrap();
 /// assert!(!path.exists(), "nothing there before the commit");
 /// f.commit().unwrap();
@@ -347,7 +349,7 @@ fn method_name(rec: &Record) -> Option<&'static str> {
 /// let flags = Flags::EMPTY.with(Flag::OutOfBand);
 /// let rec = Record::measured(Reading::new(1, 7, 42, 5_000, Celsius::from_num(57.25)), flags.quality(), flags);
 /// let mut row = Vec::new();
-/// mend::output::push_csv_row(&mut row, &rec, &meta);
+/// mend::sink::push_csv_row(&mut row, &rec, &meta);
 /// assert_eq!(row, b"1,7,42,1970-01-01T00:00:05.000Z,57.25,measured,,doubtful,out_of_band\n");
 /// ```
 pub fn push_csv_row(buf: &mut Vec<u8>, rec: &Record, meta: &StreamMeta) {
@@ -373,7 +375,7 @@ pub fn push_csv_row(buf: &mut Vec<u8>, rec: &Record, meta: &StreamMeta) {
 /// let meta = StreamMeta { has_seq: false, period_ms: 1_000, clock: ClockKind::Unix };
 /// let rec = Record::measured(Reading::new(0, 0, 0, 1_000, Celsius::from_num(52)), Quality::Good, Flags::EMPTY);
 /// let mut row = Vec::new();
-/// mend::output::push_json_row(&mut row, &rec, &meta);
+/// mend::sink::push_json_row(&mut row, &rec, &meta);
 /// assert_eq!(
 ///     String::from_utf8(row).unwrap(),
 ///     "{\"sensor\":0,\"session\":0,\"seq\":null,\"time\":\"1970-01-01T00:00:01.000Z\",\"celsius\":52,\"origin\":\"measured\",\"method\":null,\"quality\":\"good\",\"flags\":\"\"}\n"
@@ -421,7 +423,7 @@ pub fn push_json_row(buf: &mut Vec<u8>, rec: &Record, meta: &StreamMeta) {
 ///     missing: 89,
 /// };
 /// let mut row = Vec::new();
-/// mend::output::push_missing_csv_row(&mut row, &o, Key { timestamp: 5_000, seq: 5 }, &meta);
+/// mend::sink::push_missing_csv_row(&mut row, &o, Key { timestamp: 5_000, seq: 5 }, &meta);
 /// assert_eq!(row, b"1,7,5,1970-01-01T00:00:05.000Z,,missing,,,\n");
 /// ```
 pub fn push_missing_csv_row(buf: &mut Vec<u8>, o: &Outage, slot: Key, meta: &StreamMeta) {
@@ -446,7 +448,7 @@ pub fn push_missing_csv_row(buf: &mut Vec<u8>, o: &Outage, slot: Key, meta: &Str
 ///     missing: 89,
 /// };
 /// let mut row = Vec::new();
-/// mend::output::push_missing_json_row(&mut row, &o, Key { timestamp: 1_000, seq: 1 }, &meta);
+/// mend::sink::push_missing_json_row(&mut row, &o, Key { timestamp: 1_000, seq: 1 }, &meta);
 /// assert_eq!(
 ///     String::from_utf8(row).unwrap(),
 ///     "{\"sensor\":0,\"session\":0,\"seq\":null,\"time\":\"1970-01-01T00:00:01.000Z\",\"celsius\":null,\"origin\":\"missing\",\"method\":null,\"quality\":null,\"flags\":\"\"}\n"
@@ -869,7 +871,7 @@ impl RecordSink for VecSink {
 ///     a.add(&r, band, 1_000);
 /// }
 /// let mut row = Vec::new();
-/// mend::output::push_aggregate_row(&mut row, 1, 2, &a);
+/// mend::sink::push_aggregate_row(&mut row, 1, 2, &a);
 /// assert_eq!(row, b"1,2,1970-01-01T00:01:00.000Z,1970-01-01T00:02:00.000Z,2,0,0,52,53,52.5,2000,52.5,2000\n");
 /// ```
 pub fn push_aggregate_row(buf: &mut Vec<u8>, sensor: u32, session: u32, a: &Aggregate) {

@@ -51,7 +51,7 @@ use crate::engine::{EngineConfig, FILL_HISTORY, VALIDATOR_HISTORY};
 use crate::input::{
     detect, ByteCounts, Format, FrameReader, Item, ItemReader, ReadingItem, StopRule, BATCH,
 };
-use crate::timefmt::to_rfc3339;
+use crate::text::timefmt::to_rfc3339;
 
 /// Files smaller than this are read whole: a shortcut would not save anything.
 pub const MIN_SEEK_SIZE: u64 = 1 << 20;

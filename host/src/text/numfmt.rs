@@ -99,7 +99,7 @@ fn put_line_at(buf: &mut [u8], len: &mut usize, line: &Line) {
 ///
 /// # Examples
 /// ```
-/// use mend::numfmt::{push_u64, ByteOut, Line};
+/// use mend::text::numfmt::{push_u64, ByteOut, Line};
 /// let mut l = Line::new();
 /// l.put_slice(b"seq=");
 /// push_u64(&mut l, 42);
@@ -168,7 +168,7 @@ pub const SHORT_CAP: usize = 24;
 ///
 /// # Examples
 /// ```
-/// use mend::numfmt::{push_celsius, ByteOut, Line, Short};
+/// use mend::text::numfmt::{push_celsius, ByteOut, Line, Short};
 /// let mut s = Short::default();
 /// push_celsius(&mut s, mend_core::Celsius::from_num(-12.25));
 /// let mut l = Line::new();
@@ -202,7 +202,7 @@ impl Short {
     ///
     /// # Examples
     /// ```
-    /// use mend::numfmt::{push_u64, Short};
+    /// use mend::text::numfmt::{push_u64, Short};
     /// let mut l = Short::default();
     /// push_u64(&mut l, 1_299);
     /// l.increment();
@@ -253,7 +253,7 @@ impl ByteOut for Short {
 ///
 /// # Examples
 /// ```
-/// use mend::numfmt::{push_u64, ByteOut, SliceOut};
+/// use mend::text::numfmt::{push_u64, ByteOut, SliceOut};
 /// let mut buf = [0u8; 16];
 /// let mut out = SliceOut::new(&mut buf);
 /// out.put_slice(b"n=");
@@ -312,7 +312,7 @@ impl ByteOut for SliceOut<'_> {
 /// # Examples
 /// ```
 /// let mut s = Vec::new();
-/// mend::numfmt::push_u64(&mut s, 1_234_567);
+/// mend::text::numfmt::push_u64(&mut s, 1_234_567);
 /// assert_eq!(s, b"1234567");
 /// ```
 #[inline]
@@ -355,7 +355,7 @@ const PAIRS: [u8; 200] = {
 /// # Examples
 /// ```
 /// let mut t = *b"HH:MM";
-/// mend::numfmt::put_pair(&mut t, 3, 7);
+/// mend::text::numfmt::put_pair(&mut t, 3, 7);
 /// assert_eq!(&t, b"HH:07");
 /// ```
 #[inline]
@@ -373,7 +373,7 @@ pub fn put_pair(out: &mut [u8], at: usize, v: u32) {
 /// use mend_core::Celsius;
 /// let show = |bits: i32| {
 ///     let mut s = Vec::new();
-///     mend::numfmt::push_celsius(&mut s, Celsius::from_bits(bits));
+///     mend::text::numfmt::push_celsius(&mut s, Celsius::from_bits(bits));
 ///     String::from_utf8(s).unwrap()
 /// };
 /// assert_eq!(show(12_800), "50");
@@ -416,7 +416,7 @@ pub fn push_celsius(out: &mut impl ByteOut, c: Celsius) {
 /// # Examples
 /// ```
 /// use mend_core::Celsius;
-/// assert_eq!(mend::numfmt::celsius_string(Celsius::from_num(-12.25)), "-12.25");
+/// assert_eq!(mend::text::numfmt::celsius_string(Celsius::from_num(-12.25)), "-12.25");
 /// ```
 pub fn celsius_string(c: Celsius) -> String {
     let mut v = Vec::with_capacity(16);

@@ -70,7 +70,7 @@ impl ClockGuard {
     ///
     /// # Examples
     /// ```
-    /// use mend::clock::ClockGuard;
+    /// use mend::engine::clock::ClockGuard;
     /// let g = ClockGuard::new(60_000, true);
     /// let state = g.state().unwrap();
     /// assert_eq!(ClockGuard::from_state(state).state(), Some(state));
@@ -100,9 +100,11 @@ impl ClockGuard {
         self.held.len()
     }
 
-    /// Where the held readings were read (see [`crate::spill::position`]).
+    /// Where the held readings were read (see [`crate::engine::spill::position`]).
     pub fn held_positions(&self) -> impl Iterator<Item = u64> + '_ {
-        self.held.iter().map(|h| crate::spill::position(&h.at))
+        self.held
+            .iter()
+            .map(|h| crate::engine::spill::position(&h.at))
     }
 
     /// The newest timestamp the clock has confirmed (held readings excluded).
@@ -166,7 +168,7 @@ impl ClockGuard {
     ///
     /// # Examples
     /// ```
-    /// use mend::clock::{ClockGuard, Verdict};
+    /// use mend::engine::clock::{ClockGuard, Verdict};
     /// use mend::input::{Location, ReadingItem, StreamMeta};
     /// use mend_core::{Celsius, ClockKind, Reading};
     ///

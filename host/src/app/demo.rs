@@ -15,12 +15,12 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use mend_core::{Aggregate, Celsius, Flags, Quality, Reading, Record, SimConfig, Simulator};
 
-use crate::cli::{DemoArgs, OutFormat, ReadArgs};
-use crate::commands::{replay_to_files, ReplayFiles, EXIT_OK};
-use crate::generate::{generate, CaptureFormat, GenerateConfig};
-use crate::output::AtomicFile;
-use crate::replay::ReplayReport;
-use crate::summary;
+use crate::app::cli::{DemoArgs, OutFormat, ReadArgs};
+use crate::app::commands::{replay_to_files, ReplayFiles, EXIT_OK};
+use mend::generate::{generate, CaptureFormat, GenerateConfig};
+use mend::replay::ReplayReport;
+use mend::sink::AtomicFile;
+use mend::text::summary;
 
 /// The demo's simulation: the origin's rates plus link damage.
 pub fn demo_config(seed: u64, count: u32) -> GenerateConfig {
@@ -176,7 +176,7 @@ pub fn check_recovery(
         .with_context(|| format!("{}: cannot read", aggregates.display()))?;
     for row in aggs.records() {
         let row = row.with_context(|| format!("{}: bad CSV", aggregates.display()))?;
-        let start = crate::timefmt::parse_time(row.get(2).unwrap_or(""))?;
+        let start = mend::text::timefmt::parse_time(row.get(2).unwrap_or(""))?;
         let Some(mean) = row.get(9).filter(|m| !m.is_empty()) else {
             continue;
         };
@@ -227,7 +227,7 @@ pub fn run(a: &DemoArgs) -> anyhow::Result<ExitCode> {
         band: "50..55".into(),
         physical: "-55..125".into(),
         no_seek: false,
-        input_format: crate::cli::InputFormatArg::Auto,
+        input_format: crate::app::cli::InputFormatArg::Auto,
     };
     let mut plan = read.plan(mend_core::FillMethod::Linear, 0)?;
     plan.config.engine.window_ms = Some(window_ms);
@@ -256,7 +256,7 @@ pub fn run(a: &DemoArgs) -> anyhow::Result<ExitCode> {
 
 fn print_report(
     a: &DemoArgs,
-    gen: &crate::generate::GenerateStats,
+    gen: &mend::generate::GenerateStats,
     report: &ReplayReport,
     rec: &Recovery,
     took: std::time::Duration,
@@ -267,7 +267,7 @@ fn print_report(
         "mend demo (seed {}): {} readings of a simulated node at 1 Hz ({}), replayed and checked against the truth",
         a.seed,
         a.count,
-        crate::timefmt::human_ms(u64::from(a.count) * 1_000)
+        mend::text::timefmt::human_ms(u64::from(a.count) * 1_000)
     );
     println!();
     println!(

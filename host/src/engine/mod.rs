@@ -13,17 +13,20 @@
 //! The output contract (rows strictly in time order within a stream, each identity at most
 //! once) is kept by these rules:
 //! - One reading whose clock jumps away from its stream is set aside as `clock_jump` (see
-//!   [`crate::clock`]); a reading whose seq is not above the last released seq of its stream
+//!   [`crate::engine::clock`]); a reading whose seq is not above the last released seq of its stream
 //!   (its clock disagrees with its seq) is set aside as `seq_behind_time`.
 //! - Input without a sample counter (JSONL) has the timestamp as its identity: a repeat with
 //!   the same value is a duplicate, one with another value a `conflicting_duplicate`.
 //! - A reading that arrives after later readings of its stream were released (later than
 //!   `--lateness` allows), or after its session ended, is set aside on a first pass and put
-//!   in its place on a second (see [`crate::spill`]); only where the input cannot be read
+//!   in its place on a second (see [`crate::engine::spill`]); only where the input cannot be read
 //!   twice is it dead-lettered as `late`.
 //! - A checkpointed run that is not `--final` holds back each stream's unsettled tail, the
 //!   readings within lateness and max-gap of its newest, so that a later run over the grown
 //!   log writes exactly the rows one run over the whole log would have.
+
+pub mod clock;
+pub mod spill;
 
 use std::collections::{BTreeMap, HashMap};
 use std::io;
@@ -36,11 +39,11 @@ use mend_core::{
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{order_key, Checkpoint, OrderKey, StreamMark};
-use crate::clock::{ClockGuard, GuardState, Verdict};
-use crate::dlq::DeadLetterLog;
+use crate::engine::clock::{ClockGuard, GuardState, Verdict};
+use crate::engine::spill::{SkipList, SpillCursor, SpillSet, SpillWriter};
 use crate::input::{DeadLetter, Item, Location, ReadingItem, StreamMeta};
-use crate::output::{push_aggregate_row, RecordSink};
-use crate::spill::{SkipList, SpillCursor, SpillSet, SpillWriter};
+use crate::sink::dlq::DeadLetterLog;
+use crate::sink::{push_aggregate_row, RecordSink};
 
 /// The duplicate windows a stream may get, in seqs: the smallest that covers twice the
 /// lateness (in periods) is chosen per stream, because the window costs time on every new
@@ -384,7 +387,7 @@ pub struct AggregateOut<'w> {
 impl<'w> AggregateOut<'w> {
     /// Aggregates rows to `w`; the header is written at once.
     pub fn new(mut w: Box<dyn io::Write + 'w>) -> io::Result<Self> {
-        w.write_all(crate::output::AGG_HEADER.as_bytes())?;
+        w.write_all(crate::sink::AGG_HEADER.as_bytes())?;
         w.write_all(b"\n")?;
         Ok(Self {
             w,
@@ -866,7 +869,7 @@ impl Engine {
 
     /// Takes one reading.
     pub fn push_reading(&mut self, item: ReadingItem, sinks: &mut Sinks) -> io::Result<()> {
-        let pos = crate::spill::position(&item.at);
+        let pos = crate::engine::spill::position(&item.at);
         if self.seen.len() <= item.input {
             self.seen.resize(item.input + 1, 0);
         }
@@ -1408,7 +1411,7 @@ impl Refusal {
 #[cold]
 #[inline(never)]
 fn dead_letter(sinks: &mut Sinks, item: &ReadingItem, r: &Reading, why: Refusal) -> io::Result<()> {
-    use crate::timefmt::to_rfc3339;
+    use crate::text::timefmt::to_rfc3339;
     let reason = why.name();
     let seq = if item.meta.has_seq {
         format!("seq {} ", r.seq)
@@ -1424,8 +1427,8 @@ fn dead_letter(sinks: &mut Sinks, item: &ReadingItem, r: &Reading, why: Refusal)
         Refusal::Conflicting { kept, at } => format!(
             "reading at {} has value {} but the reading kept for that time ({at}) has {}: without a seq the timestamp is its identity, so the first is kept",
             to_rfc3339(r.timestamp),
-            crate::numfmt::celsius_string(r.celsius),
-            crate::numfmt::celsius_string(mend_core::Celsius::from_bits(kept)),
+            crate::text::numfmt::celsius_string(r.celsius),
+            crate::text::numfmt::celsius_string(mend_core::Celsius::from_bits(kept)),
         ),
         Refusal::SeqBehind { before } => format!(
             "reading {seq}at {} comes after seq {before} in time: its clock disagrees with its seq",

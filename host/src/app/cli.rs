@@ -9,12 +9,12 @@ use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use mend_core::{Celsius, FillMethod, SimConfig, ValidateConfig};
 
-use crate::engine::EngineConfig;
-use crate::generate::{rate_to_ppm, CaptureFormat, GenerateConfig};
-use crate::input::{Format, InputSource};
-use crate::listen::{Endpoint, ListenConfig, RetryPolicy};
-use crate::replay::ReplayConfig;
-use crate::timefmt::{parse_duration_ms, parse_time, to_rfc3339, MAX_TIME_MS};
+use mend::engine::EngineConfig;
+use mend::generate::{rate_to_ppm, CaptureFormat, GenerateConfig};
+use mend::input::{Format, InputSource};
+use mend::listen::{Endpoint, ListenConfig, RetryPolicy};
+use mend::replay::ReplayConfig;
+use mend::text::timefmt::{parse_duration_ms, parse_time, to_rfc3339, MAX_TIME_MS};
 
 mod fleet;
 pub use fleet::{ExportArgs, ExportFormat, PublishArgs, StatusArgs, WorkArgs};

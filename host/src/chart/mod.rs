@@ -924,7 +924,7 @@ impl TimeAxis {
         match self.calendar {
             Some(step) => {
                 let ms = self.ms_at(x);
-                let (y, mo, d) = crate::timefmt::civil_from_days(ms / DAY_MS);
+                let (y, mo, d) = crate::text::timefmt::civil_from_days(ms / DAY_MS);
                 let in_day = ms % DAY_MS;
                 let (h, mi, s, milli) = (
                     in_day / 3_600_000,
@@ -961,7 +961,7 @@ impl TimeAxis {
 
     fn description(&self) -> String {
         let date = |ms: u64| {
-            let (y, m, d) = crate::timefmt::civil_from_days(ms / DAY_MS);
+            let (y, m, d) = crate::text::timefmt::civil_from_days(ms / DAY_MS);
             format!("{y:04}-{m:02}-{d:02}")
         };
         match self.calendar {

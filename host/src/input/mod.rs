@@ -14,6 +14,8 @@
 //! current [`Header`]; a reading with no usable header before it (the log was cut, or the
 //! header was damaged or of an unknown version) is dead-lettered rather than guessed at.
 
+pub mod seek;
+
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Cursor, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -404,7 +406,7 @@ pub trait ItemReader {
     /// The format being read.
     fn format(&self) -> Format;
     /// Stop once readings are later than `ms` (for `--until`): a JSONL reader after the
-    /// first, a frame log after a run of [`STOP_RUN`](crate::seek::STOP_RUN). Only for
+    /// first, a frame log after a run of [`STOP_RUN`](crate::input::seek::STOP_RUN). Only for
     /// inputs known to grow in time all through; replays set no stop on JSONL, and stop
     /// frame logs by a [`StopRule`] backed by probes.
     fn set_stop_after(&mut self, ms: Option<u64>);
@@ -413,7 +415,7 @@ pub trait ItemReader {
 }
 
 /// When a frame log may stop early, for `--until`: after `run` readings in a row later than
-/// `after_ms`, once past byte `from_byte`. [`crate::seek::plan`] makes these rules only
+/// `after_ms`, once past byte `from_byte`. [`crate::input::seek::plan`] makes these rules only
 /// where probes show time growing through the file, so that the readings skipped cannot
 /// matter; the run keeps one outlying reading (a clock glitch) from stopping a replay.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -1043,12 +1045,12 @@ impl<R: Read> ItemReader for FrameReader<R> {
         Format::Frames
     }
 
-    /// A rule of [`STOP_RUN`](crate::seek::STOP_RUN) readings, from the start.
+    /// A rule of [`STOP_RUN`](crate::input::seek::STOP_RUN) readings, from the start.
     fn set_stop_after(&mut self, ms: Option<u64>) {
         self.set_stop_rule(ms.map(|after_ms| StopRule {
             after_ms,
             from_byte: 0,
-            run: crate::seek::STOP_RUN,
+            run: crate::input::seek::STOP_RUN,
         }));
     }
 
@@ -1997,7 +1999,7 @@ mod tests {
             assert_eq!(b.total, Some(size as u64));
             assert!(b.grown > 0);
         }
-        let line = crate::summary::input_line(&crate::replay::InputReport {
+        let line = crate::text::summary::input_line(&crate::replay::InputReport {
             name: "live.mlog".into(),
             format: Format::Frames,
             bytes: frames.bytes(),

@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 
 use crate::engine::StreamReport;
 use crate::replay::ReplayReport;
-use crate::timefmt::{human_ms, to_rfc3339};
+use crate::text::timefmt::{human_ms, to_rfc3339};
 
 fn tick(ok: bool) -> &'static str {
     if ok {

@@ -1,0 +1,4 @@
+//! Files: outputs that appear whole or not at all, and the background writer that keeps
+//! formatting and writing on separate threads.
+
+pub mod background;
