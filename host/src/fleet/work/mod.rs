@@ -35,16 +35,22 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use super::rows::{RowSink, ROWS_PER_ENTRY};
-use super::{
-    checkpoint_from_json, checkpoint_to_json, connect, field, is_transient, last_entry, server_ms,
-    Entry, EntryId, Keys, WORKERS_KEY,
-};
+mod commit;
+mod read;
+mod state;
+mod trim;
+
+use super::rows::RowSink;
+use super::{connect, field, is_transient, server_ms, Keys, WORKERS_KEY};
 use crate::checkpoint::Checkpoint;
 use crate::engine::{EngineState, Uncaptured};
 use crate::input::seek::InputPlan;
 use crate::input::InputSource;
 use crate::replay::{first_pass, run_planned, Carry, Outputs, ReplayConfig};
+use commit::{Commit, DeadLetter};
+use read::{read_range, SensorRead};
+use state::{is_settled, pending_count, release, State};
+use trim::{trim_point, Trim};
 
 /// What a worker does.
 #[derive(Clone, Debug)]
@@ -93,89 +99,6 @@ pub struct WorkReport {
     /// Times it reconnected to Redis.
     pub reconnects: u64,
 }
-
-/// The state hash of a sensor.
-#[derive(Debug, Default)]
-struct State {
-    checkpoint: Checkpoint,
-    /// The last raw entry a commit covered.
-    covered: Option<EntryId>,
-    /// Bytes of the raw stream a commit covered (dead letters before are written), counted
-    /// from the stream's first entry ever, trimmed ones included.
-    bytes: u64,
-    /// Bytes of the raw stream trimmed from its front: positions in the checkpoint and
-    /// `bytes` count them, the entries read now start after them.
-    trimmed: u64,
-    /// Positions (counted as `bytes`) of readings the clock check held undecided at the end
-    /// of the last commit's run: their dead letters come from a later run.
-    undecided: Vec<u64>,
-    /// The last commit settled the tail.
-    settled: bool,
-    /// The engine state at the end of the last entry trimmed (see [`EngineState`]): a run
-    /// continues from it and reads only the entries still in the stream.
-    engine: Option<EngineState>,
-    /// The last output ID.
-    out_last: Option<EntryId>,
-    /// Commits so far: a commit is refused when another came in between.
-    version: u64,
-}
-
-impl State {
-    fn load(con: &mut redis::Connection, k: &Keys) -> anyhow::Result<Self> {
-        let h: BTreeMap<String, String> = redis::cmd("HGETALL")
-            .arg(&k.state)
-            .query(con)
-            .with_context(|| format!("cannot read {}", k.state))?;
-        Self::from_hash(&h, k)
-    }
-
-    fn from_hash(h: &BTreeMap<String, String>, k: &Keys) -> anyhow::Result<Self> {
-        let id = |name: &str| h.get(name).map(|v| v.parse::<EntryId>()).transpose();
-        Ok(Self {
-            checkpoint: match h.get("checkpoint") {
-                Some(t) => checkpoint_from_json(t)
-                    .with_context(|| format!("{}: bad checkpoint", k.state))?,
-                None => Checkpoint::default(),
-            },
-            covered: id("covered")?,
-            bytes: h.get("bytes").and_then(|b| b.parse().ok()).unwrap_or(0),
-            trimmed: h.get("trimmed").and_then(|b| b.parse().ok()).unwrap_or(0),
-            settled: h.get("settled").is_some_and(|s| s == "1"),
-            undecided: h
-                .get("undecided")
-                .map(|u| {
-                    u.split(',')
-                        .filter(|p| !p.is_empty())
-                        .map(str::parse)
-                        .collect::<Result<Vec<u64>, _>>()
-                })
-                .transpose()
-                .with_context(|| format!("{}: bad undecided positions", k.state))?
-                .unwrap_or_default(),
-            engine: h
-                .get("engine")
-                .map(|e| serde_json::from_str(e))
-                .transpose()
-                .with_context(|| format!("{}: bad engine state", k.state))?,
-            out_last: id("out_last")?,
-            version: h.get("version").and_then(|v| v.parse().ok()).unwrap_or(0),
-        })
-    }
-}
-
-/// A page of `XAUTOCLAIM … JUSTID`: the next cursor, the claimed IDs, the deleted IDs.
-type Claimed = (String, Vec<String>, Vec<String>);
-
-/// The replies of a worker's reads of one sensor: claimed entries, new entries
-/// (`XREADGROUP`), the state hash, the last entry, the end mark, the server's clock.
-type SensorRead = (
-    Claimed,
-    Option<Vec<(String, Vec<Entry>)>>,
-    BTreeMap<String, String>,
-    Vec<Entry>,
-    Option<String>,
-    (u64, u64),
-);
 
 /// What working one sensor gave.
 enum Outcome {
@@ -403,89 +326,23 @@ impl Worker {
         self.ensure_group(con, sensor, k)?;
         let group = self.cfg.group.clone();
         let me = self.cfg.consumer.clone();
-        // One round trip: entries delivered to a worker that never acknowledged them (ours
-        // now), new entries, the state, the stream's last entry, the end mark and the clock.
-        let (claimed, read, hash, last, end, (secs, micros)): SensorRead = redis::pipe()
-            .cmd("XAUTOCLAIM")
-            .arg(&k.raw)
-            .arg(&group)
-            .arg(&me)
-            .arg(0)
-            .arg("0-0")
-            .arg("COUNT")
-            .arg(1_000)
-            .arg("JUSTID")
-            .cmd("XREADGROUP")
-            .arg("GROUP")
-            .arg(&group)
-            .arg(&me)
-            .arg("COUNT")
-            .arg(self.cfg.count)
-            .arg("STREAMS")
-            .arg(&k.raw)
-            .arg(">")
-            .cmd("HGETALL")
-            .arg(&k.state)
-            .cmd("XREVRANGE")
-            .arg(&k.raw)
-            .arg("+")
-            .arg("-")
-            .arg("COUNT")
-            .arg(1)
-            .cmd("GET")
-            .arg(&k.end)
-            .cmd("TIME")
-            .query(con)
-            .with_context(|| format!("cannot read {}", k.raw))?;
-        let mut to_ack: Vec<EntryId> = Vec::new();
-        let (mut cursor, ids, _) = claimed;
-        for id in &ids {
-            to_ack.push(id.parse()?);
-        }
-        while cursor != "0-0" {
-            let (next, ids, _deleted): Claimed = redis::cmd("XAUTOCLAIM")
-                .arg(&k.raw)
-                .arg(&group)
-                .arg(&me)
-                .arg(0)
-                .arg(&cursor)
-                .arg("COUNT")
-                .arg(1_000)
-                .arg("JUSTID")
-                .query(con)
-                .with_context(|| format!("cannot claim the pending entries of {}", k.raw))?;
-            for id in &ids {
-                to_ack.push(id.parse()?);
-            }
-            cursor = next;
-        }
-        let fresh: Vec<Entry> = read
-            .into_iter()
-            .flatten()
-            .flat_map(|(_, entries)| entries)
-            .collect();
-        for (id, _) in &fresh {
-            to_ack.push(id.parse()?);
-        }
-        // Claimed before the read, so no entry is in both; kept sorted for the XACK.
-        to_ack.sort_unstable();
-        to_ack.dedup();
+        let SensorRead {
+            to_ack,
+            fresh,
+            hash,
+            last,
+            end,
+            now,
+        } = SensorRead::fetch(con, k, &group, &me, self.cfg.count)?;
         let state = State::from_hash(&hash, k)?;
         // A stream trimmed up to its last entry is empty: its last entry is the last covered.
-        let Some(last) = last
-            .first()
-            .map(|(id, _)| id.parse::<EntryId>())
-            .transpose()?
-            .max(state.covered)
-        else {
+        let Some(last) = last.max(state.covered) else {
             return Ok(Outcome::Idle(true));
         };
         let covers = to_ack.iter().copied().max().max(state.covered);
         let Some(covers) = covers else {
             return Ok(Outcome::Idle(false));
         };
-        let end: Option<EntryId> = end.map(|e| e.parse()).transpose()?;
-        let now = secs * 1_000 + micros / 1_000;
         let complete = end.is_some_and(|e| e >= last);
         let idle = now.saturating_sub(last.ms) >= self.cfg.settle_ms;
         let settle = covers == last && (complete || idle);
@@ -496,31 +353,11 @@ impl Worker {
             ));
         }
         // The sensor's stream up to `covers`: what was read before, then what is new.
-        let mut entries: Vec<Entry> = Vec::new();
         let old_until = match fresh.first() {
             Some((first, _)) => format!("({first}"),
             None => covers.to_string(),
         };
-        let mut from = "-".to_string();
-        loop {
-            let chunk: Vec<Entry> = redis::cmd("XRANGE")
-                .arg(&k.raw)
-                .arg(&from)
-                .arg(&old_until)
-                .arg("COUNT")
-                .arg(10_000)
-                .query(con)
-                .with_context(|| format!("cannot read {}", k.raw))?;
-            let Some((tail, _)) = chunk.last() else {
-                break;
-            };
-            from = format!("({tail}");
-            let n = chunk.len();
-            entries.extend(chunk);
-            if n < 10_000 {
-                break;
-            }
-        }
+        let mut entries = read_range(con, k, &old_until)?;
         entries.extend(fresh);
         let mut bytes = Vec::new();
         let mut starts: Vec<(u64, &str)> = Vec::with_capacity(entries.len());
@@ -570,124 +407,27 @@ impl Worker {
         if !self.lease(con, k)? {
             return Ok(Outcome::LostLease);
         }
-        // Fenced twice: the lease must still be ours, and the state must be the one this run
-        // started from. A worker paused past its lease may find the lease free again and
-        // take it back, but another worker has committed meanwhile: its run is stale.
-        redis::cmd("WATCH")
-            .arg(&k.lease)
-            .arg(&k.state)
-            .query::<()>(con)
-            .context("cannot watch the lease")?;
-        let (holder, version): (Option<String>, Option<u64>) = redis::pipe()
-            .cmd("GET")
-            .arg(&k.lease)
-            .cmd("HGET")
-            .arg(&k.state)
-            .arg("version")
-            .query(con)
-            .with_context(|| format!("cannot read {}", k.lease))?;
-        if holder.as_deref() != Some(me.as_str()) || version.unwrap_or(0) != state.version {
-            redis::cmd("UNWATCH").query::<()>(con)?;
-            return Ok(Outcome::LostLease);
+        let committed = Commit {
+            sensor,
+            keys: k,
+            group: &group,
+            me: &me,
+            lease_ms: self.cfg.lease_ms,
+            state: &state,
+            rows: &rows,
+            dead: &dead,
+            starts: &starts,
+            checkpoint: &checkpoint,
+            covers,
+            read_bytes: bytes.len() as u64,
+            settle,
+            undecided: &undecided,
+            engine: engine.as_ref(),
+            to_ack: &to_ack,
+            trim: trim.as_ref(),
         }
-        let mut pipe = redis::pipe();
-        pipe.atomic();
-        let mut out_last = state.out_last;
-        for (i, chunk) in rows.rows.chunks(ROWS_PER_ENTRY).enumerate() {
-            let Some(first) = chunk.first() else {
-                continue;
-            };
-            let id = EntryId::for_row(first.timestamp, first.seq, out_last);
-            out_last = Some(id);
-            let from = i * ROWS_PER_ENTRY;
-            let mut times = Vec::with_capacity(chunk.len() * 8);
-            for row in chunk {
-                times.extend_from_slice(&row.timestamp.to_le_bytes());
-            }
-            pipe.cmd("XADD")
-                .arg(&k.out)
-                .arg(id.to_string())
-                .arg("c")
-                .arg(rows.text(from..from + chunk.len()))
-                .arg("t")
-                .arg(times)
-                .ignore();
-        }
-        for d in &dead {
-            let at = starts.partition_point(|(s, _)| *s <= d.offset);
-            let (entry_start, entry_id) = at
-                .checked_sub(1)
-                .and_then(|i| starts.get(i))
-                .copied()
-                .unwrap_or((0, "0-0"));
-            pipe.cmd("XADD")
-                .arg(&k.dead)
-                .arg("*")
-                .arg("input")
-                .arg(format!("{}/{entry_id}", k.raw))
-                .arg("offset")
-                .arg(d.offset - entry_start)
-                .arg("length")
-                .arg(d.length)
-                .arg("reason")
-                .arg(&d.reason)
-                .arg("detail")
-                .arg(&d.detail)
-                .ignore();
-        }
-        pipe.cmd("HSET")
-            .arg(&k.state)
-            .arg("checkpoint")
-            .arg(checkpoint_to_json(&checkpoint)?)
-            .arg("covered")
-            .arg(covers.to_string())
-            .arg("bytes")
-            .arg(state.trimmed + bytes.len() as u64)
-            .arg("trimmed")
-            .arg(state.trimmed + trim.as_ref().map_or(0, |t| t.bytes))
-            .arg("settled")
-            .arg(if settle { "1" } else { "0" })
-            .arg("undecided")
-            .arg(
-                undecided
-                    .iter()
-                    .map(|p| (p + state.trimmed).to_string())
-                    .collect::<Vec<_>>()
-                    .join(","),
-            )
-            .arg("version")
-            .arg(state.version + 1);
-        if let Some(e) = &engine {
-            let json = serde_json::to_string(e).context("cannot encode the engine state")?;
-            pipe.arg("engine").arg(json);
-        }
-        if let Some(o) = out_last {
-            pipe.arg("out_last").arg(o.to_string());
-        }
-        pipe.ignore();
-        if !to_ack.is_empty() {
-            pipe.cmd("XACK").arg(&k.raw).arg(&group);
-            for id in &to_ack {
-                pipe.arg(id.to_string());
-            }
-            pipe.ignore();
-        }
-        if let Some(t) = &trim {
-            // Exact, not `~`: the stream starts where the state says it does.
-            pipe.cmd("XTRIM")
-                .arg(&k.raw)
-                .arg("MINID")
-                .arg(t.min_id.to_string())
-                .ignore();
-        }
-        pipe.cmd("PEXPIRE")
-            .arg(&k.lease)
-            .arg(self.cfg.lease_ms)
-            .ignore();
-        let done: Option<()> = pipe
-            .query(con)
-            .with_context(|| format!("cannot commit sensor {sensor}"))?;
-        if done.is_none() {
+        .write(con)?;
+        if !committed {
             return Ok(Outcome::LostLease);
         }
         self.report.sensors.insert(sensor);
@@ -767,110 +507,3 @@ type RunResult = (
     Result<EngineState, Uncaptured>,
     Vec<u64>,
 );
-
-/// Where a commit trims a raw stream.
-struct Trim {
-    /// `XTRIM MINID`: the first entry kept.
-    min_id: EntryId,
-    /// Entries dropped.
-    entries: u64,
-    /// Their bytes.
-    bytes: u64,
-}
-
-/// How far a sensor's raw stream can be trimmed after a settled run over `entries`
-/// (everything up to `covers`) that wrote `checkpoint`: the entries before the first one of
-/// a session that has not ended. An ended session (a newer one of its sensor started) has
-/// all its records written, and a reading of it that comes again does not end the live
-/// session (see [`EngineConfig::resume_ended`](crate::engine::EngineConfig)), so a run
-/// without its entries writes what a run with them writes. A live session's entries stay:
-/// its validation history, gap neighbours and clock check are rebuilt from them by every run.
-fn trim_point(
-    entries: &[Entry],
-    checkpoint: &Checkpoint,
-    covers: EntryId,
-) -> anyhow::Result<Option<Trim>> {
-    let mut bytes = 0u64;
-    let mut dropped = 0u64;
-    for (id, fields) in entries {
-        let id: EntryId = id.parse()?;
-        let f = field(fields, "f").unwrap_or_default();
-        let mut dec: mend_core::Decoder = mend_core::Decoder::new();
-        let session = dec.feed(f).next().and_then(|ev| match ev {
-            mend_core::DecodeEvent::Frame {
-                frame: mend_core::Frame::Header(h),
-                ..
-            } => Some((h.sensor, h.session)),
-            _ => None,
-        });
-        let ended = session
-            .and_then(|s| checkpoint.streams.get(&s))
-            .is_some_and(|m| m.ended);
-        if !ended || id > covers {
-            return Ok((dropped > 0).then_some(Trim {
-                min_id: id,
-                entries: dropped,
-                bytes,
-            }));
-        }
-        dropped += 1;
-        bytes += f.len() as u64;
-    }
-    Ok((dropped > 0).then_some(Trim {
-        min_id: covers.next(),
-        entries: dropped,
-        bytes,
-    }))
-}
-
-/// A dead-letter record as the replay writes it.
-#[derive(Debug, serde::Deserialize)]
-struct DeadLetter {
-    offset: u64,
-    length: u64,
-    reason: String,
-    detail: String,
-}
-
-/// Entries delivered to the group and not acknowledged.
-fn pending_count(con: &mut redis::Connection, k: &Keys, group: &str) -> anyhow::Result<u64> {
-    let summary: redis::Value = redis::cmd("XPENDING")
-        .arg(&k.raw)
-        .arg(group)
-        .query(con)
-        .with_context(|| format!("cannot read the pending entries of {}", k.raw))?;
-    Ok(match summary {
-        redis::Value::Array(v) => match v.first() {
-            Some(redis::Value::Int(n)) => u64::try_from(*n).unwrap_or(0),
-            _ => 0,
-        },
-        _ => 0,
-    })
-}
-
-/// True when the sensor's last commit settled its whole stream and nothing is pending.
-fn is_settled(con: &mut redis::Connection, k: &Keys, group: &str) -> anyhow::Result<bool> {
-    let state = State::load(con, k)?;
-    let last = last_entry(con, &k.raw)?.max(state.covered);
-    if last.is_none() {
-        return Ok(true);
-    }
-    if !(state.settled && state.covered == last) {
-        return Ok(false);
-    }
-    let groups: redis::RedisResult<redis::Value> =
-        redis::cmd("XINFO").arg("GROUPS").arg(&k.raw).query(con);
-    if groups.is_err() {
-        return Ok(false);
-    }
-    Ok(pending_count(con, k, group)? == 0)
-}
-
-/// Gives a lease back, if this worker still holds it.
-fn release(con: &mut redis::Connection, k: &Keys, me: &str) -> anyhow::Result<()> {
-    let holder: Option<String> = redis::cmd("GET").arg(&k.lease).query(con)?;
-    if holder.as_deref() == Some(me) {
-        redis::cmd("DEL").arg(&k.lease).query::<()>(con)?;
-    }
-    Ok(())
-}
