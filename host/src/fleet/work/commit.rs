@@ -2,9 +2,10 @@
 //! `XACK` and the trim of one sensor in one `MULTI`/`EXEC`, fenced by the lease and by the
 //! state's version — all of it or none.
 
+use std::sync::mpsc;
+
 use anyhow::Context;
 
-use super::state::State;
 use super::trim::Trim;
 use crate::checkpoint::Checkpoint;
 use crate::engine::EngineState;
@@ -20,21 +21,27 @@ pub(super) struct DeadLetter {
     pub(super) detail: String,
 }
 
-/// Everything one commit writes for a sensor.
-pub(super) struct Commit<'a> {
+/// Everything one commit writes for a sensor: owned, so that it can be written on another
+/// thread while the worker reads and replays the next sensor.
+pub(super) struct Commit {
     pub(super) sensor: u32,
-    pub(super) keys: &'a Keys,
-    pub(super) group: &'a str,
+    pub(super) keys: Keys,
+    pub(super) group: String,
     /// This worker's name: the lease must hold it.
-    pub(super) me: &'a str,
+    pub(super) me: String,
     pub(super) lease_ms: u64,
-    /// The state the run started from.
-    pub(super) state: &'a State,
-    pub(super) rows: &'a RowSink,
-    pub(super) dead: &'a [DeadLetter],
+    /// The version of the state the run started from: another commit in between makes
+    /// this one stale.
+    pub(super) version: u64,
+    /// The last output ID before this run's rows.
+    pub(super) out_last: Option<EntryId>,
+    /// Bytes trimmed from the raw stream's front before this run.
+    pub(super) trimmed: u64,
+    pub(super) rows: RowSink,
+    pub(super) dead: Vec<DeadLetter>,
     /// Where each raw entry read starts in the bytes replayed, and its ID.
-    pub(super) starts: &'a [(u64, &'a str)],
-    pub(super) checkpoint: &'a Checkpoint,
+    pub(super) starts: Vec<(u64, String)>,
+    pub(super) checkpoint: Checkpoint,
     /// The last raw entry the run covered.
     pub(super) covers: EntryId,
     /// The bytes the run replayed.
@@ -42,15 +49,15 @@ pub(super) struct Commit<'a> {
     /// The run settled the tail.
     pub(super) settle: bool,
     /// Positions of readings left undecided, counted from the bytes replayed.
-    pub(super) undecided: &'a [u64],
+    pub(super) undecided: Vec<u64>,
     /// The engine state at the end of the run, when it could be captured.
-    pub(super) engine: Option<&'a EngineState>,
+    pub(super) engine: Option<EngineState>,
     /// The raw entries to acknowledge, sorted.
-    pub(super) to_ack: &'a [EntryId],
-    pub(super) trim: Option<&'a Trim>,
+    pub(super) to_ack: Vec<EntryId>,
+    pub(super) trim: Option<Trim>,
 }
 
-impl Commit<'_> {
+impl Commit {
     /// Writes it all, or nothing: false when the lease or the state changed hands first.
     pub(super) fn write(&self, con: &mut redis::Connection) -> anyhow::Result<bool> {
         // Fenced twice: the lease must still be ours, and the state must be the one this run
@@ -69,13 +76,13 @@ impl Commit<'_> {
             .arg("version")
             .query(con)
             .with_context(|| format!("cannot read {}", self.keys.lease))?;
-        if holder.as_deref() != Some(self.me) || version.unwrap_or(0) != self.state.version {
+        if holder.as_deref() != Some(self.me.as_str()) || version.unwrap_or(0) != self.version {
             redis::cmd("UNWATCH").query::<()>(con)?;
             return Ok(false);
         }
         let mut pipe = redis::pipe();
         pipe.atomic();
-        let mut out_last = self.state.out_last;
+        let mut out_last = self.out_last;
         for (i, chunk) in self.rows.rows.chunks(ROWS_PER_ENTRY).enumerate() {
             let Some(first) = chunk.first() else {
                 continue;
@@ -96,13 +103,12 @@ impl Commit<'_> {
                 .arg(times)
                 .ignore();
         }
-        for d in self.dead {
+        for d in &self.dead {
             let at = self.starts.partition_point(|(s, _)| *s <= d.offset);
             let (entry_start, entry_id) = at
                 .checked_sub(1)
                 .and_then(|i| self.starts.get(i))
-                .copied()
-                .unwrap_or((0, "0-0"));
+                .map_or((0, "0-0"), |(start, id)| (*start, id.as_str()));
             pipe.cmd("XADD")
                 .arg(&self.keys.dead)
                 .arg("*")
@@ -121,26 +127,26 @@ impl Commit<'_> {
         pipe.cmd("HSET")
             .arg(&self.keys.state)
             .arg("checkpoint")
-            .arg(checkpoint_to_json(self.checkpoint)?)
+            .arg(checkpoint_to_json(&self.checkpoint)?)
             .arg("covered")
             .arg(self.covers.to_string())
             .arg("bytes")
-            .arg(self.state.trimmed + self.read_bytes)
+            .arg(self.trimmed + self.read_bytes)
             .arg("trimmed")
-            .arg(self.state.trimmed + self.trim.map_or(0, |t| t.bytes))
+            .arg(self.trimmed + self.trim.as_ref().map_or(0, |t| t.bytes))
             .arg("settled")
             .arg(if self.settle { "1" } else { "0" })
             .arg("undecided")
             .arg(
                 self.undecided
                     .iter()
-                    .map(|p| (p + self.state.trimmed).to_string())
+                    .map(|p| (p + self.trimmed).to_string())
                     .collect::<Vec<_>>()
                     .join(","),
             )
             .arg("version")
-            .arg(self.state.version + 1);
-        if let Some(e) = self.engine {
+            .arg(self.version + 1);
+        if let Some(e) = &self.engine {
             let json = serde_json::to_string(e).context("cannot encode the engine state")?;
             pipe.arg("engine").arg(json);
         }
@@ -149,13 +155,13 @@ impl Commit<'_> {
         }
         pipe.ignore();
         if !self.to_ack.is_empty() {
-            pipe.cmd("XACK").arg(&self.keys.raw).arg(self.group);
-            for id in self.to_ack {
+            pipe.cmd("XACK").arg(&self.keys.raw).arg(&self.group);
+            for id in &self.to_ack {
                 pipe.arg(id.to_string());
             }
             pipe.ignore();
         }
-        if let Some(t) = self.trim {
+        if let Some(t) = &self.trim {
             // Exact, not `~`: the stream starts where the state says it does.
             pipe.cmd("XTRIM")
                 .arg(&self.keys.raw)
@@ -171,5 +177,93 @@ impl Commit<'_> {
             .query(con)
             .with_context(|| format!("cannot commit sensor {}", self.sensor))?;
         Ok(done.is_some())
+    }
+}
+
+/// What a commit gave, for the worker's report.
+pub(super) struct Done {
+    pub(super) sensor: u32,
+    /// Written (true), or stale: the lease or the state changed hands first (false).
+    pub(super) result: anyhow::Result<bool>,
+    pub(super) rows: u64,
+    pub(super) dead_letters: u64,
+    pub(super) acked: u64,
+    pub(super) trimmed: u64,
+}
+
+/// Writes commits on a connection of its own, one at a time, while the worker reads and
+/// replays the next sensor: Redis's work on one sensor overlaps the worker's on the next.
+///
+/// At most one commit is in flight; the worker waits for it before it submits another,
+/// before it works the same sensor again, and at the end of every round.
+pub(super) struct Committer {
+    jobs: Option<mpsc::SyncSender<Commit>>,
+    done: mpsc::Receiver<Done>,
+    /// The sensor of the commit in flight.
+    in_flight: Option<u32>,
+}
+
+impl Committer {
+    /// A committer writing on `con`.
+    pub(super) fn new(mut con: redis::Connection) -> Self {
+        let (jobs, todo) = mpsc::sync_channel::<Commit>(0);
+        let (finished, done) = mpsc::channel();
+        std::thread::spawn(move || {
+            for c in todo {
+                let d = Done {
+                    sensor: c.sensor,
+                    result: c.write(&mut con),
+                    rows: c.rows.rows.len() as u64,
+                    dead_letters: c.dead.len() as u64,
+                    acked: c.to_ack.len() as u64,
+                    trimmed: c.trim.as_ref().map_or(0, |t| t.entries),
+                };
+                if finished.send(d).is_err() {
+                    break;
+                }
+            }
+        });
+        Self {
+            jobs: Some(jobs),
+            done,
+            in_flight: None,
+        }
+    }
+
+    /// Hands `c` over, after the commit in flight (returned) is done.
+    ///
+    /// # Errors
+    /// The commit thread is gone.
+    pub(super) fn submit(&mut self, c: Commit) -> anyhow::Result<Option<Done>> {
+        let before = self.wait()?;
+        let sensor = c.sensor;
+        self.jobs
+            .as_ref()
+            .context("the commit thread is gone")?
+            .send(c)
+            .ok()
+            .context("the commit thread is gone")?;
+        self.in_flight = Some(sensor);
+        Ok(before)
+    }
+
+    /// The sensor of the commit in flight, if any.
+    pub(super) fn in_flight(&self) -> Option<u32> {
+        self.in_flight
+    }
+
+    /// Waits for the commit in flight, if any.
+    ///
+    /// # Errors
+    /// The commit thread is gone.
+    pub(super) fn wait(&mut self) -> anyhow::Result<Option<Done>> {
+        if self.in_flight.take().is_none() {
+            return Ok(None);
+        }
+        self.done
+            .recv()
+            .map(Some)
+            .ok()
+            .context("the commit thread is gone")
     }
 }

@@ -47,7 +47,7 @@ use crate::engine::{EngineState, Uncaptured};
 use crate::input::seek::InputPlan;
 use crate::input::InputSource;
 use crate::replay::{first_pass, run_planned, Carry, Outputs, ReplayConfig};
-use commit::{Commit, DeadLetter};
+use commit::{Commit, Committer, DeadLetter, Done};
 use read::{read_range, SensorRead};
 use state::{is_settled, pending_count, release, State};
 use trim::{trim_point, Trim};
@@ -102,7 +102,7 @@ pub struct WorkReport {
 
 /// What working one sensor gave.
 enum Outcome {
-    /// A run was committed.
+    /// A run was handed to the committer.
     Committed,
     /// Nothing to do; `true` when the sensor is settled and nothing is pending.
     Idle(bool),
@@ -135,13 +135,16 @@ impl Worker {
     /// # Errors
     /// Redis unreachable for longer than `retry_for_ms`, or a real error.
     pub fn run(mut self) -> anyhow::Result<WorkReport> {
-        let mut con: Option<redis::Connection> = None;
+        // The worker's connection, and the committer's (a connection of its own).
+        let mut con: Option<(redis::Connection, Committer)> = None;
         let mut down_since: Option<Instant> = None;
         let mut backoff = Duration::from_millis(50);
         loop {
             let result = match con.as_mut() {
-                Some(c) => self.round(c),
-                None => match connect(&self.cfg.redis) {
+                Some((c, commits)) => self.round(c, commits),
+                None => match connect(&self.cfg.redis)
+                    .and_then(|c| Ok((c, Committer::new(connect(&self.cfg.redis)?))))
+                {
                     Ok(c) => {
                         if down_since.take().is_some() {
                             self.report.reconnects += 1;
@@ -188,7 +191,11 @@ impl Worker {
     }
 
     /// One pass over the sensors: `(runs committed, every sensor settled)`.
-    fn round(&mut self, con: &mut redis::Connection) -> anyhow::Result<(u64, bool)> {
+    fn round(
+        &mut self,
+        con: &mut redis::Connection,
+        commits: &mut Committer,
+    ) -> anyhow::Result<(u64, bool)> {
         let now = server_ms(con)?;
         redis::cmd("HSET")
             .arg(WORKERS_KEY)
@@ -230,7 +237,11 @@ impl Worker {
                 continue;
             }
             self.held.insert(sensor);
-            match self.work_sensor(con, sensor, &k)? {
+            // Its last commit must be in before its state is read again.
+            if commits.in_flight() == Some(sensor) {
+                self.book(commits.wait()?)?;
+            }
+            match self.work_sensor(con, commits, sensor, &k)? {
                 Outcome::Committed => {
                     worked += 1;
                     settled = false;
@@ -243,10 +254,14 @@ impl Worker {
                 }
             }
             if self.held.len() > share {
+                if commits.in_flight() == Some(sensor) {
+                    self.book(commits.wait()?)?;
+                }
                 release(con, &k, &self.cfg.consumer)?;
                 self.held.remove(&sensor);
             }
         }
+        self.book(commits.wait()?)?;
         // Whether the other workers' sensors are settled matters only to a worker about to
         // exit: asking every round would cost a few round trips per sensor.
         if worked == 0 && settled && self.cfg.exit_when_idle {
@@ -320,6 +335,7 @@ impl Worker {
     fn work_sensor(
         &mut self,
         con: &mut redis::Connection,
+        commits: &mut Committer,
         sensor: u32,
         k: &Keys,
     ) -> anyhow::Result<Outcome> {
@@ -360,13 +376,13 @@ impl Worker {
         let mut entries = read_range(con, k, &old_until)?;
         entries.extend(fresh);
         let mut bytes = Vec::new();
-        let mut starts: Vec<(u64, &str)> = Vec::with_capacity(entries.len());
+        let mut starts: Vec<(u64, String)> = Vec::with_capacity(entries.len());
         for (id, fields) in &entries {
-            starts.push((bytes.len() as u64, id.as_str()));
+            starts.push((bytes.len() as u64, id.clone()));
             bytes.extend_from_slice(field(fields, "f").unwrap_or_default());
         }
-        let (rows, dead, checkpoint, captured, undecided) =
-            self.replay(bytes.clone(), &state, settle)?;
+        let read_bytes = bytes.len() as u64;
+        let (rows, dead, checkpoint, captured, undecided) = self.replay(bytes, &state, settle)?;
         // Dead letters of bytes an earlier commit covered were written by it.
         let dead: Vec<DeadLetter> = dead
             .into_iter()
@@ -385,7 +401,7 @@ impl Worker {
                 entries.last().is_some().then_some(Trim {
                     min_id: covers.next(),
                     entries: entries.len() as u64,
-                    bytes: bytes.len() as u64,
+                    bytes: read_bytes,
                 }),
                 Some(engine),
             ),
@@ -407,36 +423,51 @@ impl Worker {
         if !self.lease(con, k)? {
             return Ok(Outcome::LostLease);
         }
-        let committed = Commit {
+        let done = commits.submit(Commit {
             sensor,
-            keys: k,
-            group: &group,
-            me: &me,
+            keys: k.clone(),
+            group,
+            me,
             lease_ms: self.cfg.lease_ms,
-            state: &state,
-            rows: &rows,
-            dead: &dead,
-            starts: &starts,
-            checkpoint: &checkpoint,
+            version: state.version,
+            out_last: state.out_last,
+            trimmed: state.trimmed,
+            rows,
+            dead,
+            starts,
+            checkpoint,
             covers,
-            read_bytes: bytes.len() as u64,
+            read_bytes,
             settle,
-            undecided: &undecided,
-            engine: engine.as_ref(),
-            to_ack: &to_ack,
-            trim: trim.as_ref(),
-        }
-        .write(con)?;
-        if !committed {
-            return Ok(Outcome::LostLease);
-        }
-        self.report.sensors.insert(sensor);
-        self.report.runs += 1;
-        self.report.rows += rows.rows.len() as u64;
-        self.report.dead_letters += dead.len() as u64;
-        self.report.acked += to_ack.len() as u64;
-        self.report.trimmed += trim.map_or(0, |t| t.entries);
+            undecided,
+            engine,
+            to_ack,
+            trim,
+        })?;
+        self.book(done)?;
         Ok(Outcome::Committed)
+    }
+
+    /// Books what a commit gave in the report.
+    ///
+    /// # Errors
+    /// The commit failed.
+    fn book(&mut self, done: Option<Done>) -> anyhow::Result<()> {
+        let Some(d) = done else {
+            return Ok(());
+        };
+        if d.result? {
+            self.report.sensors.insert(d.sensor);
+            self.report.runs += 1;
+            self.report.rows += d.rows;
+            self.report.dead_letters += d.dead_letters;
+            self.report.acked += d.acked;
+            self.report.trimmed += d.trimmed;
+        } else {
+            self.report.lost_leases += 1;
+            self.held.remove(&d.sensor);
+        }
+        Ok(())
     }
 
     /// Replays a sensor's stream from its checkpoint: the new rows, the dead letters, and
