@@ -1,13 +1,13 @@
 //! `mend export`: an output stream back into the CSV/JSONL contract.
 //!
-//! Every row carries its timestamp in the entry (field `t`), so `--from` and `--until` keep
-//! or leave each row by its own time.
+//! The stored rows are written with the functions `mend replay` writes its rows with (see
+//! [`rows`](super::rows)); `--from` and `--until` keep or leave each row by its own time.
 
 use std::io::Write;
 
 use anyhow::Context;
 
-use super::rows::csv_to_json;
+use super::rows::decode;
 use super::{connect, field, Entry, Keys};
 use crate::sink::{RowFormat, CSV_HEADER};
 
@@ -58,27 +58,11 @@ pub fn run(cfg: &ExportConfig, out: &mut dyn Write) -> anyhow::Result<u64> {
         buf.clear();
         for (id, fields) in &chunk {
             let bad = || format!("{}: entry {id} is not a mend row entry", k.out);
-            let csv = field(fields, "c").with_context(bad)?;
-            let times = field(fields, "t").with_context(bad)?;
-            let lines = csv.split_inclusive(|b| *b == b'\n');
-            let stamps = times.chunks_exact(8).map(|b| {
-                let mut a = [0u8; 8];
-                a.copy_from_slice(b);
-                u64::from_le_bytes(a)
-            });
-            if csv.iter().filter(|b| **b == b'\n').count() != times.len() / 8
-                || times.len() % 8 != 0
-            {
-                anyhow::bail!(bad());
-            }
-            for (line, t) in lines.zip(stamps) {
-                if !keep(t) {
-                    continue;
-                }
-                rows += 1;
-                match cfg.format {
-                    RowFormat::Csv => buf.extend_from_slice(line),
-                    RowFormat::Jsonl => csv_to_json(line, &mut buf)?,
+            let stored = field(fields, "r").with_context(bad)?;
+            for row in decode(stored).with_context(bad)? {
+                if keep(row.timestamp()) {
+                    rows += 1;
+                    row.write(cfg.format, &mut buf);
                 }
             }
         }

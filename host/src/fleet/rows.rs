@@ -1,55 +1,166 @@
 //! The rows of one worker run, as the output stream stores them.
 //!
-//! An output entry holds up to [`ROWS_PER_ENTRY`] consecutive rows exactly as `mend replay`
-//! writes them in CSV (field `c`), and their timestamps (field `t`, 8 bytes little-endian
-//! each, for `--from` and `--until`). Its ID derives from its first row's `(time, seq)`. An
-//! export is the rows in stream order; the JSONL form is derived from the CSV fields, which
-//! carry everything a JSON row says. Batching rows is what lets a worker keep up with a
-//! replay: one stream entry per row costs Redis more than the whole repair.
+//! An output entry holds up to [`ROWS_PER_ENTRY`] consecutive rows (field `r`), each a
+//! [`StoredRow`] in postcard: the record itself (reading, origin, quality, flags), or the
+//! slot of a reading an outage swallowed. Its ID derives from its first row's `(time, seq)`.
+//! An export decodes the rows and writes them with the very functions `mend replay` writes
+//! its rows with, so the two agree byte for byte by construction; a stored row takes about a
+//! fifth of the bytes of its CSV text, and a worker spends no time formatting. Batching rows
+//! is what lets a worker keep up with a replay: one stream entry per row costs Redis more
+//! than the whole repair.
 
 use std::io;
 
 use mend_core::{Key, Outage, Record};
+use serde::{Deserialize, Serialize};
 
 use crate::input::StreamMeta;
-use crate::sink::{push_csv_row, push_missing_csv_row, RecordSink};
+use crate::sink::{push_csv_row, push_json_row, push_missing_csv_row, push_missing_json_row};
+use crate::sink::{RecordSink, RowFormat};
 
 /// Rows in one output entry.
-pub const ROWS_PER_ENTRY: usize = 64;
+pub const ROWS_PER_ENTRY: usize = 256;
 
-/// A row and the key its output ID derives from; its CSV text is in [`RowSink::csv`].
+/// The longest stored row, in bytes (a record with every field at its widest).
+const MAX_STORED: usize = 128;
+
+/// One output row as stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StoredRow {
+    /// A record: measured, or a fill. `has_seq` is the stream's (frame logs carry a seq).
+    Record {
+        /// The record.
+        record: Record,
+        /// Whether its stream carries a sample counter.
+        has_seq: bool,
+    },
+    /// The slot of a reading an outage swallowed (`--emit-outages`).
+    Missing {
+        /// The sensor.
+        sensor: u32,
+        /// The session.
+        session: u32,
+        /// The slot.
+        slot: Key,
+        /// Whether its stream carries a sample counter.
+        has_seq: bool,
+    },
+}
+
+impl StoredRow {
+    /// Its time, ms.
+    pub fn timestamp(&self) -> u64 {
+        match self {
+            Self::Record { record, .. } => record.reading.timestamp,
+            Self::Missing { slot, .. } => slot.timestamp,
+        }
+    }
+
+    /// Appends it as `mend replay` writes it in `format`.
+    ///
+    /// # Examples
+    /// ```
+    /// use mend::fleet::rows::StoredRow;
+    /// use mend::sink::RowFormat;
+    /// use mend_core::{Celsius, Flags, Quality, Reading, Record};
+    /// let record = Record::measured(
+    ///     Reading::new(1, 7, 42, 5_000, Celsius::from_num(57.25)),
+    ///     Quality::Good,
+    ///     Flags::EMPTY,
+    /// );
+    /// let mut out = Vec::new();
+    /// StoredRow::Record { record, has_seq: true }.write(RowFormat::Csv, &mut out);
+    /// assert_eq!(out, b"1,7,42,1970-01-01T00:00:05.000Z,57.25,measured,,good,\n");
+    /// ```
+    pub fn write(&self, format: RowFormat, out: &mut Vec<u8>) {
+        let meta = |has_seq: bool| StreamMeta {
+            has_seq,
+            // Neither is written in a row.
+            period_ms: 0,
+            clock: mend_core::ClockKind::Unix,
+        };
+        match (*self, format) {
+            (Self::Record { record, has_seq }, RowFormat::Csv) => {
+                push_csv_row(out, &record, &meta(has_seq));
+            }
+            (Self::Record { record, has_seq }, RowFormat::Jsonl) => {
+                push_json_row(out, &record, &meta(has_seq));
+            }
+            (
+                Self::Missing {
+                    sensor,
+                    session,
+                    slot,
+                    has_seq,
+                },
+                f,
+            ) => {
+                // A missing row says its sensor, session and slot; the rest of the outage is
+                // in the summary, not in its rows.
+                let o = Outage {
+                    sensor,
+                    session,
+                    before: slot,
+                    after: slot,
+                    missing: 0,
+                };
+                match f {
+                    RowFormat::Csv => push_missing_csv_row(out, &o, slot, &meta(has_seq)),
+                    RowFormat::Jsonl => push_missing_json_row(out, &o, slot, &meta(has_seq)),
+                }
+            }
+        }
+    }
+}
+
+/// Decodes the rows of an output entry's `r` field.
+///
+/// # Errors
+/// Bytes that are not stored rows (not written by mend).
+pub fn decode(mut bytes: &[u8]) -> anyhow::Result<Vec<StoredRow>> {
+    let mut rows = Vec::new();
+    while !bytes.is_empty() {
+        let (row, rest) = postcard::take_from_bytes::<StoredRow>(bytes)
+            .map_err(|e| anyhow::anyhow!("not a stored row ({e})"))?;
+        rows.push(row);
+        bytes = rest;
+    }
+    Ok(rows)
+}
+
+/// A row and the key its output ID derives from; its bytes are in [`RowSink::bytes`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Row {
     /// Its timestamp, ms.
     pub timestamp: u64,
     /// Its seq.
     pub seq: u32,
-    /// Where its CSV text (newline included) ends in [`RowSink::csv`]; it starts where the
-    /// row before it ends.
+    /// Where its stored bytes end in [`RowSink::bytes`]; they start where the row before
+    /// it ends.
     pub end: usize,
 }
 
-/// Collects the rows of a run: their keys, and their CSV texts one after the other in one
-/// buffer (one allocation per run, not per row).
+/// Collects the rows of a run: their keys, and their stored bytes one after the other in
+/// one buffer (one allocation per run, not per row).
 ///
 /// # Examples
 /// ```
 /// use mend::fleet::rows::RowSink;
 /// let sink = RowSink::default();
-/// assert!(sink.rows.is_empty() && sink.text(0..0).is_empty());
+/// assert!(sink.rows.is_empty() && sink.stored(0..0).is_empty());
 /// ```
 #[derive(Default)]
 pub struct RowSink {
     /// The rows, in output order.
     pub rows: Vec<Row>,
-    /// Their CSV texts, in the same order.
-    pub csv: Vec<u8>,
+    /// Their stored bytes ([`StoredRow`] in postcard), in the same order.
+    pub bytes: Vec<u8>,
 }
 
 impl RowSink {
-    /// The CSV text of the rows in `range` (indices into [`RowSink::rows`]), empty when the
-    /// range is out of bounds.
-    pub fn text(&self, range: std::ops::Range<usize>) -> &[u8] {
+    /// The stored bytes of the rows in `range` (indices into [`RowSink::rows`]), empty when
+    /// the range is out of bounds.
+    pub fn stored(&self, range: std::ops::Range<usize>) -> &[u8] {
         let start = match range.start.checked_sub(1) {
             Some(before) => self.rows.get(before).map(|r| r.end),
             None => Some(0),
@@ -59,145 +170,61 @@ impl RowSink {
             None => Some(0),
         };
         match (start, end) {
-            (Some(a), Some(b)) => self.csv.get(a..b).unwrap_or_default(),
+            (Some(a), Some(b)) => self.bytes.get(a..b).unwrap_or_default(),
             _ => &[],
         }
     }
 
-    fn push(&mut self, timestamp: u64, seq: u32) {
+    fn push(&mut self, row: &StoredRow, seq: u32) -> io::Result<()> {
+        let mut buf = [0u8; MAX_STORED];
+        let used = postcard::to_slice(row, &mut buf)
+            .map_err(|e| io::Error::other(format!("cannot store a row: {e}")))?;
+        self.bytes.extend_from_slice(used);
         self.rows.push(Row {
-            timestamp,
+            timestamp: row.timestamp(),
             seq,
-            end: self.csv.len(),
+            end: self.bytes.len(),
         });
+        Ok(())
     }
 }
 
 impl RecordSink for RowSink {
     fn record(&mut self, rec: &Record, meta: &StreamMeta) -> io::Result<()> {
-        push_csv_row(&mut self.csv, rec, meta);
-        self.push(rec.reading.timestamp, rec.reading.seq);
-        Ok(())
+        let row = StoredRow::Record {
+            record: *rec,
+            has_seq: meta.has_seq,
+        };
+        self.push(&row, rec.reading.seq)
     }
 
     fn missing(&mut self, o: &Outage, slot: Key, meta: &StreamMeta) -> io::Result<()> {
-        push_missing_csv_row(&mut self.csv, o, slot, meta);
-        self.push(slot.timestamp, slot.seq);
-        Ok(())
+        let row = StoredRow::Missing {
+            sensor: o.sensor,
+            session: o.session,
+            slot,
+            has_seq: meta.has_seq,
+        };
+        self.push(&row, slot.seq)
     }
-}
-
-/// Appends the JSONL form of a stored CSV row (see [`crate::sink::push_json_row`]):
-/// empty `seq`, `celsius`, `method` and `quality` are `null`.
-///
-/// # Errors
-/// A row without the nine CSV fields (not written by mend).
-///
-/// # Examples
-/// ```
-/// let mut out = Vec::new();
-/// mend::fleet::rows::csv_to_json(b"1,7,42,1970-01-01T00:00:05.000Z,57.25,measured,,doubtful,out_of_band\n", &mut out).unwrap();
-/// assert_eq!(
-///     String::from_utf8(out).unwrap(),
-///     "{\"sensor\":1,\"session\":7,\"seq\":42,\"time\":\"1970-01-01T00:00:05.000Z\",\"celsius\":57.25,\"origin\":\"measured\",\"method\":null,\"quality\":\"doubtful\",\"flags\":\"out_of_band\"}\n"
-/// );
-/// assert!(mend::fleet::rows::csv_to_json(b"1,2\n", &mut Vec::new()).is_err());
-/// ```
-pub fn csv_to_json(csv: &[u8], out: &mut Vec<u8>) -> anyhow::Result<()> {
-    let line = csv.strip_suffix(b"\n").unwrap_or(csv);
-    let f: Vec<&[u8]> = line.split(|b| *b == b',').collect();
-    let [sensor, session, seq, time, celsius, origin, method, quality, flags] = f.as_slice() else {
-        anyhow::bail!(
-            "an output entry is not a mend row: {:?}",
-            String::from_utf8_lossy(csv)
-        );
-    };
-    let raw_or_null = |out: &mut Vec<u8>, v: &[u8]| {
-        if v.is_empty() {
-            out.extend_from_slice(b"null");
-        } else {
-            out.extend_from_slice(v);
-        }
-    };
-    let quoted_or_null = |out: &mut Vec<u8>, v: &[u8]| {
-        if v.is_empty() {
-            out.extend_from_slice(b"null");
-        } else {
-            out.push(b'"');
-            out.extend_from_slice(v);
-            out.push(b'"');
-        }
-    };
-    out.extend_from_slice(b"{\"sensor\":");
-    out.extend_from_slice(sensor);
-    out.extend_from_slice(b",\"session\":");
-    out.extend_from_slice(session);
-    out.extend_from_slice(b",\"seq\":");
-    raw_or_null(out, seq);
-    out.extend_from_slice(b",\"time\":\"");
-    out.extend_from_slice(time);
-    out.extend_from_slice(b"\",\"celsius\":");
-    raw_or_null(out, celsius);
-    out.extend_from_slice(b",\"origin\":\"");
-    out.extend_from_slice(origin);
-    out.extend_from_slice(b"\",\"method\":");
-    quoted_or_null(out, method);
-    out.extend_from_slice(b",\"quality\":");
-    quoted_or_null(out, quality);
-    out.extend_from_slice(b",\"flags\":\"");
-    out.extend_from_slice(flags);
-    out.extend_from_slice(b"\"}\n");
-    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sink::{push_json_row, push_missing_json_row};
     use mend_core::{Celsius, ClockKind, Flag, Flags, Origin, Quality, Reading};
 
-    fn both(rec: &Record, meta: &StreamMeta) -> (Vec<u8>, Vec<u8>) {
-        let mut csv = Vec::new();
-        push_csv_row(&mut csv, rec, meta);
-        let mut json = Vec::new();
-        push_json_row(&mut json, rec, meta);
-        (csv, json)
-    }
-
-    #[test]
-    fn the_text_of_a_range_of_rows_is_their_csv_rows_one_after_the_other() {
-        let meta = StreamMeta {
-            has_seq: true,
+    fn meta(has_seq: bool) -> StreamMeta {
+        StreamMeta {
+            has_seq,
             period_ms: 1_000,
             clock: ClockKind::Unix,
-        };
-        let mut sink = RowSink::default();
-        let mut each = Vec::new();
-        for seq in 0..5u32 {
-            let r = Reading::new(3, 9, seq, u64::from(seq) * 1_000, Celsius::from_num(52));
-            let rec = Record::measured(r, Quality::Good, Flags::EMPTY);
-            sink.record(&rec, &meta).unwrap();
-            each.push(both(&rec, &meta).0);
         }
-        assert_eq!(sink.text(0..5), each.concat());
-        assert_eq!(sink.text(1..3), [each[1].clone(), each[2].clone()].concat());
-        assert_eq!(sink.text(4..5), each[4]);
-        assert!(sink.text(2..2).is_empty());
-        assert!(sink.text(3..9).is_empty(), "out of bounds");
-        assert_eq!(sink.rows[2].seq, 2);
     }
 
+    /// Every kind of row, stored and written back, is the row `mend replay` writes.
     #[test]
-    fn json_from_csv_is_the_json_row_for_every_kind_of_row() {
-        let with_seq = StreamMeta {
-            has_seq: true,
-            period_ms: 1_000,
-            clock: ClockKind::Unix,
-        };
-        let no_seq = StreamMeta {
-            has_seq: false,
-            ..with_seq
-        };
+    fn a_stored_row_is_written_as_replay_writes_it_in_both_formats() {
         let r = Reading::new(3, 9, 12, 12_000, Celsius::from_num(-0.00390625));
         let flags = Flags::EMPTY.with(Flag::OutOfBand).with(Flag::Spike);
         let measured = Record::measured(r, Quality::Bad, flags);
@@ -210,17 +237,6 @@ mod tests {
             }),
             after: None,
         });
-        for rec in [measured, synthetic] {
-            for meta in [with_seq, no_seq] {
-                let (csv, json) = both(&rec, &meta);
-                let mut derived = Vec::new();
-                csv_to_json(&csv, &mut derived).unwrap();
-                assert_eq!(
-                    String::from_utf8(derived).unwrap(),
-                    String::from_utf8(json).unwrap()
-                );
-            }
-        }
         let o = Outage {
             sensor: 1,
             session: 2,
@@ -238,12 +254,97 @@ mod tests {
             timestamp: 5_000,
             seq: 5,
         };
-        let mut csv = Vec::new();
-        push_missing_csv_row(&mut csv, &o, slot, &with_seq);
-        let mut json = Vec::new();
-        push_missing_json_row(&mut json, &o, slot, &with_seq);
-        let mut derived = Vec::new();
-        csv_to_json(&csv, &mut derived).unwrap();
-        assert_eq!(derived, json);
+        for has_seq in [true, false] {
+            let m = meta(has_seq);
+            let mut sink = RowSink::default();
+            let (mut csv, mut json) = (Vec::new(), Vec::new());
+            for rec in [measured, synthetic] {
+                sink.record(&rec, &m).unwrap();
+                push_csv_row(&mut csv, &rec, &m);
+                push_json_row(&mut json, &rec, &m);
+            }
+            sink.missing(&o, slot, &m).unwrap();
+            push_missing_csv_row(&mut csv, &o, slot, &m);
+            push_missing_json_row(&mut json, &o, slot, &m);
+            let rows = decode(sink.stored(0..3)).unwrap();
+            assert_eq!(rows.len(), 3);
+            let (mut csv2, mut json2) = (Vec::new(), Vec::new());
+            for row in &rows {
+                row.write(RowFormat::Csv, &mut csv2);
+                row.write(RowFormat::Jsonl, &mut json2);
+            }
+            assert_eq!(
+                String::from_utf8(csv2).unwrap(),
+                String::from_utf8(csv).unwrap()
+            );
+            assert_eq!(
+                String::from_utf8(json2).unwrap(),
+                String::from_utf8(json).unwrap()
+            );
+            assert_eq!(rows[2].timestamp(), 5_000);
+            assert_eq!(sink.rows[2].seq, 5);
+        }
+    }
+
+    #[test]
+    fn the_bytes_of_a_range_of_rows_are_their_stored_rows_one_after_the_other() {
+        let m = meta(true);
+        let mut sink = RowSink::default();
+        let mut each = Vec::new();
+        for seq in 0..5u32 {
+            let r = Reading::new(3, 9, seq, u64::from(seq) * 1_000, Celsius::from_num(52));
+            let rec = Record::measured(r, Quality::Good, Flags::EMPTY);
+            sink.record(&rec, &m).unwrap();
+            each.push(rec);
+        }
+        let rows = decode(sink.stored(1..3)).unwrap();
+        let want: Vec<StoredRow> = each[1..3]
+            .iter()
+            .map(|&record| StoredRow::Record {
+                record,
+                has_seq: true,
+            })
+            .collect();
+        assert_eq!(rows, want);
+        assert_eq!(decode(sink.stored(0..5)).unwrap().len(), 5);
+        assert!(sink.stored(2..2).is_empty());
+        assert!(sink.stored(3..9).is_empty(), "out of bounds");
+    }
+
+    #[test]
+    fn bytes_that_are_not_stored_rows_are_an_error_not_a_panic() {
+        assert!(decode(&[0xff, 0xff, 0xff]).is_err());
+        let m = meta(true);
+        let mut sink = RowSink::default();
+        let r = Reading::new(3, 9, 1, 1_000, Celsius::from_num(52));
+        sink.record(&Record::measured(r, Quality::Good, Flags::EMPTY), &m)
+            .unwrap();
+        let whole = sink.stored(0..1);
+        assert!(decode(&whole[..whole.len() - 1]).is_err(), "cut short");
+    }
+
+    /// The widest row fits the stack buffer rows are stored through.
+    #[test]
+    fn the_widest_row_fits() {
+        let r = Reading::new(
+            u32::MAX,
+            u32::MAX,
+            u32::MAX,
+            u64::MAX,
+            Celsius::from_bits(i32::MIN),
+        );
+        let mut rec = Record::measured(r, Quality::Bad, Flags::EMPTY.with(Flag::Spike));
+        let far = Some(Key {
+            timestamp: u64::MAX,
+            seq: u32::MAX,
+        });
+        rec.origin = Origin::Synthetic(mend_core::Source {
+            method: mend_core::FillMethod::Stochastic,
+            before: far,
+            after: far,
+        });
+        let mut sink = RowSink::default();
+        sink.record(&rec, &meta(true)).unwrap();
+        assert_eq!(decode(sink.stored(0..1)).unwrap().len(), 1);
     }
 }

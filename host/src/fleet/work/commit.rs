@@ -90,17 +90,11 @@ impl Commit {
             let id = EntryId::for_row(first.timestamp, first.seq, out_last);
             out_last = Some(id);
             let from = i * ROWS_PER_ENTRY;
-            let mut times = Vec::with_capacity(chunk.len() * 8);
-            for row in chunk {
-                times.extend_from_slice(&row.timestamp.to_le_bytes());
-            }
             pipe.cmd("XADD")
                 .arg(&self.keys.out)
                 .arg(id.to_string())
-                .arg("c")
-                .arg(self.rows.text(from..from + chunk.len()))
-                .arg("t")
-                .arg(times)
+                .arg("r")
+                .arg(self.rows.stored(from..from + chunk.len()))
                 .ignore();
         }
         for d in &self.dead {
