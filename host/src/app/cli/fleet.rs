@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::parse::{ms_arg, positive_ms_arg, range_arg, time_arg};
-use super::replay::{validate_config, Band, FillArg};
+use super::parse::{ms_arg, time_arg};
+use super::replay::{FillArg, RepairLimits};
 use mend::engine::EngineConfig;
 use mend::fleet::DEFAULT_REDIS;
 use mend::input::Format;
@@ -62,18 +62,9 @@ pub struct WorkArgs {
     /// The seed of stochastic fills.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// How long a stream waits for late or reordered readings.
-    #[arg(long, default_value = "30s", value_parser = ms_arg("lateness"))]
-    pub lateness: u64,
-    /// Gaps longer than this are outages: reported, never filled.
-    #[arg(long, default_value = "60s", value_parser = positive_ms_arg("max-gap"))]
-    pub max_gap: u64,
-    /// The valid band in °C, LO..HI, inclusive.
-    #[arg(long, default_value = "50..55", allow_hyphen_values = true, value_parser = range_arg("band"))]
-    pub band: Band,
-    /// What the sensor can measure at all, in °C, LO..HI.
-    #[arg(long, default_value = "-55..125", allow_hyphen_values = true, value_parser = range_arg("physical"))]
-    pub physical: Band,
+    /// Lateness, maximum gap and the bands, as for `mend replay`.
+    #[command(flatten)]
+    pub limits: RepairLimits,
     /// Write a `missing` row for every slot of an outage, as `mend replay --emit-outages`.
     #[arg(long)]
     pub emit_outages: bool,
@@ -86,11 +77,8 @@ impl WorkArgs {
             engine: EngineConfig {
                 fill: self.fill.method(),
                 seed: self.seed,
-                lateness_ms: self.lateness,
-                max_gap_ms: self.max_gap,
-                validate: validate_config(&self.band, &self.physical)?,
                 emit_outages: self.emit_outages,
-                ..EngineConfig::default()
+                ..self.limits.engine()?
             },
             jsonl_period_ms: 1_000,
             input_format: Some(Format::Frames),

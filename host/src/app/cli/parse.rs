@@ -37,54 +37,56 @@ pub struct Given<T> {
     pub text: String,
 }
 
-/// A value parser for the option `--flag`, from a fallible function of the text.
+/// A fallible function of an option's name (without `--`) and text.
+type Parse<T> = fn(&str, &str) -> anyhow::Result<T>;
+
+/// A value parser for the option `--flag`.
 fn parser<T: 'static>(
     flag: &'static str,
-    parse: fn(&'static str, &str) -> anyhow::Result<T>,
+    parse: Parse<T>,
 ) -> impl Fn(&str) -> Result<T, ArgError> + Clone + Send + Sync + 'static {
     move |text| parse(flag, text).map_err(ArgError::from)
+}
+
+/// A value parser for the option `--flag` that keeps the text beside the value.
+fn given<T: 'static>(
+    flag: &'static str,
+    parse: Parse<T>,
+) -> impl Fn(&str) -> Result<Given<T>, ArgError> + Clone + Send + Sync + 'static {
+    move |text| {
+        Ok(Given {
+            value: parse(flag, text)?,
+            text: text.to_string(),
+        })
+    }
 }
 
 /// `LO..HI` in °C for `--flag` (`--band`, `--physical`).
 pub fn range_arg(
     flag: &'static str,
 ) -> impl Fn(&str) -> Result<Given<(Celsius, Celsius)>, ArgError> + Clone + Send + Sync + 'static {
-    parser(flag, |flag, text| {
-        Ok(Given {
-            value: parse_range(flag, text)?,
-            text: text.to_string(),
-        })
-    })
+    given(flag, parse_range)
 }
 
 /// A time for `--flag`: RFC 3339 with a zone, or unix seconds; in ms.
 pub fn time_arg(
     flag: &'static str,
 ) -> impl Fn(&str) -> Result<u64, ArgError> + Clone + Send + Sync + 'static {
-    parser(flag, |flag, text| {
-        parse_time(text).with_context(|| format!("--{flag}"))
-    })
+    parser(flag, time)
 }
 
 /// A time for `--flag`, with its text.
 pub fn given_time_arg(
     flag: &'static str,
 ) -> impl Fn(&str) -> Result<Given<u64>, ArgError> + Clone + Send + Sync + 'static {
-    parser(flag, |flag, text| {
-        Ok(Given {
-            value: parse_time(text).with_context(|| format!("--{flag}"))?,
-            text: text.to_string(),
-        })
-    })
+    given(flag, time)
 }
 
 /// A duration for `--flag` (`500ms`, `10s`, `2m`), in ms.
 pub fn ms_arg(
     flag: &'static str,
 ) -> impl Fn(&str) -> Result<u64, ArgError> + Clone + Send + Sync + 'static {
-    parser(flag, |flag, text| {
-        parse_duration_ms(text).with_context(|| format!("--{flag}"))
-    })
+    parser(flag, ms)
 }
 
 /// A duration longer than zero for `--flag`, in ms.
@@ -97,12 +99,9 @@ pub fn positive_ms_arg(
 /// A sampling period for `--period`: longer than zero, in ms, with its text.
 pub fn period_arg() -> impl Fn(&str) -> Result<Given<u32>, ArgError> + Clone + Send + Sync + 'static
 {
-    parser("period", |flag, text| {
+    given("period", |flag, text| {
         let ms = positive_ms(flag, text)?;
-        Ok(Given {
-            value: u32::try_from(ms).with_context(|| format!("--{flag} {text:?} is too long"))?,
-            text: text.to_string(),
-        })
+        u32::try_from(ms).with_context(|| format!("--{flag} {text:?} is too long"))
     })
 }
 
@@ -141,8 +140,16 @@ fn parse_range(flag: &str, text: &str) -> anyhow::Result<(Celsius, Celsius)> {
     Ok((lo, hi))
 }
 
+fn time(flag: &str, text: &str) -> anyhow::Result<u64> {
+    parse_time(text).with_context(|| format!("--{flag}"))
+}
+
+fn ms(flag: &str, text: &str) -> anyhow::Result<u64> {
+    parse_duration_ms(text).with_context(|| format!("--{flag}"))
+}
+
 fn positive_ms(flag: &str, text: &str) -> anyhow::Result<u64> {
-    let ms = parse_duration_ms(text).with_context(|| format!("--{flag}"))?;
+    let ms = ms(flag, text)?;
     if ms == 0 {
         bail!("--{flag} {text:?} must be longer than zero");
     }
@@ -159,22 +166,23 @@ mod tests {
         let got = band("50..55.5").unwrap();
         assert_eq!(got.value, (Celsius::from_num(50), Celsius::from_num(55.5)));
         assert_eq!(got.text, "50..55.5");
-        assert_eq!(
-            band("55..50").unwrap_err().to_string(),
-            "--band \"55..50\" is reversed: the low end is above the high end"
-        );
-        assert_eq!(
-            band("50-55").unwrap_err().to_string(),
-            "--band \"50-55\": expected LO..HI in °C, e.g. 50..55"
-        );
-        assert_eq!(
-            band("a..55").unwrap_err().to_string(),
-            "--band \"a..55\": \"a\" is not a number: invalid float literal"
-        );
-        assert_eq!(
-            band("inf..55").unwrap_err().to_string(),
-            "--band \"inf..55\": \"inf\" is not finite"
-        );
+        for (text, error) in [
+            (
+                "55..50",
+                "--band \"55..50\" is reversed: the low end is above the high end",
+            ),
+            (
+                "50-55",
+                "--band \"50-55\": expected LO..HI in °C, e.g. 50..55",
+            ),
+            (
+                "a..55",
+                "--band \"a..55\": \"a\" is not a number: invalid float literal",
+            ),
+            ("inf..55", "--band \"inf..55\": \"inf\" is not finite"),
+        ] {
+            assert_eq!(band(text).unwrap_err().to_string(), error);
+        }
     }
 
     #[test]

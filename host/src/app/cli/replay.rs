@@ -86,22 +86,48 @@ impl InputFormatArg {
 /// A band in °C, as given.
 pub type Band = Given<(Celsius, Celsius)>;
 
-/// The validation settings of `--band` within `--physical`, checked together.
-pub fn validate_config(band: &Band, physical: &Band) -> anyhow::Result<ValidateConfig> {
-    let validate = ValidateConfig {
-        band: band.value,
-        physical: physical.value,
-        ..ValidateConfig::DEFAULT
-    };
-    validate.check().map_err(|e| {
-        anyhow::anyhow!(
-            "--band {}: {e} (the sensor's physical range, --physical, is {}..{} °C)",
-            band.text,
-            physical.value.0,
-            physical.value.1
-        )
-    })?;
-    Ok(validate)
+/// The limits of a repair, shared by `replay`, `inspect` and `work`.
+#[derive(Debug, Args, Clone)]
+pub struct RepairLimits {
+    /// How long a stream waits for late or reordered readings.
+    #[arg(long, default_value = "30s", value_parser = ms_arg("lateness"))]
+    pub lateness: u64,
+    /// Gaps longer than this are outages: reported, never filled.
+    #[arg(long, default_value = "60s", value_parser = positive_ms_arg("max-gap"))]
+    pub max_gap: u64,
+    /// The valid band in °C, LO..HI, inclusive.
+    #[arg(long, default_value = "50..55", allow_hyphen_values = true, value_parser = range_arg("band"))]
+    pub band: Band,
+    /// What the sensor can measure at all, in °C, LO..HI (the TMP105's range by default):
+    /// a reading outside it is flagged implausible and is not used to fill gaps.
+    #[arg(long, default_value = "-55..125", allow_hyphen_values = true, value_parser = range_arg("physical"))]
+    pub physical: Band,
+}
+
+impl RepairLimits {
+    /// The engine settings of these limits (the rest as by default), `--band` checked
+    /// within `--physical`.
+    pub fn engine(&self) -> anyhow::Result<EngineConfig> {
+        let validate = ValidateConfig {
+            band: self.band.value,
+            physical: self.physical.value,
+            ..ValidateConfig::DEFAULT
+        };
+        validate.check().map_err(|e| {
+            anyhow::anyhow!(
+                "--band {}: {e} (the sensor's physical range, --physical, is {}..{} °C)",
+                self.band.text,
+                self.physical.value.0,
+                self.physical.value.1
+            )
+        })?;
+        Ok(EngineConfig {
+            lateness_ms: self.lateness,
+            max_gap_ms: self.max_gap,
+            validate,
+            ..EngineConfig::default()
+        })
+    }
 }
 
 /// The options shared by `replay` and `inspect`.
@@ -119,19 +145,9 @@ pub struct ReadArgs {
     /// The sampling period of JSONL input (frame logs carry theirs in the header).
     #[arg(long, value_parser = period_arg())]
     pub period: Option<Given<u32>>,
-    /// How long a stream waits for late or reordered readings.
-    #[arg(long, default_value = "30s", value_parser = ms_arg("lateness"))]
-    pub lateness: u64,
-    /// Gaps longer than this are outages: reported, never filled.
-    #[arg(long, default_value = "60s", value_parser = positive_ms_arg("max-gap"))]
-    pub max_gap: u64,
-    /// The valid band in °C, LO..HI, inclusive.
-    #[arg(long, default_value = "50..55", allow_hyphen_values = true, value_parser = range_arg("band"))]
-    pub band: Band,
-    /// What the sensor can measure at all, in °C, LO..HI (the TMP105's range by default):
-    /// a reading outside it is flagged implausible and is not used to fill gaps.
-    #[arg(long, default_value = "-55..125", allow_hyphen_values = true, value_parser = range_arg("physical"))]
-    pub physical: Band,
+    /// Lateness, maximum gap and the bands.
+    #[command(flatten)]
+    pub limits: RepairLimits,
     /// Read every input whole: no seek for --from, no early stop for --until.
     #[arg(long)]
     pub no_seek: bool,
@@ -207,7 +223,7 @@ pub struct InspectArgs {
 impl ReadArgs {
     /// Checks the arguments together and builds the plan.
     pub fn plan(&self, fill: FillMethod, seed: u64) -> anyhow::Result<ReadPlan> {
-        let validate = validate_config(&self.band, &self.physical)?;
+        let engine = self.limits.engine()?;
         if let (Some(f), Some(u)) = (self.from, self.until) {
             if f > u {
                 bail!("--from is after --until: the window is empty");
@@ -226,16 +242,10 @@ impl ReadArgs {
             config: ReplayConfig {
                 engine: EngineConfig {
                     fill,
-                    max_gap_ms: self.max_gap,
-                    lateness_ms: self.lateness,
-                    validate,
                     seed,
                     from: self.from,
                     until: self.until,
-                    window_ms: None,
-                    hold_back: false,
-                    emit_outages: false,
-                    resume_ended: false,
+                    ..engine
                 },
                 jsonl_period_ms: self.period.as_ref().map_or(1_000, |p| p.value),
                 input_format: self.input_format.format(),
