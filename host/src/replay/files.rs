@@ -268,3 +268,71 @@ fn chart_title(sources: &[InputSource]) -> String {
     let names: Vec<String> = sources.iter().map(InputSource::name).collect();
     format!("mend replay of {}", names.join(", "))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::EngineConfig;
+    use crate::generate::{generate, GenerateConfig};
+    use crate::replay::ReplayConfig;
+
+    fn plan(input: PathBuf) -> ReadPlan {
+        ReadPlan {
+            sources: vec![InputSource::Path(input)],
+            config: ReplayConfig {
+                engine: EngineConfig {
+                    window_ms: Some(60_000),
+                    ..EngineConfig::default()
+                },
+                ..ReplayConfig::default()
+            },
+            seek: true,
+        }
+    }
+
+    #[test]
+    fn every_output_appears_with_the_rows_the_report_counts() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("in.mlog");
+        let mut capture = Vec::new();
+        generate(&GenerateConfig::clean(3, 300), &mut capture, None).unwrap();
+        std::fs::write(&input, &capture).unwrap();
+        let at = |name: &str| Some(dir.path().join(name));
+        let files = ReplayFiles {
+            output: at("out.csv"),
+            format: OutputFormat::Csv,
+            dlq: at("dead.jsonl"),
+            chart: at("chart.svg"),
+            aggregates: at("aggs.csv"),
+            checkpoint: at("ck"),
+            summary_json: at("summary.json"),
+        };
+        let report = replay_to_files(&plan(input), &files, || None).unwrap();
+        assert_eq!(report.records(), 300);
+        let csv = std::fs::read_to_string(dir.path().join("out.csv")).unwrap();
+        assert_eq!(csv.lines().count(), 301);
+        for name in ["dead.jsonl", "chart.svg", "aggs.csv", "ck", "summary.json"] {
+            assert!(dir.path().join(name).is_file(), "{name}");
+        }
+        // Nothing else: no temporary file left behind.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 7);
+    }
+
+    #[test]
+    fn an_output_that_is_an_input_is_refused_before_anything_is_created() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("in.mlog");
+        std::fs::write(&input, b"").unwrap();
+        let files = ReplayFiles {
+            output: Some(dir.path().join("out.csv")),
+            dlq: Some(input.clone()),
+            ..ReplayFiles::default()
+        };
+        let e = replay_to_files(&plan(input.clone()), &files, || None).unwrap_err();
+        assert!(
+            e.to_string().contains("--dlq would overwrite an input"),
+            "{e}"
+        );
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+}
