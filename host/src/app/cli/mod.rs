@@ -16,7 +16,7 @@ mod replay;
 pub use fleet::{ExportArgs, ExportFormat, PublishArgs, StatusArgs, WorkArgs};
 pub use generate::GenerateArgs;
 pub use listen::ListenArgs;
-pub use parse::ArgError;
+use parse::ArgError;
 pub use replay::{InspectArgs, ReplayArgs};
 
 /// Replays, repairs, exports and charts captured temperature-sensor logs.
