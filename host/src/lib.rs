@@ -9,24 +9,34 @@
 //! order, each exactly once, every fill marked as synthetic, and every unusable byte or line
 //! in a dead-letter file.
 //!
-//! The library replays a set of sources into a set of sinks:
+//! The library replays a set of sources into a set of sinks. Its face is small:
+//! - [`ReadPlan`]: which sources ([`input::InputSource`]: files, standard input, bytes) and
+//!   the settings ([`ReplayConfig`], with the engine's [`EngineConfig`]);
+//! - [`replay_to_files`]: every pass of a plan into [`ReplayFiles`] (records as CSV, JSONL or
+//!   frames, dead letters, aggregates, chart, summary, checkpoint), each output checked
+//!   against the inputs and put in place whole, the checkpoint last; it returns the
+//!   [`ReplayReport`];
+//! - [`replay_bytes`]: a capture held in memory, with its records returned;
+//! - [`replay::run`]: one pass into any [`sink::RecordSink`], for callers with sinks of their own.
+//!
+//! Behind it, one module per part:
 //! - [`input`]: sources — opening and format detection, the frame-log and JSONL readers, the
 //!   byte books, and the `--from` seek ([`input::seek`]).
 //! - [`merge`]: the k-way merge of inputs by time.
 //! - [`engine`]: the per-stream pipeline and its report; [`engine::clock`]: clock glitches;
 //!   [`engine::spill`]: readings far out of place, put in their place on a second pass.
 //! - [`sink`]: where rows go — CSV, JSONL, frame logs, aggregates, dead letters
-//!   ([`sink::dlq`]).
+//!   ([`sink::dlq`]), the chart ([`sink::chart`]).
 //! - [`fs`]: outputs that appear whole or not at all, and the background writer.
-//! - [`replay`]: the library entry points, [`replay::run`] and [`replay::replay_bytes`];
-//!   [`checkpoint`]: resumable runs.
+//! - [`replay`]: the entry points above; [`checkpoint`]: resumable runs.
 //! - [`generate`]: simulated captures.
 //! - [`text`]: numbers, times and summaries for people; [`chart`]: charts of a series.
 //! - [`listen`]: the gateway beside a node (`mend listen`): capture, acknowledge, ask for
 //!   what is missing.
 //! - [`fleet`]: the same repair on Redis Streams, for many gateways and a group of workers.
 //!
-//! The `mend` command line is a thin layer over this library, private to the binary.
+//! The `mend` command line is a thin layer over this library, private to the binary: it
+//! parses arguments into these types and prints what comes back.
 //!
 //! ## Output contract
 //!
@@ -66,5 +76,7 @@ pub mod sink;
 pub mod text;
 
 pub use engine::{EngineConfig, StreamReport};
+pub use replay::files::{replay_to_files, OutputFormat, ReplayFiles};
+pub use replay::plan::ReadPlan;
 pub use replay::{replay_bytes, ReplayConfig, ReplayOutput, ReplayReport};
 pub use sink::OutRecord;

@@ -2,8 +2,6 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 mod app;
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
@@ -14,9 +12,10 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 }
 
 fn run() -> anyhow::Result<ExitCode> {
-    // clap prints usage errors itself and exits with 2; --help and --version exit with 0.
-    let cli = app::cli::Cli::parse();
-    app::commands::run(cli)
+    // clap prints usage errors itself and exits with 2; --help and --version exit with 0;
+    // a value mend refuses is an error like any other.
+    let cli = app::cli::parse()?;
+    app::run(cli)
 }
 
 fn main() -> ExitCode {
@@ -30,14 +29,14 @@ fn main() -> ExitCode {
         }
         mend::sink::remove_temporary_files();
         eprintln!("mend: interrupted; unfinished outputs were removed");
-        std::process::exit(i32::from(app::commands::EXIT_INTERRUPTED));
+        std::process::exit(i32::from(app::exit::EXIT_INTERRUPTED));
     });
     match run() {
         Ok(code) => code,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("mend: {e:#}");
-            ExitCode::from(app::commands::EXIT_ERROR)
+            ExitCode::from(app::exit::EXIT_ERROR)
         }
     }
 }

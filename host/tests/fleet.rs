@@ -3,12 +3,11 @@
 
 mod common;
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use common::redis::{wait, work_args, xlen, Redis};
-use common::{Dir, Run};
+use common::{assert_export_is_replay, Dir, Run};
 
 /// Captures of `sensors` sensors with every kind of link fault, concatenated, and what
 /// `mend replay` writes for them.
@@ -77,14 +76,7 @@ impl Fleet {
     }
 
     fn spawn(&self, args: &[&str]) -> Child {
-        Command::new(env!("CARGO_BIN_EXE_mend"))
-            .args(args)
-            .current_dir(self.dir.tmp.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
+        self.dir.spawn(args)
     }
 
     /// Asserts that every sensor's export is byte for byte the replay's rows.
@@ -99,20 +91,7 @@ impl Fleet {
             let got = self.dir.read_text(&out);
             let want = self.expected(s);
             assert!(want.lines().count() > 1, "sensor {s} has rows");
-            if got != want {
-                let first = got
-                    .lines()
-                    .zip(want.lines())
-                    .position(|(a, b)| a != b)
-                    .unwrap_or(got.lines().count().min(want.lines().count()));
-                panic!(
-                    "sensor {s}: export ({} lines) differs from replay ({} lines) at line {first}:\n  export: {:?}\n  replay: {:?}",
-                    got.lines().count(),
-                    want.lines().count(),
-                    got.lines().nth(first),
-                    want.lines().nth(first)
-                );
-            }
+            assert_export_is_replay(&format!("sensor {s}"), &got, &want);
         }
     }
 }
@@ -261,12 +240,7 @@ fn an_idle_stream_is_settled_after_the_settle_time() {
 #[test]
 fn redis_unreachable_is_a_clear_error_and_exit_2() {
     let dir = Dir::new();
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let url = format!("redis://127.0.0.1:{port}");
+    let url = format!("redis://127.0.0.1:{}", common::free_port());
     dir.write("a.mlog", b"");
     for args in [
         vec!["publish", "--redis", &url, "a.mlog"],
@@ -322,20 +296,10 @@ fn publishing_a_jsonl_log_is_a_clear_error() {
 #[test]
 fn a_worker_started_before_redis_waits_for_it() {
     let fleet = Fleet::new(2, 300);
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let url = format!("redis://127.0.0.1:{port}");
+    let mut redis = Redis::stopped(common::free_port(), fleet.dir.path("redis"));
+    let url = redis.url();
     let w = fleet.spawn(&work_args(&url, "w", &["--retry-for", "30s"]));
     std::thread::sleep(Duration::from_millis(500));
-    let mut redis = Redis {
-        port,
-        dir: fleet.dir.path("redis"),
-        child: None,
-    };
-    std::fs::create_dir_all(&redis.dir).unwrap();
     redis.launch();
     fleet
         .mend(&["publish", "--redis", &url, "--end", "all.mlog"])
@@ -827,26 +791,23 @@ fn long_session(parts: u32, hostile: bool) -> Vec<Vec<u8>> {
 
 /// A worker that runs until killed, holding back tails for ten minutes of idleness.
 fn endless_worker(dir: &Dir, url: &str, consumer: &str) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_mend"))
-        .args([
-            "work",
-            "--redis",
-            url,
-            "--consumer",
-            consumer,
-            "--poll",
-            "20ms",
-            "--settle",
-            "600s",
-            "--lease",
-            "300ms",
-        ])
-        .current_dir(dir.tmp.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
+    dir.command(&[
+        "work",
+        "--redis",
+        url,
+        "--consumer",
+        consumer,
+        "--poll",
+        "20ms",
+        "--settle",
+        "600s",
+        "--lease",
+        "300ms",
+    ])
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap()
 }
 
 /// Waits until sensor 9's state covers every entry published (and is settled, with
@@ -972,16 +933,7 @@ fn long_session_exports_as_replay(hostile: bool, kill: bool) {
     assert_eq!(!replay_reasons.is_empty(), hostile, "{replay_reasons:?}");
     let (got, want) = (dir.read_text("e.csv"), dir.read_text("replay.csv"));
     assert!(want.lines().count() > 5_000, "{}", want.lines().count());
-    if got != want {
-        let first = got.lines().zip(want.lines()).position(|(a, b)| a != b);
-        panic!(
-            "export ({} lines) differs from replay ({} lines) at line {first:?}: {:?} vs {:?}",
-            got.lines().count(),
-            want.lines().count(),
-            first.and_then(|f| got.lines().nth(f)),
-            first.and_then(|f| want.lines().nth(f)),
-        );
-    }
+    assert_export_is_replay("sensor 9", &got, &want);
 }
 
 #[test]

@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::redis::{wait, work_args, xlen, Redis};
-use common::{on_schedule, rows, Dir};
+use common::{assert_export_is_replay, finish, on_schedule, rows, Dir};
 use mend_core::{
     Ack, ClockKind, DecodeEvent, Decoder, Encoder, Frame, Header, Heartbeat, Resend, ResetReason,
     Stats, WireReading, MAX_FRAME,
@@ -195,22 +195,7 @@ impl Node {
 
 /// `mend listen` started in the background.
 fn spawn(d: &Dir, args: &[&str]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_mend"))
-        .arg("listen")
-        .args(args)
-        .current_dir(d.path(""))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
-/// Waits for the gateway to end (failing rather than hanging) and returns (code, stderr).
-fn finish(child: Child) -> (i32, String) {
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    (out.status.code().unwrap_or(-1), stderr)
+    d.command(&[&["listen"], args].concat()).spawn().unwrap()
 }
 
 fn listener() -> (TcpListener, String) {
@@ -807,14 +792,7 @@ fn acked(down: &Downlink, seq: u32) -> bool {
 /// `mend replay` writes for the capture; returns the worker's report.
 #[track_caller]
 fn assert_export_equals_replay(d: &Dir, url: &str, capture: &str) -> String {
-    let worker = Command::new(env!("CARGO_BIN_EXE_mend"))
-        .args(work_args(url, "w", &["--settle", "1s"]))
-        .current_dir(d.path(""))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let worker = d.spawn(&work_args(url, "w", &["--settle", "1s"]));
     let (_, report) = wait(worker, "worker");
     d.mend(&["replay", capture, "-o", "replay.csv", "-q"]).ok();
     let sensor = SENSOR.to_string();
@@ -830,16 +808,7 @@ fn assert_export_equals_replay(d: &Dir, url: &str, capture: &str) -> String {
     .ok();
     let (want, got) = (d.read_text("replay.csv"), d.read_text("export.csv"));
     assert!(want.lines().count() > 1, "the replay has rows");
-    if got != want {
-        let first = got.lines().zip(want.lines()).position(|(a, b)| a != b);
-        panic!(
-            "export ({} lines) differs from replay ({} lines), first at line {first:?}:\n  export: {:?}\n  replay: {:?}",
-            got.lines().count(),
-            want.lines().count(),
-            first.and_then(|i| got.lines().nth(i)),
-            first.and_then(|i| want.lines().nth(i)),
-        );
-    }
+    assert_export_is_replay(capture, &got, &want);
     report
 }
 
@@ -1012,8 +981,8 @@ fn with_redis_unreachable_the_gateway_captures_and_acks_and_says_what_is_pending
     let d = Dir::new();
     let (l, addr) = listener();
     // Nothing listens on this port until the end.
-    let port = listener().0.local_addr().unwrap().port();
-    let url = format!("redis://127.0.0.1:{port}");
+    let mut redis = Redis::stopped(common::free_port(), d.path("redis"));
+    let url = redis.url();
     let cap = d.path("node.mlog");
     let gw = spawn(
         &d,
@@ -1057,12 +1026,6 @@ fn with_redis_unreachable_the_gateway_captures_and_acks_and_says_what_is_pending
         "{stderr}"
     );
     // The catch-up the summary names.
-    let mut redis = Redis {
-        port,
-        dir: d.path("redis"),
-        child: None,
-    };
-    std::fs::create_dir_all(&redis.dir).unwrap();
     redis.launch();
     d.mend(&["publish", "--redis", &url, "node.mlog"]).ok();
     assert_export_equals_replay(&d, &url, "node.mlog");

@@ -15,10 +15,14 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use mend_core::{Aggregate, Celsius, Flags, Quality, Reading, Record, SimConfig, Simulator};
 
-use crate::app::cli::{DemoArgs, OutFormat, ReadArgs};
-use crate::app::commands::{replay_to_files, ReplayFiles, EXIT_OK};
+use super::cli::DemoArgs;
+use super::exit::EXIT_OK;
+use mend::engine::EngineConfig;
 use mend::generate::{generate, CaptureFormat, GenerateConfig};
-use mend::replay::ReplayReport;
+use mend::input::InputSource;
+use mend::replay::files::{replay_to_files, OutputFormat, ReplayFiles};
+use mend::replay::plan::ReadPlan;
+use mend::replay::{ReplayConfig, ReplayReport};
 use mend::sink::AtomicFile;
 use mend::text::summary;
 
@@ -217,30 +221,28 @@ pub fn run(a: &DemoArgs) -> anyhow::Result<ExitCode> {
     tr.commit()?;
 
     let window_ms = 60_000;
-    let read = ReadArgs {
-        inputs: vec![capture.clone()],
-        from: None,
-        until: None,
-        period: None,
-        lateness: "30s".into(),
-        max_gap: "60s".into(),
-        band: "50..55".into(),
-        physical: "-55..125".into(),
-        no_seek: false,
-        input_format: crate::app::cli::InputFormatArg::Auto,
+    // Replayed as `mend replay` replays by default, with one-minute aggregates.
+    let plan = ReadPlan {
+        sources: vec![InputSource::Path(capture.clone())],
+        config: ReplayConfig {
+            engine: EngineConfig {
+                window_ms: Some(window_ms),
+                ..EngineConfig::default()
+            },
+            ..ReplayConfig::default()
+        },
+        seek: true,
     };
-    let mut plan = read.plan(mend_core::FillMethod::Linear, 0)?;
-    plan.config.engine.window_ms = Some(window_ms);
     let files = ReplayFiles {
         output: Some(dir.join("repaired.csv")),
-        format: Some(OutFormat::Csv),
+        format: OutputFormat::Csv,
         dlq: Some(dir.join("dead-letter.jsonl")),
         chart: Some(dir.join("chart.svg")),
         aggregates: Some(dir.join("aggregates.csv")),
         checkpoint: None,
         summary_json: None,
     };
-    let report = replay_to_files(&plan, &files, true)?;
+    let report = replay_to_files(&plan, &files, || None)?;
     let rec = check_recovery(
         &cfg,
         files.output.as_deref().unwrap_or(&capture),

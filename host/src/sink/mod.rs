@@ -7,6 +7,7 @@
 //! hand from integers (no floats, no locale, no run timestamps), which is also what keeps
 //! writing from dominating the replay time.
 
+pub mod chart;
 pub mod dlq;
 
 use std::fs::{self, File};

@@ -3,8 +3,9 @@
 
 pub mod redis;
 
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 
 use mend_core::{Celsius, ClockKind, Frame, Header, Reading, WireReading, CRC};
 
@@ -43,16 +44,29 @@ impl Dir {
         self.mend_stdin(args, None)
     }
 
+    /// `mend args…` to run in this directory: standard input empty, the output piped.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mend"));
+        cmd.args(args)
+            .current_dir(self.tmp.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd
+    }
+
+    /// Starts `mend args…` in the background, its standard output dropped and its standard
+    /// error kept for [`redis::wait`] or [`finish`].
+    pub fn spawn(&self, args: &[&str]) -> Child {
+        self.command(args).stdout(Stdio::null()).spawn().unwrap()
+    }
+
     /// Runs `mend args…` with `stdin` piped in.
     pub fn mend_stdin(&self, args: &[&str], stdin: Option<&[u8]>) -> Run {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mend"));
-        cmd.args(args).current_dir(self.tmp.path());
-        cmd.stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        });
-        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut cmd = self.command(args);
+        if stdin.is_some() {
+            cmd.stdin(Stdio::piped());
+        }
         let mut child = cmd.spawn().unwrap();
         if let Some(bytes) = stdin {
             use std::io::Write;
@@ -61,14 +75,11 @@ impl Dir {
         }
         Run(child.wait_with_output().unwrap(), args.join(" "))
     }
-}
 
-impl Dir {
     /// Runs `mend args…` with standard input reading the file `stdin` (`mend … < stdin`).
     pub fn mend_stdin_file(&self, args: &[&str], stdin: &Path) -> Run {
-        let out = Command::new(env!("CARGO_BIN_EXE_mend"))
-            .args(args)
-            .current_dir(self.tmp.path())
+        let out = self
+            .command(args)
             .stdin(std::fs::File::open(stdin).unwrap())
             .output()
             .unwrap();
@@ -89,6 +100,38 @@ impl Dir {
             .output()
             .unwrap();
         Run(out, format!("{} >&-", args.join(" ")))
+    }
+}
+
+/// Waits for a background run to end and returns its exit code and standard error.
+pub fn finish(child: Child) -> (i32, String) {
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out.status.code().unwrap_or(-1), stderr)
+}
+
+/// A loopback port nothing listens on (it was free a moment ago).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Asserts that an export is byte for byte what `mend replay` wrote, naming the first
+/// line that differs.
+#[track_caller]
+pub fn assert_export_is_replay(what: &str, got: &str, want: &str) {
+    if got != want {
+        let first = got.lines().zip(want.lines()).position(|(a, b)| a != b);
+        panic!(
+            "{what}: export ({} lines) differs from replay ({} lines), first at line {first:?}:\n  export: {:?}\n  replay: {:?}",
+            got.lines().count(),
+            want.lines().count(),
+            first.and_then(|i| got.lines().nth(i)),
+            first.and_then(|i| want.lines().nth(i)),
+        );
     }
 }
 

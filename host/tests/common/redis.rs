@@ -1,6 +1,5 @@
 //! A real `redis-server` for the fleet tests, and the worker runs they make.
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -13,20 +12,21 @@ pub struct Redis {
 }
 
 impl Redis {
+    /// A server on a free port, up and answering.
     pub fn start(dir: PathBuf) -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let mut r = Self::stopped(super::free_port(), dir);
+        r.launch();
+        r
+    }
+
+    /// A server on `port` that is not running yet: [`Redis::launch`] starts it.
+    pub fn stopped(port: u16, dir: PathBuf) -> Self {
         std::fs::create_dir_all(&dir).unwrap();
-        let mut r = Self {
+        Self {
             port,
             dir,
             child: None,
-        };
-        r.launch();
-        r
+        }
     }
 
     pub fn launch(&mut self) {

@@ -4,8 +4,11 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{FillArg, ReadArgs};
+use super::parse::{ms_arg, time_arg};
+use super::replay::{FillArg, RepairLimits};
+use mend::engine::EngineConfig;
 use mend::fleet::DEFAULT_REDIS;
+use mend::input::Format;
 use mend::replay::ReplayConfig;
 
 /// `mend publish`.
@@ -35,21 +38,21 @@ pub struct WorkArgs {
     #[arg(long)]
     pub consumer: String,
     /// Settle a sensor's tail once its stream has been idle this long.
-    #[arg(long, default_value = "10s")]
-    pub settle: String,
+    #[arg(long, default_value = "10s", value_parser = ms_arg("settle"))]
+    pub settle: u64,
     /// A sensor's lease lasts this long without renewal: a dead worker's sensors are taken
     /// over after it.
-    #[arg(long, default_value = "15s")]
-    pub lease: String,
+    #[arg(long, default_value = "15s", value_parser = ms_arg("lease"))]
+    pub lease: u64,
     /// Raw entries read per XREADGROUP (each holds up to 64 readings).
     #[arg(long, default_value_t = 10_000)]
     pub count: usize,
     /// The pause between rounds that found nothing to do.
-    #[arg(long, default_value = "100ms")]
-    pub poll: String,
+    #[arg(long, default_value = "100ms", value_parser = ms_arg("poll"))]
+    pub poll: u64,
     /// Keep reconnecting to an unreachable Redis this long before giving up (exit 2).
-    #[arg(long, default_value = "5m")]
-    pub retry_for: String,
+    #[arg(long, default_value = "5m", value_parser = ms_arg("retry-for"))]
+    pub retry_for: u64,
     /// Exit once every sensor is settled and nothing is pending.
     #[arg(long)]
     pub exit_when_idle: bool,
@@ -59,18 +62,9 @@ pub struct WorkArgs {
     /// The seed of stochastic fills.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// How long a stream waits for late or reordered readings.
-    #[arg(long, default_value = "30s")]
-    pub lateness: String,
-    /// Gaps longer than this are outages: reported, never filled.
-    #[arg(long, default_value = "60s")]
-    pub max_gap: String,
-    /// The valid band in °C, LO..HI, inclusive.
-    #[arg(long, default_value = "50..55", allow_hyphen_values = true)]
-    pub band: String,
-    /// What the sensor can measure at all, in °C, LO..HI.
-    #[arg(long, default_value = "-55..125", allow_hyphen_values = true)]
-    pub physical: String,
+    /// Lateness, maximum gap and the bands, as for `mend replay`.
+    #[command(flatten)]
+    pub limits: RepairLimits,
     /// Write a `missing` row for every slot of an outage, as `mend replay --emit-outages`.
     #[arg(long)]
     pub emit_outages: bool,
@@ -79,21 +73,16 @@ pub struct WorkArgs {
 impl WorkArgs {
     /// The repair settings, checked as `mend replay` checks them.
     pub fn replay_config(&self) -> anyhow::Result<ReplayConfig> {
-        let read = ReadArgs {
-            inputs: Vec::new(),
-            from: None,
-            until: None,
-            period: None,
-            lateness: self.lateness.clone(),
-            max_gap: self.max_gap.clone(),
-            band: self.band.clone(),
-            physical: self.physical.clone(),
-            no_seek: true,
-            input_format: super::InputFormatArg::Mlog,
-        };
-        let mut cfg = read.plan(self.fill.method(), self.seed)?.config;
-        cfg.engine.emit_outages = self.emit_outages;
-        Ok(cfg)
+        Ok(ReplayConfig {
+            engine: EngineConfig {
+                fill: self.fill.method(),
+                seed: self.seed,
+                emit_outages: self.emit_outages,
+                ..self.limits.engine()?
+            },
+            jsonl_period_ms: 1_000,
+            input_format: Some(Format::Frames),
+        })
     }
 }
 
@@ -116,11 +105,11 @@ pub struct ExportArgs {
     #[arg(long)]
     pub sensor: u32,
     /// Rows from this time: RFC 3339 with a zone or unix seconds.
-    #[arg(long)]
-    pub from: Option<String>,
+    #[arg(long, value_parser = time_arg("from"))]
+    pub from: Option<u64>,
     /// Rows until this time, inclusive.
-    #[arg(long)]
-    pub until: Option<String>,
+    #[arg(long, value_parser = time_arg("until"))]
+    pub until: Option<u64>,
     /// The row format.
     #[arg(long, value_enum, default_value_t = ExportFormat::Csv)]
     pub format: ExportFormat,

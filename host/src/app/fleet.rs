@@ -2,17 +2,16 @@
 
 use std::process::ExitCode;
 
-use anyhow::Context;
-
-use super::{MainOut, EXIT_OK};
-use crate::app::cli::{ExportArgs, ExportFormat, PublishArgs, StatusArgs, WorkArgs};
+use super::cli::{ExportArgs, ExportFormat, PublishArgs, StatusArgs, WorkArgs};
+use super::exit::EXIT_OK;
 use mend::fleet::export::ExportConfig;
 use mend::fleet::publish::PublishConfig;
 use mend::fleet::work::{WorkConfig, Worker};
+use mend::replay::outputs::MainOut;
 use mend::sink::RowFormat;
-use mend::text::timefmt::{parse_duration_ms, parse_time};
 
-pub(super) fn publish(a: &PublishArgs) -> anyhow::Result<ExitCode> {
+/// `mend publish`.
+pub fn publish(a: &PublishArgs) -> anyhow::Result<ExitCode> {
     let r = mend::fleet::publish::run(&PublishConfig {
         redis: a.redis.clone(),
         inputs: a.inputs.clone(),
@@ -29,17 +28,17 @@ pub(super) fn publish(a: &PublishArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(EXIT_OK))
 }
 
-pub(super) fn work(a: &WorkArgs) -> anyhow::Result<ExitCode> {
-    let ms = |flag: &str, v: &str| parse_duration_ms(v).with_context(|| format!("--{flag}"));
+/// `mend work`.
+pub fn work(a: &WorkArgs) -> anyhow::Result<ExitCode> {
     let cfg = WorkConfig {
         redis: a.redis.clone(),
         group: a.group.clone(),
         consumer: a.consumer.clone(),
-        settle_ms: ms("settle", &a.settle)?,
-        lease_ms: ms("lease", &a.lease)?.max(1),
+        settle_ms: a.settle,
+        lease_ms: a.lease.max(1),
         count: a.count.max(1),
-        poll_ms: ms("poll", &a.poll)?,
-        retry_for_ms: ms("retry-for", &a.retry_for)?,
+        poll_ms: a.poll,
+        retry_for_ms: a.retry_for,
         exit_when_idle: a.exit_when_idle,
         replay: a.replay_config()?,
     };
@@ -60,23 +59,14 @@ pub(super) fn work(a: &WorkArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(EXIT_OK))
 }
 
-pub(super) fn export(a: &ExportArgs) -> anyhow::Result<ExitCode> {
-    let from = a
-        .from
-        .as_deref()
-        .map(|t| parse_time(t).context("--from"))
-        .transpose()?;
-    let until = a
-        .until
-        .as_deref()
-        .map(|t| parse_time(t).context("--until"))
-        .transpose()?;
+/// `mend export`.
+pub fn export(a: &ExportArgs) -> anyhow::Result<ExitCode> {
     let cfg = ExportConfig {
         redis: a.redis.clone(),
         sensor: a.sensor,
-        from,
+        from: a.from,
         // --until is inclusive, the export's bound exclusive.
-        until: until.map(|u| u.saturating_add(1)),
+        until: a.until.map(|u| u.saturating_add(1)),
         format: match a.format {
             ExportFormat::Csv => RowFormat::Csv,
             ExportFormat::Jsonl => RowFormat::Jsonl,
@@ -88,7 +78,8 @@ pub(super) fn export(a: &ExportArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(EXIT_OK))
 }
 
-pub(super) fn status(a: &StatusArgs) -> anyhow::Result<ExitCode> {
+/// `mend status`.
+pub fn status(a: &StatusArgs) -> anyhow::Result<ExitCode> {
     let st = mend::fleet::status::read(&a.redis, &a.group)?;
     print!("{}", st.to_text());
     Ok(ExitCode::from(EXIT_OK))

@@ -1,8 +1,13 @@
 //! Replay as a library: inputs in, repaired records and a report out.
 //!
-//! The command line and the end-to-end tests share this code: the `mend replay` command
-//! wires files and a terminal to [`run`], and [`replay_bytes`] runs a capture held in
-//! memory (a firmware's UART output, say) and returns the records themselves.
+//! [`run`] (and [`run_planned`]) is one pass of sources into sinks; [`files::replay_to_files`]
+//! runs every pass of a [`plan::ReadPlan`] into files (what `mend replay` and `mend demo`
+//! do), and [`replay_bytes`] runs a capture held in memory (a firmware's UART output, say)
+//! and returns the records themselves. [`outputs`] keeps outputs away from the inputs.
+
+pub mod files;
+pub mod outputs;
+pub mod plan;
 
 use std::collections::BTreeMap;
 use std::io::Write;
