@@ -47,10 +47,13 @@ use std::path::Path;
 use anyhow::Context;
 use mend_core::{ClockKind, DecodeEvent, Decoder, Frame, Header};
 
+use super::books::ByteCounts;
+use super::detect::{detect, Format};
+use super::frames::FrameReader;
+use super::item::{Item, ReadingItem};
+pub use super::reader::STOP_RUN;
+use super::reader::{ItemReader, StopRule, BATCH};
 use crate::engine::{EngineConfig, FILL_HISTORY, VALIDATOR_HISTORY};
-use crate::input::{
-    detect, ByteCounts, Format, FrameReader, Item, ItemReader, ReadingItem, StopRule, BATCH,
-};
 use crate::text::timefmt::to_rfc3339;
 
 /// Files smaller than this are read whole: a shortcut would not save anything.
@@ -68,9 +71,6 @@ pub const MAX_SPACING: u64 = 256 * 1024;
 
 /// Extra time before `--from` where a seek starts, beyond what the settings require.
 pub const SAFETY_MS: u64 = 3_600_000;
-
-/// Readings in a row beyond the stop limit before an early stop.
-pub const STOP_RUN: u32 = 256;
 
 /// How far a probe reads looking for a header and a reading.
 const PROBE_LIMIT: u64 = 1 << 20;
