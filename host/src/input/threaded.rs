@@ -2,7 +2,7 @@
 
 use std::io;
 
-use super::batch::hand_over;
+use super::batch::{hand_over, Ordered};
 use super::books::ByteCounts;
 use super::detect::Format;
 use super::item::Item;
@@ -18,11 +18,11 @@ struct Batch {
 }
 
 /// Runs a reader on its own thread, so that decoding (CRC, COBS, postcard or JSON parsing)
-/// overlaps with the pipeline. Batches go through a channel of two, so memory stays bounded
-/// and order is kept: the items come out exactly as the reader produced them. Emptied
-/// batches travel back to the thread to be filled again, so no batch is allocated twice.
+/// overlaps with the pipeline, as an [`Ordered`] worker of one lane: memory stays bounded and
+/// the items come out exactly as the reader produced them. Emptied batches travel back to the
+/// thread to be filled again, so no batch is allocated twice.
 pub struct ThreadedReader {
-    rx: std::sync::mpsc::Receiver<Batch>,
+    batches: Ordered<Batch>,
     empty: std::sync::mpsc::Sender<Vec<Item>>,
     current: std::collections::VecDeque<Item>,
     counts: ByteCounts,
@@ -40,9 +40,8 @@ impl ThreadedReader {
         format: Format,
         name: String,
     ) -> Self {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(2);
         let (empty, recycled) = std::sync::mpsc::channel::<Vec<Item>>();
-        std::thread::spawn(move || loop {
+        let cut = move || {
             // A batch that came back (or a new one), with room for a whole batch: a merge
             // of several inputs may hand back an empty vector without any.
             let mut items = recycled.try_recv().unwrap_or_default();
@@ -70,13 +69,10 @@ impl ThreadedReader {
                 done,
                 error,
             };
-            // A closed channel means the replay stopped early (an output failed).
-            if tx.send(batch).is_err() || last {
-                break;
-            }
-        });
+            (batch, last)
+        };
         Self {
-            rx,
+            batches: Ordered::spawn(1, cut, |batch| batch),
             empty,
             current: std::collections::VecDeque::new(),
             counts,
@@ -91,10 +87,7 @@ impl ThreadedReader {
         if self.done {
             return Ok(None);
         }
-        let batch = self
-            .rx
-            .recv()
-            .map_err(|_| io::Error::other("the input reader stopped unexpectedly"))?;
+        let batch = self.batches.recv()?;
         self.counts = batch.counts;
         self.stopped = batch.stopped;
         self.done = batch.done;

@@ -4,7 +4,7 @@ use std::io::{self, Read};
 
 use super::line::{jsonl_line, RawLines};
 use super::reader::JsonlReader;
-use crate::input::batch::hand_over;
+use crate::input::batch::{hand_over, Ordered};
 use crate::input::books::ByteCounts;
 use crate::input::detect::Format;
 use crate::input::item::Item;
@@ -14,6 +14,7 @@ use crate::input::reader::ItemReader;
 pub const JSONL_BATCH: usize = 2048;
 /// Threads that parse JSONL lines in a threaded read ([`ParallelJsonl`]).
 pub const JSONL_PARSERS: usize = 2;
+
 /// What a parser thread made of [`RawLines`]: the items, and the books of the lines it
 /// looked at (all of them, or up to the one that stopped the input).
 struct ParsedLines {
@@ -57,10 +58,13 @@ fn parse_lines(
     }
 }
 
-/// keep memory bounded.
+/// Reads JSONL on threads of its own: one splits the input into batches of lines, and
+/// [`JSONL_PARSERS`] parse them in turn, so that parsing (most of the work of a JSONL replay)
+/// runs on every core. It is an [`Ordered`] worker: batches are taken back in the order they
+/// were cut, so the items, their line numbers and the books are exactly those of
+/// [`JsonlReader`], and memory stays bounded.
 pub struct ParallelJsonl {
-    parsed: Vec<std::sync::mpsc::Receiver<ParsedLines>>,
-    next: usize,
+    parsed: Ordered<ParsedLines>,
     pending: std::collections::VecDeque<Item>,
     counts: ByteCounts,
     stopped: bool,
@@ -77,56 +81,30 @@ impl ParallelJsonl {
         batch: usize,
     ) -> Self {
         let (input, period_ms, stop_after) = (reader.input, reader.period_ms, reader.stop_after);
-        let mut to_parsers = Vec::with_capacity(JSONL_PARSERS);
-        let mut parsed = Vec::with_capacity(JSONL_PARSERS);
-        for _ in 0..JSONL_PARSERS {
-            let (tx_raw, rx_raw) = std::sync::mpsc::sync_channel::<RawLines>(2);
-            let (tx_out, rx_out) = std::sync::mpsc::sync_channel::<ParsedLines>(2);
-            std::thread::spawn(move || {
-                for raw in rx_raw {
-                    // A closed channel: the replay is done with this input.
-                    if tx_out
-                        .send(parse_lines(raw, input, period_ms, stop_after))
-                        .is_err()
-                    {
-                        break;
-                    }
-                }
-            });
-            to_parsers.push(tx_raw);
-            parsed.push(rx_out);
-        }
-        std::thread::spawn(move || {
-            for k in 0.. {
-                let mut raw = RawLines {
-                    bytes: Vec::with_capacity(batch * 128),
-                    lines: Vec::with_capacity(batch),
-                    last: false,
-                    error: None,
-                };
-                match reader.read_lines(&mut raw, batch) {
-                    Ok(more) => raw.last = !more,
-                    Err(e) => {
-                        let at = reader.counts.before_seek + reader.counts.read;
-                        raw.error = Some(io::Error::new(
-                            e.kind(),
-                            format!("{name}: cannot read at byte {at}: {e}"),
-                        ));
-                        raw.last = true;
-                    }
-                }
-                let last = raw.last;
-                let sent = to_parsers
-                    .get(k % JSONL_PARSERS)
-                    .is_some_and(|tx| tx.send(raw).is_ok());
-                if !sent || last {
-                    break;
+        let cut = move || {
+            let mut raw = RawLines {
+                bytes: Vec::with_capacity(batch * 128),
+                lines: Vec::with_capacity(batch),
+                last: false,
+                error: None,
+            };
+            match reader.read_lines(&mut raw, batch) {
+                Ok(more) => raw.last = !more,
+                Err(e) => {
+                    let at = reader.counts.before_seek + reader.counts.read;
+                    raw.error = Some(io::Error::new(
+                        e.kind(),
+                        format!("{name}: cannot read at byte {at}: {e}"),
+                    ));
+                    raw.last = true;
                 }
             }
-        });
+            let last = raw.last;
+            (raw, last)
+        };
+        let parse = move |raw| parse_lines(raw, input, period_ms, stop_after);
         Self {
-            parsed,
-            next: 0,
+            parsed: Ordered::spawn(JSONL_PARSERS, cut, parse),
             pending: std::collections::VecDeque::new(),
             counts,
             stopped: false,
@@ -158,14 +136,7 @@ impl ItemReader for ParallelJsonl {
         if self.done || self.stopped {
             return Ok(false);
         }
-        let k = self.next % JSONL_PARSERS;
-        self.next += 1;
-        let p = self
-            .parsed
-            .get(k)
-            .ok_or_else(|| io::Error::other("no JSONL parser"))?
-            .recv()
-            .map_err(|_| io::Error::other("the input reader stopped unexpectedly"))?;
+        let p = self.parsed.recv()?;
         if let Some(e) = p.error {
             self.done = true;
             return Err(e);
