@@ -406,7 +406,7 @@ fn read_plans(plan: &ReadPlan, notes: &mut Vec<String>) -> anyhow::Result<Vec<In
     for (s, out) in plan.sources.iter().zip(plans.iter_mut()) {
         match s {
             InputSource::Path(p) => {
-                let (got, said) = mend::input::seek::plan(p, e, &settings)?;
+                let (got, said) = mend::input::seek::plan(p, &e.seek_window(), &settings)?;
                 *out = got;
                 notes.extend(said.iter().map(|n| format!("{}: {n}", p.display())));
             }

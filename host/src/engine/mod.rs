@@ -249,6 +249,18 @@ impl EngineConfig {
         }
     }
 
+    /// What a seek through a frame log must respect of this configuration (see
+    /// [`crate::input::seek::plan`]).
+    pub fn seek_window(&self) -> crate::input::seek::SeekWindow {
+        crate::input::seek::SeekWindow {
+            from: self.from,
+            until: self.until,
+            lateness_ms: self.lateness_ms,
+            max_gap_ms: self.max_gap_ms,
+            history: (VALIDATOR_HISTORY + FILL_HISTORY) as u32,
+        }
+    }
+
     fn in_window(&self, ts: u64) -> bool {
         self.from.is_none_or(|f| ts >= f) && self.until.is_none_or(|u| ts <= u)
     }
