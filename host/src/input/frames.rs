@@ -14,6 +14,7 @@ use super::books::ByteCounts;
 use super::detect::Format;
 use super::item::{DeadLetter, Item, Location, ReadingItem, StreamMeta};
 use super::reader::{ItemReader, StopRule, BATCH, CHUNK, STOP_RUN};
+use super::reason::DeadReason;
 
 /// Reads a mend frame log: decodes frames, tracks the session header, and reports every byte.
 pub struct FrameReader<R> {
@@ -80,7 +81,7 @@ impl<R: Read> FrameReader<R> {
         }
     }
 
-    fn dead(&self, span: mend_core::Span, reason: &'static str, detail: String) -> Item {
+    fn dead(&self, span: mend_core::Span, reason: DeadReason, detail: String) -> Item {
         Item::Dead(DeadLetter {
             input: self.input,
             location: Location::Bytes {
@@ -112,7 +113,7 @@ impl<R: Read> FrameReader<R> {
                 } else {
                     "skipped bytes"
                 };
-                Some(self.dead(span, reason.name(), format!("{what}: {reason}")))
+                Some(self.dead(span, DeadReason::Frame(reason), format!("{what}: {reason}")))
             }
             DecodeEvent::Frame { frame, span } => {
                 self.counts.good += span.len();
@@ -125,7 +126,7 @@ impl<R: Read> FrameReader<R> {
                             self.header_problem = "its session header has a zero period";
                             return Some(self.dead(
                                 span,
-                                "zero_period",
+                                DeadReason::ZeroPeriod,
                                 format!(
                                     "header of sensor {} session {} has a sampling period of 0",
                                     h.sensor, h.session
@@ -139,7 +140,7 @@ impl<R: Read> FrameReader<R> {
                         let Some(h) = self.header else {
                             return Some(self.dead(
                                 span,
-                                "no_header",
+                                DeadReason::NoHeader,
                                 format!(
                                     "reading seq {} cannot be placed: {}",
                                     w.seq, self.header_problem
@@ -176,7 +177,7 @@ impl<R: Read> FrameReader<R> {
                             }
                             Err(e) => Some(self.dead(
                                 span,
-                                "bad_timestamp",
+                                DeadReason::BadTimestamp,
                                 format!("reading seq {}: {e}", w.seq),
                             )),
                         }
@@ -188,7 +189,7 @@ impl<R: Read> FrameReader<R> {
                         }),
                         None => Some(self.dead(
                             span,
-                            "no_header",
+                            DeadReason::NoHeader,
                             format!(
                                 "stats frame of session {} cannot be placed: {}",
                                 stats.session, self.header_problem
@@ -202,7 +203,7 @@ impl<R: Read> FrameReader<R> {
                         }),
                         None => Some(self.dead(
                             span,
-                            "no_header",
+                            DeadReason::NoHeader,
                             format!(
                                 "heartbeat of session {} cannot be placed: {}",
                                 beat.session, self.header_problem
@@ -220,7 +221,7 @@ impl<R: Read> FrameReader<R> {
                         }),
                         None => Some(self.dead(
                             span,
-                            "no_header",
+                            DeadReason::NoHeader,
                             format!(
                                 "fault frame for seq {} cannot be placed: {}",
                                 fault.seq, self.header_problem
@@ -365,7 +366,7 @@ mod tests {
     fn reasons(v: &[Item]) -> Vec<&'static str> {
         v.iter()
             .filter_map(|i| match i {
-                Item::Dead(d) => Some(d.reason),
+                Item::Dead(d) => Some(d.reason.name()),
                 _ => None,
             })
             .collect()

@@ -5,6 +5,8 @@
 use mend_core::{ClockKind, Fault, Header, Reading, Stats};
 use serde::Serialize;
 
+use super::reason::DeadReason;
+
 /// Where something was found in an input.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
@@ -56,8 +58,8 @@ pub struct DeadLetter {
     pub input: usize,
     /// Where in the input.
     pub location: Location,
-    /// A short machine-readable reason (`bad_crc`, `missing_field`, …).
-    pub reason: &'static str,
+    /// Why, in short: its name (`bad_crc`, `missing_field`, …) groups the records.
+    pub reason: DeadReason,
     /// What was wrong, for people.
     pub detail: String,
 }

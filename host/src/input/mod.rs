@@ -18,6 +18,7 @@ mod frames;
 mod item;
 mod jsonl;
 mod reader;
+mod reason;
 pub mod seek;
 mod threaded;
 
@@ -33,10 +34,11 @@ pub use detect::{detect, Format, DETECT_LIMIT};
 pub use frames::FrameReader;
 pub use item::{DeadLetter, Item, Location, ReadingItem, StreamMeta};
 pub use jsonl::{
-    JsonlReader, LineReason, ParallelJsonl, JSONL_BATCH, JSONL_BATCH_BYTES, JSONL_PARSERS,
-    JSONL_RANGE, MAX_LINE,
+    JsonlReader, ParallelJsonl, JSONL_BATCH, JSONL_BATCH_BYTES, JSONL_PARSERS, JSONL_RANGE,
+    MAX_LINE,
 };
 pub use reader::{ItemReader, StopRule, BATCH, CHUNK};
+pub use reason::{DeadReason, LineReason};
 pub use threaded::ThreadedReader;
 
 use detect::{evidence, not_a_capture, Evidence};

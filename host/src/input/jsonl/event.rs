@@ -5,6 +5,8 @@ use mend_core::Celsius;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
+use crate::input::reason::LineReason;
+
 /// A JSON scalar as found, so that a wrong type can be named precisely.
 enum Scalar<'a> {
     Unsigned(u64),
@@ -94,69 +96,6 @@ struct Event<'a> {
 /// A field that is there, whatever its value (`null` included).
 fn present<'de: 'a, 'a, D: Deserializer<'de>>(d: D) -> Result<Option<Scalar<'a>>, D::Error> {
     Scalar::deserialize(d).map(Some)
-}
-
-/// Why a JSONL line gave no reading: the `reason` of its dead-letter record.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[non_exhaustive]
-pub enum LineReason {
-    /// The line is longer than [`MAX_LINE`](super::MAX_LINE).
-    LineTooLong,
-    /// The line is not UTF-8.
-    NotUtf8,
-    /// The line is not JSON at all.
-    MalformedJson,
-    /// The line is JSON, but not an object.
-    NotAnObject,
-    /// A field the reading needs (`timestamp`, `temperature`) is absent.
-    MissingField,
-    /// A field has the wrong JSON type (`null` included).
-    WrongType,
-    /// The timestamp is negative, fractional or too large.
-    BadTimestamp,
-    /// A number is NaN, infinite, or too large for a float (`1e309`).
-    NotFinite,
-    /// The temperature is outside what any thermometer reports.
-    OutOfRange,
-    /// An event of another type than `TEMPERATURE_SENSOR`: set aside, not a reading.
-    OtherEvent,
-    /// A status other than `normal`, `low`, `high` or `error`.
-    UnknownStatus,
-    /// A fill the prototype wrote (`"synthetic": true`): mend recomputes fills.
-    SyntheticInput,
-}
-
-impl LineReason {
-    /// The name in dead-letter records and summaries.
-    ///
-    /// # Examples
-    /// ```
-    /// use mend::input::LineReason;
-    /// assert_eq!(LineReason::OtherEvent.as_str(), "other_event");
-    /// assert_eq!(LineReason::LineTooLong.to_string(), "line_too_long");
-    /// ```
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            LineReason::LineTooLong => "line_too_long",
-            LineReason::NotUtf8 => "not_utf8",
-            LineReason::MalformedJson => "malformed_json",
-            LineReason::NotAnObject => "not_an_object",
-            LineReason::MissingField => "missing_field",
-            LineReason::WrongType => "wrong_type",
-            LineReason::BadTimestamp => "bad_timestamp",
-            LineReason::NotFinite => "not_finite",
-            LineReason::OutOfRange => "out_of_range",
-            LineReason::OtherEvent => "other_event",
-            LineReason::UnknownStatus => "unknown_status",
-            LineReason::SyntheticInput => "synthetic_input",
-        }
-    }
-}
-
-impl std::fmt::Display for LineReason {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
 }
 
 /// Why a JSONL line gave no reading.

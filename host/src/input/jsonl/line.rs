@@ -5,9 +5,10 @@ use std::io;
 
 use mend_core::{ClockKind, Reading};
 
-use super::event::{line_err, parse_event, LineReason};
+use super::event::{line_err, parse_event};
 use crate::input::books::ByteCounts;
 use crate::input::item::{DeadLetter, Item, Location, ReadingItem, StreamMeta};
+use crate::input::reason::{DeadReason, LineReason};
 
 /// The longest JSONL line that is parsed; longer lines are dead-lettered.
 pub const MAX_LINE: usize = 64 * 1024;
@@ -109,7 +110,7 @@ pub(super) fn jsonl_line(
             JsonlLine::Bad(Item::Dead(DeadLetter {
                 input,
                 location: Location::Line { line: line_no },
-                reason: e.reason.as_str(),
+                reason: DeadReason::Line(e.reason),
                 detail: format!("{}{torn}: {quoted}", e.detail),
             }))
         }

@@ -7,7 +7,7 @@ mod line;
 mod parallel;
 mod reader;
 
-pub use event::{LineReason, JSONL_RANGE};
+pub use event::JSONL_RANGE;
 pub use line::{JSONL_BATCH_BYTES, MAX_LINE};
 pub use parallel::{ParallelJsonl, JSONL_BATCH, JSONL_PARSERS};
 pub use reader::JsonlReader;

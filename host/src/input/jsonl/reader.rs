@@ -168,7 +168,7 @@ mod tests {
     fn reasons(v: &[Item]) -> Vec<&'static str> {
         v.iter()
             .filter_map(|i| match i {
-                Item::Dead(d) => Some(d.reason),
+                Item::Dead(d) => Some(d.reason.name()),
                 _ => None,
             })
             .collect()
