@@ -18,9 +18,9 @@ struct Batch {
 }
 
 /// Runs a reader on its own thread, so that decoding (CRC, COBS, postcard or JSON parsing)
-/// overlaps with the pipeline, as an [`Ordered`] worker of one lane: memory stays bounded and
-/// the items come out exactly as the reader produced them. Emptied batches travel back to the
-/// thread to be filled again, so no batch is allocated twice.
+/// overlaps with the pipeline, as an ordered batch worker (`batch.rs`) of one lane: memory
+/// stays bounded and the items come out exactly as the reader produced them. Emptied batches
+/// travel back to the thread to be filled again, so no batch is allocated twice.
 pub struct ThreadedReader {
     batches: Ordered<Batch>,
     empty: std::sync::mpsc::Sender<Vec<Item>>,

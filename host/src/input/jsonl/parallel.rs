@@ -60,9 +60,9 @@ fn parse_lines(
 
 /// Reads JSONL on threads of its own: one splits the input into batches of lines, and
 /// [`JSONL_PARSERS`] parse them in turn, so that parsing (most of the work of a JSONL replay)
-/// runs on every core. It is an [`Ordered`] worker: batches are taken back in the order they
-/// were cut, so the items, their line numbers and the books are exactly those of
-/// [`JsonlReader`], and memory stays bounded.
+/// runs on every core. It is an ordered batch worker (`batch.rs`): batches are taken back in
+/// the order they were cut, so the items, their line numbers and the books are exactly those
+/// of [`JsonlReader`], and memory stays bounded.
 pub struct ParallelJsonl {
     parsed: Ordered<ParsedLines>,
     pending: std::collections::VecDeque<Item>,
