@@ -136,7 +136,8 @@ impl ItemReader for ThreadedReader {
         self.format
     }
 
-    /// The stop point is fixed when the thread starts ([`OpenOptions::stop`](super::OpenOptions::stop)).
+    /// The stop point is fixed when the thread starts
+    /// ([`OpenOptions::stop`](super::OpenOptions::stop)).
     fn set_stop_after(&mut self, _ms: Option<u64>) {}
 
     fn stopped_early(&self) -> bool {

@@ -26,9 +26,9 @@
 //!   stream probed, and [`SAFETY_MS`] more;
 //! - the seek is then checked by reading from its offset as the replay will (to the end, or
 //!   to the early stop): a stream with readings from `--from` on that shows up with a seq
-//!   above 0 and fewer than [`SeekWindow::history`] readings before `--from` came back from a silence
-//!   that began before the offset, and its state then (the anchor of the outage, a stuck
-//!   run, the stochastic fill's variability) would be lost, so the file is read from the
+//!   above 0 and fewer than [`SeekWindow::history`] readings before `--from` came back from a
+//!   silence that began before the offset, and its state then (the anchor of the outage, a
+//!   stuck run, the stochastic fill's variability) would be lost, so the file is read from the
 //!   start instead (the check decodes, without repairing, the bytes the replay then reads);
 //! - the early stop happens only past the last probe that shows a time at or before the stop
 //!   limit (`--until` plus lateness twice, max gap and a period), and only after [`STOP_RUN`]
