@@ -396,7 +396,7 @@ fn library_rows(
     let plans: Vec<InputPlan> = paths
         .iter()
         .map(|p| {
-            mend::input::seek::plan(p, &cfg.engine, &SeekSettings { min_size: 0 })
+            mend::input::seek::plan(p, &cfg.engine.seek_window(), &SeekSettings { min_size: 0 })
                 .unwrap()
                 .0
         })

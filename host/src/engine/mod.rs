@@ -41,7 +41,7 @@ use serde::{Deserialize, Serialize};
 use crate::checkpoint::{order_key, Checkpoint, OrderKey, StreamMark};
 use crate::engine::clock::{ClockGuard, GuardState, Verdict};
 use crate::engine::spill::{SkipList, SpillCursor, SpillSet, SpillWriter};
-use crate::input::{DeadLetter, Item, Location, ReadingItem, StreamMeta};
+use crate::input::{DeadLetter, DeadReason, Item, Location, ReadingItem, StreamMeta};
 use crate::sink::dlq::DeadLetterLog;
 use crate::sink::{push_aggregate_row, RecordSink};
 
@@ -246,6 +246,18 @@ impl EngineConfig {
             self.lateness_ms.saturating_add(self.max_gap_ms)
         } else {
             self.lateness_ms
+        }
+    }
+
+    /// What a seek through a frame log must respect of this configuration (see
+    /// [`crate::input::seek::plan`]).
+    pub fn seek_window(&self) -> crate::input::seek::SeekWindow {
+        crate::input::seek::SeekWindow {
+            from: self.from,
+            until: self.until,
+            lateness_ms: self.lateness_ms,
+            max_gap_ms: self.max_gap_ms,
+            history: (VALIDATOR_HISTORY + FILL_HISTORY) as u32,
         }
     }
 
@@ -1397,13 +1409,13 @@ enum Refusal {
 
 impl Refusal {
     /// The reason, as in the dead-letter file.
-    fn name(&self) -> &'static str {
+    fn reason(&self) -> DeadReason {
         match self {
-            Refusal::ClockJump { .. } => "clock_jump",
-            Refusal::Conflicting { .. } => "conflicting_duplicate",
-            Refusal::SeqBehind { .. } => "seq_behind_time",
-            Refusal::BeyondWindow(_) => "beyond_dedup_window",
-            Refusal::Late | Refusal::AfterEnd | Refusal::Settled => "late",
+            Refusal::ClockJump { .. } => DeadReason::ClockJump,
+            Refusal::Conflicting { .. } => DeadReason::ConflictingDuplicate,
+            Refusal::SeqBehind { .. } => DeadReason::SeqBehindTime,
+            Refusal::BeyondWindow(_) => DeadReason::BeyondDedupWindow,
+            Refusal::Late | Refusal::AfterEnd | Refusal::Settled => DeadReason::Late,
         }
     }
 }
@@ -1412,7 +1424,7 @@ impl Refusal {
 #[inline(never)]
 fn dead_letter(sinks: &mut Sinks, item: &ReadingItem, r: &Reading, why: Refusal) -> io::Result<()> {
     use crate::text::timefmt::to_rfc3339;
-    let reason = why.name();
+    let reason = why.reason();
     let seq = if item.meta.has_seq {
         format!("seq {} ", r.seq)
     } else {

@@ -116,9 +116,10 @@ impl Unusable {
     /// The short name, as in the dead-letter file's `reason`.
     pub const fn name(self) -> &'static str {
         match self {
-            Unusable::Damaged(r) => r.name(),
-            Unusable::NoHeader => "no_header",
+            Unusable::Damaged(r) => crate::input::DeadReason::Frame(r),
+            Unusable::NoHeader => crate::input::DeadReason::NoHeader,
         }
+        .name()
     }
 }
 

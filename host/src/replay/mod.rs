@@ -91,7 +91,7 @@ pub struct DeadLetterReport {
     /// Where.
     pub location: crate::input::Location,
     /// Why, in short.
-    pub reason: &'static str,
+    pub reason: crate::input::DeadReason,
     /// Why, for people.
     pub detail: String,
 }

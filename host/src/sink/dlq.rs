@@ -26,13 +26,14 @@ struct Line<'a> {
 /// # Examples
 /// ```
 /// use mend::sink::dlq::DeadLetterLog;
-/// use mend::input::{DeadLetter, Location};
+/// use mend::input::{DeadLetter, DeadReason, Location};
+/// use mend_core::SkipReason;
 /// let mut out = Vec::new();
 /// let mut log = DeadLetterLog::new(vec!["a.mlog".into()], Some(Box::new(&mut out)));
 /// log.push(&DeadLetter {
 ///     input: 0,
 ///     location: Location::Bytes { offset: 10, length: 4 },
-///     reason: "bad_crc",
+///     reason: DeadReason::Frame(SkipReason::BadCrc),
 ///     detail: "damaged frame: CRC mismatch".into(),
 /// }).unwrap();
 /// assert_eq!(log.total(), 1);
@@ -83,7 +84,7 @@ impl<'w> DeadLetterLog<'w> {
 
     /// Records one dead letter.
     pub fn push(&mut self, d: &DeadLetter) -> io::Result<()> {
-        *self.by_reason.entry(d.reason).or_insert(0) += 1;
+        *self.by_reason.entry(d.reason.name()).or_insert(0) += 1;
         self.total += 1;
         if self.kept.len() < self.keep {
             self.kept.push(d.clone());
@@ -92,7 +93,7 @@ impl<'w> DeadLetterLog<'w> {
             let line = Line {
                 input: self.names.get(d.input).map_or("?", String::as_str),
                 location: d.location,
-                reason: d.reason,
+                reason: d.reason.name(),
                 detail: &d.detail,
             };
             serde_json::to_writer(&mut *out, &line)?;

@@ -26,9 +26,9 @@
 //!   stream probed, and [`SAFETY_MS`] more;
 //! - the seek is then checked by reading from its offset as the replay will (to the end, or
 //!   to the early stop): a stream with readings from `--from` on that shows up with a seq
-//!   above 0 and fewer than [`HISTORY`] readings before `--from` came back from a silence
-//!   that began before the offset, and its state then (the anchor of the outage, a stuck
-//!   run, the stochastic fill's variability) would be lost, so the file is read from the
+//!   above 0 and fewer than [`SeekWindow::history`] readings before `--from` came back from a
+//!   silence that began before the offset, and its state then (the anchor of the outage, a
+//!   stuck run, the stochastic fill's variability) would be lost, so the file is read from the
 //!   start instead (the check decodes, without repairing, the bytes the replay then reads);
 //! - the early stop happens only past the last probe that shows a time at or before the stop
 //!   limit (`--until` plus lateness twice, max gap and a period), and only after [`STOP_RUN`]
@@ -45,13 +45,20 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
 use anyhow::Context;
-use mend_core::{ClockKind, DecodeEvent, Decoder, Frame, Header};
 
-use crate::engine::{EngineConfig, FILL_HISTORY, VALIDATOR_HISTORY};
-use crate::input::{
-    detect, ByteCounts, Format, FrameReader, Item, ItemReader, ReadingItem, StopRule, BATCH,
-};
-use crate::text::timefmt::to_rfc3339;
+use super::books::ByteCounts;
+use super::detect::{detect, Format};
+use super::frames::FrameReader;
+use super::item::{Item, ReadingItem};
+pub use super::reader::STOP_RUN;
+use super::reader::{ItemReader, StopRule, BATCH};
+
+mod note;
+mod probe;
+
+pub use note::{Distrust, PlanNote, Resumes};
+use probe::{check, probe_into, survey};
+pub use probe::{MAX_SPACING, MIN_PROBES};
 
 /// Files smaller than this are read whole: a shortcut would not save anything.
 pub const MIN_SEEK_SIZE: u64 = 1 << 20;
@@ -60,20 +67,8 @@ pub const MIN_SEEK_SIZE: u64 = 1 << 20;
 /// small files. Not part of the command line.
 pub const MIN_SEEK_SIZE_ENV: &str = "MEND_MIN_SEEK_SIZE";
 
-/// The fewest probes over a file, the first at byte 0.
-pub const MIN_PROBES: u64 = 64;
-
-/// The widest spacing between two probes, in bytes.
-pub const MAX_SPACING: u64 = 256 * 1024;
-
 /// Extra time before `--from` where a seek starts, beyond what the settings require.
 pub const SAFETY_MS: u64 = 3_600_000;
-
-/// Readings in a row beyond the stop limit before an early stop.
-pub const STOP_RUN: u32 = 256;
-
-/// How far a probe reads looking for a header and a reading.
-const PROBE_LIMIT: u64 = 1 << 20;
 
 /// Bisection stops when the candidate range is this small.
 const CLOSE_ENOUGH: u64 = 64 * 1024;
@@ -104,6 +99,23 @@ impl SeekSettings {
     }
 }
 
+/// What a seek must respect: the replay's window, and how far the engine looks around a
+/// reading. The engine's configuration gives it (`EngineConfig::seek_window`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SeekWindow {
+    /// `--from`: no row before this time, ms.
+    pub from: Option<u64>,
+    /// `--until`: no row after this time, ms.
+    pub until: Option<u64>,
+    /// How long a stream waits for stragglers, ms.
+    pub lateness_ms: u64,
+    /// The longest gap that is filled, ms.
+    pub max_gap_ms: u64,
+    /// Readings of a stream before `--from` that rebuild its state: the validator's and the
+    /// gap filler's history.
+    pub history: u32,
+}
+
 /// How to read one input: where to start, and when it may stop early.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct InputPlan {
@@ -113,317 +125,9 @@ pub struct InputPlan {
     pub stop: Option<StopRule>,
 }
 
-/// Why a file is read whole.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Distrust {
-    /// A probe found a boot clock: time starts again at every power-up.
-    BootClock {
-        /// The header's offset.
-        at: u64,
-    },
-    /// A probe found an earlier time than the probe before it.
-    Falls {
-        /// The later probe's header offset.
-        at: u64,
-        /// Its first reading's time.
-        ms: u64,
-        /// The earlier probe's header offset.
-        prev_at: u64,
-        /// Its first reading's time.
-        prev_ms: u64,
-    },
-    /// A probe found no header and reading within 1 MiB.
-    NoFrames {
-        /// The probe's offset.
-        at: u64,
-    },
-}
-
-impl std::fmt::Display for Distrust {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match *self {
-            Distrust::BootClock { at } => {
-                write!(f, "the session at byte {at} has a boot clock")
-            }
-            Distrust::Falls {
-                at,
-                ms,
-                prev_at,
-                prev_ms,
-            } => write!(
-                f,
-                "time does not grow through the file (probe at byte {at} shows {} after {} at byte {prev_at})",
-                to_rfc3339(ms),
-                to_rfc3339(prev_ms)
-            ),
-            Distrust::NoFrames { at } => {
-                write!(f, "no session header and reading within 1 MiB after byte {at}")
-            }
-        }
-    }
-}
-
-/// A stream a seek cannot rebuild: it shows up after the seek offset with a seq above 0 and
-/// too few readings before `--from` to refill its history, so its earlier readings (the
-/// start of a silence, a stuck run) may lie before the offset.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Resumes {
-    /// The sensor.
-    pub sensor: u32,
-    /// The session.
-    pub session: u32,
-    /// Its lowest seq read after the offset.
-    pub seq: u32,
-    /// Its earliest time read after the offset.
-    pub first_ms: u64,
-    /// Its readings before `--from` read after the offset.
-    pub before_from: u32,
-}
-
-impl std::fmt::Display for Resumes {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "sensor {} session {} shows up at {} with seq {} and {} readings before --from (of {} needed): its earlier readings may lie before the seek offset",
-            self.sensor,
-            self.session,
-            to_rfc3339(self.first_ms),
-            self.seq,
-            self.before_from,
-            HISTORY
-        )
-    }
-}
-
-/// Readings of a stream before `--from` that rebuild its state: the validator's and the gap
-/// filler's history.
-pub const HISTORY: u32 = (VALIDATOR_HISTORY + FILL_HISTORY) as u32;
-
-/// What the planning of one input decided, for the summary.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PlanNote {
-    /// The seek for `--from` starts at this byte.
-    Seek {
-        /// The offset.
-        at: u64,
-        /// How many probes back it.
-        probes: usize,
-    },
-    /// The probes do not show time growing: no shortcut.
-    ReadWhole(Distrust),
-    /// JSONL is read to the end whatever `--until` says.
-    JsonlToTheEnd,
-    /// Standard input cannot be probed, so it is read to the end.
-    NotAFile,
-    /// The file is too small for shortcuts to save anything.
-    Small {
-        /// The threshold, bytes.
-        min_size: u64,
-    },
-    /// No seek, because a stream cannot be rebuilt after it.
-    NoSeek(Resumes),
-    /// The input stopped early under this rule, at this byte.
-    Stopped {
-        /// The offset after the last byte read.
-        at: u64,
-        /// The rule.
-        rule: StopRule,
-    },
-    /// The input was read to the end: the rule never applied.
-    NotStopped(StopRule),
-    /// No early stop: no probe after the last one at or before this time.
-    NoStopNearTheEnd {
-        /// The stop limit, ms.
-        limit_ms: u64,
-    },
-}
-
-impl std::fmt::Display for PlanNote {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match *self {
-            PlanNote::Seek { at, probes } => write!(
-                f,
-                "seek for --from: reading starts at byte {at} ({probes} probes show time growing through the file)"
-            ),
-            PlanNote::ReadWhole(why) => {
-                write!(f, "no seek and no early stop: {why}; read from the start to the end")
-            }
-            PlanNote::Stopped { at, rule } => write!(
-                f,
-                "stopped early for --until at byte {at}: {} readings in a row later than {}, past the last probe before that time",
-                rule.run,
-                to_rfc3339(rule.after_ms)
-            ),
-            PlanNote::NotStopped(rule) => write!(
-                f,
-                "read to the end: no {} readings in a row later than {} past byte {}",
-                rule.run,
-                to_rfc3339(rule.after_ms),
-                rule.from_byte
-            ),
-            PlanNote::NoSeek(r) => write!(f, "no seek for --from: {r}; read from the start"),
-            PlanNote::NoStopNearTheEnd { limit_ms } => write!(
-                f,
-                "no early stop for --until: no probe after the last one at or before {}",
-                to_rfc3339(limit_ms)
-            ),
-            PlanNote::NotAFile => write!(
-                f,
-                "read to the end for --until: a stream cannot be probed for an early stop"
-            ),
-            PlanNote::Small { min_size } => write!(
-                f,
-                "read whole: under {} KiB, a seek or an early stop would save nothing",
-                min_size / 1024
-            ),
-            PlanNote::JsonlToTheEnd => {
-                write!(f, "JSONL is read to the end for --until (no early stop)")
-            }
-        }
-    }
-}
-
-/// What a probe found: the offset of a header frame and the first reading after it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Probe {
-    header_at: u64,
-    first_ms: u64,
-    clock: ClockKind,
-    period_ms: u32,
-}
-
-/// What a probe at an offset saw.
-enum Seen {
-    Probe(Probe),
-    /// The file ended before a header and a reading.
-    End,
-    /// [`PROBE_LIMIT`] bytes without a header and a reading.
-    Nothing,
-}
-
-fn probe(f: &mut File, at: u64, size: u64) -> std::io::Result<Seen> {
-    f.seek(SeekFrom::Start(at))?;
-    let mut buf = vec![0u8; 4 * 1024];
-    let mut pos = at;
-    let mut synced = at == 0;
-    let mut dec: Decoder = Decoder::at(at);
-    let mut header: Option<(u64, Header)> = None;
-    while pos < size {
-        if pos - at >= PROBE_LIMIT {
-            return Ok(Seen::Nothing);
-        }
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        for &b in buf.get(..n).unwrap_or(&[]) {
-            pos += 1;
-            if !synced {
-                if b == 0 {
-                    synced = true;
-                    dec = Decoder::at(pos);
-                }
-                continue;
-            }
-            let Some(ev) = dec.push(b) else {
-                continue;
-            };
-            if let DecodeEvent::Frame { frame, span } = ev {
-                match frame {
-                    Frame::Header(h) if h.period_ms > 0 => header = Some((span.start, h)),
-                    Frame::Reading(w) => {
-                        if let Some((header_at, h)) = header {
-                            if let Ok(r) = h.from_wire(&w) {
-                                return Ok(Seen::Probe(Probe {
-                                    header_at,
-                                    first_ms: r.timestamp,
-                                    clock: h.clock,
-                                    period_ms: h.period_ms,
-                                }));
-                            }
-                        }
-                    }
-                    _ => {}
-                }
-            }
-        }
-    }
-    Ok(Seen::End)
-}
-
-/// The probes of a trusted file, by offset.
-struct Survey {
-    probes: Vec<Probe>,
-    max_period_ms: u64,
-}
-
-/// Probes `at` and adds what it finds to `probes`; an untrustworthy finding is an error.
-fn probe_into(
-    f: &mut File,
-    at: u64,
-    size: u64,
-    probes: &mut Vec<Probe>,
-) -> anyhow::Result<Result<(), Distrust>> {
-    match probe(f, at, size)? {
-        Seen::Probe(p) if p.clock == ClockKind::Boot => {
-            Ok(Err(Distrust::BootClock { at: p.header_at }))
-        }
-        Seen::Probe(p) => {
-            probes.push(p);
-            Ok(Ok(()))
-        }
-        Seen::End => Ok(Ok(())),
-        Seen::Nothing => Ok(Err(Distrust::NoFrames { at })),
-    }
-}
-
-/// Orders `probes` by offset (one per header) and checks that time never falls by more
-/// than `tolerance_ms` from one to the next.
-fn check(probes: &mut Vec<Probe>, tolerance_ms: u64) -> Result<(), Distrust> {
-    probes.sort_by_key(|p| p.header_at);
-    probes.dedup_by_key(|p| p.header_at);
-    for w in probes.windows(2) {
-        if let [a, b] = w {
-            if b.first_ms.saturating_add(tolerance_ms) < a.first_ms {
-                return Err(Distrust::Falls {
-                    at: b.header_at,
-                    ms: b.first_ms,
-                    prev_at: a.header_at,
-                    prev_ms: a.first_ms,
-                });
-            }
-        }
-    }
-    Ok(())
-}
-
-fn survey(f: &mut File, size: u64, tolerance_ms: u64) -> anyhow::Result<Result<Survey, Distrust>> {
-    let n = MIN_PROBES.max(size.div_ceil(MAX_SPACING));
-    let mut probes = Vec::new();
-    for k in 0..n {
-        // Evenly spread: byte 0, then every size/n bytes.
-        let at = u64::try_from(u128::from(size) * u128::from(k) / u128::from(n)).unwrap_or(0);
-        if let Err(d) = probe_into(f, at, size, &mut probes)? {
-            return Ok(Err(d));
-        }
-    }
-    if let Err(d) = check(&mut probes, tolerance_ms) {
-        return Ok(Err(d));
-    }
-    let max_period_ms = probes
-        .iter()
-        .map(|p| u64::from(p.period_ms))
-        .max()
-        .unwrap_or(0);
-    Ok(Ok(Survey {
-        probes,
-        max_period_ms,
-    }))
-}
-
 /// The time before `--from` where a seek should land, in ms.
-pub fn margin(cfg: &EngineConfig, max_period_ms: u64) -> u64 {
-    let history = (VALIDATOR_HISTORY + FILL_HISTORY) as u64;
+pub fn margin(cfg: &SeekWindow, max_period_ms: u64) -> u64 {
+    let history = u64::from(cfg.history);
     cfg.lateness_ms
         .saturating_mul(2)
         .saturating_add(cfg.max_gap_ms)
@@ -435,19 +139,19 @@ pub fn margin(cfg: &EngineConfig, max_period_ms: u64) -> u64 {
 /// reading of a stream (the far end of a gap at the window's end) is at most the max gap
 /// (or a period) away, and readings out of order by up to the lateness still find their
 /// place; twice the lateness allows for the tolerance of the probes.
-pub fn stop_limit(cfg: &EngineConfig, until: u64, max_period_ms: u64) -> u64 {
+pub fn stop_limit(cfg: &SeekWindow, until: u64, max_period_ms: u64) -> u64 {
     until
         .saturating_add(cfg.lateness_ms.saturating_mul(2))
         .saturating_add(cfg.max_gap_ms.max(max_period_ms))
         .saturating_add(max_period_ms)
 }
 
-/// Decides how to read the file at `path` for the window of `cfg`: where to start (a seek
+/// Decides how to read the file at `path` for the window `cfg`: where to start (a seek
 /// for `--from`) and when it may stop (for `--until`), each only where the probes show
 /// time growing through the file. The notes say what was decided and why.
 pub fn plan(
     path: &Path,
-    cfg: &EngineConfig,
+    cfg: &SeekWindow,
     settings: &SeekSettings,
 ) -> anyhow::Result<(InputPlan, Vec<PlanNote>)> {
     let mut plan = InputPlan::default();
@@ -547,7 +251,9 @@ pub fn plan(
     }
     if let (Some(from), true) = (cfg.from, plan.start > 0) {
         let after = File::open(path).with_context(|| format!("{name}: cannot open input"))?;
-        match resumes(after, plan.start, size, from, plan.stop).with_context(read_err)? {
+        match resumes(after, plan.start, size, from, plan.stop, cfg.history)
+            .with_context(read_err)?
+        {
             Some(r) => {
                 plan.start = 0;
                 notes.push(PlanNote::NoSeek(r));
@@ -563,7 +269,7 @@ pub fn plan(
 
 /// Reads `f` from `start` (to the end, or to where `stop` stops it) as a seek would, and
 /// finds a stream with readings from `from` on whose state the seek cannot rebuild: one
-/// that shows up after `start` with a seq above 0 and fewer than [`HISTORY`] readings
+/// that shows up after `start` with a seq above 0 and fewer than `history` readings
 /// before `from`. A stream whose session starts after `start` (seq 0) has nothing before.
 fn resumes(
     mut f: File,
@@ -571,6 +277,7 @@ fn resumes(
     size: u64,
     from: u64,
     stop: Option<StopRule>,
+    history: u32,
 ) -> std::io::Result<Option<Resumes>> {
     f.seek(SeekFrom::Start(start))?;
     let counts = ByteCounts {
@@ -607,7 +314,7 @@ fn resumes(
     }
     Ok(streams
         .into_iter()
-        .find(|(_, (seq, _, before, window))| *window && *seq > 0 && *before < HISTORY)
+        .find(|(_, (seq, _, before, window))| *window && *seq > 0 && *before < history)
         .map(
             |((sensor, session), (seq, first_ms, before_from, _))| Resumes {
                 sensor,
@@ -615,6 +322,7 @@ fn resumes(
                 seq,
                 first_ms,
                 before_from,
+                needed: history,
             },
         ))
 }
@@ -639,11 +347,16 @@ mod tests {
         path
     }
 
-    fn window(from: Option<u64>, until: Option<u64>) -> EngineConfig {
-        EngineConfig {
+    use mend_core::{DecodeEvent, Decoder, Frame};
+
+    /// The window of a replay with the default settings.
+    fn window(from: Option<u64>, until: Option<u64>) -> SeekWindow {
+        SeekWindow {
             from,
             until,
-            ..EngineConfig::default()
+            lateness_ms: 30_000,
+            max_gap_ms: 60_000,
+            history: 80,
         }
     }
 
