@@ -19,10 +19,11 @@ use crate::app::cli::{
 use mend::chart::{Chart, ChartSpec, PointKind};
 use mend::checkpoint::{Checkpoint, InputMark};
 use mend::engine::Pass;
+use mend::fs::AtomicFile;
 use mend::input::seek::{InputPlan, SeekSettings};
 use mend::input::{InputSource, StreamMeta};
 use mend::replay::{self, Outputs, ReplayReport};
-use mend::sink::{AtomicFile, MlogWriter, RecordSink, RowFormat, RowWriter, Tee};
+use mend::sink::{MlogWriter, RecordSink, RowFormat, RowWriter, Tee};
 use mend::text::summary;
 
 mod fleet;

@@ -17,9 +17,9 @@ use mend_core::{Aggregate, Celsius, Flags, Quality, Reading, Record, SimConfig, 
 
 use crate::app::cli::{DemoArgs, OutFormat, ReadArgs};
 use crate::app::commands::{replay_to_files, ReplayFiles, EXIT_OK};
+use mend::fs::AtomicFile;
 use mend::generate::{generate, CaptureFormat, GenerateConfig};
 use mend::replay::ReplayReport;
-use mend::sink::AtomicFile;
 use mend::text::summary;
 
 /// The demo's simulation: the origin's rates plus link damage.

@@ -4,7 +4,7 @@
 //! thread keeps the `write` system calls (copying into the page cache) off the thread that
 //! formats; and syncing the file every [`SYNC_EVERY`] bytes, from yet another thread, means
 //! that the final sync before an output is renamed into place (see
-//! [`AtomicFile`](crate::sink::AtomicFile)) waits for the last few megabytes only, not
+//! [`AtomicFile`](crate::fs::AtomicFile)) waits for the last few megabytes only, not
 //! for the whole file.
 
 use std::fs::File;
