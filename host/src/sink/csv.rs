@@ -202,7 +202,7 @@ impl CsvCache {
             _ => {
                 let mut t = Line::new();
                 push_csv_tail(&mut t, rec);
-                out.put_slice(t.as_slice());
+                out.put_line(&t);
                 if let Some(x) = self.tails.get_mut(idx) {
                     *x = Some(t);
                 }
@@ -239,7 +239,7 @@ impl<W: BlockWrite> RowWriter<W> {
         match self.block.spare().get_mut(..self.json.len()) {
             Some(dst) => {
                 dst.copy_from_slice(&self.json);
-                self.block.advance(self.json.len());
+                self.block.advance(self.json.len())?;
             }
             None => {
                 self.w.write_block(&mut self.block)?;
@@ -259,8 +259,8 @@ impl<W: BlockWrite> RecordSink for RowWriter<W> {
                 // SLACK > LINE_CAP bytes of room.
                 let mut out = SliceOut::new(self.block.spare());
                 self.cache.row(&mut out, rec, meta, &mut self.time);
-                let n = out.len();
-                self.block.advance(n);
+                let n = out.finish()?;
+                self.block.advance(n)?;
             }
             RowFormat::Jsonl => {
                 self.json.clear();
