@@ -87,15 +87,24 @@ impl Block {
     /// assert!(b.advance(BLOCK + SLACK + 1).is_err());
     /// assert!(b.is_empty());
     /// ```
+    #[inline]
     pub fn advance(&mut self, n: usize) -> io::Result<()> {
-        let room = self.buf.len().saturating_sub(self.used);
-        if n > room {
-            return Err(io::Error::other(format!(
-                "{n} bytes counted into an output block with room for {room}"
-            )));
+        let end = self.used + n;
+        if end > self.buf.len() {
+            return Err(self.no_room(n));
         }
-        self.used += n;
+        self.used = end;
         Ok(())
+    }
+
+    /// The error of [`Block::advance`], out of the way of the path that fits.
+    #[cold]
+    #[inline(never)]
+    fn no_room(&self, n: usize) -> io::Error {
+        let room = self.buf.len().saturating_sub(self.used);
+        io::Error::other(format!(
+            "{n} bytes counted into an output block with room for {room}"
+        ))
     }
 
     /// True once the data reaches [`BLOCK`] bytes.

@@ -9,7 +9,8 @@
 //!
 //! Rows are built in fixed-size buffers ([`Line`], [`Short`], [`SliceOut`]) on the hot path.
 //! None of mend's rows comes near their size, but a text that does not fit is never cut
-//! short quietly: the buffer remembers that it overflowed, and reading it back
+//! short quietly: the buffer remembers that it overflowed (its length is set one past its
+//! capacity, so that the path of a text that fits does not pay for it), and reading it back
 //! ([`Line::text`], [`Short::text`], [`SliceOut::finish`]) is then an [`Overflow`] error.
 
 use mend_core::Celsius;
@@ -58,7 +59,7 @@ pub trait ByteOut {
     /// Appends the text of a [`Line`] (an overflowed line overflows the output too).
     #[inline]
     fn put_line(&mut self, line: &Line) {
-        debug_assert!(!line.overflowed, "an overflowed line copied out");
+        debug_assert!(line.text().is_ok(), "an overflowed line copied out");
         self.put_slice(line.as_slice());
     }
     /// Appends a fixed-size piece.
@@ -69,7 +70,7 @@ pub trait ByteOut {
     /// Appends the text of a [`Short`] (an overflowed one overflows the output too).
     #[inline]
     fn put_short(&mut self, s: &Short) {
-        debug_assert!(!s.overflowed, "an overflowed short text copied out");
+        debug_assert!(s.text().is_ok(), "an overflowed short text copied out");
         self.put_slice(s.as_slice());
     }
 }
@@ -129,14 +130,16 @@ fn put_prefix_at<const N: usize>(buf: &mut [u8], len: &mut usize, a: &[u8; N], n
     let dst = buf
         .get_mut(*len..*len + N)
         .and_then(|d| <&mut [u8; N]>::try_from(d).ok());
-    match (dst, a.get(..n)) {
-        (Some(dst), Some(_)) => {
+    match dst {
+        Some(dst) if n <= N => {
             *dst = *a;
             *len += n;
             true
         }
-        (_, Some(text)) => put_slice_at(buf, len, text),
-        (_, None) => false,
+        _ => match a.get(..n) {
+            Some(text) => put_slice_at(buf, len, text),
+            None => false,
+        },
     }
 }
 
@@ -145,11 +148,13 @@ fn put_prefix_at<const N: usize>(buf: &mut [u8], len: &mut usize, a: &[u8; N], n
 #[inline]
 #[must_use]
 fn put_line_at(buf: &mut [u8], len: &mut usize, line: &Line) -> bool {
-    let fits = match line.buf.first_chunk::<BLOCK>() {
+    match line.buf.first_chunk::<BLOCK>() {
         Some(src) if line.len <= BLOCK => put_prefix_at(buf, len, src, line.len),
-        _ => put_slice_at(buf, len, line.as_slice()),
-    };
-    fits && !line.overflowed
+        _ => match line.buf.get(..line.len) {
+            Some(text) => put_slice_at(buf, len, text),
+            None => false,
+        },
+    }
 }
 
 /// A row being formatted on the stack: short copies are plain byte loops instead of calls
@@ -167,9 +172,8 @@ fn put_line_at(buf: &mut [u8], len: &mut usize, line: &Line) -> bool {
 #[derive(Clone, Debug)]
 pub struct Line {
     buf: [u8; LINE_CAP],
+    /// The length, or [`Line::OVERFLOWED`].
     len: usize,
-    /// Something did not fit: the text is incomplete.
-    overflowed: bool,
 }
 
 impl Default for Line {
@@ -179,21 +183,22 @@ impl Default for Line {
 }
 
 impl Line {
+    /// The length of a line something did not fit in: past any real length.
+    const OVERFLOWED: usize = LINE_CAP + 1;
+
     /// An empty line.
     pub const fn new() -> Self {
         Self {
             buf: [0; LINE_CAP],
             len: 0,
-            overflowed: false,
         }
     }
 
     /// The bytes so far, or [`Overflow`] when some did not fit.
     pub fn text(&self) -> Result<&[u8], Overflow> {
-        if self.overflowed {
-            return Err(Overflow { capacity: LINE_CAP });
-        }
-        Ok(self.as_slice())
+        self.buf
+            .get(..self.len)
+            .ok_or(Overflow { capacity: LINE_CAP })
     }
 
     /// The bytes that fitted.
@@ -204,31 +209,46 @@ impl Line {
     /// Empties the line.
     pub fn clear(&mut self) {
         self.len = 0;
-        self.overflowed = false;
+    }
+
+    #[inline]
+    fn fits(&mut self, fits: bool) {
+        if !fits {
+            self.overflow();
+        }
+    }
+
+    #[cold]
+    fn overflow(&mut self) {
+        self.len = Self::OVERFLOWED;
     }
 }
 
 impl ByteOut for Line {
     #[inline]
     fn put(&mut self, b: u8) {
-        self.overflowed |= !put_at(&mut self.buf, &mut self.len, b);
+        let fits = put_at(&mut self.buf, &mut self.len, b);
+        self.fits(fits);
     }
     #[inline]
     fn put_slice(&mut self, s: &[u8]) {
-        self.overflowed |= !put_slice_at(&mut self.buf, &mut self.len, s);
+        let fits = put_slice_at(&mut self.buf, &mut self.len, s);
+        self.fits(fits);
     }
     #[inline]
     fn put_line(&mut self, line: &Line) {
-        self.overflowed |= !put_line_at(&mut self.buf, &mut self.len, line);
+        let fits = put_line_at(&mut self.buf, &mut self.len, line);
+        self.fits(fits);
     }
     #[inline]
     fn put_array<const N: usize>(&mut self, a: &[u8; N]) {
-        self.overflowed |= !put_prefix_at(&mut self.buf, &mut self.len, a, N);
+        let fits = put_prefix_at(&mut self.buf, &mut self.len, a, N);
+        self.fits(fits);
     }
     #[inline]
     fn put_short(&mut self, s: &Short) {
         let fits = put_prefix_at(&mut self.buf, &mut self.len, &s.buf, usize::from(s.len));
-        self.overflowed |= !fits || s.overflowed;
+        self.fits(fits);
     }
 }
 
@@ -251,20 +271,19 @@ pub const SHORT_CAP: usize = 24;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Short {
     buf: [u8; SHORT_CAP],
+    /// The length, or [`Short::OVERFLOWED`].
     len: u8,
-    /// Something did not fit: the text is incomplete.
-    overflowed: bool,
 }
 
 impl Short {
+    /// The length of a text something did not fit in: past any real length.
+    const OVERFLOWED: u8 = SHORT_CAP as u8 + 1;
+
     /// The text, or [`Overflow`] when some of it did not fit.
     pub fn text(&self) -> Result<&[u8], Overflow> {
-        if self.overflowed {
-            return Err(Overflow {
-                capacity: SHORT_CAP,
-            });
-        }
-        Ok(self.as_slice())
+        self.buf.get(..usize::from(self.len)).ok_or(Overflow {
+            capacity: SHORT_CAP,
+        })
     }
 
     /// The bytes that fitted.
@@ -280,7 +299,6 @@ impl Short {
     /// Empties it.
     pub fn clear(&mut self) {
         self.len = 0;
-        self.overflowed = false;
     }
 
     /// Adds one to the decimal number it holds (as [`push_u64`] writes it): the
@@ -317,7 +335,7 @@ impl Short {
                 self.buf[0] = b'1';
                 self.len += 1;
             }
-            None => self.overflowed = true,
+            None => self.len = Self::OVERFLOWED,
         }
     }
 }
@@ -326,14 +344,20 @@ impl ByteOut for Short {
     #[inline]
     fn put(&mut self, b: u8) {
         let mut len = usize::from(self.len);
-        self.overflowed |= !put_at(&mut self.buf, &mut len, b);
-        self.len = len as u8;
+        self.len = if put_at(&mut self.buf, &mut len, b) {
+            len as u8
+        } else {
+            Self::OVERFLOWED
+        };
     }
     #[inline]
     fn put_slice(&mut self, s: &[u8]) {
         let mut len = usize::from(self.len);
-        self.overflowed |= !put_slice_at(&mut self.buf, &mut len, s);
-        self.len = len as u8;
+        self.len = if put_slice_at(&mut self.buf, &mut len, s) {
+            len as u8
+        } else {
+            Self::OVERFLOWED
+        };
     }
 }
 
@@ -358,24 +382,14 @@ impl ByteOut for Short {
 #[derive(Debug)]
 pub struct SliceOut<'a> {
     buf: &'a mut [u8],
+    /// The length, or one past the end of `buf` once something did not fit.
     len: usize,
-    /// Something did not fit: the text is incomplete.
-    overflowed: bool,
 }
 
 impl<'a> SliceOut<'a> {
     /// Appends from the start of `buf`.
     pub fn new(buf: &'a mut [u8]) -> Self {
-        Self {
-            buf,
-            len: 0,
-            overflowed: false,
-        }
-    }
-
-    /// Bytes appended so far.
-    pub fn len(&self) -> usize {
-        self.len
+        Self { buf, len: 0 }
     }
 
     /// True when nothing was appended.
@@ -385,36 +399,52 @@ impl<'a> SliceOut<'a> {
 
     /// The number of bytes written, or [`Overflow`] when some did not fit.
     pub fn finish(self) -> Result<usize, Overflow> {
-        if self.overflowed {
+        if self.len > self.buf.len() {
             return Err(Overflow {
                 capacity: self.buf.len(),
             });
         }
         Ok(self.len)
     }
+
+    #[inline]
+    fn fits(&mut self, fits: bool) {
+        if !fits {
+            self.overflow();
+        }
+    }
+
+    #[cold]
+    fn overflow(&mut self) {
+        self.len = self.buf.len() + 1;
+    }
 }
 
 impl ByteOut for SliceOut<'_> {
     #[inline]
     fn put(&mut self, b: u8) {
-        self.overflowed |= !put_at(self.buf, &mut self.len, b);
+        let fits = put_at(self.buf, &mut self.len, b);
+        self.fits(fits);
     }
     #[inline]
     fn put_slice(&mut self, s: &[u8]) {
-        self.overflowed |= !put_slice_at(self.buf, &mut self.len, s);
+        let fits = put_slice_at(self.buf, &mut self.len, s);
+        self.fits(fits);
     }
     #[inline]
     fn put_line(&mut self, line: &Line) {
-        self.overflowed |= !put_line_at(self.buf, &mut self.len, line);
+        let fits = put_line_at(self.buf, &mut self.len, line);
+        self.fits(fits);
     }
     #[inline]
     fn put_array<const N: usize>(&mut self, a: &[u8; N]) {
-        self.overflowed |= !put_prefix_at(self.buf, &mut self.len, a, N);
+        let fits = put_prefix_at(self.buf, &mut self.len, a, N);
+        self.fits(fits);
     }
     #[inline]
     fn put_short(&mut self, s: &Short) {
         let fits = put_prefix_at(self.buf, &mut self.len, &s.buf, usize::from(s.len));
-        self.overflowed |= !fits || s.overflowed;
+        self.fits(fits);
     }
 }
 
