@@ -27,8 +27,8 @@ use anyhow::Context;
 use mend_core::Reading;
 use serde::{Deserialize, Serialize};
 
+use crate::fs::AtomicFile;
 use crate::input::InputSource;
-use crate::sink::AtomicFile;
 
 /// The checkpoint file format version.
 pub const CHECKPOINT_VERSION: u32 = 2;

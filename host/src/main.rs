@@ -27,7 +27,7 @@ fn main() -> ExitCode {
         if mend::listen::request_stop() {
             return;
         }
-        mend::sink::remove_temporary_files();
+        mend::fs::remove_temporary_files();
         eprintln!("mend: interrupted; unfinished outputs were removed");
         std::process::exit(i32::from(app::exit::EXIT_INTERRUPTED));
     });

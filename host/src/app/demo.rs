@@ -23,7 +23,7 @@ use mend::input::InputSource;
 use mend::replay::files::{replay_to_files, OutputFormat, ReplayFiles};
 use mend::replay::plan::ReadPlan;
 use mend::replay::{ReplayConfig, ReplayReport};
-use mend::sink::AtomicFile;
+use mend::fs::AtomicFile;
 use mend::text::summary;
 
 /// The demo's simulation: the origin's rates plus link damage.

@@ -4,7 +4,7 @@
 //! thread keeps the `write` system calls (copying into the page cache) off the thread that
 //! formats; and syncing the file every [`SYNC_EVERY`] bytes, from yet another thread, means
 //! that the final sync before an output is renamed into place (see
-//! [`AtomicFile`](crate::sink::AtomicFile)) waits for the last few megabytes only, not
+//! [`AtomicFile`](crate::fs::AtomicFile)) waits for the last few megabytes only, not
 //! for the whole file.
 
 use std::fs::File;
@@ -33,9 +33,10 @@ pub const SYNC_EVERY: u64 = 32 << 20;
 /// use mend::fs::background::Block;
 /// let mut b = Block::new();
 /// b.spare()[..3].copy_from_slice(b"abc");
-/// b.advance(3);
+/// b.advance(3)?;
 /// assert_eq!(b.filled(), b"abc");
 /// assert!(!b.is_full());
+/// # Ok::<(), std::io::Error>(())
 /// ```
 #[derive(Debug)]
 pub struct Block {
@@ -76,9 +77,34 @@ impl Block {
         self.buf.get_mut(self.used..).unwrap_or_default()
     }
 
-    /// Counts `n` more bytes of [`Block::spare`] as data.
-    pub fn advance(&mut self, n: usize) {
-        self.used = (self.used + n).min(self.buf.len());
+    /// Counts `n` more bytes of [`Block::spare`] as data. More than the spare room is an
+    /// error, and nothing is counted.
+    ///
+    /// # Examples
+    /// ```
+    /// use mend::fs::background::{Block, BLOCK, SLACK};
+    /// let mut b = Block::new();
+    /// assert!(b.advance(BLOCK + SLACK + 1).is_err());
+    /// assert!(b.is_empty());
+    /// ```
+    #[inline]
+    pub fn advance(&mut self, n: usize) -> io::Result<()> {
+        let end = self.used + n;
+        if end > self.buf.len() {
+            return Err(self.no_room(n));
+        }
+        self.used = end;
+        Ok(())
+    }
+
+    /// The error of [`Block::advance`], out of the way of the path that fits.
+    #[cold]
+    #[inline(never)]
+    fn no_room(&self, n: usize) -> io::Error {
+        let room = self.buf.len().saturating_sub(self.used);
+        io::Error::other(format!(
+            "{n} bytes counted into an output block with room for {room}"
+        ))
     }
 
     /// True once the data reaches [`BLOCK`] bytes.
@@ -343,7 +369,7 @@ mod tests {
             let piece: Vec<u8> = (0..len).map(|j| (i as usize + j) as u8).collect();
             if i % 7 == 0 && len <= SLACK {
                 block.spare()[..len].copy_from_slice(&piece);
-                block.advance(len);
+                block.advance(len).unwrap();
                 w.write_block(&mut block).unwrap();
                 assert!(block.is_empty());
             } else {
@@ -357,6 +383,23 @@ mod tests {
         let got = std::fs::read(&path).unwrap();
         assert_eq!(got.len(), want.len());
         assert!(got == want);
+    }
+
+    #[test]
+    fn counting_more_than_the_room_is_an_error() {
+        let mut block = Block::new();
+        block.advance(BLOCK).unwrap();
+        let e = block.advance(SLACK + 1).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "{} bytes counted into an output block with room for {SLACK}",
+                SLACK + 1
+            )
+        );
+        assert_eq!(block.filled().len(), BLOCK, "nothing counted");
+        block.advance(SLACK).unwrap();
+        assert!(block.spare().is_empty());
     }
 
     #[test]

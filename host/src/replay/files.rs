@@ -18,7 +18,8 @@ use crate::engine::Pass;
 use crate::input::seek::InputPlan;
 use crate::input::InputSource;
 use crate::sink::chart::ChartSink;
-use crate::sink::{AtomicFile, MlogWriter, RowFormat, RowWriter, Tee};
+use crate::fs::AtomicFile;
+use crate::sink::{MlogWriter, RowFormat, RowWriter, Tee};
 
 /// The format of the repaired records.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -11,7 +11,7 @@ use same_file::Handle;
 
 use crate::fs::background::{Block, BlockWrite};
 use crate::input::InputSource;
-use crate::sink::AtomicFile;
+use crate::fs::AtomicFile;
 
 /// The identity of the regular file at `p`, if there is one. Anything else (a FIFO, a
 /// device) is never opened: opening a FIFO would wait for, or cut off, its writer.

@@ -35,7 +35,7 @@ impl ReadPlan {
         for (s, out) in self.sources.iter().zip(plans.iter_mut()) {
             match s {
                 InputSource::Path(p) => {
-                    let (got, said) = seek::plan(p, e, &settings)?;
+                    let (got, said) = seek::plan(p, &e.seek_window(), &settings)?;
                     *out = got;
                     notes.extend(said.iter().map(|n| format!("{}: {n}", p.display())));
                 }

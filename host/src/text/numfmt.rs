@@ -6,8 +6,48 @@
 //! point at all for a whole number (`50`, `52.5`, `52.0625`, `-0.00390625`). Parsing the text
 //! back with any decimal parser gives the same fixed-point value, so a CSV round trip is
 //! lossless, and equal values always print the same bytes.
+//!
+//! Rows are built in fixed-size buffers ([`Line`], [`Short`], [`SliceOut`]) on the hot path.
+//! None of mend's rows comes near their size, but a text that does not fit is never cut
+//! short quietly: the buffer remembers that it overflowed (its length is set one past its
+//! capacity, so that the path of a text that fits does not pay for it), and reading it back
+//! ([`Line::text`], [`Short::text`], [`SliceOut::finish`]) is then an [`Overflow`] error.
 
 use mend_core::Celsius;
+
+/// A text did not fit in the fixed-size buffer it was formatted into.
+///
+/// # Examples
+/// ```
+/// use mend::text::numfmt::{ByteOut, Short, SHORT_CAP};
+/// let mut s = Short::default();
+/// s.put_slice(&[b'x'; SHORT_CAP + 1]);
+/// let e = s.text().unwrap_err();
+/// assert_eq!(e.to_string(), "a text of more than 24 bytes did not fit in its buffer");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Overflow {
+    /// The size of the buffer.
+    pub capacity: usize,
+}
+
+impl core::fmt::Display for Overflow {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "a text of more than {} bytes did not fit in its buffer",
+            self.capacity
+        )
+    }
+}
+
+impl std::error::Error for Overflow {}
+
+impl From<Overflow> for std::io::Error {
+    fn from(e: Overflow) -> Self {
+        std::io::Error::other(e)
+    }
+}
 
 /// Something bytes can be appended to: a `Vec<u8>`, a [`Line`] on the stack, or a
 /// [`SliceOut`] over an output buffer.
@@ -16,9 +56,10 @@ pub trait ByteOut {
     fn put(&mut self, b: u8);
     /// Appends a slice.
     fn put_slice(&mut self, s: &[u8]);
-    /// Appends the text of a [`Line`].
+    /// Appends the text of a [`Line`] (an overflowed line overflows the output too).
     #[inline]
     fn put_line(&mut self, line: &Line) {
+        debug_assert!(line.text().is_ok(), "an overflowed line copied out");
         self.put_slice(line.as_slice());
     }
     /// Appends a fixed-size piece.
@@ -26,9 +67,10 @@ pub trait ByteOut {
     fn put_array<const N: usize>(&mut self, a: &[u8; N]) {
         self.put_slice(a);
     }
-    /// Appends the text of a [`Short`].
+    /// Appends the text of a [`Short`] (an overflowed one overflows the output too).
     #[inline]
     fn put_short(&mut self, s: &Short) {
+        debug_assert!(s.text().is_ok(), "an overflowed short text copied out");
         self.put_slice(s.as_slice());
     }
 }
@@ -50,28 +92,41 @@ pub const LINE_CAP: usize = 256;
 /// Pieces of a row up to this long are copied as one fixed-size block.
 const BLOCK: usize = 64;
 
-/// Appends to `buf[*len..]`; bytes beyond the end are dropped (no row comes close to it).
+/// Appends to `buf[*len..]`; false (and nothing appended) when there is no room.
 #[inline]
-fn put_at(buf: &mut [u8], len: &mut usize, b: u8) {
-    if let Some(x) = buf.get_mut(*len) {
-        *x = b;
-        *len += 1;
+#[must_use]
+fn put_at(buf: &mut [u8], len: &mut usize, b: u8) -> bool {
+    match buf.get_mut(*len) {
+        Some(x) => {
+            *x = b;
+            *len += 1;
+            true
+        }
+        None => false,
     }
 }
 
+/// Appends `s` to `buf[*len..]`; false (and nothing appended) when it does not fit.
 #[inline]
-fn put_slice_at(buf: &mut [u8], len: &mut usize, s: &[u8]) {
+#[must_use]
+fn put_slice_at(buf: &mut [u8], len: &mut usize, s: &[u8]) -> bool {
     let end = *len + s.len();
-    if let Some(dst) = buf.get_mut(*len..end) {
-        dst.copy_from_slice(s);
-        *len = end;
+    match buf.get_mut(*len..end) {
+        Some(dst) => {
+            dst.copy_from_slice(s);
+            *len = end;
+            true
+        }
+        None => false,
     }
 }
 
 /// Copies all `N` bytes of `a` (inline moves, no call) but counts only the first `n`; the
-/// rest is overwritten by whatever comes next. Without room for all `N`, it copies the `n`.
+/// rest is overwritten by whatever comes next. Without room for all `N`, it copies the `n`;
+/// false when even they do not fit.
 #[inline]
-fn put_prefix_at<const N: usize>(buf: &mut [u8], len: &mut usize, a: &[u8; N], n: usize) {
+#[must_use]
+fn put_prefix_at<const N: usize>(buf: &mut [u8], len: &mut usize, a: &[u8; N], n: usize) -> bool {
     let dst = buf
         .get_mut(*len..*len + N)
         .and_then(|d| <&mut [u8; N]>::try_from(d).ok());
@@ -79,18 +134,26 @@ fn put_prefix_at<const N: usize>(buf: &mut [u8], len: &mut usize, a: &[u8; N], n
         Some(dst) if n <= N => {
             *dst = *a;
             *len += n;
+            true
         }
-        _ => put_slice_at(buf, len, a.get(..n).unwrap_or(a)),
+        _ => match a.get(..n) {
+            Some(text) => put_slice_at(buf, len, text),
+            None => false,
+        },
     }
 }
 
 /// Copies a short line as one block of [`BLOCK`] bytes (a few vector moves instead of a
-/// call to `memmove`).
+/// call to `memmove`); false when it does not fit or the line had overflowed.
 #[inline]
-fn put_line_at(buf: &mut [u8], len: &mut usize, line: &Line) {
+#[must_use]
+fn put_line_at(buf: &mut [u8], len: &mut usize, line: &Line) -> bool {
     match line.buf.first_chunk::<BLOCK>() {
         Some(src) if line.len <= BLOCK => put_prefix_at(buf, len, src, line.len),
-        _ => put_slice_at(buf, len, line.as_slice()),
+        _ => match line.buf.get(..line.len) {
+            Some(text) => put_slice_at(buf, len, text),
+            None => false,
+        },
     }
 }
 
@@ -103,11 +166,13 @@ fn put_line_at(buf: &mut [u8], len: &mut usize, line: &Line) {
 /// let mut l = Line::new();
 /// l.put_slice(b"seq=");
 /// push_u64(&mut l, 42);
-/// assert_eq!(l.as_slice(), b"seq=42");
+/// assert_eq!(l.text()?, b"seq=42");
+/// # Ok::<(), mend::text::numfmt::Overflow>(())
 /// ```
 #[derive(Clone, Debug)]
 pub struct Line {
     buf: [u8; LINE_CAP],
+    /// The length, or [`Line::OVERFLOWED`].
     len: usize,
 }
 
@@ -118,6 +183,9 @@ impl Default for Line {
 }
 
 impl Line {
+    /// The length of a line something did not fit in: past any real length.
+    const OVERFLOWED: usize = LINE_CAP + 1;
+
     /// An empty line.
     pub const fn new() -> Self {
         Self {
@@ -126,8 +194,15 @@ impl Line {
         }
     }
 
-    /// The bytes so far.
-    pub fn as_slice(&self) -> &[u8] {
+    /// The bytes so far, or [`Overflow`] when some did not fit.
+    pub fn text(&self) -> Result<&[u8], Overflow> {
+        self.buf
+            .get(..self.len)
+            .ok_or(Overflow { capacity: LINE_CAP })
+    }
+
+    /// The bytes that fitted.
+    fn as_slice(&self) -> &[u8] {
         self.buf.get(..self.len).unwrap_or(&self.buf)
     }
 
@@ -135,28 +210,45 @@ impl Line {
     pub fn clear(&mut self) {
         self.len = 0;
     }
+
+    #[inline]
+    fn fits(&mut self, fits: bool) {
+        if !fits {
+            self.overflow();
+        }
+    }
+
+    #[cold]
+    fn overflow(&mut self) {
+        self.len = Self::OVERFLOWED;
+    }
 }
 
 impl ByteOut for Line {
     #[inline]
     fn put(&mut self, b: u8) {
-        put_at(&mut self.buf, &mut self.len, b);
+        let fits = put_at(&mut self.buf, &mut self.len, b);
+        self.fits(fits);
     }
     #[inline]
     fn put_slice(&mut self, s: &[u8]) {
-        put_slice_at(&mut self.buf, &mut self.len, s);
+        let fits = put_slice_at(&mut self.buf, &mut self.len, s);
+        self.fits(fits);
     }
     #[inline]
     fn put_line(&mut self, line: &Line) {
-        put_line_at(&mut self.buf, &mut self.len, line);
+        let fits = put_line_at(&mut self.buf, &mut self.len, line);
+        self.fits(fits);
     }
     #[inline]
     fn put_array<const N: usize>(&mut self, a: &[u8; N]) {
-        put_prefix_at(&mut self.buf, &mut self.len, a, N);
+        let fits = put_prefix_at(&mut self.buf, &mut self.len, a, N);
+        self.fits(fits);
     }
     #[inline]
     fn put_short(&mut self, s: &Short) {
-        put_prefix_at(&mut self.buf, &mut self.len, &s.buf, usize::from(s.len));
+        let fits = put_prefix_at(&mut self.buf, &mut self.len, &s.buf, usize::from(s.len));
+        self.fits(fits);
     }
 }
 
@@ -173,17 +265,29 @@ pub const SHORT_CAP: usize = 24;
 /// push_celsius(&mut s, mend_core::Celsius::from_num(-12.25));
 /// let mut l = Line::new();
 /// l.put_short(&s);
-/// assert_eq!(l.as_slice(), b"-12.25");
+/// assert_eq!(l.text()?, b"-12.25");
+/// # Ok::<(), mend::text::numfmt::Overflow>(())
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Short {
     buf: [u8; SHORT_CAP],
+    /// The length, or [`Short::OVERFLOWED`].
     len: u8,
 }
 
 impl Short {
-    /// The text.
-    pub fn as_slice(&self) -> &[u8] {
+    /// The length of a text something did not fit in: past any real length.
+    const OVERFLOWED: u8 = SHORT_CAP as u8 + 1;
+
+    /// The text, or [`Overflow`] when some of it did not fit.
+    pub fn text(&self) -> Result<&[u8], Overflow> {
+        self.buf.get(..usize::from(self.len)).ok_or(Overflow {
+            capacity: SHORT_CAP,
+        })
+    }
+
+    /// The bytes that fitted.
+    fn as_slice(&self) -> &[u8] {
         self.buf.get(..usize::from(self.len)).unwrap_or(&self.buf)
     }
 
@@ -206,11 +310,12 @@ impl Short {
     /// let mut l = Short::default();
     /// push_u64(&mut l, 1_299);
     /// l.increment();
-    /// assert_eq!(l.as_slice(), b"1300");
+    /// assert_eq!(l.text()?, b"1300");
     /// let mut l = Short::default();
     /// push_u64(&mut l, 999);
     /// l.increment();
-    /// assert_eq!(l.as_slice(), b"1000");
+    /// assert_eq!(l.text()?, b"1000");
+    /// # Ok::<(), mend::text::numfmt::Overflow>(())
     /// ```
     pub fn increment(&mut self) {
         let len = usize::from(self.len);
@@ -224,10 +329,13 @@ impl Short {
             }
         }
         // All nines (or empty): one more digit, a leading 1 and zeros.
-        if len < SHORT_CAP {
-            self.buf[0] = b'1';
-            self.buf[len] = b'0';
-            self.len += 1;
+        match self.buf.get_mut(len) {
+            Some(last) => {
+                *last = b'0';
+                self.buf[0] = b'1';
+                self.len += 1;
+            }
+            None => self.len = Self::OVERFLOWED,
         }
     }
 }
@@ -236,20 +344,26 @@ impl ByteOut for Short {
     #[inline]
     fn put(&mut self, b: u8) {
         let mut len = usize::from(self.len);
-        put_at(&mut self.buf, &mut len, b);
-        self.len = len as u8;
+        self.len = if put_at(&mut self.buf, &mut len, b) {
+            len as u8
+        } else {
+            Self::OVERFLOWED
+        };
     }
     #[inline]
     fn put_slice(&mut self, s: &[u8]) {
         let mut len = usize::from(self.len);
-        put_slice_at(&mut self.buf, &mut len, s);
-        self.len = len as u8;
+        self.len = if put_slice_at(&mut self.buf, &mut len, s) {
+            len as u8
+        } else {
+            Self::OVERFLOWED
+        };
     }
 }
 
 /// Bytes appended straight into a slice of an output buffer, so that a row is formatted
-/// where it will be written from, without a copy. Bytes beyond the slice are dropped: give
-/// it at least [`LINE_CAP`] bytes for a row.
+/// where it will be written from, without a copy. Give it at least [`LINE_CAP`] bytes for a
+/// row: bytes that do not fit make [`SliceOut::finish`] an error.
 ///
 /// # Examples
 /// ```
@@ -258,12 +372,17 @@ impl ByteOut for Short {
 /// let mut out = SliceOut::new(&mut buf);
 /// out.put_slice(b"n=");
 /// push_u64(&mut out, 7);
-/// let n = out.len();
+/// let n = out.finish()?;
 /// assert_eq!(&buf[..n], b"n=7");
+/// let mut out = SliceOut::new(&mut buf);
+/// push_u64(&mut out, u64::MAX);
+/// assert!(out.finish().is_err(), "20 digits do not fit in 16 bytes");
+/// # Ok::<(), mend::text::numfmt::Overflow>(())
 /// ```
 #[derive(Debug)]
 pub struct SliceOut<'a> {
     buf: &'a mut [u8],
+    /// The length, or one past the end of `buf` once something did not fit.
     len: usize,
 }
 
@@ -273,37 +392,59 @@ impl<'a> SliceOut<'a> {
         Self { buf, len: 0 }
     }
 
-    /// Bytes appended so far.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
     /// True when nothing was appended.
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// The number of bytes written, or [`Overflow`] when some did not fit.
+    pub fn finish(self) -> Result<usize, Overflow> {
+        if self.len > self.buf.len() {
+            return Err(Overflow {
+                capacity: self.buf.len(),
+            });
+        }
+        Ok(self.len)
+    }
+
+    #[inline]
+    fn fits(&mut self, fits: bool) {
+        if !fits {
+            self.overflow();
+        }
+    }
+
+    #[cold]
+    fn overflow(&mut self) {
+        self.len = self.buf.len() + 1;
     }
 }
 
 impl ByteOut for SliceOut<'_> {
     #[inline]
     fn put(&mut self, b: u8) {
-        put_at(self.buf, &mut self.len, b);
+        let fits = put_at(self.buf, &mut self.len, b);
+        self.fits(fits);
     }
     #[inline]
     fn put_slice(&mut self, s: &[u8]) {
-        put_slice_at(self.buf, &mut self.len, s);
+        let fits = put_slice_at(self.buf, &mut self.len, s);
+        self.fits(fits);
     }
     #[inline]
     fn put_line(&mut self, line: &Line) {
-        put_line_at(self.buf, &mut self.len, line);
+        let fits = put_line_at(self.buf, &mut self.len, line);
+        self.fits(fits);
     }
     #[inline]
     fn put_array<const N: usize>(&mut self, a: &[u8; N]) {
-        put_prefix_at(self.buf, &mut self.len, a, N);
+        let fits = put_prefix_at(self.buf, &mut self.len, a, N);
+        self.fits(fits);
     }
     #[inline]
     fn put_short(&mut self, s: &Short) {
-        put_prefix_at(self.buf, &mut self.len, &s.buf, usize::from(s.len));
+        let fits = put_prefix_at(self.buf, &mut self.len, &s.buf, usize::from(s.len));
+        self.fits(fits);
     }
 }
 
@@ -316,26 +457,8 @@ impl ByteOut for SliceOut<'_> {
 /// assert_eq!(s, b"1234567");
 /// ```
 #[inline]
-pub fn push_u64(out: &mut impl ByteOut, mut v: u64) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    // Two digits per step, from the table: half the divisions of one digit at a time.
-    while v >= 100 {
-        i -= 2;
-        put_pair(&mut buf, i, (v % 100) as u32);
-        v /= 100;
-    }
-    if v >= 10 {
-        i -= 2;
-        put_pair(&mut buf, i, v as u32);
-    } else {
-        i -= 1;
-        buf[i] = b'0' + v as u8;
-    }
-    // Byte by byte: at most 20 stores, cheaper than a call to `memmove` for a few digits.
-    for &d in buf.get(i..).unwrap_or(&[]) {
-        out.put(d);
-    }
+pub fn push_u64(out: &mut impl ByteOut, v: u64) {
+    out.put_slice(itoa::Buffer::new().format(v).as_bytes());
 }
 
 /// `"00"`, `"01"`, … `"99"`, back to back.
@@ -437,15 +560,66 @@ mod tests {
         for v in (0..100_000u64).chain(edges).chain([u64::MAX, u64::MAX - 1]) {
             let mut line = Line::new();
             push_u64(&mut line, v);
-            assert_eq!(line.as_slice(), v.to_string().as_bytes());
+            assert_eq!(line.text().unwrap(), v.to_string().as_bytes());
             let mut short = Short::default();
             push_u64(&mut short, v);
-            assert_eq!(short.as_slice(), v.to_string().as_bytes());
+            assert_eq!(short.text().unwrap(), v.to_string().as_bytes());
             if v < u64::MAX {
                 short.increment();
-                assert_eq!(short.as_slice(), (v + 1).to_string().as_bytes());
+                assert_eq!(short.text().unwrap(), (v + 1).to_string().as_bytes());
             }
         }
+    }
+
+    #[test]
+    fn a_text_too_long_for_its_buffer_is_an_error_not_a_shorter_text() {
+        let mut line = Line::new();
+        line.put_slice(&[b'a'; LINE_CAP]);
+        assert_eq!(line.text().unwrap().len(), LINE_CAP, "exactly full is fine");
+        line.put(b'b');
+        assert_eq!(line.text(), Err(Overflow { capacity: LINE_CAP }));
+        line.clear();
+        assert_eq!(line.text().unwrap(), b"");
+
+        let mut short = Short::default();
+        push_u64(&mut short, u64::MAX);
+        short.put_slice(b"0123");
+        assert_eq!(short.text().unwrap(), b"184467440737095516150123");
+        short.put(b'9');
+        assert!(short.text().is_err());
+        // Counting up past the last digit that fits.
+        let mut nines = Short::default();
+        nines.put_slice(&[b'9'; SHORT_CAP]);
+        nines.increment();
+        assert!(nines.text().is_err());
+
+        // An overflowed piece overflows the text it is copied into.
+        let mut buf = [0u8; 2 * LINE_CAP];
+        let mut out = SliceOut::new(&mut buf);
+        out.put_short(&short);
+        assert!(out.finish().is_err());
+        let mut out = SliceOut::new(&mut buf);
+        let mut long = Line::new();
+        long.put_slice(&[b'x'; LINE_CAP + 1]);
+        out.put_line(&long);
+        assert!(out.finish().is_err());
+        let mut into = Line::new();
+        into.put_short(&short);
+        assert!(into.text().is_err());
+
+        // Every way into a slice that is too small.
+        let mut small = [0u8; 4];
+        let mut out = SliceOut::new(&mut small);
+        out.put_array(b"12345");
+        assert_eq!(out.finish(), Err(Overflow { capacity: 4 }));
+        let mut out = SliceOut::new(&mut small);
+        push_celsius(&mut out, Celsius::from_num(-12.25));
+        assert!(out.finish().is_err());
+        let mut out = SliceOut::new(&mut small);
+        let mut four = Short::default();
+        four.put_slice(b"1234");
+        out.put_short(&four);
+        assert_eq!(out.finish(), Ok(4));
     }
 
     #[test]

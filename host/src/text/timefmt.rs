@@ -17,6 +17,23 @@ pub const MAX_TIME_MS: u64 = 253_402_300_799_999;
 /// The longest text [`format_ms`] writes (a year beyond 9999 takes more digits).
 pub const MAX_TIME_LEN: usize = 32;
 
+/// The digits of the latest year a `u64` of milliseconds reaches.
+const MAX_YEAR_DIGITS: usize = {
+    let (mut year, _, _) = civil_from_days(u64::MAX / 86_400_000);
+    let mut n = 1;
+    while year >= 10 {
+        year /= 10;
+        n += 1;
+    }
+    n
+};
+
+/// The length of `-MM-DDTHH:MM:SS.mmmZ`, after the year.
+const AFTER_YEAR: usize = 20;
+
+// Every time fits: the slices of a [`format_ms`] text below cannot fail.
+const _: () = assert!(MAX_YEAR_DIGITS + AFTER_YEAR <= MAX_TIME_LEN);
+
 /// Civil date `(year, month, day)` of a day count since 1970-01-01 (proleptic Gregorian).
 ///
 /// The algorithm is the classic era-based one (H. Hinnant, "chrono-compatible low-level date
@@ -119,7 +136,8 @@ impl TimeFormatter {
             let mut full = [0u8; MAX_TIME_LEN];
             let n = format_ms(day * 86_400_000, &mut full);
             self.date.clear();
-            self.date.put_slice(full.get(..n - 13).unwrap_or(&[]));
+            // Up to and including the `T`: n ≥ 4 + AFTER_YEAR > 13, n ≤ MAX_TIME_LEN.
+            self.date.put_slice(&full[..n - 13]);
             self.day = Some(day);
         }
         out.put_short(&self.date);
@@ -279,7 +297,7 @@ pub fn human_ms(ms: u64) -> String {
 pub fn push_time(buf: &mut Vec<u8>, ms: u64) {
     let mut t = [0u8; MAX_TIME_LEN];
     let n = format_ms(ms, &mut t);
-    buf.extend_from_slice(t.get(..n).unwrap_or(&[]));
+    buf.extend_from_slice(&t[..n]);
 }
 
 #[cfg(test)]
@@ -315,6 +333,19 @@ mod tests {
             let n = format_ms(ms, &mut buf);
             assert_eq!(got, &buf[..n], "{ms}");
         }
+    }
+
+    #[test]
+    fn the_latest_time_takes_the_most_year_digits_and_fits() {
+        let mut buf = [0u8; MAX_TIME_LEN];
+        let n = format_ms(u64::MAX, &mut buf);
+        assert_eq!(&buf[..n], b"584556019-04-03T14:25:51.615Z");
+        assert_eq!(n, MAX_YEAR_DIGITS + AFTER_YEAR);
+        assert!(n <= MAX_TIME_LEN);
+        let mut f = TimeFormatter::default();
+        let mut line = crate::text::numfmt::Line::new();
+        f.push(&mut line, u64::MAX);
+        assert_eq!(line.text().unwrap(), &buf[..n]);
     }
 
     #[test]

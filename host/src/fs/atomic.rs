@@ -1,0 +1,324 @@
+//! Outputs that appear whole or not at all.
+//!
+//! Everything is written to a temporary file next to the destination, synced, and renamed
+//! over it at the end, so a crash or a full disk never leaves a half-written CSV that looks
+//! finished, and an input is never opened for writing. The temporary file is a `tempfile`
+//! one (removed when dropped, renamed by `persist`), named `.NAME.mend-tmp-PID` so that a
+//! later run can tell whose it was; the files not yet committed are also listed here, so
+//! that a signal handler can remove them before the process exits.
+
+use std::ffi::OsStr;
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use anyhow::Context;
+use tempfile::TempPath;
+
+use crate::fs::background::{BackgroundWriter, Block, BlockWrite, SYNC_EVERY};
+
+/// The temporary files of [`AtomicFile`]s not yet committed or dropped.
+static PENDING: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+fn pending() -> MutexGuard<'static, Vec<PathBuf>> {
+    // A panic while the list was held leaves it usable: it is only a list of paths.
+    PENDING.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Removes the temporary file of every [`AtomicFile`] not yet committed, so that an
+/// interrupted run leaves nothing behind: its outputs never appear, and no half-written
+/// `.NAME.mend-tmp-PID` file stays next to them. `mend` calls it on Ctrl-C and on
+/// termination signals, then exits.
+pub fn remove_temporary_files() {
+    for tmp in pending().drain(..) {
+        let _ = fs::remove_file(tmp);
+    }
+}
+
+/// The part of a temporary file's name before the process id: `.NAME.mend-tmp-`.
+fn temporary_prefix(name: &str) -> String {
+    format!(".{name}.mend-tmp-")
+}
+
+/// True when no process `pid` runs; false when one does or it cannot be told (no `/proc`).
+fn is_dead(pid: u32) -> bool {
+    let proc = Path::new("/proc");
+    proc.join("self").exists() && !proc.join(pid.to_string()).exists()
+}
+
+/// Removes the `.NAME.mend-tmp-PID` files in `dir` of the output `name` that a run which
+/// was killed outright (`SIGKILL`, a power cut) left behind: only files of that exact
+/// pattern, only when process PID is gone. A file of a run still going is left alone.
+fn remove_stale_temporary_files(dir: &Path, name: &OsStr) {
+    let Some(name) = name.to_str() else {
+        return;
+    };
+    let prefix = temporary_prefix(name);
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(pid) = file_name
+            .to_str()
+            .and_then(|f| f.strip_prefix(&prefix))
+            .filter(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let is_file = entry.file_type().is_ok_and(|t| t.is_file());
+        if is_file && pid != std::process::id() && is_dead(pid) {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// Creates `.NAME.mend-tmp-PID` in `dir` and lists it in [`PENDING`], both under the lock,
+/// so that an interrupt cannot fall in between.
+///
+/// The file is made by [`File::create`] (not `tempfile`'s own open), so that it has the
+/// permissions of any other output and an error reads as before; a file of that name left
+/// by an earlier process with the same id is overwritten.
+fn create_temporary(dir: &Path, name: &OsStr) -> io::Result<(File, TempPath)> {
+    let prefix = temporary_prefix(&name.to_string_lossy());
+    let pid = std::process::id().to_string();
+    let mut list = pending();
+    let tmp = tempfile::Builder::new()
+        .prefix(&prefix)
+        .suffix(&pid)
+        .rand_bytes(0)
+        .make_in(dir, |path| {
+            let file = File::create(path)?;
+            list.push(path.to_path_buf());
+            Ok(file)
+        })?;
+    Ok(tmp.into_parts())
+}
+
+/// A file that appears at its path only when [`AtomicFile::commit`] succeeds.
+///
+/// It is written on a thread of its own ([`BackgroundWriter`]), and synced as it grows.
+///
+/// A destination that exists and is not a regular file (`/dev/null`, a FIFO, a terminal) is
+/// written in place instead: renaming over a device would replace the device.
+///
+/// # Examples
+/// ```
+/// use std::io::Write;
+/// let dir = tempfile::tempdir().unwrap();
+/// let path = dir.path().join("out.csv");
+/// let mut f = mend::fs::AtomicFile::create(&path).unwrap();
+/// f.write_all(b"hello\n").unwrap();
+/// assert!(!path.exists(), "nothing there before the commit");
+/// f.commit().unwrap();
+/// assert_eq!(std::fs::read(&path).unwrap(), b"hello\n");
+/// ```
+pub struct AtomicFile {
+    dest: PathBuf,
+    /// The temporary file, or `None` when writing in place.
+    tmp: Option<TempPath>,
+    w: Option<BackgroundWriter>,
+}
+
+impl AtomicFile {
+    /// Creates the temporary file next to `dest`. Fails, naming the path, when the
+    /// directory does not exist or is not writable.
+    pub fn create(dest: &Path) -> anyhow::Result<Self> {
+        let name = dest
+            .file_name()
+            .with_context(|| format!("{}: not a file path", dest.display()))?;
+        let dir = match dest.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        if dest.is_dir() {
+            anyhow::bail!("{}: is a directory", dest.display());
+        }
+        if let Ok(meta) = fs::metadata(dest) {
+            if !meta.is_file() {
+                let file = fs::OpenOptions::new()
+                    .write(true)
+                    .open(dest)
+                    .with_context(|| format!("{}: cannot write output", dest.display()))?;
+                return Ok(Self {
+                    dest: dest.to_path_buf(),
+                    tmp: None,
+                    w: Some(BackgroundWriter::new(file, None)),
+                });
+            }
+        }
+        remove_stale_temporary_files(&dir, name);
+        let (file, tmp) = create_temporary(&dir, name)
+            .with_context(|| format!("{}: cannot write output", dest.display()))?;
+        Ok(Self {
+            dest: dest.to_path_buf(),
+            tmp: Some(tmp),
+            // Synced as it grows, so that the sync before the rename has little left to do.
+            w: Some(BackgroundWriter::new(file, Some(SYNC_EVERY))),
+        })
+    }
+
+    /// The destination path.
+    pub fn path(&self) -> &Path {
+        &self.dest
+    }
+
+    /// Flushes, syncs to disk and renames the file into place.
+    pub fn commit(mut self) -> anyhow::Result<()> {
+        let dest = self.dest.clone();
+        let w = self.w.take().context("output already committed")?;
+        let file = w
+            .finish()
+            .with_context(|| format!("{}: cannot write output", dest.display()))?;
+        let Some(listed) = self.tmp.as_deref().map(Path::to_path_buf) else {
+            return Ok(());
+        };
+        file.sync_all()
+            .with_context(|| format!("{}: cannot sync output", dest.display()))?;
+        // An interrupt removes the file either before the rename (which then fails) or
+        // not at all.
+        let mut list = pending();
+        let Some(at) = list.iter().position(|t| *t == listed) else {
+            anyhow::bail!("{}: interrupted", dest.display());
+        };
+        let tmp = self.tmp.take().context("output already committed")?;
+        // On failure the temporary file comes back and is removed here, still under the lock.
+        let moved = tmp.persist(&dest).map_err(|e| e.error);
+        list.swap_remove(at);
+        drop(list);
+        moved.with_context(|| format!("{}: cannot move output into place", dest.display()))
+    }
+}
+
+impl AtomicFile {
+    /// Runs `op` on the writer; an error names the destination.
+    fn with_writer<T>(
+        &mut self,
+        op: impl FnOnce(&mut BackgroundWriter) -> io::Result<T>,
+    ) -> io::Result<T> {
+        let w = self
+            .w
+            .as_mut()
+            .ok_or_else(|| io::Error::other("output already committed"))?;
+        op(w).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", self.dest.display())))
+    }
+}
+
+impl Write for AtomicFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.with_writer(|w| w.write(buf))
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.with_writer(|w| w.write_all(buf))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self.w {
+            Some(_) => self.with_writer(Write::flush),
+            None => Ok(()),
+        }
+    }
+}
+
+impl BlockWrite for AtomicFile {
+    fn write_block(&mut self, block: &mut Block) -> io::Result<()> {
+        self.with_writer(|w| w.write_block(block))
+    }
+}
+
+impl Drop for AtomicFile {
+    fn drop(&mut self) {
+        if let Some(tmp) = self.tmp.take() {
+            // Removed before it is unlisted, so that an interrupt in between still finds it.
+            let path = tmp.to_path_buf();
+            drop(tmp);
+            pending().retain(|t| *t != path);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn the_temporary_file_is_named_for_this_process_and_listed() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = AtomicFile::create(&dir.path().join("out.csv")).unwrap();
+        let tmp = format!(".out.csv.mend-tmp-{}", std::process::id());
+        assert_eq!(names(dir.path()), std::slice::from_ref(&tmp));
+        assert!(pending().iter().any(|p| p.ends_with(&tmp)));
+        drop(f);
+        assert!(names(dir.path()).is_empty(), "dropped: nothing stays");
+        assert!(!pending().iter().any(|p| p.starts_with(dir.path())));
+    }
+
+    #[test]
+    fn a_failed_rename_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("out.csv");
+        let mut f = AtomicFile::create(&dest).unwrap();
+        f.write_all(b"x").unwrap();
+        // A directory appears where the file was to go: the rename fails.
+        fs::create_dir(&dest).unwrap();
+        fs::write(dest.join("keep"), b"").unwrap();
+        let e = format!("{:#}", f.commit().unwrap_err());
+        assert!(e.contains("cannot move output into place"), "{e}");
+        assert_eq!(names(dir.path()), ["out.csv"]);
+        assert!(!pending().iter().any(|p| p.starts_with(dir.path())));
+    }
+
+    #[test]
+    fn only_temporary_files_of_dead_processes_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        // No process has this id (above the kernel's largest pid_max).
+        let dead = ".out.csv.mend-tmp-4194305";
+        let mine = format!(".out.csv.mend-tmp-{}", std::process::id());
+        for n in [
+            dead,
+            &mine,
+            ".other.csv.mend-tmp-4194305",
+            ".out.csv.mend-tmp-",
+            ".out.csv.mend-tmp-12x",
+        ] {
+            fs::write(dir.path().join(n), b"partial").unwrap();
+        }
+        remove_stale_temporary_files(dir.path(), OsStr::new("out.csv"));
+        let mut want = vec![
+            ".other.csv.mend-tmp-4194305".to_string(),
+            ".out.csv.mend-tmp-".to_string(),
+            ".out.csv.mend-tmp-12x".to_string(),
+            mine,
+        ];
+        want.sort();
+        assert_eq!(names(dir.path()), want);
+    }
+
+    #[test]
+    fn an_interrupt_before_the_commit_removes_the_file_and_fails_the_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("out.csv");
+        let mut f = AtomicFile::create(&dest).unwrap();
+        f.write_all(b"x").unwrap();
+        // Only this test's file: the others run in parallel.
+        let mut list = pending();
+        let at = list.iter().position(|p| p.starts_with(dir.path())).unwrap();
+        fs::remove_file(list.swap_remove(at)).unwrap();
+        drop(list);
+        let e = format!("{:#}", f.commit().unwrap_err());
+        assert!(e.ends_with("out.csv: interrupted"), "{e}");
+        assert!(names(dir.path()).is_empty());
+    }
+}
