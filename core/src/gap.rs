@@ -370,17 +370,17 @@ fn judge(rec: &Record, band: (Celsius, Celsius)) -> (bool, Option<BandSide>) {
 /// let mut one: GapFiller<4> = GapFiller::try_new(FillConfig::DEFAULT).unwrap();
 /// let (mut a, mut b) = (Vec::new(), Vec::new());
 /// for r in [m(0, 52), m(1, 53), m(3, 54)] {
-///     one.push(r, &mut |e| a.push(e));
+///     a.extend(one.push(r));
 /// }
 /// // A first run stops after seq 1; a second one resumes from its state.
 /// let mut first: GapFiller<4> = GapFiller::try_new(FillConfig::DEFAULT).unwrap();
 /// for r in [m(0, 52), m(1, 53)] {
-///     first.push(r, &mut |e| b.push(e));
+///     b.extend(first.push(r));
 /// }
 /// let state = first.state();
 /// let mut second: GapFiller<4> = GapFiller::try_new(FillConfig::DEFAULT).unwrap();
 /// second.restore(state);
-/// second.push(m(3, 54), &mut |e| b.push(e));
+/// b.extend(second.push(m(3, 54)));
 /// assert_eq!(a, b);
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -447,8 +447,8 @@ fn trustworthy(
 /// let m = |seq, ts, t| Record::measured(Reading::new(1, 1, seq, ts, Celsius::from_num(t)), Quality::Good, Flags::EMPTY);
 /// let mut f: GapFiller<8> = GapFiller::try_new(FillConfig::DEFAULT).unwrap();
 /// let mut out = Vec::new();
-/// f.push(m(0, 0, 50), &mut |e| out.push(e));
-/// f.push(m(4, 4_000, 54), &mut |e| out.push(e));
+/// out.extend(f.push(m(0, 0, 50)));
+/// out.extend(f.push(m(4, 4_000, 54)));
 /// let fills: Vec<_> = out
 ///     .iter()
 ///     .filter_map(|e| match e {
@@ -554,12 +554,31 @@ impl<const H: usize> GapFiller<H> {
         }
     }
 
-    /// Takes the next record and emits, in time order: the gap or outage before it (if any),
-    /// the synthetic records filling that gap, then the record itself.
-    pub fn push(&mut self, rec: Record, out: &mut impl FnMut(GapEvent)) {
+    /// Takes the next record. The events it gives, in time order: the gap or outage before it
+    /// (if any), the synthetic records filling that gap, then the record itself. The filler
+    /// has moved on once `push` returns; the events are computed as the caller takes them,
+    /// so a caller that stops early loses the rest of them (the stats count every fill).
+    ///
+    /// # Examples
+    /// ```
+    /// use mend_core::{Celsius, FillConfig, Flags, GapEvent, GapFiller, Quality, Reading, Record};
+    /// let m = |seq| Record::measured(Reading::new(1, 1, seq, u64::from(seq) * 1_000, Celsius::from_num(52)), Quality::Good, Flags::EMPTY);
+    /// let mut f: GapFiller<4> = GapFiller::try_new(FillConfig::DEFAULT).unwrap();
+    /// assert_eq!(f.push(m(0)).count(), 1, "the record alone");
+    /// let events = f.push(m(3));
+    /// assert_eq!(events.len(), 4, "the gap, two fills, the record");
+    /// let seqs: Vec<u32> = events
+    ///     .filter_map(|e| match e {
+    ///         GapEvent::Record(r) => Some(r.reading.seq),
+    ///         _ => None,
+    ///     })
+    ///     .collect();
+    /// assert_eq!(seqs, [1, 2, 3]);
+    /// ```
+    pub fn push(&mut self, rec: Record) -> GapEvents {
+        let mut events = GapEvents::record(rec);
         if rec.is_synthetic() {
-            out(GapEvent::Record(rec));
-            return;
+            return events;
         }
         let b = rec.reading;
         let (suspect, side) = judge(&rec, self.config.band);
@@ -567,8 +586,7 @@ impl<const H: usize> GapFiller<H> {
         match self.last {
             Some(a) if a.record.reading.sensor == b.sensor => {
                 if b.key() <= a.record.reading.key() {
-                    out(GapEvent::Record(rec));
-                    return;
+                    return events;
                 }
                 // A neighbour further away than one maximum gap says nothing about a
                 // reading; this also bounds how far back a fill's inputs reach.
@@ -590,7 +608,7 @@ impl<const H: usize> GapFiller<H> {
                 prev = a.side.map(|s| (s, ta)).or(a.prev);
                 let before_b = prev.filter(|p| near(p.1, b.timestamp)).map(|p| p.0);
                 let b_trusted = trustworthy(suspect, side, before_b, None);
-                self.between(&a.record.reading, &b, b_trusted, out);
+                self.between(&a.record.reading, &b, b_trusted, &mut events);
             }
             Some(_) => {
                 self.trusted = None;
@@ -604,18 +622,13 @@ impl<const H: usize> GapFiller<H> {
             side,
             prev,
         });
-        out(GapEvent::Record(rec));
+        events
     }
 
-    /// Finds and handles the gap between the last measured reading `a` and the next one
-    /// `b`, where `b.key() > a.key()`; `b_trusted` says whether `b` may give fills a value.
-    fn between(
-        &mut self,
-        a: &Reading,
-        b: &Reading,
-        b_trusted: bool,
-        out: &mut impl FnMut(GapEvent),
-    ) {
+    /// Finds the gap between the last measured reading `a` and the next one `b`, where
+    /// `b.key() > a.key()`, and puts its report and its fills into `events`; `b_trusted`
+    /// says whether `b` may give fills a value.
+    fn between(&mut self, a: &Reading, b: &Reading, b_trusted: bool, events: &mut GapEvents) {
         let c = &self.config;
         let dt = b.timestamp.saturating_sub(a.timestamp);
         let by_seq = c.use_seq && a.session == b.session && b.seq > a.seq;
@@ -640,7 +653,7 @@ impl<const H: usize> GapFiller<H> {
         if dt > c.max_gap_ms || missing > c.max_missing() {
             self.stats.outages = self.stats.outages.saturating_add(1);
             self.stats.missing_in_outages = self.stats.missing_in_outages.saturating_add(missing);
-            out(GapEvent::Outage(Outage {
+            events.head = Some(GapEvent::Outage(Outage {
                 sensor: a.sensor,
                 session: a.session,
                 before,
@@ -651,7 +664,7 @@ impl<const H: usize> GapFiller<H> {
         }
         self.stats.gaps = self.stats.gaps.saturating_add(1);
         self.stats.missing = self.stats.missing.saturating_add(missing);
-        out(GapEvent::Gap {
+        events.head = Some(GapEvent::Gap {
             before,
             after,
             missing,
@@ -672,69 +685,33 @@ impl<const H: usize> GapFiller<H> {
         if method == FillMethod::None {
             return;
         }
-        let (mut rng, scale) = if method == FillMethod::Stochastic {
-            (Some(gap_rng(c.seed, a, b)), self.variability())
-        } else {
-            (None, 0)
-        };
+        let rng = (method == FillMethod::Stochastic).then(|| gap_rng(c.seed, a, b));
+        let scale = if rng.is_some() { self.variability() } else { 0 };
         // `missing` is at most `max_missing()`, which `check` keeps within u32.
-        let missing32 = u32::try_from(missing).unwrap_or(u32::MAX);
+        let count = missing.min(u64::from(u32::MAX));
         let steps = u128::from(missing) + 1;
-        let (vl, vr) = (
-            i128::from(l.celsius.to_bits()),
-            i128::from(r.celsius.to_bits()),
-        );
-        // The k-th fill lies at `a + dt·k/steps`; measured from `l` and scaled by `steps`,
-        // that is `lead + dt·k` out of `span`.
-        let lead = u128::from(a.timestamp.saturating_sub(l.timestamp)) * steps;
-        let span = u128::from(r.timestamp.saturating_sub(l.timestamp)) * steps;
-        let source = Source {
-            method,
-            before: left.map(|x| x.key()),
-            after: right.map(|x| x.key()),
-        };
-        let (lo, hi) = (c.band.0, c.band.1);
-        for k in 1..=missing32 {
-            let k128 = u128::from(k);
-            let offset = (u128::from(dt) * k128).checked_div(steps).unwrap_or(0);
-            let timestamp = a
-                .timestamp
-                .saturating_add(u64::try_from(offset).unwrap_or(u64::MAX));
-            let bits = match method {
-                FillMethod::Locf => vl,
-                _ => {
-                    let line = if span == 0 {
-                        // Equal timestamps: place the fills by seq instead.
-                        lerp(vl, vr, k128, steps)
-                    } else {
-                        lerp(vl, vr, lead + u128::from(dt) * k128, span)
-                    };
-                    match rng.as_mut() {
-                        Some(rng) => line + noise(rng, scale),
-                        None => line,
-                    }
-                }
-            };
-            let celsius = Celsius::from_bits(clamp_i32(bits));
-            let mut flags = Flags::EMPTY.with(Flag::Synthetic);
-            if celsius < lo || celsius > hi {
-                flags.insert(Flag::OutOfBand);
-            }
-            let reading = Reading::new(
-                a.sensor,
-                a.session,
-                a.seq.wrapping_add(k),
-                timestamp,
-                celsius,
-            );
-            self.stats.filled = self.stats.filled.saturating_add(1);
-            out(GapEvent::Record(Record {
-                reading,
-                quality: flags.quality(),
-                flags,
-                origin: Origin::Synthetic(source),
-            }));
-        }
+        self.stats.filled = self.stats.filled.saturating_add(count);
+        events.fills = Some(Fills {
+            a: *a,
+            dt,
+            steps,
+            // The k-th fill lies at `a + dt·k/steps`; measured from `l` and scaled by
+            // `steps`, that is `lead + dt·k` out of `span`.
+            lead: u128::from(a.timestamp.saturating_sub(l.timestamp)) * steps,
+            span: u128::from(r.timestamp.saturating_sub(l.timestamp)) * steps,
+            vl: i128::from(l.celsius.to_bits()),
+            vr: i128::from(r.celsius.to_bits()),
+            source: Source {
+                method,
+                before: left.map(|x| x.key()),
+                after: right.map(|x| x.key()),
+            },
+            band: c.band,
+            rng,
+            scale,
+            next: 1,
+            count,
+        });
     }
 
     /// The mean absolute successive difference of the remembered values, in 1/256 °C, rounded
@@ -754,6 +731,141 @@ impl<const H: usize> GapFiller<H> {
             0 => 0,
             n => sum.saturating_add(n / 2) / n,
         }
+    }
+}
+
+/// The events of one [`GapFiller::push`], in time order: the gap or outage before the record
+/// (if any), the synthetic records filling that gap, then the record itself.
+///
+/// An iterator the caller drives: each fill is computed when it is taken, so a gap of any
+/// length costs no memory, and the caller can stop on its own error.
+#[derive(Clone, Debug)]
+#[must_use = "the events are computed as they are taken"]
+pub struct GapEvents {
+    head: Option<GapEvent>,
+    fills: Option<Fills>,
+    record: Option<Record>,
+}
+
+impl GapEvents {
+    fn record(rec: Record) -> Self {
+        Self {
+            head: None,
+            fills: None,
+            record: Some(rec),
+        }
+    }
+}
+
+impl Iterator for GapEvents {
+    type Item = GapEvent;
+
+    #[inline]
+    fn next(&mut self) -> Option<GapEvent> {
+        if let Some(head) = self.head.take() {
+            return Some(head);
+        }
+        if let Some(fills) = self.fills.as_mut() {
+            match fills.next() {
+                Some(rec) => return Some(GapEvent::Record(rec)),
+                None => self.fills = None,
+            }
+        }
+        self.record.take().map(GapEvent::Record)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let fills = self.fills.as_ref().map_or(0, |f| {
+            usize::try_from((f.count + 1).saturating_sub(f.next)).unwrap_or(usize::MAX)
+        });
+        let n = fills
+            .saturating_add(usize::from(self.head.is_some()))
+            .saturating_add(usize::from(self.record.is_some()));
+        (n, Some(n))
+    }
+}
+
+impl ExactSizeIterator for GapEvents {}
+
+/// The fills of one gap between the measured readings `a` and `b`, the k-th at
+/// `a + dt·k/steps`, made one at a time.
+#[derive(Clone, Debug)]
+struct Fills {
+    a: Reading,
+    dt: u64,
+    steps: u128,
+    lead: u128,
+    span: u128,
+    /// The values of the left and right anchors, in 1/256 °C.
+    vl: i128,
+    vr: i128,
+    source: Source,
+    band: (Celsius, Celsius),
+    rng: Option<ChaCha8Rng>,
+    scale: u64,
+    /// The next fill, from 1.
+    next: u64,
+    /// How many fills there are.
+    count: u64,
+}
+
+impl Iterator for Fills {
+    type Item = Record;
+
+    fn next(&mut self) -> Option<Record> {
+        if self.next > self.count {
+            return None;
+        }
+        let k = self.next;
+        self.next += 1;
+        let a = &self.a;
+        let method = self.source.method;
+        let k128 = u128::from(k);
+        let offset = (u128::from(self.dt) * k128)
+            .checked_div(self.steps)
+            .unwrap_or(0);
+        let timestamp = a
+            .timestamp
+            .saturating_add(u64::try_from(offset).unwrap_or(u64::MAX));
+        let bits = match method {
+            FillMethod::Locf => self.vl,
+            _ => {
+                let line = if self.span == 0 {
+                    // Equal timestamps: place the fills by seq instead.
+                    lerp(self.vl, self.vr, k128, self.steps)
+                } else {
+                    lerp(
+                        self.vl,
+                        self.vr,
+                        self.lead + u128::from(self.dt) * k128,
+                        self.span,
+                    )
+                };
+                match self.rng.as_mut() {
+                    Some(rng) => line + noise(rng, self.scale),
+                    None => line,
+                }
+            }
+        };
+        let celsius = Celsius::from_bits(clamp_i32(bits));
+        let mut flags = Flags::EMPTY.with(Flag::Synthetic);
+        if celsius < self.band.0 || celsius > self.band.1 {
+            flags.insert(Flag::OutOfBand);
+        }
+        let reading = Reading::new(
+            a.sensor,
+            a.session,
+            // Truncation is intended: a seq counts modulo 2^32.
+            a.seq.wrapping_add(k as u32),
+            timestamp,
+            celsius,
+        );
+        Some(Record {
+            reading,
+            quality: flags.quality(),
+            flags,
+            origin: Origin::Synthetic(self.source),
+        })
     }
 }
 
@@ -829,7 +941,12 @@ mod tests {
     fn run<const H: usize>(f: &mut GapFiller<H>, recs: &[Record]) -> Vec<GapEvent> {
         let mut out = Vec::new();
         for r in recs {
-            f.push(*r, &mut |e| out.push(e));
+            let events = f.push(*r);
+            let told = events.len();
+            let before = out.len();
+            out.extend(events);
+            // Every caller relies on the events saying how many they are.
+            assert_eq!(out.len() - before, told, "{r:?}");
         }
         f.finish();
         out
@@ -890,6 +1007,50 @@ mod tests {
         );
         assert_eq!(f.stats().gaps, 1);
         assert_eq!(f.stats().filled, 2);
+    }
+
+    #[test]
+    fn events_come_as_taken_and_the_filler_has_moved_on_at_push() {
+        let mut f = Tiny::try_new(cfg(FillMethod::Linear)).unwrap();
+        assert_eq!(
+            f.push(m(1, 0, 0, 0)).collect::<Vec<_>>(),
+            [GapEvent::Record(m(1, 0, 0, 0))]
+        );
+        let mut events = f.push(m(1, 4, 4_000, 4 * 256));
+        assert_eq!(events.len(), 5);
+        assert!(matches!(
+            events.next(),
+            Some(GapEvent::Gap { missing: 3, .. })
+        ));
+        let first = events.next();
+        assert!(
+            matches!(first, Some(GapEvent::Record(r)) if r.reading.seq == 1 && r.reading.celsius == Celsius::from_num(1))
+        );
+        assert_eq!(events.len(), 3, "two fills and the record left");
+        // Dropped half-way: the filler already counted the gap and its fills, and goes on
+        // from the record that ended it.
+        drop(events);
+        assert_eq!((f.stats().gaps, f.stats().filled), (1, 3));
+        let next: Vec<GapEvent> = f.push(m(1, 6, 6_000, 6 * 256)).collect();
+        assert_eq!(fills(&next), [(5, 5_000, 5 * 256)]);
+        // A stochastic gap gives the same values however its events are taken.
+        let stochastic = |take_all: bool| {
+            let mut f = GapFiller::<4>::try_new(cfg(FillMethod::Stochastic)).unwrap();
+            let mut vals = Vec::new();
+            for (seq, bits) in [(0, 0), (1, 300), (2, -200), (3, 500), (9, 100)] {
+                let ev = f.push(m(1, seq, u64::from(seq) * 1000, bits));
+                if take_all {
+                    vals.extend(ev);
+                } else {
+                    for e in ev {
+                        vals.push(e);
+                    }
+                }
+            }
+            fills(&vals)
+        };
+        assert_eq!(stochastic(true), stochastic(false));
+        assert_eq!(stochastic(true).len(), 5);
     }
 
     #[test]
@@ -1118,7 +1279,7 @@ mod tests {
             if r.reading.seq == 40 {
                 scale = f.variability();
             }
-            f.push(r, &mut |e| out.push(e));
+            out.extend(f.push(r));
         }
         (fills(&out), scale)
     }
@@ -1282,7 +1443,7 @@ mod tests {
             m(1, 0, 0, i32::MAX),
         ];
         for r in recs {
-            f.push(r, &mut |_| n += 1);
+            n += f.push(r).count();
         }
         // 2 + 3 + 4 fills, 3 gaps, 7 records.
         assert_eq!(n, 9 + 3 + recs.len());
@@ -1465,13 +1626,15 @@ mod tests {
             rec(5, -300.0, Quality::Bad),
             rec(7, -400.0, Quality::Bad),
         ] {
-            f.push(r, &mut |e| match e {
-                GapEvent::Record(r) if r.is_synthetic() => {
-                    fills.push((r.reading.seq, r.reading.celsius))
+            for e in f.push(r) {
+                match e {
+                    GapEvent::Record(r) if r.is_synthetic() => {
+                        fills.push((r.reading.seq, r.reading.celsius))
+                    }
+                    GapEvent::Gap { .. } => gaps += 1,
+                    _ => {}
                 }
-                GapEvent::Gap { .. } => gaps += 1,
-                _ => {}
-            });
+            }
         }
         let c = |t: f64| Celsius::from_num(t);
         // Seq 1 carries 52 forward; seq 3 lies on the line from 52 (seq 0, the nearest
@@ -1693,19 +1856,19 @@ mod tests {
             let mut whole = GapFiller::<3>::try_new(c).unwrap();
             let mut want = Vec::new();
             for r in &recs {
-                whole.push(*r, &mut |e| want.push(e));
+                want.extend(whole.push(*r));
             }
             let split = split.min(recs.len());
             let mut first = GapFiller::<3>::try_new(c).unwrap();
             let mut got = Vec::new();
             for r in &recs[..split] {
-                first.push(*r, &mut |e| got.push(e));
+                got.extend(first.push(*r));
             }
             let mut second = GapFiller::<3>::try_new(c).unwrap();
             second.restore(first.state());
             prop_assert_eq!(second.state(), first.state());
             for r in &recs[split..] {
-                second.push(*r, &mut |e| got.push(e));
+                got.extend(second.push(*r));
             }
             prop_assert_eq!(got, want);
         }

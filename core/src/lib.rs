@@ -48,7 +48,7 @@ mod ring;
 mod simulate;
 mod validate;
 
-pub use aggregate::{Aggregate, AggregateError, Aggregator};
+pub use aggregate::{Aggregate, AggregateError, Aggregator, Closing};
 pub use counters::Counters;
 pub use dedup::{Dedup, Seen};
 pub use frame::{
@@ -57,8 +57,8 @@ pub use frame::{
     WireReading, CRC, FORMAT_VERSION, MAX_FRAME, VERSIONS,
 };
 pub use gap::{
-    BandSide, FillConfig, FillState, GapConfigError, GapEvent, GapFiller, GapStats, Outage,
-    OutageSlots,
+    BandSide, FillConfig, FillState, GapConfigError, GapEvent, GapEvents, GapFiller, GapStats,
+    Outage, OutageSlots,
 };
 pub use nor::{check_program, NorError, NorGeometry, NorGeometryError};
 pub use pipeline::{EdgeConfig, EdgePipeline, EdgeReject, PushOutcome};

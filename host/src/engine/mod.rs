@@ -1103,10 +1103,8 @@ impl Engine {
             }
         }
         live.filler.finish();
-        if let Some(agg) = s.out.aggregator.as_mut() {
-            let mut done = Vec::new();
-            agg.finish(&mut |a| done.push(a));
-            for a in done {
+        if let Some(mut agg) = s.out.aggregator.take() {
+            for a in agg.finish() {
                 push_aggregate(&mut s.out, a, sinks)?;
             }
         }
@@ -1578,14 +1576,9 @@ fn process_live(
     live.released = Some(r);
     let flags = live.validator.check(&r);
     let rec = Record::measured(r, flags.quality(), flags);
-    let mut err: io::Result<()> = Ok(());
-    live.filler.push(rec, &mut |ev| {
-        if err.is_err() {
-            return;
-        }
-        // By reference: the record is read where the gap filler put it, not copied out.
-        err = match &ev {
-            GapEvent::Record(rec) => emit(out, cfg, rec, sinks),
+    for ev in live.filler.push(rec) {
+        match &ev {
+            GapEvent::Record(rec) => emit(out, cfg, rec, sinks)?,
             GapEvent::Gap {
                 before,
                 after,
@@ -1598,12 +1591,11 @@ fn process_live(
                     out.report.gaps += 1;
                     out.report.missing += *missing;
                 }
-                Ok(())
             }
-            GapEvent::Outage(o) => outage(out, cfg, o, sinks),
-        };
-    });
-    err
+            GapEvent::Outage(o) => outage(out, cfg, o, sinks)?,
+        }
+    }
+    Ok(())
 }
 
 fn outage(
@@ -1661,12 +1653,8 @@ fn emit(
         out.report.outside_window += 1;
         return Ok(());
     }
-    if let Some(agg) = out.aggregator.as_mut() {
-        let mut done: Vec<Aggregate> = Vec::new();
-        agg.push(rec, &mut |a| done.push(a));
-        for a in done {
-            push_aggregate(out, a, sinks)?;
-        }
+    if let Some(closed) = out.aggregator.as_mut().and_then(|agg| agg.push(rec)) {
+        push_aggregate(out, closed, sinks)?;
     }
     if out.skip_through.is_some_and(|k| key <= k) {
         // Written by an earlier run; still counted in the aggregates above, whose windows
