@@ -446,3 +446,281 @@ impl Engine {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::input::{DeadLetter, Location};
+    use crate::sink::dlq::DeadLetterLog;
+    use crate::sink::RecordSink;
+    use mend_core::{Celsius, ClockKind, Outage, Reading, Record};
+
+    /// Everything the engine writes.
+    #[derive(Default)]
+    struct Rows {
+        recs: Vec<Record>,
+        outages: Vec<Outage>,
+    }
+
+    impl RecordSink for Rows {
+        fn record(&mut self, rec: &Record, _meta: &StreamMeta) -> io::Result<()> {
+            self.recs.push(*rec);
+            Ok(())
+        }
+        fn outage(&mut self, o: &Outage) -> io::Result<()> {
+            self.outages.push(*o);
+            Ok(())
+        }
+    }
+
+    const WITH_SEQ: StreamMeta = StreamMeta {
+        has_seq: true,
+        period_ms: 1_000,
+        clock: ClockKind::Unix,
+    };
+
+    /// A reading of sensor 1 at `seq` seconds, read at byte `offset`.
+    fn at(session: u32, seq: u32, bits: i32, offset: u64, meta: StreamMeta) -> Item {
+        Item::Reading(ReadingItem {
+            input: 0,
+            reading: Reading::new(
+                1,
+                session,
+                seq,
+                u64::from(seq) * 1_000,
+                Celsius::from_bits(52 * 256 + bits),
+            ),
+            meta,
+            at: Location::Bytes { offset, length: 9 },
+            replayed: false,
+        })
+    }
+
+    /// Readings of session 1 in this order of seqs, one per second, at increasing offsets.
+    fn seqs(order: impl IntoIterator<Item = u32>) -> Vec<Item> {
+        order
+            .into_iter()
+            .enumerate()
+            .map(|(i, s)| at(1, s, 0, i as u64 * 9, WITH_SEQ))
+            .collect()
+    }
+
+    struct Run {
+        rows: Rows,
+        dead: Vec<DeadLetter>,
+        reports: Vec<StreamReport>,
+    }
+
+    impl Run {
+        /// `(session, seq, measured)` of every row.
+        fn keys(&self) -> Vec<(u32, u32, bool)> {
+            let r = |x: &Record| (x.reading.session, x.reading.seq, !x.is_synthetic());
+            self.rows.recs.iter().map(r).collect()
+        }
+        fn reasons(&self) -> Vec<String> {
+            self.dead.iter().map(|d| d.reason.to_string()).collect()
+        }
+    }
+
+    /// Runs `engine` over `items` and finishes it.
+    fn run_with(mut engine: Engine, items: &[Item]) -> Run {
+        let mut rows = Rows::default();
+        let mut dead = DeadLetterLog::new(vec!["in".into()], None).keeping(100);
+        let mut sinks = Sinks {
+            records: &mut rows,
+            dead: &mut dead,
+            aggregates: None,
+        };
+        for it in items {
+            engine.push_item(it.clone(), &mut sinks).unwrap();
+        }
+        engine.finish(&mut sinks).unwrap();
+        Run {
+            dead: dead.kept().to_vec(),
+            reports: engine.take_reports(),
+            rows,
+        }
+    }
+
+    fn run(cfg: EngineConfig, items: &[Item]) -> Run {
+        run_with(Engine::try_new(cfg, Checkpoint::default()).unwrap(), items)
+    }
+
+    #[test]
+    fn readings_are_released_in_time_and_seq_order() {
+        let out = run(EngineConfig::default(), &seqs([3, 0, 2, 1, 6, 4, 5, 8, 7]));
+        let want: Vec<_> = (0..9).map(|s| (1, s, true)).collect();
+        assert_eq!(out.keys(), want);
+        assert!(out.dead.is_empty());
+        assert!(out.reports[0].balanced);
+    }
+
+    #[test]
+    fn an_identity_is_written_at_most_once() {
+        // Repeats before and after the reading was released.
+        let out = run(EngineConfig::default(), &seqs([0, 1, 1, 2, 0, 3, 2, 3]));
+        assert_eq!(out.keys(), (0..4).map(|s| (1, s, true)).collect::<Vec<_>>());
+        let rep = &out.reports[0];
+        assert_eq!((rep.counters.duplicate, rep.records), (4, 4));
+        // Without a seq the timestamp is the identity: a repeat with the same value is a
+        // duplicate, one with another value is refused, and the first value stays.
+        let no_seq = StreamMeta {
+            has_seq: false,
+            ..WITH_SEQ
+        };
+        let items = [
+            at(1, 0, 0, 0, no_seq),
+            at(1, 1, 0, 9, no_seq),
+            at(1, 1, 0, 18, no_seq),
+            at(1, 1, 7, 27, no_seq),
+            at(1, 2, 0, 36, no_seq),
+        ];
+        let out = run(EngineConfig::default(), &items);
+        let values: Vec<i32> = out
+            .rows
+            .recs
+            .iter()
+            .map(|r| r.reading.celsius.to_bits())
+            .collect();
+        assert_eq!(values, [52 * 256; 3]);
+        assert_eq!(out.reasons(), ["conflicting_duplicate"]);
+        assert_eq!(
+            out.dead[0].location,
+            Location::Bytes {
+                offset: 27,
+                length: 9
+            }
+        );
+        assert_eq!(out.reports[0].counters.duplicate, 1);
+    }
+
+    #[test]
+    fn a_late_reading_is_refused_with_its_reason() {
+        let cfg = EngineConfig {
+            lateness_ms: 2_000,
+            ..EngineConfig::default()
+        };
+        // Seq 5 comes after seq 20: its place was written (as a fill) long before.
+        let order = (0..5).chain(6..21).chain([5]);
+        let out = run(cfg.clone(), &seqs(order));
+        assert_eq!(out.reasons(), ["late"]);
+        assert_eq!(
+            out.dead[0].location,
+            Location::Bytes {
+                offset: 20 * 9,
+                length: 9
+            }
+        );
+        assert!(
+            out.dead[0].detail.contains("--lateness"),
+            "{}",
+            out.dead[0].detail
+        );
+        let five: Vec<_> = out.keys().into_iter().filter(|k| k.1 == 5).collect();
+        assert_eq!(five, [(1, 5, false)], "its place holds the fill");
+        assert_eq!(out.reports[0].counters.late, 1);
+        assert!(out.reports[0].balanced);
+        // After a newer session of its sensor started, a reading is late as well, and says
+        // why.
+        let items = [
+            at(1, 0, 0, 0, WITH_SEQ),
+            at(2, 0, 0, 9, WITH_SEQ),
+            at(1, 1, 0, 18, WITH_SEQ),
+        ];
+        let out = run(cfg, &items);
+        assert_eq!(out.reasons(), ["late"]);
+        assert!(
+            out.dead[0].detail.contains("newer session"),
+            "{}",
+            out.dead[0].detail
+        );
+        assert_eq!(out.keys(), [(1, 0, true), (2, 0, true)]);
+    }
+
+    #[test]
+    fn an_outage_gives_no_rows_and_one_report() {
+        let cfg = EngineConfig {
+            max_gap_ms: 10_000,
+            ..EngineConfig::default()
+        };
+        let out = run(cfg, &seqs([0, 1, 2, 3, 100, 101]));
+        let want: Vec<_> = [0, 1, 2, 3, 100, 101].map(|s| (1, s, true)).to_vec();
+        assert_eq!(out.keys(), want, "nothing filled");
+        assert_eq!(out.rows.outages.len(), 1);
+        let rep = &out.reports[0];
+        assert_eq!((rep.outages, rep.missing_in_outages, rep.gaps), (1, 96, 0));
+        assert_eq!(
+            rep.outage_list,
+            [OutageReport {
+                start_ms: 3_000,
+                end_ms: 100_000,
+                missing: 96
+            }]
+        );
+        // A gap within the maximum is filled.
+        let out = run(EngineConfig::default(), &seqs([0, 1, 2, 3, 40, 41]));
+        assert_eq!((out.reports[0].outages, out.reports[0].gaps), (0, 1));
+        assert_eq!(out.rows.recs.len(), 42);
+    }
+
+    #[test]
+    fn a_resumed_run_writes_the_rows_of_one_run() {
+        // Disorder, a repeat, a gap and a second session.
+        let mut first: Vec<u32> = vec![0, 2, 1, 3, 4, 7, 5, 6, 8, 8, 9, 10, 14, 12, 13];
+        first.extend((15..40).filter(|s| !(24..26).contains(s)));
+        let mut order: Vec<Item> = seqs(first);
+        order.extend((0..40).map(|s| at(2, s, s as i32, 900 + u64::from(s) * 9, WITH_SEQ)));
+        let cfg = EngineConfig {
+            lateness_ms: 3_000,
+            max_gap_ms: 5_000,
+            ..EngineConfig::default()
+        };
+        let whole = run(cfg.clone(), &order);
+        assert!(whole.dead.is_empty());
+        assert_eq!(whole.rows.recs.len(), 40 + 40);
+        assert_eq!(
+            whole.rows.recs.iter().filter(|r| r.is_synthetic()).count(),
+            3
+        );
+        for cut in 1..order.len() {
+            let (first, second) = order.split_at(cut);
+            // The first run holds back its unsettled tail and keeps its state.
+            let held = EngineConfig {
+                hold_back: true,
+                ..cfg.clone()
+            };
+            let mut engine = Engine::try_new(held, Checkpoint::default()).unwrap();
+            let mut rows = Rows::default();
+            let mut dead = DeadLetterLog::new(vec!["in".into()], None);
+            let mut sinks = Sinks {
+                records: &mut rows,
+                dead: &mut dead,
+                aggregates: None,
+            };
+            for it in first {
+                engine.push_item(it.clone(), &mut sinks).unwrap();
+            }
+            let state = engine.capture().unwrap().unwrap();
+            engine.finish(&mut sinks).unwrap();
+            let checkpoint = engine.checkpoint();
+            // Stored and read back as a later run would.
+            let stored = serde_json::to_string(&state).unwrap();
+            let state: EngineState = serde_json::from_str(&stored).unwrap();
+            let mut next = Engine::try_new(cfg.clone(), checkpoint).unwrap();
+            next.restore(&state).unwrap();
+            let rest = run_with(next, second);
+            let mut got = rows.recs;
+            got.extend(rest.rows.recs);
+            assert_eq!(got, whole.rows.recs, "cut at {cut}");
+            assert!(rest.dead.is_empty(), "cut at {cut}: {:?}", rest.dead);
+        }
+        // A state is continued only under the settings it was made with.
+        let mut engine = Engine::try_new(cfg.clone(), Checkpoint::default()).unwrap();
+        let state = engine.capture().unwrap().unwrap();
+        let other = EngineConfig { seed: 1, ..cfg };
+        let mut next = Engine::try_new(other, Checkpoint::default()).unwrap();
+        assert!(matches!(
+            next.restore(&state),
+            Err(EngineError::OtherSettings)
+        ));
+    }
+}

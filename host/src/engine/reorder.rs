@@ -128,3 +128,69 @@ impl StreamReorder {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mend_core::Celsius;
+
+    fn r(seq: u32) -> Reading {
+        Reading::new(1, 1, seq, u64::from(seq) * 1_000, Celsius::from_num(52))
+    }
+
+    /// The room the buffer has now.
+    fn room(b: &StreamReorder) -> usize {
+        match b {
+            StreamReorder::N0(_) | StreamReorder::M0(_) | StreamReorder::W0(_) => FIRST_CAPACITY,
+            StreamReorder::N1(_) | StreamReorder::M1(_) | StreamReorder::W1(_) => GROWN_CAPACITY,
+            StreamReorder::N2(_) => REORDER_CAPACITIES[0],
+            StreamReorder::M2(_) => REORDER_CAPACITIES[1],
+            StreamReorder::W2(_) => REORDER_CAPACITIES[2],
+        }
+    }
+
+    #[test]
+    fn the_buffer_grows_with_what_it_holds_and_releases_like_a_full_one() {
+        // A lateness of 10 minutes at 1 Hz takes the widest duplicate window; nothing is
+        // released before it is asked for.
+        let mut grown = StreamReorder::new(600_000, 1_000, true);
+        let mut full: Box<Reorder<{ REORDER_CAPACITIES[2] }, 1, 128>> =
+            Box::new(Reorder::new(600_000));
+        assert_eq!(room(&grown), FIRST_CAPACITY, "a new stream starts small");
+        let mut rooms = Vec::new();
+        // Backwards, so nothing is released before the end.
+        for seq in (0..3000).rev() {
+            assert_eq!(grown.push(r(seq)), full.push(r(seq)), "seq {seq}");
+            rooms.push(room(&grown));
+        }
+        assert_eq!(grown.len(), 3000);
+        assert_eq!(
+            rooms[FIRST_CAPACITY - 1],
+            FIRST_CAPACITY,
+            "not grown before it is full"
+        );
+        assert_eq!(rooms[FIRST_CAPACITY], GROWN_CAPACITY);
+        assert_eq!(rooms[GROWN_CAPACITY - 1], GROWN_CAPACITY);
+        assert_eq!(rooms[GROWN_CAPACITY], REORDER_CAPACITIES[2]);
+        while let Some(want) = full.pop_any() {
+            assert_eq!(grown.pop_any(), Some(want));
+        }
+        assert_eq!(grown.pop_any(), None);
+        assert_eq!(grown.counters(), full.counters());
+    }
+
+    #[test]
+    fn the_duplicate_window_follows_the_lateness() {
+        let sized = |lateness_ms| {
+            room(&{
+                let mut b = StreamReorder::new(lateness_ms, 1_000, true);
+                for seq in (0..600).rev() {
+                    let _ = b.push(r(seq));
+                }
+                b
+            })
+        };
+        assert_eq!(sized(30_000), REORDER_CAPACITIES[0]);
+        assert_eq!(sized(400_000), REORDER_CAPACITIES[1]);
+        assert_eq!(sized(4_000_000), REORDER_CAPACITIES[2]);
+    }
+}
