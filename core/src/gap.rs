@@ -474,6 +474,11 @@ pub struct GapFiller<const H: usize> {
     /// The last `H` trustworthy values.
     history: Deque<i32, H>,
     stats: GapStats,
+    /// The fills of the gap the last push found, made as its events are taken. Kept here
+    /// rather than in [`GapEvents`], so that the events of a push without a gap (nearly
+    /// all of them) stay small; never part of a stored state.
+    #[serde(skip)]
+    fills: Option<Fills>,
 }
 
 impl<const H: usize> GapFiller<H> {
@@ -494,6 +499,7 @@ impl<const H: usize> GapFiller<H> {
                 outages: 0,
                 missing_in_outages: 0,
             },
+            fills: None,
         })
     }
 
@@ -575,18 +581,19 @@ impl<const H: usize> GapFiller<H> {
     ///     .collect();
     /// assert_eq!(seqs, [1, 2, 3]);
     /// ```
-    pub fn push(&mut self, rec: Record) -> GapEvents {
-        let mut events = GapEvents::record(rec);
+    pub fn push(&mut self, rec: Record) -> GapEvents<'_, H> {
+        self.fills = None;
         if rec.is_synthetic() {
-            return events;
+            return GapEvents::record(self, None, rec);
         }
         let b = rec.reading;
         let (suspect, side) = judge(&rec, self.config.band);
         let mut prev = None;
+        let mut head = None;
         match self.last {
             Some(a) if a.record.reading.sensor == b.sensor => {
                 if b.key() <= a.record.reading.key() {
-                    return events;
+                    return GapEvents::record(self, None, rec);
                 }
                 // A neighbour further away than one maximum gap says nothing about a
                 // reading; this also bounds how far back a fill's inputs reach.
@@ -608,7 +615,7 @@ impl<const H: usize> GapFiller<H> {
                 prev = a.side.map(|s| (s, ta)).or(a.prev);
                 let before_b = prev.filter(|p| near(p.1, b.timestamp)).map(|p| p.0);
                 let b_trusted = trustworthy(suspect, side, before_b, None);
-                self.between(&a.record.reading, &b, b_trusted, &mut events);
+                head = self.between(&a.record.reading, &b, b_trusted);
             }
             Some(_) => {
                 self.trusted = None;
@@ -622,13 +629,13 @@ impl<const H: usize> GapFiller<H> {
             side,
             prev,
         });
-        events
+        GapEvents::record(self, head, rec)
     }
 
     /// Finds the gap between the last measured reading `a` and the next one `b`, where
-    /// `b.key() > a.key()`, and puts its report and its fills into `events`; `b_trusted`
-    /// says whether `b` may give fills a value.
-    fn between(&mut self, a: &Reading, b: &Reading, b_trusted: bool, events: &mut GapEvents) {
+    /// `b.key() > a.key()`: returns its report and plans its fills; `b_trusted` says whether
+    /// `b` may give fills a value.
+    fn between(&mut self, a: &Reading, b: &Reading, b_trusted: bool) -> Option<GapEvent> {
         let c = &self.config;
         let dt = b.timestamp.saturating_sub(a.timestamp);
         let by_seq = c.use_seq && a.session == b.session && b.seq > a.seq;
@@ -647,24 +654,23 @@ impl<const H: usize> GapFiller<H> {
             }
         };
         if missing == 0 {
-            return;
+            return None;
         }
         let (before, after) = (a.key(), b.key());
         if dt > c.max_gap_ms || missing > c.max_missing() {
             self.stats.outages = self.stats.outages.saturating_add(1);
             self.stats.missing_in_outages = self.stats.missing_in_outages.saturating_add(missing);
-            events.head = Some(GapEvent::Outage(Outage {
+            return Some(GapEvent::Outage(Outage {
                 sensor: a.sensor,
                 session: a.session,
                 before,
                 after,
                 missing,
             }));
-            return;
         }
         self.stats.gaps = self.stats.gaps.saturating_add(1);
         self.stats.missing = self.stats.missing.saturating_add(missing);
-        events.head = Some(GapEvent::Gap {
+        let gap = Some(GapEvent::Gap {
             before,
             after,
             missing,
@@ -680,10 +686,10 @@ impl<const H: usize> GapFiller<H> {
             (Some(l), Some(r)) => (l, r),
             (Some(l), None) => (l, l),
             (None, Some(r)) => (r, r),
-            (None, None) => return,
+            (None, None) => return gap,
         };
         if method == FillMethod::None {
-            return;
+            return gap;
         }
         let rng = (method == FillMethod::Stochastic).then(|| gap_rng(c.seed, a, b));
         let scale = if rng.is_some() { self.variability() } else { 0 };
@@ -691,7 +697,7 @@ impl<const H: usize> GapFiller<H> {
         let count = missing.min(u64::from(u32::MAX));
         let steps = u128::from(missing) + 1;
         self.stats.filled = self.stats.filled.saturating_add(count);
-        events.fills = Some(Fills {
+        self.fills = Some(Fills {
             a: *a,
             dt,
             steps,
@@ -712,6 +718,7 @@ impl<const H: usize> GapFiller<H> {
             next: 1,
             count,
         });
+        gap
     }
 
     /// The mean absolute successive difference of the remembered values, in 1/256 °C, rounded
@@ -739,25 +746,26 @@ impl<const H: usize> GapFiller<H> {
 ///
 /// An iterator the caller drives: each fill is computed when it is taken, so a gap of any
 /// length costs no memory, and the caller can stop on its own error.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 #[must_use = "the events are computed as they are taken"]
-pub struct GapEvents {
+pub struct GapEvents<'a, const H: usize> {
+    /// The filler, which holds the planned fills.
+    filler: &'a mut GapFiller<H>,
     head: Option<GapEvent>,
-    fills: Option<Fills>,
     record: Option<Record>,
 }
 
-impl GapEvents {
-    fn record(rec: Record) -> Self {
+impl<'a, const H: usize> GapEvents<'a, H> {
+    fn record(filler: &'a mut GapFiller<H>, head: Option<GapEvent>, rec: Record) -> Self {
         Self {
-            head: None,
-            fills: None,
+            filler,
+            head,
             record: Some(rec),
         }
     }
 }
 
-impl Iterator for GapEvents {
+impl<const H: usize> Iterator for GapEvents<'_, H> {
     type Item = GapEvent;
 
     #[inline]
@@ -765,17 +773,17 @@ impl Iterator for GapEvents {
         if let Some(head) = self.head.take() {
             return Some(head);
         }
-        if let Some(fills) = self.fills.as_mut() {
+        if let Some(fills) = self.filler.fills.as_mut() {
             match fills.next() {
                 Some(rec) => return Some(GapEvent::Record(rec)),
-                None => self.fills = None,
+                None => self.filler.fills = None,
             }
         }
         self.record.take().map(GapEvent::Record)
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        let fills = self.fills.as_ref().map_or(0, |f| {
+        let fills = self.filler.fills.as_ref().map_or(0, |f| {
             usize::try_from((f.count + 1).saturating_sub(f.next)).unwrap_or(usize::MAX)
         });
         let n = fills
@@ -785,7 +793,7 @@ impl Iterator for GapEvents {
     }
 }
 
-impl ExactSizeIterator for GapEvents {}
+impl<const H: usize> ExactSizeIterator for GapEvents<'_, H> {}
 
 /// The fills of one gap between the measured readings `a` and `b`, the k-th at
 /// `a + dt·k/steps`, made one at a time.
