@@ -59,7 +59,8 @@ pub(super) struct StreamState {
 }
 
 /// The state of an engine's live streams at the end of its input and before
-/// [`Engine::finish`]: a later run that restores it ([`Engine::restore`]) and reads only what
+/// [`Engine::finish`](crate::engine::Engine::finish): a later run that restores it
+/// ([`Engine::restore`](crate::engine::Engine::restore)) and reads only what
 /// came after computes exactly what one run over both inputs computes. Its size is bounded
 /// per stream (the reorder buffer, the duplicate window, the validator and filler
 /// histories), never by the length of the input.
