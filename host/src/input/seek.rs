@@ -47,7 +47,7 @@ use std::path::Path;
 use anyhow::Context;
 use mend_core::{ClockKind, DecodeEvent, Decoder, Frame, Header};
 
-use crate::engine::{EngineConfig, FILL_HISTORY, VALIDATOR_HISTORY};
+use crate::engine::config::{EngineConfig, FILL_HISTORY, VALIDATOR_HISTORY};
 use crate::input::{
     detect, ByteCounts, Format, FrameReader, Item, ItemReader, ReadingItem, StopRule, BATCH,
 };
