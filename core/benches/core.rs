@@ -161,16 +161,7 @@ fn pipeline_bench(c: &mut Criterion) {
             },
             |edge| {
                 let mut bytes = 0usize;
-                for r in &input {
-                    edge.push(black_box(*r));
-                    while let Some(f) = edge.poll_frame() {
-                        bytes += f.len();
-                    }
-                }
-                edge.flush();
-                while let Some(f) = edge.poll_frame() {
-                    bytes += f.len();
-                }
+                edge.drain(input.iter().map(|r| black_box(*r)), |f| bytes += f.len());
                 black_box(bytes)
             },
             BatchSize::LargeInput,

@@ -287,10 +287,10 @@ impl core::error::Error for AggregateError {}
 /// let mut agg: Aggregator<2> = Aggregator::try_new(10_000, 1_000, band).unwrap();
 /// let mut out: Vec<Aggregate> = Vec::new();
 /// for (ts, t) in [(0, 50), (5_000, 54), (12_000, 51), (25_000, 52)] {
-///     agg.push(&rec(ts, t), &mut |a| out.push(a));
+///     out.extend(agg.push(&rec(ts, t)));
 /// }
 /// assert_eq!(out.len(), 1, "the third window closed the first");
-/// agg.finish(&mut |a| out.push(a));
+/// out.extend(agg.finish());
 /// let starts: Vec<u64> = out.iter().map(|a| a.window_start).collect();
 /// assert_eq!(starts, [0, 10_000, 20_000]);
 /// assert_eq!(out[0].mean(), Some(Celsius::from_num(52)));
@@ -351,56 +351,110 @@ impl<const W: usize> Aggregator<W> {
         self.open.len()
     }
 
-    /// Counts one record, emitting the oldest window first if it must make room (see the
-    /// type's docs for late records).
-    pub fn push(&mut self, rec: &Record, out: &mut impl FnMut(Aggregate)) {
+    /// Counts one record. It returns the window that had to close to make room (the oldest
+    /// open one), or a partial aggregate of this record alone when its window was already
+    /// closed (see the type's docs for late records); at most one per record.
+    ///
+    /// # Examples
+    /// ```
+    /// use mend_core::{Aggregator, Celsius, Flags, Quality, Reading, Record};
+    /// let band = (Celsius::from_num(50), Celsius::from_num(55));
+    /// let rec = |ts| Record::measured(Reading::new(1, 1, 0, ts, Celsius::from_num(52)), Quality::Good, Flags::EMPTY);
+    /// let mut agg: Aggregator<1> = Aggregator::try_new(10, 1, band).unwrap();
+    /// assert_eq!(agg.push(&rec(0)), None);
+    /// assert_eq!(agg.push(&rec(3)), None, "same window");
+    /// let closed = agg.push(&rec(12)).unwrap();
+    /// assert_eq!((closed.window_start, closed.measured), (0, 2));
+    /// let late = agg.push(&rec(5)).unwrap();
+    /// assert_eq!((late.window_start, late.measured), (0, 1), "a partial of a closed window");
+    /// ```
+    pub fn push(&mut self, rec: &Record) -> Option<Aggregate> {
         let ts = rec.reading.timestamp;
         let start = ts.saturating_sub(ts.checked_rem(self.window_ms).unwrap_or(0));
         if let Some(a) = self.open.iter_mut().find(|a| a.window_start == start) {
             a.add(rec, self.band, self.period_ms);
-            return;
+            return None;
         }
         let mut fresh = Aggregate::new(start, self.window_ms);
         fresh.add(rec, self.band, self.period_ms);
         if self.closed_through.is_some_and(|c| start <= c) {
-            out(fresh);
-            return;
+            return Some(fresh);
         }
+        let mut closed = None;
         if self.open.is_full() {
             match self.open.last() {
                 Some(oldest) if oldest.window_start < start => {
-                    if let Some(oldest) = self.open.pop() {
+                    closed = self.open.pop();
+                    if let Some(oldest) = &closed {
                         self.close(oldest.window_start);
-                        out(oldest);
                     }
                 }
                 _ => {
                     self.close(start);
-                    out(fresh);
-                    return;
+                    return Some(fresh);
                 }
             }
         }
         let at = self.open.partition_point(|a| a.window_start > start);
         if let Err(fresh) = self.open.insert(at, fresh) {
-            // Only with `W == 0`: nothing can be held, so everything leaves at once.
+            // Cannot happen: a full list was shortened above, and one of no capacity
+            // (`W == 0`) returned there. Were it to, the record leaves at once.
+            debug_assert!(closed.is_none(), "room was made, yet the insert failed");
             self.close(start);
-            out(fresh);
+            return Some(fresh);
         }
+        closed
     }
 
-    /// Emits every open window, oldest first, and starts afresh.
-    pub fn finish(&mut self, out: &mut impl FnMut(Aggregate)) {
-        while let Some(a) = self.open.pop() {
-            out(a);
-        }
+    /// Closes every open window: the iterator gives them oldest first, and the aggregator
+    /// starts afresh. Windows the caller does not take stay open.
+    ///
+    /// # Examples
+    /// ```
+    /// use mend_core::{Aggregator, Celsius, Flags, Quality, Reading, Record};
+    /// let band = (Celsius::from_num(50), Celsius::from_num(55));
+    /// let rec = |ts| Record::measured(Reading::new(1, 1, 0, ts, Celsius::from_num(52)), Quality::Good, Flags::EMPTY);
+    /// let mut agg: Aggregator<4> = Aggregator::try_new(10, 1, band).unwrap();
+    /// for ts in [25, 3, 14] {
+    ///     assert_eq!(agg.push(&rec(ts)), None);
+    /// }
+    /// let starts: Vec<u64> = agg.finish().map(|a| a.window_start).collect();
+    /// assert_eq!(starts, [0, 10, 20]);
+    /// assert_eq!(agg.open_windows(), 0);
+    /// ```
+    pub fn finish(&mut self) -> Closing<'_, W> {
         self.closed_through = None;
+        Closing {
+            open: &mut self.open,
+        }
     }
 
     fn close(&mut self, start: u64) {
         self.closed_through = Some(self.closed_through.map_or(start, |c| c.max(start)));
     }
 }
+
+/// The windows an [`Aggregator::finish`] closes, oldest first.
+#[derive(Debug)]
+#[must_use = "the windows are closed as they are taken"]
+pub struct Closing<'a, const W: usize> {
+    /// Newest first, so the oldest is popped from the end.
+    open: &'a mut Vec<Aggregate, W>,
+}
+
+impl<const W: usize> Iterator for Closing<'_, W> {
+    type Item = Aggregate;
+
+    fn next(&mut self) -> Option<Aggregate> {
+        self.open.pop()
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.open.len(), Some(self.open.len()))
+    }
+}
+
+impl<const W: usize> ExactSizeIterator for Closing<'_, W> {}
 
 #[cfg(test)]
 mod tests {
@@ -436,9 +490,9 @@ mod tests {
     fn collect<const W: usize>(agg: &mut Aggregator<W>, recs: &[Record]) -> Vec<Aggregate> {
         let mut out = Vec::new();
         for r in recs {
-            agg.push(r, &mut |a| out.push(a));
+            out.extend(agg.push(r));
         }
-        agg.finish(&mut |a| out.push(a));
+        out.extend(agg.finish());
         out
     }
 
@@ -547,6 +601,26 @@ mod tests {
         assert_eq!(m[&0].measured, 3);
         assert_eq!(m[&0].sum_bits, 11);
         assert_eq!(agg.open_windows(), 0);
+    }
+
+    #[test]
+    fn push_returns_the_window_it_closed_and_finish_may_stop_early() {
+        let mut agg = Tiny::try_new(10, 1, BAND).unwrap();
+        let g = |ts| rec(ts, 52 * 256, Quality::Good, false);
+        assert_eq!(agg.push(&g(0)), None);
+        assert_eq!(agg.push(&g(11)), None);
+        let closed = agg.push(&g(25)).expect("the third window closes the first");
+        assert_eq!((closed.window_start, closed.measured), (0, 1));
+        assert_eq!(agg.push(&g(27)), None);
+        let mut closing = agg.finish();
+        assert_eq!(closing.len(), 2);
+        assert_eq!(closing.next().map(|a| a.window_start), Some(10));
+        drop(closing);
+        // Not taken, so still open; and the aggregator started afresh.
+        assert_eq!(agg.open_windows(), 1);
+        assert_eq!(agg.push(&g(3)), None, "window 0 is open again after finish");
+        let rest: Vec<(u64, u32)> = agg.finish().map(|a| (a.window_start, a.measured)).collect();
+        assert_eq!(rest, [(0, 1), (20, 2)]);
     }
 
     #[test]

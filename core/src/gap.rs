@@ -38,150 +38,12 @@
 //! division rounds to the nearest integer, ties away from zero; timestamps of synthetic
 //! readings round down to the millisecond.
 
-use core::fmt;
-
 use heapless::Deque;
-use rand_chacha::ChaCha8Rng;
-use rand_core::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
-use crate::quality::{Flag, Flags, Quality};
-use crate::reading::{div_round, Celsius, FillMethod, Key, Origin, Reading, Record, Source};
-
-/// Why a [`FillConfig`] cannot be used.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum GapConfigError {
-    /// The sampling period is zero.
-    ZeroPeriod,
-    /// The tolerance is not shorter than the period, so a missing reading could go unseen.
-    ToleranceTooLarge,
-    /// The maximum gap is shorter than one period, so every gap would be an outage.
-    MaxGapShorterThanPeriod,
-    /// The maximum gap holds more than `u32::MAX` periods, too many readings to fill.
-    MaxGapTooLong,
-    /// The band's low end is above its high end.
-    ReversedBand,
-}
-
-impl fmt::Display for GapConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::ZeroPeriod => "the sampling period must not be zero",
-            Self::ToleranceTooLarge => "the gap tolerance must be shorter than the period",
-            Self::MaxGapShorterThanPeriod => "the maximum gap must be at least one period",
-            Self::MaxGapTooLong => "the maximum gap must hold at most 4294967295 periods",
-            Self::ReversedBand => "the band's low end is above its high end",
-        })
-    }
-}
-
-impl core::error::Error for GapConfigError {}
-
-/// How gaps are found and filled.
-///
-/// # Examples
-/// ```
-/// use mend_core::{Celsius, FillConfig, FillMethod, GapConfigError};
-/// let c = FillConfig::DEFAULT;
-/// assert_eq!((c.period_ms, c.tolerance_ms, c.max_gap_ms), (1_000, 500, 60_000));
-/// assert_eq!(c.check(), Ok(()));
-///
-/// let band = (Celsius::from_num(50), Celsius::from_num(55));
-/// assert_eq!(
-///     FillConfig::try_new(FillMethod::Locf, 0, 0, 60_000, 0, true, band),
-///     Err(GapConfigError::ZeroPeriod)
-/// );
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FillConfig {
-    /// How gaps are filled.
-    pub method: FillMethod,
-    /// The sampling period, in ms.
-    pub period_ms: u32,
-    /// How much later than one period a reading may come before a time gap is seen, in ms.
-    pub tolerance_ms: u32,
-    /// The longest gap that is filled, in ms; a longer one, or one missing more than
-    /// `max_gap_ms / period_ms` readings, is an outage.
-    pub max_gap_ms: u64,
-    /// The seed of the stochastic fill.
-    pub seed: u64,
-    /// Find gaps from seq jumps within a session (true), or from the clock only (false, for
-    /// input without a sample counter).
-    pub use_seq: bool,
-    /// The valid band, inclusive; a synthetic value outside it is flagged out of band.
-    pub band: (Celsius, Celsius),
-}
-
-impl FillConfig {
-    /// Linear fills, period 1 s, tolerance 0.5 s, outages from 60 s, seed 0, seq gaps on,
-    /// band 50–55 °C.
-    pub const DEFAULT: FillConfig = FillConfig {
-        method: FillMethod::Linear,
-        period_ms: 1_000,
-        tolerance_ms: 500,
-        max_gap_ms: 60_000,
-        seed: 0,
-        use_seq: true,
-        band: (Celsius::const_from_int(50), Celsius::const_from_int(55)),
-    };
-
-    /// A configuration from its parts, or why it cannot be used.
-    pub const fn try_new(
-        method: FillMethod,
-        period_ms: u32,
-        tolerance_ms: u32,
-        max_gap_ms: u64,
-        seed: u64,
-        use_seq: bool,
-        band: (Celsius, Celsius),
-    ) -> Result<Self, GapConfigError> {
-        let c = FillConfig {
-            method,
-            period_ms,
-            tolerance_ms,
-            max_gap_ms,
-            seed,
-            use_seq,
-            band,
-        };
-        match c.check() {
-            Ok(()) => Ok(c),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Checks that the limits make sense together.
-    pub const fn check(&self) -> Result<(), GapConfigError> {
-        if self.period_ms == 0 {
-            Err(GapConfigError::ZeroPeriod)
-        } else if self.tolerance_ms >= self.period_ms {
-            Err(GapConfigError::ToleranceTooLarge)
-        } else if self.max_gap_ms < self.period_ms as u64 {
-            Err(GapConfigError::MaxGapShorterThanPeriod)
-        } else if self.max_gap_ms / self.period_ms as u64 > u32::MAX as u64 {
-            Err(GapConfigError::MaxGapTooLong)
-        } else if self.band.0.to_bits() > self.band.1.to_bits() {
-            Err(GapConfigError::ReversedBand)
-        } else {
-            Ok(())
-        }
-    }
-
-    /// The most readings one gap may miss and still be filled: `max_gap_ms / period_ms`.
-    pub const fn max_missing(&self) -> u64 {
-        match self.max_gap_ms.checked_div(self.period_ms as u64) {
-            Some(n) => n,
-            None => 0,
-        }
-    }
-}
-
-impl Default for FillConfig {
-    fn default() -> Self {
-        Self::DEFAULT
-    }
-}
+use crate::fill::{gap_rng, FillConfig, Fills, GapConfigError};
+use crate::quality::{Flag, Quality};
+use crate::reading::{Celsius, FillMethod, Key, Reading, Record, Source};
 
 /// A gap too long to fill: reported, never filled.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -370,17 +232,17 @@ fn judge(rec: &Record, band: (Celsius, Celsius)) -> (bool, Option<BandSide>) {
 /// let mut one: GapFiller<4> = GapFiller::try_new(FillConfig::DEFAULT).unwrap();
 /// let (mut a, mut b) = (Vec::new(), Vec::new());
 /// for r in [m(0, 52), m(1, 53), m(3, 54)] {
-///     one.push(r, &mut |e| a.push(e));
+///     a.extend(one.push(r));
 /// }
 /// // A first run stops after seq 1; a second one resumes from its state.
 /// let mut first: GapFiller<4> = GapFiller::try_new(FillConfig::DEFAULT).unwrap();
 /// for r in [m(0, 52), m(1, 53)] {
-///     first.push(r, &mut |e| b.push(e));
+///     b.extend(first.push(r));
 /// }
 /// let state = first.state();
 /// let mut second: GapFiller<4> = GapFiller::try_new(FillConfig::DEFAULT).unwrap();
 /// second.restore(state);
-/// second.push(m(3, 54), &mut |e| b.push(e));
+/// b.extend(second.push(m(3, 54)));
 /// assert_eq!(a, b);
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -447,8 +309,8 @@ fn trustworthy(
 /// let m = |seq, ts, t| Record::measured(Reading::new(1, 1, seq, ts, Celsius::from_num(t)), Quality::Good, Flags::EMPTY);
 /// let mut f: GapFiller<8> = GapFiller::try_new(FillConfig::DEFAULT).unwrap();
 /// let mut out = Vec::new();
-/// f.push(m(0, 0, 50), &mut |e| out.push(e));
-/// f.push(m(4, 4_000, 54), &mut |e| out.push(e));
+/// out.extend(f.push(m(0, 0, 50)));
+/// out.extend(f.push(m(4, 4_000, 54)));
 /// let fills: Vec<_> = out
 ///     .iter()
 ///     .filter_map(|e| match e {
@@ -474,6 +336,11 @@ pub struct GapFiller<const H: usize> {
     /// The last `H` trustworthy values.
     history: Deque<i32, H>,
     stats: GapStats,
+    /// The fills of the gap the last push found, made as its events are taken. Kept here
+    /// rather than in [`GapEvents`], so that the events of a push without a gap (nearly
+    /// all of them) stay small; never part of a stored state.
+    #[serde(skip)]
+    fills: Option<Fills>,
 }
 
 impl<const H: usize> GapFiller<H> {
@@ -494,6 +361,7 @@ impl<const H: usize> GapFiller<H> {
                 outages: 0,
                 missing_in_outages: 0,
             },
+            fills: None,
         })
     }
 
@@ -554,21 +422,40 @@ impl<const H: usize> GapFiller<H> {
         }
     }
 
-    /// Takes the next record and emits, in time order: the gap or outage before it (if any),
-    /// the synthetic records filling that gap, then the record itself.
-    pub fn push(&mut self, rec: Record, out: &mut impl FnMut(GapEvent)) {
+    /// Takes the next record. The events it gives, in time order: the gap or outage before it
+    /// (if any), the synthetic records filling that gap, then the record itself. The filler
+    /// has moved on once `push` returns; the events are computed as the caller takes them,
+    /// so a caller that stops early loses the rest of them (the stats count every fill).
+    ///
+    /// # Examples
+    /// ```
+    /// use mend_core::{Celsius, FillConfig, Flags, GapEvent, GapFiller, Quality, Reading, Record};
+    /// let m = |seq| Record::measured(Reading::new(1, 1, seq, u64::from(seq) * 1_000, Celsius::from_num(52)), Quality::Good, Flags::EMPTY);
+    /// let mut f: GapFiller<4> = GapFiller::try_new(FillConfig::DEFAULT).unwrap();
+    /// assert_eq!(f.push(m(0)).count(), 1, "the record alone");
+    /// let events = f.push(m(3));
+    /// assert_eq!(events.len(), 4, "the gap, two fills, the record");
+    /// let seqs: Vec<u32> = events
+    ///     .filter_map(|e| match e {
+    ///         GapEvent::Record(r) => Some(r.reading.seq),
+    ///         _ => None,
+    ///     })
+    ///     .collect();
+    /// assert_eq!(seqs, [1, 2, 3]);
+    /// ```
+    pub fn push(&mut self, rec: Record) -> GapEvents<'_, H> {
+        self.fills = None;
         if rec.is_synthetic() {
-            out(GapEvent::Record(rec));
-            return;
+            return GapEvents::record(self, None, rec);
         }
         let b = rec.reading;
         let (suspect, side) = judge(&rec, self.config.band);
         let mut prev = None;
+        let mut head = None;
         match self.last {
             Some(a) if a.record.reading.sensor == b.sensor => {
                 if b.key() <= a.record.reading.key() {
-                    out(GapEvent::Record(rec));
-                    return;
+                    return GapEvents::record(self, None, rec);
                 }
                 // A neighbour further away than one maximum gap says nothing about a
                 // reading; this also bounds how far back a fill's inputs reach.
@@ -590,7 +477,7 @@ impl<const H: usize> GapFiller<H> {
                 prev = a.side.map(|s| (s, ta)).or(a.prev);
                 let before_b = prev.filter(|p| near(p.1, b.timestamp)).map(|p| p.0);
                 let b_trusted = trustworthy(suspect, side, before_b, None);
-                self.between(&a.record.reading, &b, b_trusted, out);
+                head = self.between(&a.record.reading, &b, b_trusted);
             }
             Some(_) => {
                 self.trusted = None;
@@ -604,18 +491,13 @@ impl<const H: usize> GapFiller<H> {
             side,
             prev,
         });
-        out(GapEvent::Record(rec));
+        GapEvents::record(self, head, rec)
     }
 
-    /// Finds and handles the gap between the last measured reading `a` and the next one
-    /// `b`, where `b.key() > a.key()`; `b_trusted` says whether `b` may give fills a value.
-    fn between(
-        &mut self,
-        a: &Reading,
-        b: &Reading,
-        b_trusted: bool,
-        out: &mut impl FnMut(GapEvent),
-    ) {
+    /// Finds the gap between the last measured reading `a` and the next one `b`, where
+    /// `b.key() > a.key()`: returns its report and plans its fills; `b_trusted` says whether
+    /// `b` may give fills a value.
+    fn between(&mut self, a: &Reading, b: &Reading, b_trusted: bool) -> Option<GapEvent> {
         let c = &self.config;
         let dt = b.timestamp.saturating_sub(a.timestamp);
         let by_seq = c.use_seq && a.session == b.session && b.seq > a.seq;
@@ -634,24 +516,23 @@ impl<const H: usize> GapFiller<H> {
             }
         };
         if missing == 0 {
-            return;
+            return None;
         }
         let (before, after) = (a.key(), b.key());
         if dt > c.max_gap_ms || missing > c.max_missing() {
             self.stats.outages = self.stats.outages.saturating_add(1);
             self.stats.missing_in_outages = self.stats.missing_in_outages.saturating_add(missing);
-            out(GapEvent::Outage(Outage {
+            return Some(GapEvent::Outage(Outage {
                 sensor: a.sensor,
                 session: a.session,
                 before,
                 after,
                 missing,
             }));
-            return;
         }
         self.stats.gaps = self.stats.gaps.saturating_add(1);
         self.stats.missing = self.stats.missing.saturating_add(missing);
-        out(GapEvent::Gap {
+        let gap = Some(GapEvent::Gap {
             before,
             after,
             missing,
@@ -667,74 +548,39 @@ impl<const H: usize> GapFiller<H> {
             (Some(l), Some(r)) => (l, r),
             (Some(l), None) => (l, l),
             (None, Some(r)) => (r, r),
-            (None, None) => return,
+            (None, None) => return gap,
         };
         if method == FillMethod::None {
-            return;
+            return gap;
         }
-        let (mut rng, scale) = if method == FillMethod::Stochastic {
-            (Some(gap_rng(c.seed, a, b)), self.variability())
-        } else {
-            (None, 0)
-        };
+        let rng = (method == FillMethod::Stochastic).then(|| gap_rng(c.seed, a, b));
+        let scale = if rng.is_some() { self.variability() } else { 0 };
         // `missing` is at most `max_missing()`, which `check` keeps within u32.
-        let missing32 = u32::try_from(missing).unwrap_or(u32::MAX);
+        let count = missing.min(u64::from(u32::MAX));
         let steps = u128::from(missing) + 1;
-        let (vl, vr) = (
-            i128::from(l.celsius.to_bits()),
-            i128::from(r.celsius.to_bits()),
-        );
-        // The k-th fill lies at `a + dt·k/steps`; measured from `l` and scaled by `steps`,
-        // that is `lead + dt·k` out of `span`.
-        let lead = u128::from(a.timestamp.saturating_sub(l.timestamp)) * steps;
-        let span = u128::from(r.timestamp.saturating_sub(l.timestamp)) * steps;
-        let source = Source {
-            method,
-            before: left.map(|x| x.key()),
-            after: right.map(|x| x.key()),
-        };
-        let (lo, hi) = (c.band.0, c.band.1);
-        for k in 1..=missing32 {
-            let k128 = u128::from(k);
-            let offset = (u128::from(dt) * k128).checked_div(steps).unwrap_or(0);
-            let timestamp = a
-                .timestamp
-                .saturating_add(u64::try_from(offset).unwrap_or(u64::MAX));
-            let bits = match method {
-                FillMethod::Locf => vl,
-                _ => {
-                    let line = if span == 0 {
-                        // Equal timestamps: place the fills by seq instead.
-                        lerp(vl, vr, k128, steps)
-                    } else {
-                        lerp(vl, vr, lead + u128::from(dt) * k128, span)
-                    };
-                    match rng.as_mut() {
-                        Some(rng) => line + noise(rng, scale),
-                        None => line,
-                    }
-                }
-            };
-            let celsius = Celsius::from_bits(clamp_i32(bits));
-            let mut flags = Flags::EMPTY.with(Flag::Synthetic);
-            if celsius < lo || celsius > hi {
-                flags.insert(Flag::OutOfBand);
-            }
-            let reading = Reading::new(
-                a.sensor,
-                a.session,
-                a.seq.wrapping_add(k),
-                timestamp,
-                celsius,
-            );
-            self.stats.filled = self.stats.filled.saturating_add(1);
-            out(GapEvent::Record(Record {
-                reading,
-                quality: flags.quality(),
-                flags,
-                origin: Origin::Synthetic(source),
-            }));
-        }
+        self.stats.filled = self.stats.filled.saturating_add(count);
+        self.fills = Some(Fills {
+            a: *a,
+            dt,
+            steps,
+            // The k-th fill lies at `a + dt·k/steps`; measured from `l` and scaled by
+            // `steps`, that is `lead + dt·k` out of `span`.
+            lead: u128::from(a.timestamp.saturating_sub(l.timestamp)) * steps,
+            span: u128::from(r.timestamp.saturating_sub(l.timestamp)) * steps,
+            vl: i128::from(l.celsius.to_bits()),
+            vr: i128::from(r.celsius.to_bits()),
+            source: Source {
+                method,
+                before: left.map(|x| x.key()),
+                after: right.map(|x| x.key()),
+            },
+            band: c.band,
+            rng,
+            scale,
+            next: 1,
+            count,
+        });
+        gap
     }
 
     /// The mean absolute successive difference of the remembered values, in 1/256 °C, rounded
@@ -757,55 +603,65 @@ impl<const H: usize> GapFiller<H> {
     }
 }
 
-/// `from + (to − from) × num / den`, rounded to nearest, ties away from zero; `num ≤ den`
-/// and `den > 0`.
-fn lerp(from: i128, to: i128, mut num: u128, mut den: u128) -> i128 {
-    // The product below must fit: the difference is below 2^33, so keep `den` (and with it
-    // `num`) below 2^80. Only absurd configurations come near; they lose a few low bits.
-    while den >= 1 << 80 {
-        num >>= 1;
-        den >>= 1;
+/// The events of one [`GapFiller::push`], in time order: the gap or outage before the record
+/// (if any), the synthetic records filling that gap, then the record itself.
+///
+/// An iterator the caller drives: each fill is computed when it is taken, so a gap of any
+/// length costs no memory, and the caller can stop on its own error.
+#[derive(Debug)]
+#[must_use = "the events are computed as they are taken"]
+pub struct GapEvents<'a, const H: usize> {
+    /// The filler, which holds the planned fills.
+    filler: &'a mut GapFiller<H>,
+    head: Option<GapEvent>,
+    record: Option<Record>,
+}
+
+impl<'a, const H: usize> GapEvents<'a, H> {
+    fn record(filler: &'a mut GapFiller<H>, head: Option<GapEvent>, rec: Record) -> Self {
+        Self {
+            filler,
+            head,
+            record: Some(rec),
+        }
     }
-    // Both fit in i128 now.
-    from + div_round((to - from) * num as i128, den as i128)
 }
 
-/// The generator of one gap, seeded from the configuration's seed and the gap's identity:
-/// the sensor, the session and the keys of the two measured readings around it. A gap is
-/// filled the same wherever a run started and whatever was filled before it.
-fn gap_rng(seed: u64, a: &Reading, b: &Reading) -> ChaCha8Rng {
-    let mut bytes = [0u8; 32];
-    let parts = seed
-        .to_le_bytes()
-        .into_iter()
-        .chain(a.sensor.to_le_bytes())
-        .chain(a.session.to_le_bytes())
-        .chain(a.seq.to_le_bytes())
-        .chain(a.timestamp.to_le_bytes())
-        .chain(b.seq.to_le_bytes());
-    for (dst, src) in bytes.iter_mut().zip(parts) {
-        *dst = src;
+impl<const H: usize> Iterator for GapEvents<'_, H> {
+    type Item = GapEvent;
+
+    #[inline]
+    fn next(&mut self) -> Option<GapEvent> {
+        if let Some(head) = self.head.take() {
+            return Some(head);
+        }
+        if let Some(fills) = self.filler.fills.as_mut() {
+            match fills.next() {
+                Some(rec) => return Some(GapEvent::Record(rec)),
+                None => self.filler.fills = None,
+            }
+        }
+        self.record.take().map(GapEvent::Record)
     }
-    let mut rng = ChaCha8Rng::from_seed(bytes);
-    rng.set_stream(b.timestamp);
-    rng
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let fills = self.filler.fills.as_ref().map_or(0, |f| {
+            usize::try_from((f.count + 1).saturating_sub(f.next)).unwrap_or(usize::MAX)
+        });
+        let n = fills
+            .saturating_add(usize::from(self.head.is_some()))
+            .saturating_add(usize::from(self.record.is_some()));
+        (n, Some(n))
+    }
 }
 
-/// A uniform integer in `-scale..=scale`.
-fn noise(rng: &mut ChaCha8Rng, scale: u64) -> i128 {
-    // `scale` is at most 2^32, so the span fits and the product fits in u128.
-    let span = u128::from(scale) * 2 + 1;
-    let draw = (u128::from(rng.next_u64()) * span) >> 64;
-    draw as i128 - i128::from(scale)
-}
-
-fn clamp_i32(v: i128) -> i32 {
-    i32::try_from(v).unwrap_or(if v < 0 { i32::MIN } else { i32::MAX })
-}
+impl<const H: usize> ExactSizeIterator for GapEvents<'_, H> {}
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::quality::Flags;
+    use crate::reading::{div_round, Origin};
     use proptest::prelude::*;
     use std::vec::Vec;
 
@@ -829,7 +685,12 @@ mod tests {
     fn run<const H: usize>(f: &mut GapFiller<H>, recs: &[Record]) -> Vec<GapEvent> {
         let mut out = Vec::new();
         for r in recs {
-            f.push(*r, &mut |e| out.push(e));
+            let events = f.push(*r);
+            let told = events.len();
+            let before = out.len();
+            out.extend(events);
+            // Every caller relies on the events saying how many they are.
+            assert_eq!(out.len() - before, told, "{r:?}");
         }
         f.finish();
         out
@@ -890,6 +751,50 @@ mod tests {
         );
         assert_eq!(f.stats().gaps, 1);
         assert_eq!(f.stats().filled, 2);
+    }
+
+    #[test]
+    fn events_come_as_taken_and_the_filler_has_moved_on_at_push() {
+        let mut f = Tiny::try_new(cfg(FillMethod::Linear)).unwrap();
+        assert_eq!(
+            f.push(m(1, 0, 0, 0)).collect::<Vec<_>>(),
+            [GapEvent::Record(m(1, 0, 0, 0))]
+        );
+        let mut events = f.push(m(1, 4, 4_000, 4 * 256));
+        assert_eq!(events.len(), 5);
+        assert!(matches!(
+            events.next(),
+            Some(GapEvent::Gap { missing: 3, .. })
+        ));
+        let first = events.next();
+        assert!(
+            matches!(first, Some(GapEvent::Record(r)) if r.reading.seq == 1 && r.reading.celsius == Celsius::from_num(1))
+        );
+        assert_eq!(events.len(), 3, "two fills and the record left");
+        // Dropped half-way: the filler already counted the gap and its fills, and goes on
+        // from the record that ended it.
+        drop(events);
+        assert_eq!((f.stats().gaps, f.stats().filled), (1, 3));
+        let next: Vec<GapEvent> = f.push(m(1, 6, 6_000, 6 * 256)).collect();
+        assert_eq!(fills(&next), [(5, 5_000, 5 * 256)]);
+        // A stochastic gap gives the same values however its events are taken.
+        let stochastic = |take_all: bool| {
+            let mut f = GapFiller::<4>::try_new(cfg(FillMethod::Stochastic)).unwrap();
+            let mut vals = Vec::new();
+            for (seq, bits) in [(0, 0), (1, 300), (2, -200), (3, 500), (9, 100)] {
+                let ev = f.push(m(1, seq, u64::from(seq) * 1000, bits));
+                if take_all {
+                    vals.extend(ev);
+                } else {
+                    for e in ev {
+                        vals.push(e);
+                    }
+                }
+            }
+            fills(&vals)
+        };
+        assert_eq!(stochastic(true), stochastic(false));
+        assert_eq!(stochastic(true).len(), 5);
     }
 
     #[test]
@@ -1118,7 +1023,7 @@ mod tests {
             if r.reading.seq == 40 {
                 scale = f.variability();
             }
-            f.push(r, &mut |e| out.push(e));
+            out.extend(f.push(r));
         }
         (fills(&out), scale)
     }
@@ -1282,7 +1187,7 @@ mod tests {
             m(1, 0, 0, i32::MAX),
         ];
         for r in recs {
-            f.push(r, &mut |_| n += 1);
+            n += f.push(r).count();
         }
         // 2 + 3 + 4 fills, 3 gaps, 7 records.
         assert_eq!(n, 9 + 3 + recs.len());
@@ -1465,13 +1370,15 @@ mod tests {
             rec(5, -300.0, Quality::Bad),
             rec(7, -400.0, Quality::Bad),
         ] {
-            f.push(r, &mut |e| match e {
-                GapEvent::Record(r) if r.is_synthetic() => {
-                    fills.push((r.reading.seq, r.reading.celsius))
+            for e in f.push(r) {
+                match e {
+                    GapEvent::Record(r) if r.is_synthetic() => {
+                        fills.push((r.reading.seq, r.reading.celsius))
+                    }
+                    GapEvent::Gap { .. } => gaps += 1,
+                    _ => {}
                 }
-                GapEvent::Gap { .. } => gaps += 1,
-                _ => {}
-            });
+            }
         }
         let c = |t: f64| Celsius::from_num(t);
         // Seq 1 carries 52 forward; seq 3 lies on the line from 52 (seq 0, the nearest
@@ -1693,19 +1600,19 @@ mod tests {
             let mut whole = GapFiller::<3>::try_new(c).unwrap();
             let mut want = Vec::new();
             for r in &recs {
-                whole.push(*r, &mut |e| want.push(e));
+                want.extend(whole.push(*r));
             }
             let split = split.min(recs.len());
             let mut first = GapFiller::<3>::try_new(c).unwrap();
             let mut got = Vec::new();
             for r in &recs[..split] {
-                first.push(*r, &mut |e| got.push(e));
+                got.extend(first.push(*r));
             }
             let mut second = GapFiller::<3>::try_new(c).unwrap();
             second.restore(first.state());
             prop_assert_eq!(second.state(), first.state());
             for r in &recs[split..] {
-                second.push(*r, &mut |e| got.push(e));
+                got.extend(second.push(*r));
             }
             prop_assert_eq!(got, want);
         }

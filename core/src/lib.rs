@@ -37,6 +37,7 @@
 mod aggregate;
 mod counters;
 mod dedup;
+mod fill;
 mod frame;
 mod gap;
 mod nor;
@@ -48,18 +49,16 @@ mod ring;
 mod simulate;
 mod validate;
 
-pub use aggregate::{Aggregate, AggregateError, Aggregator};
+pub use aggregate::{Aggregate, AggregateError, Aggregator, Closing};
 pub use counters::Counters;
 pub use dedup::{Dedup, Seen};
+pub use fill::{FillConfig, GapConfigError};
 pub use frame::{
     encode, Ack, ClockKind, DecodeEvent, Decoder, EncodeError, Encoder, Fault, FaultKind, Frame,
     FrameBuf, Header, Heartbeat, Resend, ResetReason, SkipReason, Span, Stats, WireError,
     WireReading, CRC, FORMAT_VERSION, MAX_FRAME, VERSIONS,
 };
-pub use gap::{
-    BandSide, FillConfig, FillState, GapConfigError, GapEvent, GapFiller, GapStats, Outage,
-    OutageSlots,
-};
+pub use gap::{BandSide, FillState, GapEvent, GapEvents, GapFiller, GapStats, Outage, OutageSlots};
 pub use nor::{check_program, NorError, NorGeometry, NorGeometryError};
 pub use pipeline::{EdgeConfig, EdgePipeline, EdgeReject, PushOutcome};
 pub use quality::{Flag, Flags, Quality, UnknownName};

@@ -72,14 +72,48 @@ pub enum EdgeReject {
 }
 
 /// What happened to a pushed reading.
+///
+/// # Examples
+/// ```
+/// use mend_core::{Celsius, EdgeConfig, EdgePipeline, EdgeReject, Flags, PushOutcome, Reading};
+/// let mut edge: EdgePipeline<4, 8> = EdgePipeline::try_new(EdgeConfig::new(7, 1, 1_000)).unwrap();
+/// let r = Reading::new(7, 1, 0, 0, Celsius::from_num(52));
+/// assert_eq!(edge.push(r), PushOutcome::Taken(Flags::EMPTY));
+/// assert_eq!(edge.push(r), PushOutcome::Duplicate(Flags::EMPTY));
+/// let stranger = Reading { sensor: 8, ..r };
+/// assert_eq!(edge.push(stranger).rejected(), Some(EdgeReject::WrongSession));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct PushOutcome {
+pub enum PushOutcome {
+    /// Validated (with these flags) and taken: held for reordering, or already released.
+    Taken(Flags),
+    /// Validated (with these flags), then found to repeat a reading taken before: counted,
+    /// not sent again.
+    Duplicate(Flags),
+    /// Refused, and counted as rejected.
+    Rejected {
+        /// Why.
+        why: EdgeReject,
+        /// The validator's flags; empty when it was refused before validation.
+        flags: Flags,
+    },
+}
+
+impl PushOutcome {
     /// The validator's flags (empty when the reading was refused before validation).
-    pub flags: Flags,
-    /// `None` when the reading was taken (held, released or a counted duplicate).
-    pub rejected: Option<EdgeReject>,
-    /// True when it was a duplicate.
-    pub duplicate: bool,
+    pub const fn flags(&self) -> Flags {
+        match self {
+            Self::Taken(flags) | Self::Duplicate(flags) | Self::Rejected { flags, .. } => *flags,
+        }
+    }
+
+    /// Why the reading was refused; `None` when it was taken or was a duplicate.
+    pub const fn rejected(&self) -> Option<EdgeReject> {
+        match self {
+            Self::Rejected { why, .. } => Some(*why),
+            _ => None,
+        }
+    }
 }
 
 /// validate → reorder/dedup → encode → ring, with `N` readings in the reorder buffer, `Q`
@@ -89,14 +123,9 @@ pub struct PushOutcome {
 /// ```
 /// use mend_core::{Celsius, DecodeEvent, Decoder, EdgeConfig, EdgePipeline, Frame, Reading};
 /// let mut edge: EdgePipeline<4, 8> = EdgePipeline::try_new(EdgeConfig::new(7, 1, 1_000)).unwrap();
-/// for seq in [0u32, 2, 1] {
-///     edge.push(Reading::new(7, 1, seq, u64::from(seq) * 1_000, Celsius::from_num(52)));
-/// }
-/// edge.flush();
+/// let readings = [0u32, 2, 1].map(|seq| Reading::new(7, 1, seq, u64::from(seq) * 1_000, Celsius::from_num(52)));
 /// let mut wire = Vec::new();
-/// while let Some(frame) = edge.poll_frame() {
-///     wire.extend_from_slice(&frame);
-/// }
+/// edge.drain(readings, |frame| wire.extend_from_slice(frame));
 /// let mut dec: Decoder = Decoder::new();
 /// let seqs: Vec<u32> = dec.feed(&wire).filter_map(|e| match e {
 ///     DecodeEvent::Frame { frame: Frame::Reading(r), .. } => Some(r.seq),
@@ -223,10 +252,9 @@ impl<const N: usize, const Q: usize, const K: usize> EdgePipeline<N, Q, K> {
     /// Takes one sample.
     pub fn push(&mut self, reading: Reading) -> PushOutcome {
         self.start();
-        let refuse = |why| PushOutcome {
+        let refuse = |why| PushOutcome::Rejected {
+            why,
             flags: Flags::EMPTY,
-            rejected: Some(why),
-            duplicate: false,
         };
         let h = &self.config.header;
         if reading.sensor != h.sensor || reading.session != h.session {
@@ -247,17 +275,18 @@ impl<const N: usize, const Q: usize, const K: usize> EdgePipeline<N, Q, K> {
             Quality::Doubtful => self.doubtful = self.doubtful.saturating_add(1),
             Quality::Bad => self.bad = self.bad.saturating_add(1),
         }
-        let mut outcome = PushOutcome {
-            flags,
-            rejected: None,
-            duplicate: false,
+        let outcome = match self.reorder.push(reading) {
+            Admit::Held => PushOutcome::Taken(flags),
+            Admit::Duplicate => PushOutcome::Duplicate(flags),
+            Admit::Rejected(e) => PushOutcome::Rejected {
+                why: EdgeReject::Reorder(e),
+                flags,
+            },
+            Admit::Released(r) => {
+                self.send_release(r);
+                PushOutcome::Taken(flags)
+            }
         };
-        match self.reorder.push(reading) {
-            Admit::Held => {}
-            Admit::Duplicate => outcome.duplicate = true,
-            Admit::Rejected(e) => outcome.rejected = Some(EdgeReject::Reorder(e)),
-            Admit::Released(r) => self.send_release(r),
-        }
         while let Some(r) = self.reorder.pop_ready() {
             self.send_release(r);
         }
@@ -377,6 +406,71 @@ impl<const N: usize, const Q: usize, const K: usize> EdgePipeline<N, Q, K> {
         self.queue_stats();
     }
 
+    /// Pushes every reading, handing each frame to `send` as soon as it is queued (as a node
+    /// that drains its ring after each sample does), then flushes and hands over the rest.
+    ///
+    /// # Examples
+    /// ```
+    /// use mend_core::{Celsius, DecodeEvent, Decoder, EdgeConfig, EdgePipeline, Frame, Reading};
+    /// let mut edge: EdgePipeline<4, 8> = EdgePipeline::try_new(EdgeConfig::new(7, 1, 1_000)).unwrap();
+    /// let readings = [0u32, 2, 1].map(|seq| Reading::new(7, 1, seq, u64::from(seq) * 1_000, Celsius::from_num(52)));
+    /// let mut wire = Vec::new();
+    /// edge.drain(readings, |frame| wire.extend_from_slice(frame));
+    /// let mut dec: Decoder = Decoder::new();
+    /// let seqs: Vec<u32> = dec.feed(&wire).filter_map(|e| match e {
+    ///     DecodeEvent::Frame { frame: Frame::Reading(r), .. } => Some(r.seq),
+    ///     _ => None,
+    /// }).collect();
+    /// assert_eq!(seqs, [0, 1, 2]);
+    /// assert_eq!((edge.held(), edge.queued()), (0, 0));
+    /// ```
+    pub fn drain(
+        &mut self,
+        readings: impl IntoIterator<Item = Reading>,
+        mut send: impl FnMut(&[u8]),
+    ) {
+        let sent: Result<(), core::convert::Infallible> = self.try_drain(readings, |frame| {
+            send(frame);
+            Ok(())
+        });
+        // The only error there is cannot be made.
+        let Ok(()) = sent;
+    }
+
+    /// [`EdgePipeline::drain`], stopping at the first error of `send`: the frame it refused
+    /// is gone from the ring, the readings not yet pushed are not taken, and the pipeline
+    /// is not flushed.
+    ///
+    /// # Examples
+    /// ```
+    /// use mend_core::{Celsius, EdgeConfig, EdgePipeline, Reading};
+    /// let mut edge: EdgePipeline<4, 8> = EdgePipeline::try_new(EdgeConfig::new(7, 1, 1_000)).unwrap();
+    /// let readings = (0..3).map(|seq| Reading::new(7, 1, seq, u64::from(seq) * 1_000, Celsius::from_num(52)));
+    /// let mut room = 2;
+    /// let sent = edge.try_drain(readings, |_| if room == 0 { Err("link down") } else { room -= 1; Ok(()) });
+    /// assert_eq!(sent, Err("link down"));
+    /// ```
+    pub fn try_drain<E>(
+        &mut self,
+        readings: impl IntoIterator<Item = Reading>,
+        mut send: impl FnMut(&[u8]) -> Result<(), E>,
+    ) -> Result<(), E> {
+        for r in readings {
+            self.push(r);
+            self.send_queued(&mut send)?;
+        }
+        self.flush();
+        self.send_queued(&mut send)
+    }
+
+    /// Hands every queued frame to `send`, oldest first, until one fails.
+    fn send_queued<E>(&mut self, send: &mut impl FnMut(&[u8]) -> Result<(), E>) -> Result<(), E> {
+        while let Some(sent) = self.poll_frame_with(&mut *send) {
+            sent?;
+        }
+        Ok(())
+    }
+
     /// The books: the reorder stage's counts plus the readings refused before it.
     pub fn counters(&self) -> Counters {
         let mut c = self.reorder.counters();
@@ -441,7 +535,7 @@ mod tests {
         let mut p = Tiny::try_new(EdgeConfig::new(1, 1, 1000)).unwrap();
         let ok = Reading::new(1, 1, 0, 0, Celsius::from_num(52));
         assert_eq!(
-            p.push(Reading { session: 9, ..ok }).rejected,
+            p.push(Reading { session: 9, ..ok }).rejected(),
             Some(EdgeReject::WrongSession)
         );
         assert_eq!(
@@ -449,11 +543,11 @@ mod tests {
                 timestamp: u64::MAX,
                 ..ok
             })
-            .rejected,
+            .rejected(),
             Some(EdgeReject::OffSchedule)
         );
-        assert_eq!(p.push(ok).rejected, None);
-        assert!(p.push(ok).duplicate);
+        assert_eq!(p.push(ok), PushOutcome::Taken(Flags::EMPTY));
+        assert_eq!(p.push(ok), PushOutcome::Duplicate(Flags::EMPTY));
         let c = p.counters();
         assert_eq!((c.input, c.rejected, c.duplicate), (4, 2, 1));
         assert!(c.balanced(p.held()));
@@ -514,7 +608,7 @@ mod tests {
             .collect();
         for &seq in &seqs {
             let r = Reading::new(1, 1, seq, u64::from(seq) * 1000, Celsius::from_num(52));
-            assert_eq!(p.push(r).rejected, None);
+            assert_eq!(p.push(r).rejected(), None);
         }
         p.flush();
         let mut wire = Vec::new();
@@ -581,11 +675,7 @@ mod tests {
         let mut p: EdgePipeline<8, 1024> =
             EdgePipeline::try_new(EdgeConfig::new(1, 1, 1000)).unwrap();
         let mut wire = Vec::new();
-        for r in arrivals {
-            p.push(r);
-        }
-        p.flush();
-        drain(&mut p, &mut wire);
+        p.drain(arrivals, |f| wire.extend_from_slice(f));
         let seqs: Vec<u32> = frames(&wire)
             .iter()
             .filter_map(|f| match f {
@@ -597,7 +687,68 @@ mod tests {
         assert_eq!(p.counters().duplicate, link.stats().duplicated);
     }
 
+    /// The loop every caller wrote before `drain` existed.
+    fn by_hand<const N: usize, const Q: usize>(
+        p: &mut EdgePipeline<N, Q>,
+        input: &[Reading],
+    ) -> Vec<Vec<u8>> {
+        let mut frames = Vec::new();
+        for r in input {
+            p.push(*r);
+            while let Some(f) = p.poll_frame() {
+                frames.push(f.to_vec());
+            }
+        }
+        p.flush();
+        while let Some(f) = p.poll_frame() {
+            frames.push(f.to_vec());
+        }
+        frames
+    }
+
+    #[test]
+    fn try_drain_stops_at_the_first_error_and_does_not_flush() {
+        let mut p: EdgePipeline<4, 64> =
+            EdgePipeline::try_new(EdgeConfig::new(1, 1, 1000)).unwrap();
+        let input: Vec<Reading> = (0..10)
+            .map(|s| Reading::new(1, 1, s, u64::from(s) * 1000, Celsius::from_num(52)))
+            .collect();
+        let mut sent = 0;
+        let r = p.try_drain(input.iter().copied(), |_| {
+            if sent == 3 {
+                return Err(sent);
+            }
+            sent += 1;
+            Ok(())
+        });
+        assert_eq!(r, Err(3));
+        // Header, then readings 0 and 1 as 2 and 3 pushed them out; the fourth frame
+        // (reading 2, pushed out by 4) was refused: 5 readings taken, 2 still held.
+        assert_eq!((p.counters().input, p.held()), (5, 2));
+        assert_eq!(p.stats().frames_sent, 4, "the refused frame left the ring");
+    }
+
     proptest::proptest! {
+        /// `drain` sends exactly the frames, in exactly the order, of the loop it replaces.
+        #[test]
+        fn drain_is_the_push_poll_flush_poll_loop(
+            input in proptest::collection::vec((0u32..2, 0u32..30, 0u64..40_000), 0..80),
+        ) {
+            let input: Vec<Reading> = input
+                .into_iter()
+                .map(|(session, seq, ts)| Reading::new(1, session, seq, ts, Celsius::from_bits(seq as i32)))
+                .collect();
+            let mut cfg = EdgeConfig::new(1, 1, 1000);
+            cfg.stats_every = 7;
+            let mut a: EdgePipeline<4, 4> = EdgePipeline::try_new(cfg).unwrap();
+            let mut b = a.clone();
+            let want = by_hand(&mut a, &input);
+            let mut got = Vec::new();
+            b.drain(input.iter().copied(), |f| got.push(f.to_vec()));
+            proptest::prop_assert_eq!(got, want);
+            proptest::prop_assert_eq!(b.stats(), a.stats());
+        }
+
         /// Every reading frame stands for exactly the reading that was pushed, whatever the
         /// order of seqs (the schedule is carried from one seq to the next when they follow
         /// each other, and computed afresh when they do not).
@@ -614,7 +765,7 @@ mod tests {
                 let at = i128::from(epoch) + i128::from(seq) * 1000 + i128::from(jitter);
                 let Ok(ts) = u64::try_from(at) else { continue };
                 let r = Reading::new(1, 1, seq, ts, Celsius::from_bits(seq as i32 * 7));
-                if p.push(r).rejected.is_none() {
+                if p.push(r).rejected().is_none() {
                     pushed.insert(r);
                 }
             }
@@ -637,8 +788,15 @@ mod tests {
         ) {
             let mut p: EdgePipeline<4, 16> = EdgePipeline::try_new(EdgeConfig::new(1, 1, 1000)).unwrap();
             let mut wire = Vec::new();
+            let (mut duplicate, mut rejected) = (0, 0);
             for (sensor, session, seq, ts, bits) in input {
-                p.push(Reading::new(sensor, session, seq, ts, Celsius::from_bits(bits)));
+                match p.push(Reading::new(sensor, session, seq, ts, Celsius::from_bits(bits))) {
+                    PushOutcome::Taken(_) => {}
+                    PushOutcome::Duplicate(_) => duplicate += 1,
+                    PushOutcome::Rejected { .. } => rejected += 1,
+                }
+                // Each outcome says what the books count.
+                proptest::prop_assert_eq!((p.counters().duplicate, p.counters().rejected), (duplicate, rejected));
                 proptest::prop_assert!(p.counters().balanced(p.held()));
                 if seq % 3 == 0 {
                     drain(&mut p, &mut wire);

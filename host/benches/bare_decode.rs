@@ -80,16 +80,10 @@ fn simulated_log(count: usize) -> Vec<u8> {
     let mut edge: EdgePipeline<32, 64> =
         EdgePipeline::try_new(EdgeConfig::new(1, 1, 1_000)).expect("default limits are valid");
     let mut log = Vec::with_capacity(count * 12);
-    for point in Simulator::new(1, SimConfig::CLEAN).take(count) {
-        edge.push(point.reading);
-        while let Some(f) = edge.poll_frame() {
-            log.extend_from_slice(&f);
-        }
-    }
-    edge.flush();
-    while let Some(f) = edge.poll_frame() {
-        log.extend_from_slice(&f);
-    }
+    let readings = Simulator::new(1, SimConfig::CLEAN).take(count);
+    edge.drain(readings.map(|point| point.reading), |f| {
+        log.extend_from_slice(f)
+    });
     log
 }
 

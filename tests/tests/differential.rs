@@ -26,16 +26,9 @@ fn sim_config() -> SimConfig {
 fn host_frames(truth: &[TruthPoint]) -> Vec<u8> {
     let mut edge = FirmwareEdge::try_new(fixtures::edge_config()).unwrap();
     let mut wire = Vec::new();
-    for t in truth {
-        edge.push(t.reading);
-        while let Some(frame) = edge.poll_frame() {
-            wire.extend_from_slice(&frame);
-        }
-    }
-    edge.flush();
-    while let Some(frame) = edge.poll_frame() {
-        wire.extend_from_slice(&frame);
-    }
+    edge.drain(truth.iter().map(|t| t.reading), |frame| {
+        wire.extend_from_slice(frame)
+    });
     wire
 }
 

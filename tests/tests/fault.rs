@@ -53,21 +53,12 @@ fn host_damaged_stream() -> (Vec<u8>, mend_core::LinkStats) {
     let mut edge = FirmwareEdge::try_new(fixtures::edge_config()).unwrap();
     let mut link: Link<FrameBuf, 4> = Link::new(SEED, &damage());
     let mut wire = Vec::new();
-    let send = |mut frame: FrameBuf, link: &mut Link<FrameBuf, 4>, wire: &mut Vec<u8>| {
+    edge.drain((0..SAMPLES).map(truth), |frame| {
+        let mut frame = FrameBuf::from_slice(frame).expect("a frame fits its buffer");
         let keep = link.corrupt(&mut frame);
         frame.truncate(keep);
         link.send(frame, |f| wire.extend_from_slice(&f));
-    };
-    for seq in 0..SAMPLES {
-        edge.push(truth(seq));
-        while let Some(f) = edge.poll_frame() {
-            send(f, &mut link, &mut wire);
-        }
-    }
-    edge.flush();
-    while let Some(f) = edge.poll_frame() {
-        send(f, &mut link, &mut wire);
-    }
+    });
     link.flush(|f| wire.extend_from_slice(&f));
     (wire, link.stats())
 }

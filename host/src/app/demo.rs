@@ -18,12 +18,12 @@ use mend_core::{Aggregate, Celsius, Flags, Quality, Reading, Record, SimConfig, 
 use super::cli::DemoArgs;
 use super::exit::EXIT_OK;
 use mend::engine::EngineConfig;
+use mend::fs::AtomicFile;
 use mend::generate::{generate, CaptureFormat, GenerateConfig};
 use mend::input::InputSource;
 use mend::replay::files::{replay_to_files, OutputFormat, ReplayFiles};
 use mend::replay::plan::ReadPlan;
 use mend::replay::{ReplayConfig, ReplayReport};
-use mend::fs::AtomicFile;
 use mend::text::summary;
 
 /// The demo's simulation: the origin's rates plus link damage.

@@ -7,8 +7,8 @@ use anyhow::{bail, Context};
 
 use super::cli::GenerateArgs;
 use super::exit::EXIT_OK;
-use mend::replay::outputs::{same_path, MainOut};
 use mend::fs::AtomicFile;
+use mend::replay::outputs::{same_path, MainOut};
 
 /// `mend generate`: a simulated capture, and its truth.
 pub fn run(a: &GenerateArgs) -> anyhow::Result<ExitCode> {

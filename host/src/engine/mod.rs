@@ -26,461 +26,38 @@
 //!   log writes exactly the rows one run over the whole log would have.
 
 pub mod clock;
+pub mod config;
+mod emit;
+mod end;
+mod reorder;
+mod report;
 pub mod spill;
+mod state;
+mod stream;
 
 use std::collections::{BTreeMap, HashMap};
 use std::io;
 
-use mend_core::{
-    Admit, Aggregate, Aggregator, ClockKind, Counters, FillConfig, FillMethod, GapEvent, GapFiller,
-    Header, Origin, Outage, Quality, Reading, Record, ReleaseKind, Reorder, Stats, ValidateConfig,
-    Validator,
+use mend_core::{Aggregator, FillConfig, Validator};
+
+use crate::checkpoint::{order_key, Checkpoint, StreamMark};
+use crate::input::{Item, ReadingItem, StreamMeta};
+use clock::Verdict;
+use emit::{dead_letter, Refusal};
+use report::FrameTally;
+use spill::{SkipList, SpillSet};
+use state::{ConfigMark, StreamState};
+use stream::Stream;
+
+pub use crate::sink::aggregates::AggregateOut;
+pub use config::{
+    EngineConfig, EngineError, DEDUP_WINDOWS, FILL_HISTORY, FIRST_CAPACITY, GROWN_CAPACITY,
+    MAX_LISTED_OUTAGES, REORDER_CAPACITIES, VALIDATOR_HISTORY,
 };
-use serde::{Deserialize, Serialize};
-
-use crate::checkpoint::{order_key, Checkpoint, OrderKey, StreamMark};
-use crate::engine::clock::{ClockGuard, GuardState, Verdict};
-use crate::engine::spill::{SkipList, SpillCursor, SpillSet, SpillWriter};
-use crate::input::{DeadLetter, DeadReason, Item, Location, ReadingItem, StreamMeta};
-use crate::sink::dlq::DeadLetterLog;
-use crate::sink::{push_aggregate_row, RecordSink};
-
-/// The duplicate windows a stream may get, in seqs: the smallest that covers twice the
-/// lateness (in periods) is chosen per stream, because the window costs time on every new
-/// seq. A reading further below the newest seq than its window cannot be checked on arrival;
-/// it is set aside and checked in its place on the second pass.
-pub const DEDUP_WINDOWS: [u64; 3] = [256, 1024, 4096];
-/// The most readings a stream's reorder buffer holds, for each of the [`DEDUP_WINDOWS`]:
-/// twice the window, so that a stream evicts early only when its readings come much faster
-/// than its period says.
-pub const REORDER_CAPACITIES: [usize; 3] = [512, 2048, 4096];
-/// The room a stream's reorder buffer starts with; it grows to [`GROWN_CAPACITY`], then to
-/// its full capacity, each time just before it would fill, which gives the same releases as
-/// a buffer that had its full capacity from the start.
-pub const FIRST_CAPACITY: usize = 4;
-/// The second size of a stream's reorder buffer.
-pub const GROWN_CAPACITY: usize = 64;
-/// Values of validator history (spike and stuck checks).
-pub const VALIDATOR_HISTORY: usize = 64;
-/// Values of gap-filler history (stochastic fills).
-pub const FILL_HISTORY: usize = 16;
-/// Outages listed per stream in the report (all are counted).
-pub const MAX_LISTED_OUTAGES: usize = 100;
-
-const NARROW: usize = REORDER_CAPACITIES[0];
-const MEDIUM: usize = REORDER_CAPACITIES[1];
-const WIDE: usize = REORDER_CAPACITIES[2];
-const FIRST: usize = FIRST_CAPACITY;
-const GROWN: usize = GROWN_CAPACITY;
-
-/// A stream's reorder buffer: its duplicate window sized to the lateness, its room grown
-/// with what it holds.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-enum StreamReorder {
-    N0(Box<Reorder<FIRST, 1, 8>>),
-    N1(Box<Reorder<GROWN, 1, 8>>),
-    N2(Box<Reorder<NARROW, 1, 8>>),
-    M0(Box<Reorder<FIRST, 1, 32>>),
-    M1(Box<Reorder<GROWN, 1, 32>>),
-    M2(Box<Reorder<MEDIUM, 1, 32>>),
-    W0(Box<Reorder<FIRST, 1, 128>>),
-    W1(Box<Reorder<GROWN, 1, 128>>),
-    W2(Box<Reorder<WIDE, 1, 128>>),
-}
-
-macro_rules! each {
-    ($self:expr, $r:ident => $e:expr) => {
-        match $self {
-            StreamReorder::N0($r) => $e,
-            StreamReorder::N1($r) => $e,
-            StreamReorder::N2($r) => $e,
-            StreamReorder::M0($r) => $e,
-            StreamReorder::M1($r) => $e,
-            StreamReorder::M2($r) => $e,
-            StreamReorder::W0($r) => $e,
-            StreamReorder::W1($r) => $e,
-            StreamReorder::W2($r) => $e,
-        }
-    };
-}
-
-/// Moves a buffer into a larger one; on the impossible failure, keeps the old one (which
-/// then evicts early, counted, rather than losing anything). Runs on the replay's main
-/// thread, whose stack holds the largest buffer (about 200 KB) on its way to the heap.
-#[allow(clippy::boxed_local)] // the buffers live boxed; taking one by value is the point
-#[inline(never)]
-#[cold]
-fn grown<const N: usize, const M: usize, const W: usize>(
-    b: Box<Reorder<N, 1, W>>,
-) -> Result<Box<Reorder<M, 1, W>>, Box<Reorder<N, 1, W>>> {
-    match (*b).resize::<M>() {
-        Ok(r) => Ok(Box::new(r)),
-        Err(r) => Err(Box::new(r)),
-    }
-}
-
-impl StreamReorder {
-    fn new(lateness_ms: u64, period_ms: u32, dedup: bool) -> Self {
-        let need = (lateness_ms / u64::from(period_ms.max(1)))
-            .saturating_mul(2)
-            .saturating_add(64);
-        // Without identity dedup (input without seq) the window is never used, but the
-        // capacity still follows the lateness.
-        if need <= DEDUP_WINDOWS[0] {
-            let r = Reorder::new(lateness_ms);
-            StreamReorder::N0(Box::new(if dedup { r } else { r.without_dedup() }))
-        } else if need <= DEDUP_WINDOWS[1] {
-            let r = Reorder::new(lateness_ms);
-            StreamReorder::M0(Box::new(if dedup { r } else { r.without_dedup() }))
-        } else {
-            let r = Reorder::new(lateness_ms);
-            StreamReorder::W0(Box::new(if dedup { r } else { r.without_dedup() }))
-        }
-    }
-
-    /// Grows the buffer when it is full and a larger size exists.
-    #[cold]
-    fn grow(&mut self) {
-        let placeholder = StreamReorder::N0(Box::new(Reorder::new(0)));
-        *self = match std::mem::replace(self, placeholder) {
-            StreamReorder::N0(b) => grown(b).map_or_else(StreamReorder::N0, StreamReorder::N1),
-            StreamReorder::N1(b) => grown(b).map_or_else(StreamReorder::N1, StreamReorder::N2),
-            StreamReorder::M0(b) => grown(b).map_or_else(StreamReorder::M0, StreamReorder::M1),
-            StreamReorder::M1(b) => grown(b).map_or_else(StreamReorder::M1, StreamReorder::M2),
-            StreamReorder::W0(b) => grown(b).map_or_else(StreamReorder::W0, StreamReorder::W1),
-            StreamReorder::W1(b) => grown(b).map_or_else(StreamReorder::W1, StreamReorder::W2),
-            full => full,
-        };
-    }
-
-    #[inline]
-    fn push(&mut self, r: Reading) -> Admit {
-        let full = match self {
-            StreamReorder::N0(b) => b.len() >= FIRST,
-            StreamReorder::M0(b) => b.len() >= FIRST,
-            StreamReorder::W0(b) => b.len() >= FIRST,
-            StreamReorder::N1(b) => b.len() >= GROWN,
-            StreamReorder::M1(b) => b.len() >= GROWN,
-            StreamReorder::W1(b) => b.len() >= GROWN,
-            // The largest size never grows: it evicts, counted.
-            _ => false,
-        };
-        if full {
-            self.grow();
-        }
-        each!(self, b => b.push(r))
-    }
-    #[inline]
-    fn pop_ready(&mut self) -> Option<mend_core::Release> {
-        each!(self, b => b.pop_ready())
-    }
-    fn pop_any(&mut self) -> Option<mend_core::Release> {
-        each!(self, b => b.pop_any())
-    }
-    fn counters(&self) -> Counters {
-        each!(self, b => b.counters())
-    }
-    fn len(&self) -> usize {
-        each!(self, b => b.len())
-    }
-    fn set_lateness_ms(&mut self, ms: u64) {
-        each!(self, b => b.set_lateness_ms(ms));
-    }
-}
-
-/// What the engine does, independent of where input comes from and output goes.
-#[derive(Clone, Debug)]
-pub struct EngineConfig {
-    /// How gaps are filled.
-    pub fill: FillMethod,
-    /// The longest gap that is filled, ms.
-    pub max_gap_ms: u64,
-    /// How long a stream waits for stragglers, ms.
-    pub lateness_ms: u64,
-    /// Validation limits (the band among them).
-    pub validate: ValidateConfig,
-    /// The stochastic fill seed.
-    pub seed: u64,
-    /// Emit only records at or after this time, ms.
-    pub from: Option<u64>,
-    /// Emit only records at or before this time, ms.
-    pub until: Option<u64>,
-    /// Aggregate window, ms.
-    pub window_ms: Option<u64>,
-    /// Hold back each stream's unsettled tail (a checkpointed run that is not final).
-    pub hold_back: bool,
-    /// Write the slots of outages as rows without a value, for a regular grid
-    /// (`--emit-outages`); otherwise outages are only reported.
-    pub emit_outages: bool,
-    /// A session the checkpoint marks as ended does not end the live session of its sensor
-    /// when a reading of it comes again, and stays marked ended. For a run over an input
-    /// whose beginning was dropped once it was written (a fleet's trimmed raw stream): a run
-    /// over the whole input would have found that session ended by a newer one already.
-    pub resume_ended: bool,
-}
-
-impl Default for EngineConfig {
-    fn default() -> Self {
-        Self {
-            fill: FillMethod::Linear,
-            max_gap_ms: 60_000,
-            lateness_ms: 30_000,
-            validate: ValidateConfig::DEFAULT,
-            seed: 0,
-            from: None,
-            until: None,
-            window_ms: None,
-            hold_back: false,
-            emit_outages: false,
-            resume_ended: false,
-        }
-    }
-}
-
-impl EngineConfig {
-    /// How long a stream holds a reading before releasing it: the lateness, and in a
-    /// checkpointed run that is not final also the max gap, so that nothing is written that
-    /// a reading still within lateness and max-gap of the end could change.
-    pub fn release_after_ms(&self) -> u64 {
-        if self.hold_back {
-            self.lateness_ms.saturating_add(self.max_gap_ms)
-        } else {
-            self.lateness_ms
-        }
-    }
-
-    /// What a seek through a frame log must respect of this configuration (see
-    /// [`crate::input::seek::plan`]).
-    pub fn seek_window(&self) -> crate::input::seek::SeekWindow {
-        crate::input::seek::SeekWindow {
-            from: self.from,
-            until: self.until,
-            lateness_ms: self.lateness_ms,
-            max_gap_ms: self.max_gap_ms,
-            history: (VALIDATOR_HISTORY + FILL_HISTORY) as u32,
-        }
-    }
-
-    fn in_window(&self, ts: u64) -> bool {
-        self.from.is_none_or(|f| ts >= f) && self.until.is_none_or(|u| ts <= u)
-    }
-
-    fn overlaps_window(&self, start: u64, end: u64) -> bool {
-        self.from.is_none_or(|f| end >= f) && self.until.is_none_or(|u| start <= u)
-    }
-}
-
-/// An outage as reported.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-pub struct OutageReport {
-    /// The last measured reading before it, ms.
-    pub start_ms: u64,
-    /// The first measured reading after it, ms.
-    pub end_ms: u64,
-    /// Readings it swallowed.
-    pub missing: u64,
-}
-
-/// A sample the edge could not take.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-pub struct FaultReport {
-    /// The seq the sample would have had.
-    pub seq: u32,
-    /// What went wrong on the bus (`no_acknowledge`, `bus`, `timeout`, `invalid_data`).
-    pub kind: &'static str,
-}
-
-/// The last edge stats frame of a stream, and whether its books balance.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-pub struct EdgeReport {
-    /// The frame.
-    #[serde(skip)]
-    pub stats: Stats,
-    /// The edge's counters.
-    pub counters: Counters,
-    /// True when the edge's counters balance (nothing held at a stats point is allowed
-    /// for: `in ≥ out`).
-    pub balanced: bool,
-    /// Readings the edge sent (emitted + late + evicted).
-    pub sent: u64,
-    /// Frames the edge's ring dropped.
-    pub ring_dropped: u32,
-    /// Sensor faults the edge counted.
-    pub sensor_faults: u32,
-}
-
-/// Everything the engine knows about one stream at the end.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct StreamReport {
-    /// The sensor.
-    pub sensor: u32,
-    /// The session.
-    pub session: u32,
-    /// Whether readings had a seq.
-    pub has_seq: bool,
-    /// The sampling period, ms.
-    pub period_ms: u32,
-    /// `"unix"` or `"boot"`.
-    pub clock: &'static str,
-    /// Readings received from the inputs, repeats included.
-    pub received: u64,
-    /// Records not written again because an earlier checkpointed run wrote them.
-    pub already_emitted: u64,
-    /// Readings a first pass set aside because they arrived too far out of place.
-    pub set_aside: u64,
-    /// Readings set aside by the first pass and put in their place by the second.
-    pub placed: u64,
-    /// Readings held back as the unsettled tail of a checkpointed run (a later run or
-    /// `--final` writes them).
-    pub held_back: u64,
-    /// The books of the pipeline: `in = emitted + late + duplicate + rejected + evicted`.
-    pub counters: Counters,
-    /// True when the books balance with nothing held.
-    pub balanced: bool,
-    /// Records written (inside the window).
-    pub records: u64,
-    /// Measured records written.
-    pub measured: u64,
-    /// Synthetic records written.
-    pub synthetic: u64,
-    /// Records of quality good / doubtful / bad.
-    pub good: u64,
-    /// See `good`.
-    pub doubtful: u64,
-    /// See `good`.
-    pub bad: u64,
-    /// Records computed but outside `--from`/`--until`.
-    pub outside_window: u64,
-    /// Gaps found inside the window (not outages).
-    pub gaps: u64,
-    /// Readings missing in those gaps.
-    pub missing: u64,
-    /// Outages inside the window.
-    pub outages: u64,
-    /// Readings missing in those outages.
-    pub missing_in_outages: u64,
-    /// The first [`MAX_LISTED_OUTAGES`] outages.
-    pub outage_list: Vec<OutageReport>,
-    /// Readings received that the node sent again in answer to a resend (replayed frames),
-    /// repeats included: measured readings, recovered rather than filled.
-    pub recovered_by_resend: u64,
-    /// Heartbeat frames received.
-    pub heartbeats: u64,
-    /// Fault frames received.
-    pub faults: u64,
-    /// The first faults: seq and kind.
-    pub fault_list: Vec<FaultReport>,
-    /// The last edge stats frame (boxed: most streams of a long log have ended, and their
-    /// reports should stay small).
-    pub edge: Option<Box<EdgeReport>>,
-    /// The earliest reading received, ms.
-    pub first_ms: Option<u64>,
-    /// The latest reading received, ms.
-    pub last_ms: Option<u64>,
-    /// The first record written, ms.
-    pub first_out_ms: Option<u64>,
-    /// The last record written, ms.
-    pub last_out_ms: Option<u64>,
-}
-
-/// Identity for readings without a seq: the timestamp. Covers the readings still held by
-/// the reorder buffer (and the last released), so it is bounded by the buffer's capacity.
-struct ByTime {
-    /// Timestamp → the value kept and where it was read.
-    seen: BTreeMap<u64, (i32, Location)>,
-}
-
-/// Writes merged aggregates as CSV rows.
-pub struct AggregateOut<'w> {
-    w: Box<dyn io::Write + 'w>,
-    row: Vec<u8>,
-}
-
-impl<'w> AggregateOut<'w> {
-    /// Aggregates rows to `w`; the header is written at once.
-    pub fn new(mut w: Box<dyn io::Write + 'w>) -> io::Result<Self> {
-        w.write_all(crate::sink::AGG_HEADER.as_bytes())?;
-        w.write_all(b"\n")?;
-        Ok(Self {
-            w,
-            row: Vec::with_capacity(256),
-        })
-    }
-
-    fn write(&mut self, sensor: u32, session: u32, a: &Aggregate) -> io::Result<()> {
-        self.row.clear();
-        push_aggregate_row(&mut self.row, sensor, session, a);
-        self.w.write_all(&self.row)
-    }
-
-    /// Flushes the writer.
-    pub fn flush(&mut self) -> io::Result<()> {
-        self.w.flush()
-    }
-}
-
-/// What a stream keeps for its whole life, ended or not: its report and what it wrote.
-struct StreamOut {
-    key: (u32, u32),
-    meta: StreamMeta,
-    report: StreamReport,
-    /// Readings counted outside the reorder buffer: repeats and conflicts of readings without
-    /// a seq, clock glitches, readings after the stream ended.
-    extra: Counters,
-    aggregator: Option<Box<Aggregator<4>>>,
-    pending: Option<Box<Aggregate>>,
-    /// Records up to this key were written by an earlier checkpointed run.
-    skip_through: Option<OrderKey>,
-    /// Aggregate windows starting before this were written by an earlier run.
-    agg_through: Option<u64>,
-    /// The last record computed (written or not).
-    last_emitted: Option<OrderKey>,
-    /// The end of the last aggregate window written.
-    agg_written: Option<u64>,
-}
-
-/// The pipeline of a stream that can still take readings.
-struct Live {
-    reorder: StreamReorder,
-    validator: Validator<VALIDATOR_HISTORY>,
-    filler: GapFiller<FILL_HISTORY>,
-    guard: ClockGuard,
-    by_time: Option<ByTime>,
-    /// The second pass's set-aside readings of this stream.
-    spill: Option<SpillCursor>,
-    /// The last reading released by the reorder buffer.
-    released: Option<Reading>,
-    /// Released readings refused because their seq was not above the one before.
-    seq_refused: u32,
-}
-
-struct Stream {
-    /// `None` once the stream ended: a newer session of its sensor started, or the replay
-    /// finished.
-    live: Option<Box<Live>>,
-    out: StreamOut,
-}
-
-/// The shared places records and reports go.
-pub struct Sinks<'a, 'w> {
-    /// Repaired records.
-    pub records: &'a mut dyn RecordSink,
-    /// Dead letters.
-    pub dead: &'a mut DeadLetterLog<'w>,
-    /// Aggregates, when asked for.
-    pub aggregates: Option<&'a mut AggregateOut<'w>>,
-}
-
-/// Which pass of a replay an engine runs, and what it does with readings that arrive too far
-/// out of place.
-pub enum Pass {
-    /// The only pass (input that cannot be read twice): they are dead-lettered as `late`.
-    Only,
-    /// The first pass: they are set aside here.
-    First(SpillWriter),
-    /// The second pass: what the first set aside is put in its place.
-    Second(SpillSet),
-}
+pub use emit::Sinks;
+pub use report::{EdgeReport, FaultReport, OutageReport, StreamReport};
+pub use state::{EngineState, Uncaptured};
+pub use stream::Pass;
 
 /// The replay engine: streams by `(sensor, session)`, fed reading by reading.
 pub struct Engine {
@@ -491,13 +68,8 @@ pub struct Engine {
     live_by_sensor: HashMap<u32, usize>,
     last: Option<((u32, u32), usize)>,
     checkpoint: Checkpoint,
-    headers: BTreeMap<(u32, u32), Header>,
-    edge: BTreeMap<(u32, u32), Stats>,
-    faults: BTreeMap<(u32, u32), (u64, Vec<FaultReport>)>,
-    /// Per (sensor, session): replayed readings received.
-    replayed: BTreeMap<(u32, u32), u64>,
-    /// Per (sensor, session): heartbeats received.
-    heartbeats: BTreeMap<(u32, u32), u64>,
+    /// The frames that are not readings, for the reports.
+    tally: FrameTally,
     latest_seen: Option<u64>,
     pass: Pass,
     /// Second pass: per input, the positions of readings taken from the spill instead.
@@ -506,129 +78,6 @@ pub struct Engine {
     seen: Vec<u64>,
     /// The clock check's answer, reused from reading to reading.
     verdict: Verdict,
-}
-
-/// The settings a stream's state depends on: a state is continued only under the same.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-struct ConfigMark {
-    fill: FillMethod,
-    max_gap_ms: u64,
-    lateness_ms: u64,
-    validate: ValidateConfig,
-    seed: u64,
-    from: Option<u64>,
-    until: Option<u64>,
-    emit_outages: bool,
-}
-
-impl ConfigMark {
-    fn of(c: &EngineConfig) -> Self {
-        Self {
-            fill: c.fill,
-            max_gap_ms: c.max_gap_ms,
-            lateness_ms: c.lateness_ms,
-            validate: c.validate,
-            seed: c.seed,
-            from: c.from,
-            until: c.until,
-            emit_outages: c.emit_outages,
-        }
-    }
-}
-
-/// What a live stream's pipeline holds between two readings: its reorder buffer with its
-/// duplicate window, its validator's history, its gap filler's neighbours, its clock.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-struct StreamState {
-    key: (u32, u32),
-    has_seq: bool,
-    period_ms: u32,
-    clock: ClockKind,
-    reorder: StreamReorder,
-    validator: Validator<VALIDATOR_HISTORY>,
-    filler: GapFiller<FILL_HISTORY>,
-    guard: GuardState,
-    released: Option<Reading>,
-    seq_refused: u32,
-    extra: Counters,
-}
-
-/// The state of an engine's live streams at the end of its input and before
-/// [`Engine::finish`]: a later run that restores it ([`Engine::restore`]) and reads only what
-/// came after computes exactly what one run over both inputs computes. Its size is bounded
-/// per stream (the reorder buffer, the duplicate window, the validator and filler
-/// histories), never by the length of the input.
-///
-/// Only the pipeline is carried: what a stream wrote is in the checkpoint, and its report
-/// counts only what the run that makes it read.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct EngineState {
-    config: ConfigMark,
-    streams: Vec<StreamState>,
-}
-
-/// Why the state of an engine cannot be carried to a later run: the run that continues it
-/// must read the input again from an earlier state.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Uncaptured {
-    /// A reading held by the clock check waits for the next one, and names its place in
-    /// this run's input.
-    ClockHeld {
-        /// The sensor.
-        sensor: u32,
-    },
-    /// A reading a first pass set aside waits for its place.
-    SetAsideWaiting {
-        /// The sensor.
-        sensor: u32,
-    },
-    /// Input without a seq: its identities are timestamps kept with their input places.
-    WithoutSeq {
-        /// The sensor.
-        sensor: u32,
-    },
-    /// Aggregate windows are open (`window_ms`).
-    Aggregates,
-}
-
-impl std::fmt::Display for Uncaptured {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Uncaptured::ClockHeld { sensor } => write!(
-                f,
-                "sensor {sensor}: a reading held by the clock check waits for the next one"
-            ),
-            Uncaptured::SetAsideWaiting { sensor } => write!(
-                f,
-                "sensor {sensor}: a reading set aside by the first pass waits for its place"
-            ),
-            Uncaptured::WithoutSeq { sensor } => write!(
-                f,
-                "sensor {sensor}: readings without a seq are identified by their input places"
-            ),
-            Uncaptured::Aggregates => f.write_str("aggregate windows are open"),
-        }
-    }
-}
-
-/// Why an engine cannot start.
-#[derive(Debug, thiserror::Error)]
-pub enum EngineError {
-    /// The validation limits are inconsistent.
-    #[error("invalid validation limits: {0}")]
-    Validate(mend_core::ValidateConfigError),
-    /// The gap settings are inconsistent.
-    #[error("invalid gap settings: {0}")]
-    Gap(mend_core::GapConfigError),
-    /// The aggregate settings are inconsistent.
-    #[error("invalid aggregate settings: {0}")]
-    Aggregate(mend_core::AggregateError),
-    /// The spill of a first pass could not be read.
-    #[error("cannot read the readings set aside by the first pass: {0}")]
-    Spill(io::Error),
-    /// A stored state was made with other settings.
-    #[error("the stored engine state was made with other repair settings; continue it with the same settings")]
-    OtherSettings,
 }
 
 impl Engine {
@@ -671,11 +120,7 @@ impl Engine {
             live_by_sensor: HashMap::new(),
             last: None,
             checkpoint,
-            headers: BTreeMap::new(),
-            edge: BTreeMap::new(),
-            faults: BTreeMap::new(),
-            replayed: BTreeMap::new(),
-            heartbeats: BTreeMap::new(),
+            tally: FrameTally::default(),
             latest_seen: None,
             pass,
             skips,
@@ -719,7 +164,7 @@ impl Engine {
             None => {
                 let i = self.streams.len();
                 let s = self.new_stream(key, &item.meta)?;
-                self.headers.remove(&key);
+                self.tally.stream_seen(key);
                 // Ended by a newer session in the part of the input that was dropped: it
                 // does not end the sensor's live session again.
                 let ended = self.cfg.resume_ended
@@ -741,86 +186,10 @@ impl Engine {
         Ok(i)
     }
 
-    #[inline(never)]
-    #[cold]
+    /// A new live stream, knowing what earlier runs wrote of it and this pass's spill.
     fn new_stream(&self, key: (u32, u32), meta: &StreamMeta) -> io::Result<Stream> {
-        let c = &self.cfg;
-        let period = meta.period_ms.max(1);
-        let fill = FillConfig {
-            method: c.fill,
-            period_ms: period,
-            tolerance_ms: period / 2,
-            max_gap_ms: c.max_gap_ms.max(u64::from(period)),
-            seed: c.seed,
-            use_seq: meta.has_seq,
-            band: c.validate.band,
-        };
-        let filler = GapFiller::try_new(fill).map_err(|e| {
-            io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!(
-                    "sensor {} session {} (period {} ms): invalid gap settings: {e}",
-                    key.0, key.1, period
-                ),
-            )
-        })?;
-        let validator = Validator::try_new(c.validate).map_err(|e| {
-            io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("invalid validation limits: {e}"),
-            )
-        })?;
-        let aggregator = c
-            .window_ms
-            .and_then(|w| Aggregator::try_new(w, period, c.validate.band).ok())
-            .map(Box::new);
-        let report = StreamReport {
-            sensor: key.0,
-            session: key.1,
-            has_seq: meta.has_seq,
-            period_ms: period,
-            clock: match meta.clock {
-                ClockKind::Unix => "unix",
-                ClockKind::Boot => "boot",
-            },
-            ..StreamReport::default()
-        };
         let mark = self.checkpoint.streams.get(&key).copied();
-        let spill = match &self.pass {
-            Pass::Second(set) => set.cursor(key)?,
-            _ => None,
-        };
-        // A clock that strays further than the lateness or a gap can explain is suspect.
-        let tolerance = c.max_gap_ms.max(c.lateness_ms).max(2 * u64::from(period));
-        Ok(Stream {
-            live: Some(Box::new(Live {
-                reorder: StreamReorder::new(c.release_after_ms(), period, meta.has_seq),
-                validator,
-                filler,
-                guard: ClockGuard::new(tolerance, meta.has_seq),
-                by_time: (!meta.has_seq).then(|| ByTime {
-                    seen: BTreeMap::new(),
-                }),
-                spill,
-                released: None,
-                seq_refused: 0,
-            })),
-            out: StreamOut {
-                key,
-                meta: StreamMeta {
-                    period_ms: period,
-                    ..*meta
-                },
-                report,
-                extra: Counters::default(),
-                aggregator,
-                pending: None,
-                skip_through: mark.map(|m| m.key()),
-                agg_through: mark.and_then(|m| m.agg_through),
-                last_emitted: mark.map(|m| m.key()),
-                agg_written: mark.and_then(|m| m.agg_through),
-            },
-        })
+        Stream::new(&self.cfg, key, meta, mark, &self.pass)
     }
 
     /// Takes one item of input number `input`.
@@ -828,26 +197,21 @@ impl Engine {
         match item {
             Item::Reading(r) => {
                 if r.replayed {
-                    let key = (r.reading.sensor, r.reading.session);
-                    *self.replayed.entry(key).or_default() += 1;
+                    self.tally.replayed((r.reading.sensor, r.reading.session));
                 }
                 self.push_reading(r, sinks)
             }
             Item::Heartbeat { sensor, session } => {
-                *self.heartbeats.entry((sensor, session)).or_default() += 1;
+                self.tally.heartbeat((sensor, session));
                 Ok(())
             }
             Item::Header(h) => {
-                // Kept only for a session no reading has been seen of yet: the report of a
-                // session whose readings were all lost still names its period and clock.
-                let key = (h.sensor, h.session);
-                if !self.index.contains_key(&key) {
-                    self.headers.entry(key).or_insert(h);
-                }
+                let known = self.index.contains_key(&(h.sensor, h.session));
+                self.tally.header(h, known);
                 Ok(())
             }
             Item::Stats { sensor, stats } => {
-                self.edge.insert((sensor, stats.session), stats);
+                self.tally.stats(sensor, stats);
                 Ok(())
             }
             Item::Fault {
@@ -855,19 +219,7 @@ impl Engine {
                 session,
                 fault,
             } => {
-                let (n, list) = self.faults.entry((sensor, session)).or_default();
-                *n += 1;
-                if list.len() < MAX_LISTED_OUTAGES {
-                    list.push(FaultReport {
-                        seq: fault.seq,
-                        kind: match fault.kind {
-                            mend_core::FaultKind::NoAcknowledge => "no_acknowledge",
-                            mend_core::FaultKind::Bus => "bus",
-                            mend_core::FaultKind::Timeout => "timeout",
-                            mend_core::FaultKind::InvalidData => "invalid_data",
-                        },
-                    });
-                }
+                self.tally.fault((sensor, session), fault.seq, fault.kind);
                 Ok(())
             }
             Item::Dead(d) => sinks.dead.push(&d),
@@ -919,11 +271,11 @@ impl Engine {
             // Its session ended before this reading arrived.
             s.out.extra.input = s.out.extra.input.wrapping_add(1);
             s.out.extra.late = s.out.extra.late.wrapping_add(1);
-            return self.too_late(idx, item, Refusal::AfterEnd, sinks);
+            return s.too_late(&mut self.pass, item, Refusal::AfterEnd, sinks);
         };
         if live.guard.confirm_if_fits(&item) {
-            self.admit(idx, item, sinks)?;
-            return self.release_ready(idx, sinks);
+            s.admit(&self.cfg, &mut self.pass, item, sinks)?;
+            return s.release_ready(&self.cfg, sinks);
         }
         let mut verdict = std::mem::take(&mut self.verdict);
         live.guard.admit(item, &mut verdict);
@@ -936,214 +288,19 @@ impl Engine {
             dead_letter(sinks, &g, &g.reading, why)?;
         }
         for x in verdict.pass.drain(..) {
-            self.admit(idx, x, sinks)?;
+            s.admit(&self.cfg, &mut self.pass, x, sinks)?;
         }
         self.verdict = verdict;
-        self.release_ready(idx, sinks)
-    }
-
-    /// Passes a reading that fits its stream's clock on to identity dedup and the reorder
-    /// buffer.
-    fn admit(&mut self, idx: usize, x: ReadingItem, sinks: &mut Sinks) -> io::Result<()> {
-        let cfg = &self.cfg;
-        let Some(s) = self.streams.get_mut(idx) else {
-            return Ok(());
-        };
-        let Some(live) = s.live.as_mut() else {
-            return Ok(());
-        };
-        let r = x.reading;
-        if let Some(bt) = live.by_time.as_mut() {
-            if live.released.is_some_and(|l| r.timestamp < l.timestamp) {
-                s.out.extra.input = s.out.extra.input.wrapping_add(1);
-                s.out.extra.late = s.out.extra.late.wrapping_add(1);
-                return self.too_late(idx, x, Refusal::Late, sinks);
-            }
-            match bt.seen.get(&r.timestamp) {
-                Some(&(v, _)) if v == r.celsius.to_bits() => {
-                    s.out.extra.input = s.out.extra.input.wrapping_add(1);
-                    s.out.extra.duplicate = s.out.extra.duplicate.wrapping_add(1);
-                    return Ok(());
-                }
-                Some(&(kept, at)) => {
-                    s.out.extra.input = s.out.extra.input.wrapping_add(1);
-                    s.out.extra.rejected = s.out.extra.rejected.wrapping_add(1);
-                    return dead_letter(sinks, &x, &r, Refusal::Conflicting { kept, at });
-                }
-                None => {
-                    bt.seen.insert(r.timestamp, (r.celsius.to_bits(), x.at));
-                }
-            }
-        }
-        match live.reorder.push(r) {
-            Admit::Held | Admit::Duplicate => Ok(()),
-            Admit::Rejected(e) => self.too_late(idx, x, Refusal::BeyondWindow(e), sinks),
-            Admit::Released(rel) => match rel.kind {
-                ReleaseKind::Late => self.too_late(idx, x, Refusal::Late, sinks),
-                ReleaseKind::InOrder | ReleaseKind::Evicted => release(s, cfg, rel.reading, sinks),
-            },
-        }
-    }
-
-    /// A reading that arrived after its place was written: set aside on a first pass,
-    /// dead-lettered otherwise.
-    #[cold]
-    fn too_late(
-        &mut self,
-        idx: usize,
-        x: ReadingItem,
-        why: Refusal,
-        sinks: &mut Sinks,
-    ) -> io::Result<()> {
-        match &mut self.pass {
-            Pass::First(w) => {
-                w.push(x)?;
-                if let Some(s) = self.streams.get_mut(idx) {
-                    s.out.report.set_aside += 1;
-                }
-                return Ok(());
-            }
-            Pass::Second(_) if matches!(why, Refusal::Late) => {
-                // Placing set-aside readings changes nothing about when the others are
-                // released, so a reading that the first pass did not find late is late now
-                // only because it repeats one that was set aside then and placed now (the
-                // first pass knew it as a duplicate of that one).
-                if let Some(s) = self.streams.get_mut(idx) {
-                    if s.live.as_ref().is_some_and(|l| l.spill.is_some()) {
-                        s.out.extra.late = s.out.extra.late.wrapping_sub(1);
-                        s.out.extra.duplicate = s.out.extra.duplicate.wrapping_add(1);
-                        return Ok(());
-                    }
-                }
-            }
-            _ => {}
-        }
-        dead_letter(sinks, &x, &x.reading, why)
-    }
-
-    /// Releases what the watermark has passed (with the set-aside readings before each).
-    fn release_ready(&mut self, idx: usize, sinks: &mut Sinks) -> io::Result<()> {
-        let cfg = &self.cfg;
-        let Some(s) = self.streams.get_mut(idx) else {
-            return Ok(());
-        };
-        while let Some(rel) = s.live.as_mut().and_then(|l| l.reorder.pop_ready()) {
-            release(s, cfg, rel.reading, sinks)?;
-        }
-        if let Some(live) = s.live.as_mut() {
-            if let (Some(bt), Some(last)) = (live.by_time.as_mut(), live.released) {
-                while bt
-                    .seen
-                    .first_key_value()
-                    .is_some_and(|(t, _)| *t < last.timestamp)
-                {
-                    bt.seen.pop_first();
-                }
-            }
-        }
-        Ok(())
+        s.release_ready(&self.cfg, sinks)
     }
 
     /// Ends stream `idx`: everything it holds goes out (at the end of a checkpointed run that
     /// is not final, only what is settled), and its pipeline is freed.
     fn end_stream(&mut self, idx: usize, at_finish: bool, sinks: &mut Sinks) -> io::Result<()> {
-        // At the end of a run that holds back its tail, a reading held by the clock check is
-        // undecided: the next reading decides, so it waits for the next run with the tail.
-        // Otherwise a held reading that nothing contradicted goes on.
-        let hold = at_finish && self.cfg.hold_back;
-        let (verdict, undecided) = match self.streams.get_mut(idx) {
-            Some(Stream {
-                live: Some(live), ..
-            }) if hold => (Verdict::default(), live.guard.held() as u64),
-            Some(Stream {
-                live: Some(live),
-                out,
-            }) => {
-                let v = live.guard.finish();
-                for g in &v.glitches {
-                    out.extra.input = out.extra.input.wrapping_add(1);
-                    out.extra.rejected = out.extra.rejected.wrapping_add(1);
-                    let why = Refusal::ClockJump {
-                        frontier: live.guard.frontier(),
-                    };
-                    dead_letter(sinks, g, &g.reading, why)?;
-                }
-                (v, 0)
-            }
-            _ => return Ok(()),
-        };
-        for x in verdict.pass {
-            self.admit(idx, x, sinks)?;
+        match self.streams.get_mut(idx) {
+            Some(s) => s.end(&self.cfg, &mut self.pass, at_finish, sinks),
+            None => Ok(()),
         }
-        let cfg = &self.cfg;
-        let Some(s) = self.streams.get_mut(idx) else {
-            return Ok(());
-        };
-        let Some(mut live) = s.live.take() else {
-            return Ok(());
-        };
-        s.out.extra.input = s
-            .out
-            .extra
-            .input
-            .wrapping_add(u32::try_from(undecided).unwrap_or(u32::MAX));
-        let settled = (at_finish && cfg.hold_back).then(|| {
-            live.guard
-                .frontier()
-                .map_or(0, |f| f.saturating_sub(cfg.lateness_ms + cfg.max_gap_ms))
-        });
-        let mut held_back = undecided;
-        while let Some(rel) = live.reorder.pop_any() {
-            if settled.is_some_and(|b| rel.reading.timestamp > b) {
-                held_back += 1;
-                continue;
-            }
-            let key = (rel.reading.timestamp, rel.reading.seq);
-            place_set_aside(&mut live, &mut s.out, cfg, Some(key), sinks)?;
-            process_live(&mut live, &mut s.out, cfg, rel.reading, sinks)?;
-        }
-        // Popped by the loop above but not written: they stay held for a later run.
-        let popped_unwritten = held_back - undecided;
-        let last = settled.map(|b| (b, u32::MAX));
-        place_set_aside(&mut live, &mut s.out, cfg, last, sinks)?;
-        if let Some(cursor) = live.spill.as_mut() {
-            // What is left at the end of a checkpointed run waits for the next one.
-            while cursor.pop()?.is_some() {
-                held_back += 1;
-                s.out.extra.input = s.out.extra.input.wrapping_add(1);
-                s.out.report.received += 1;
-            }
-        }
-        live.filler.finish();
-        if let Some(agg) = s.out.aggregator.as_mut() {
-            let mut done = Vec::new();
-            agg.finish(&mut |a| done.push(a));
-            for a in done {
-                push_aggregate(&mut s.out, a, sinks)?;
-            }
-        }
-        if let Some(p) = s.out.pending.take() {
-            let complete = settled.is_none_or(|b| p.window_start + p.window_ms <= b + 1);
-            write_aggregate(&mut s.out, *p, complete, sinks)?;
-        }
-        s.out.aggregator = None;
-        let mut c = live.reorder.counters();
-        c.emitted = c
-            .emitted
-            .wrapping_sub(u32::try_from(popped_unwritten).unwrap_or(u32::MAX));
-        c.add(&s.out.extra);
-        // Released, then refused for their seq: rejected, not emitted.
-        c.emitted = c.emitted.wrapping_sub(live.seq_refused);
-        c.rejected = c.rejected.wrapping_add(live.seq_refused);
-        s.out.extra = Counters::default();
-        let rep = &mut s.out.report;
-        rep.held_back += held_back;
-        rep.counters.add(&c);
-        // Held-back readings stay in the books as held: a later run writes them.
-        rep.balanced = rep
-            .counters
-            .balanced(usize::try_from(rep.held_back).unwrap_or(usize::MAX));
-        Ok(())
     }
 
     /// Ends the replay: ends every stream in `(sensor, session)` order.
@@ -1163,7 +320,8 @@ impl Engine {
     /// seen in headers, stats or fault frames. (Taken, not copied: a log of a million
     /// sessions has a million reports.)
     pub fn take_reports(&mut self) -> Vec<StreamReport> {
-        let mut out: Vec<StreamReport> = Vec::with_capacity(self.index.len() + self.headers.len());
+        let mut out: Vec<StreamReport> =
+            Vec::with_capacity(self.index.len() + self.tally.headers_waiting());
         for i in self.index.values() {
             if let Some(s) = self.streams.get_mut(*i) {
                 let mut rep = std::mem::take(&mut s.out.report);
@@ -1182,71 +340,7 @@ impl Engine {
         }
         // The streams are done with; their memory can go before the rest is added.
         self.streams = Vec::new();
-        let bare = |sensor: u32, session: u32| StreamReport {
-            sensor,
-            session,
-            balanced: true,
-            ..StreamReport::default()
-        };
-        let key = |r: &StreamReport| (r.sensor, r.session);
-        // Sessions whose readings were all lost: their header names period and clock.
-        let unsorted = !self.headers.is_empty();
-        for (_, h) in std::mem::take(&mut self.headers) {
-            out.push(StreamReport {
-                has_seq: true,
-                period_ms: h.period_ms,
-                clock: match h.clock {
-                    ClockKind::Unix => "unix",
-                    ClockKind::Boot => "boot",
-                },
-                ..bare(h.sensor, h.session)
-            });
-        }
-        if unsorted {
-            out.sort_by_key(key);
-        }
-        let slot = |out: &mut Vec<StreamReport>, k: (u32, u32)| -> usize {
-            match out.binary_search_by_key(&k, key) {
-                Ok(i) => i,
-                Err(i) => {
-                    out.insert(i, bare(k.0, k.1));
-                    i
-                }
-            }
-        };
-        for (k, stats) in &self.edge {
-            let i = slot(&mut out, *k);
-            let c = stats.counters;
-            if let Some(rep) = out.get_mut(i) {
-                rep.edge = Some(Box::new(EdgeReport {
-                    stats: *stats,
-                    counters: c,
-                    balanced: u64::from(c.input) >= c.out(),
-                    sent: u64::from(c.emitted) + u64::from(c.late) + u64::from(c.evicted),
-                    ring_dropped: stats.ring_dropped,
-                    sensor_faults: stats.sensor_faults,
-                }));
-            }
-        }
-        for (k, (n, list)) in &self.faults {
-            let i = slot(&mut out, *k);
-            if let Some(rep) = out.get_mut(i) {
-                rep.faults = *n;
-                rep.fault_list = list.clone();
-            }
-        }
-        for (k, n) in &self.replayed {
-            let i = slot(&mut out, *k);
-            if let Some(rep) = out.get_mut(i) {
-                rep.recovered_by_resend = *n;
-            }
-        }
-        for (k, n) in &self.heartbeats {
-            let i = slot(&mut out, *k);
-            if let Some(rep) = out.get_mut(i) {
-                rep.heartbeats = *n;
-            }
-        }
+        self.tally.complete(&mut out);
         out
     }
 
@@ -1266,34 +360,11 @@ impl Engine {
             let Some(s) = self.streams.get_mut(i) else {
                 continue;
             };
-            let Some(l) = s.live.as_mut() else {
-                continue;
-            };
-            let sensor = s.out.key.0;
-            if l.by_time.is_some() {
-                return Ok(Err(Uncaptured::WithoutSeq { sensor }));
+            match StreamState::capture(s)? {
+                Ok(Some(st)) => streams.push(st),
+                Ok(None) => {}
+                Err(why) => return Ok(Err(why)),
             }
-            if let Some(cursor) = l.spill.as_mut() {
-                if cursor.peek()?.is_some() {
-                    return Ok(Err(Uncaptured::SetAsideWaiting { sensor }));
-                }
-            }
-            let Some(guard) = l.guard.state() else {
-                return Ok(Err(Uncaptured::ClockHeld { sensor }));
-            };
-            streams.push(StreamState {
-                key: s.out.key,
-                has_seq: s.out.meta.has_seq,
-                period_ms: s.out.meta.period_ms,
-                clock: s.out.meta.clock,
-                reorder: l.reorder.clone(),
-                validator: l.validator.clone(),
-                filler: l.filler.clone(),
-                guard,
-                released: l.released,
-                seq_refused: l.seq_refused,
-                extra: s.out.extra,
-            });
         }
         Ok(Ok(EngineState {
             config: ConfigMark::of(&self.cfg),
@@ -1330,24 +401,10 @@ impl Engine {
             return Err(EngineError::OtherSettings);
         }
         for st in &state.streams {
-            let meta = StreamMeta {
-                has_seq: st.has_seq,
-                period_ms: st.period_ms,
-                clock: st.clock,
-            };
-            let mut stream = self.new_stream(st.key, &meta).map_err(EngineError::Spill)?;
-            if let Some(l) = stream.live.as_mut() {
-                l.reorder = st.reorder.clone();
-                // A run that holds back its tail releases later than a settled one; the
-                // order of what is released does not change.
-                l.reorder.set_lateness_ms(self.cfg.release_after_ms());
-                l.validator = st.validator.clone();
-                l.filler = st.filler.clone();
-                l.guard = ClockGuard::from_state(st.guard);
-                l.released = st.released;
-                l.seq_refused = st.seq_refused;
-            }
-            stream.out.extra = st.extra;
+            let mut stream = self
+                .new_stream(st.key, &st.meta())
+                .map_err(EngineError::Spill)?;
+            st.continue_in(&mut stream, self.cfg.release_after_ms());
             let i = self.streams.len();
             self.streams.push(stream);
             self.index.insert(st.key, i);
@@ -1380,7 +437,7 @@ impl Engine {
                     last_timestamp: last.0,
                     last_seq: last.1,
                     last_celsius_bits: last.2,
-                    agg_through: s.out.agg_written,
+                    agg_through: s.out.windows.written_through(),
                     ended: self.live_by_sensor.get(&key.0) != Some(i),
                 },
             );
@@ -1389,349 +446,281 @@ impl Engine {
     }
 }
 
-/// Why a reading is dead-lettered by the engine.
-enum Refusal {
-    /// Its clock jumped away from its stream's.
-    ClockJump { frontier: Option<u64> },
-    /// Same timestamp, another value, no seq to tell them apart.
-    Conflicting { kept: i32, at: Location },
-    /// Its seq is not above the seq released before it.
-    SeqBehind { before: u32 },
-    /// Below the duplicate window.
-    BeyondWindow(mend_core::ReorderError),
-    /// After later readings of its stream were written.
-    Late,
-    /// After its session ended.
-    AfterEnd,
-    /// New since the last checkpointed run, which already wrote its place.
-    Settled,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::input::{DeadLetter, Location};
+    use crate::sink::dlq::DeadLetterLog;
+    use crate::sink::RecordSink;
+    use mend_core::{Celsius, ClockKind, Outage, Reading, Record};
 
-impl Refusal {
-    /// The reason, as in the dead-letter file.
-    fn reason(&self) -> DeadReason {
-        match self {
-            Refusal::ClockJump { .. } => DeadReason::ClockJump,
-            Refusal::Conflicting { .. } => DeadReason::ConflictingDuplicate,
-            Refusal::SeqBehind { .. } => DeadReason::SeqBehindTime,
-            Refusal::BeyondWindow(_) => DeadReason::BeyondDedupWindow,
-            Refusal::Late | Refusal::AfterEnd | Refusal::Settled => DeadReason::Late,
-        }
+    /// Everything the engine writes.
+    #[derive(Default)]
+    struct Rows {
+        recs: Vec<Record>,
+        outages: Vec<Outage>,
     }
-}
 
-#[cold]
-#[inline(never)]
-fn dead_letter(sinks: &mut Sinks, item: &ReadingItem, r: &Reading, why: Refusal) -> io::Result<()> {
-    use crate::text::timefmt::to_rfc3339;
-    let reason = why.reason();
-    let seq = if item.meta.has_seq {
-        format!("seq {} ", r.seq)
-    } else {
-        String::new()
-    };
-    let detail = match why {
-        Refusal::ClockJump { frontier } => format!(
-            "reading {seq}at {} does not fit its stream's clock (last at {}), and the reading after it does: set aside as a clock glitch",
-            to_rfc3339(r.timestamp),
-            frontier.map_or_else(|| "-".to_string(), to_rfc3339),
-        ),
-        Refusal::Conflicting { kept, at } => format!(
-            "reading at {} has value {} but the reading kept for that time ({at}) has {}: without a seq the timestamp is its identity, so the first is kept",
-            to_rfc3339(r.timestamp),
-            crate::text::numfmt::celsius_string(r.celsius),
-            crate::text::numfmt::celsius_string(mend_core::Celsius::from_bits(kept)),
-        ),
-        Refusal::SeqBehind { before } => format!(
-            "reading {seq}at {} comes after seq {before} in time: its clock disagrees with its seq",
-            to_rfc3339(r.timestamp)
-        ),
-        Refusal::BeyondWindow(e) => format!("reading {seq}: {e}"),
-        Refusal::Late => format!(
-            "reading {seq}at {} arrived after later readings of its stream were written (raise --lateness, or replay a file rather than standard input)",
-            to_rfc3339(r.timestamp)
-        ),
-        Refusal::Settled => format!(
-            "reading {seq}at {} is new since the last checkpointed run, which already wrote its place (hold back more with a larger --lateness)",
-            to_rfc3339(r.timestamp)
-        ),
-        Refusal::AfterEnd => format!(
-            "reading {seq}at {} arrived after a newer session of sensor {} started",
-            to_rfc3339(r.timestamp),
-            r.sensor
-        ),
-    };
-    sinks.dead.push(&DeadLetter {
-        input: item.input,
-        location: item.at,
-        reason,
-        detail,
-    })
-}
-
-/// Processes a reading the reorder buffer released, after the set-aside readings that come
-/// before it.
-#[inline]
-fn release(s: &mut Stream, cfg: &EngineConfig, r: Reading, sinks: &mut Sinks) -> io::Result<()> {
-    match s.live.as_mut() {
-        Some(live) => {
-            if live.spill.is_some() {
-                let key = (r.timestamp, r.seq);
-                place_set_aside(live, &mut s.out, cfg, Some(key), sinks)?;
-            }
-            process_live(live, &mut s.out, cfg, r, sinks)
-        }
-        None => Ok(()),
-    }
-}
-
-/// Second pass: processes the stream's set-aside readings that come before `before`
-/// (`(timestamp, seq)`; all for `None`), just before the reading released next, so that
-/// they take their place in the released order without changing what the reorder buffer
-/// releases or when (a reading read in its place goes first when both have the same key,
-/// as it did in the input). A copy of the reading released just before is a duplicate.
-#[cold]
-fn place_set_aside(
-    live: &mut Live,
-    out: &mut StreamOut,
-    cfg: &EngineConfig,
-    before: Option<(u64, u32)>,
-    sinks: &mut Sinks,
-) -> io::Result<()> {
-    // Taken out while the stream processes what it yields; put back before returning.
-    let Some(mut cursor) = live.spill.take() else {
-        return Ok(());
-    };
-    let result = place_from(&mut cursor, live, out, cfg, before, sinks);
-    live.spill = Some(cursor);
-    result
-}
-
-fn place_from(
-    cursor: &mut SpillCursor,
-    live: &mut Live,
-    out: &mut StreamOut,
-    cfg: &EngineConfig,
-    before: Option<(u64, u32)>,
-    sinks: &mut Sinks,
-) -> io::Result<()> {
-    loop {
-        let due = cursor
-            .peek()?
-            .is_some_and(|n| before.is_none_or(|b| (n.reading.timestamp, n.reading.seq) < b));
-        if !due {
-            break;
-        }
-        let Some(x) = cursor.pop()? else {
-            break;
-        };
-        let r = x.reading;
-        out.report.placed += 1;
-        out.report.received += 1;
-        out.extra.input = out.extra.input.wrapping_add(1);
-        let repeat = live
-            .released
-            .filter(|p| p.timestamp == r.timestamp && (!out.meta.has_seq || p.seq == r.seq));
-        if let Some(prev) = repeat {
-            if prev.celsius == r.celsius || out.meta.has_seq {
-                out.extra.duplicate = out.extra.duplicate.wrapping_add(1);
-            } else {
-                out.extra.rejected = out.extra.rejected.wrapping_add(1);
-                let at = live
-                    .by_time
-                    .as_ref()
-                    .and_then(|bt| bt.seen.get(&r.timestamp))
-                    .map_or(
-                        Location::Released {
-                            sensor: r.sensor,
-                            session: r.session,
-                            seq: r.seq,
-                        },
-                        |(_, at)| *at,
-                    );
-                let kept = prev.celsius.to_bits();
-                dead_letter(sinks, &x, &r, Refusal::Conflicting { kept, at })?;
-            }
-            continue;
-        }
-        out.extra.emitted = out.extra.emitted.wrapping_add(1);
-        process_live(live, out, cfg, r, sinks)?;
-    }
-    Ok(())
-}
-
-/// Validates one released reading and runs it through the gap filler.
-fn process_live(
-    live: &mut Live,
-    out: &mut StreamOut,
-    cfg: &EngineConfig,
-    r: Reading,
-    sinks: &mut Sinks,
-) -> io::Result<()> {
-    if out.meta.has_seq {
-        if let Some(prev) = live.released.filter(|p| r.seq <= p.seq) {
-            // Released in time order, yet not above the seq before it: its clock and its seq
-            // disagree, and a fill between the two could repeat an identity.
-            live.seq_refused = live.seq_refused.wrapping_add(1);
-            let item = ReadingItem {
-                input: usize::MAX,
-                reading: r,
-                meta: out.meta,
-                at: Location::Released {
-                    sensor: r.sensor,
-                    session: r.session,
-                    seq: r.seq,
-                },
-                replayed: false,
-            };
-            return dead_letter(sinks, &item, &r, Refusal::SeqBehind { before: prev.seq });
-        }
-    }
-    live.released = Some(r);
-    let flags = live.validator.check(&r);
-    let rec = Record::measured(r, flags.quality(), flags);
-    let mut err: io::Result<()> = Ok(());
-    live.filler.push(rec, &mut |ev| {
-        if err.is_err() {
-            return;
-        }
-        // By reference: the record is read where the gap filler put it, not copied out.
-        err = match &ev {
-            GapEvent::Record(rec) => emit(out, cfg, rec, sinks),
-            GapEvent::Gap {
-                before,
-                after,
-                missing,
-            } => {
-                let old = out
-                    .skip_through
-                    .is_some_and(|k| (after.timestamp, after.seq) <= (k.0, k.1));
-                if !old && cfg.overlaps_window(before.timestamp, after.timestamp) {
-                    out.report.gaps += 1;
-                    out.report.missing += *missing;
-                }
-                Ok(())
-            }
-            GapEvent::Outage(o) => outage(out, cfg, o, sinks),
-        };
-    });
-    err
-}
-
-fn outage(
-    out: &mut StreamOut,
-    cfg: &EngineConfig,
-    o: &Outage,
-    sinks: &mut Sinks,
-) -> io::Result<()> {
-    if !cfg.overlaps_window(o.before.timestamp, o.after.timestamp) {
-        return Ok(());
-    }
-    if out
-        .skip_through
-        .is_some_and(|k| (o.after.timestamp, o.after.seq) <= (k.0, k.1))
-    {
-        return Ok(());
-    }
-    out.report.outages += 1;
-    out.report.missing_in_outages += o.missing;
-    if out.report.outage_list.len() < MAX_LISTED_OUTAGES {
-        out.report.outage_list.push(OutageReport {
-            start_ms: o.before.timestamp,
-            end_ms: o.after.timestamp,
-            missing: o.missing,
-        });
-    }
-    sinks.records.outage(o)?;
-    if cfg.emit_outages {
-        for slot in o.slots(out.meta.period_ms) {
-            if cfg.until.is_some_and(|u| slot.timestamp > u) {
-                break;
-            }
-            let before_checkpoint = out
-                .skip_through
-                .is_some_and(|k| (slot.timestamp, slot.seq) <= (k.0, k.1));
-            if cfg.in_window(slot.timestamp) && !before_checkpoint {
-                sinks.records.missing(o, slot, &out.meta)?;
-            }
-        }
-    }
-    Ok(())
-}
-
-#[inline]
-fn emit(
-    out: &mut StreamOut,
-    cfg: &EngineConfig,
-    rec: &Record,
-    sinks: &mut Sinks,
-) -> io::Result<()> {
-    let r = &rec.reading;
-    let key = order_key(r);
-    out.last_emitted = Some(key);
-    if !cfg.in_window(r.timestamp) {
-        out.report.outside_window += 1;
-        return Ok(());
-    }
-    if let Some(agg) = out.aggregator.as_mut() {
-        let mut done: Vec<Aggregate> = Vec::new();
-        agg.push(rec, &mut |a| done.push(a));
-        for a in done {
-            push_aggregate(out, a, sinks)?;
-        }
-    }
-    if out.skip_through.is_some_and(|k| key <= k) {
-        // Written by an earlier run; still counted in the aggregates above, whose windows
-        // are written once complete.
-        out.report.already_emitted += 1;
-        return Ok(());
-    }
-    let rep = &mut out.report;
-    rep.records += 1;
-    match rec.origin {
-        Origin::Measured => rep.measured += 1,
-        Origin::Synthetic(_) => rep.synthetic += 1,
-    }
-    match rec.quality {
-        Quality::Good => rep.good += 1,
-        Quality::Doubtful => rep.doubtful += 1,
-        Quality::Bad => rep.bad += 1,
-    }
-    if rep.first_out_ms.is_none() {
-        rep.first_out_ms = Some(r.timestamp);
-    }
-    rep.last_out_ms = Some(r.timestamp);
-    sinks.records.record(rec, &out.meta)
-}
-
-/// Merges a partial aggregate with the pending one of the same window, or writes the
-/// pending one and keeps this.
-fn push_aggregate(out: &mut StreamOut, a: Aggregate, sinks: &mut Sinks) -> io::Result<()> {
-    match out.pending.as_mut() {
-        Some(p) if p.window_start == a.window_start => {
-            p.merge(&a);
+    impl RecordSink for Rows {
+        fn record(&mut self, rec: &Record, _meta: &StreamMeta) -> io::Result<()> {
+            self.recs.push(*rec);
             Ok(())
         }
-        _ => match out.pending.replace(Box::new(a)) {
-            Some(p) => write_aggregate(out, *p, true, sinks),
-            None => Ok(()),
-        },
+        fn outage(&mut self, o: &Outage) -> io::Result<()> {
+            self.outages.push(*o);
+            Ok(())
+        }
     }
-}
 
-/// Writes a finished aggregate window, unless an earlier run wrote it or it is not complete.
-fn write_aggregate(
-    out: &mut StreamOut,
-    a: Aggregate,
-    complete: bool,
-    sinks: &mut Sinks,
-) -> io::Result<()> {
-    if !complete || out.agg_through.is_some_and(|t| a.window_start < t) {
-        return Ok(());
+    const WITH_SEQ: StreamMeta = StreamMeta {
+        has_seq: true,
+        period_ms: 1_000,
+        clock: ClockKind::Unix,
+    };
+
+    /// A reading of sensor 1 at `seq` seconds, read at byte `offset`.
+    fn at(session: u32, seq: u32, bits: i32, offset: u64, meta: StreamMeta) -> Item {
+        Item::Reading(ReadingItem {
+            input: 0,
+            reading: Reading::new(
+                1,
+                session,
+                seq,
+                u64::from(seq) * 1_000,
+                Celsius::from_bits(52 * 256 + bits),
+            ),
+            meta,
+            at: Location::Bytes { offset, length: 9 },
+            replayed: false,
+        })
     }
-    out.agg_written = Some(a.window_start + a.window_ms);
-    match sinks.aggregates.as_mut() {
-        Some(w) => w.write(out.key.0, out.key.1, &a),
-        None => Ok(()),
+
+    /// Readings of session 1 in this order of seqs, one per second, at increasing offsets.
+    fn seqs(order: impl IntoIterator<Item = u32>) -> Vec<Item> {
+        order
+            .into_iter()
+            .enumerate()
+            .map(|(i, s)| at(1, s, 0, i as u64 * 9, WITH_SEQ))
+            .collect()
+    }
+
+    struct Run {
+        rows: Rows,
+        dead: Vec<DeadLetter>,
+        reports: Vec<StreamReport>,
+    }
+
+    impl Run {
+        /// `(session, seq, measured)` of every row.
+        fn keys(&self) -> Vec<(u32, u32, bool)> {
+            let r = |x: &Record| (x.reading.session, x.reading.seq, !x.is_synthetic());
+            self.rows.recs.iter().map(r).collect()
+        }
+        fn reasons(&self) -> Vec<String> {
+            self.dead.iter().map(|d| d.reason.to_string()).collect()
+        }
+    }
+
+    /// Runs `engine` over `items` and finishes it.
+    fn run_with(mut engine: Engine, items: &[Item]) -> Run {
+        let mut rows = Rows::default();
+        let mut dead = DeadLetterLog::new(vec!["in".into()], None).keeping(100);
+        let mut sinks = Sinks {
+            records: &mut rows,
+            dead: &mut dead,
+            aggregates: None,
+        };
+        for it in items {
+            engine.push_item(it.clone(), &mut sinks).unwrap();
+        }
+        engine.finish(&mut sinks).unwrap();
+        Run {
+            dead: dead.kept().to_vec(),
+            reports: engine.take_reports(),
+            rows,
+        }
+    }
+
+    fn run(cfg: EngineConfig, items: &[Item]) -> Run {
+        run_with(Engine::try_new(cfg, Checkpoint::default()).unwrap(), items)
+    }
+
+    #[test]
+    fn readings_are_released_in_time_and_seq_order() {
+        let out = run(EngineConfig::default(), &seqs([3, 0, 2, 1, 6, 4, 5, 8, 7]));
+        let want: Vec<_> = (0..9).map(|s| (1, s, true)).collect();
+        assert_eq!(out.keys(), want);
+        assert!(out.dead.is_empty());
+        assert!(out.reports[0].balanced);
+    }
+
+    #[test]
+    fn an_identity_is_written_at_most_once() {
+        // Repeats before and after the reading was released.
+        let out = run(EngineConfig::default(), &seqs([0, 1, 1, 2, 0, 3, 2, 3]));
+        assert_eq!(out.keys(), (0..4).map(|s| (1, s, true)).collect::<Vec<_>>());
+        let rep = &out.reports[0];
+        assert_eq!((rep.counters.duplicate, rep.records), (4, 4));
+        // Without a seq the timestamp is the identity: a repeat with the same value is a
+        // duplicate, one with another value is refused, and the first value stays.
+        let no_seq = StreamMeta {
+            has_seq: false,
+            ..WITH_SEQ
+        };
+        let items = [
+            at(1, 0, 0, 0, no_seq),
+            at(1, 1, 0, 9, no_seq),
+            at(1, 1, 0, 18, no_seq),
+            at(1, 1, 7, 27, no_seq),
+            at(1, 2, 0, 36, no_seq),
+        ];
+        let out = run(EngineConfig::default(), &items);
+        let values: Vec<i32> = out
+            .rows
+            .recs
+            .iter()
+            .map(|r| r.reading.celsius.to_bits())
+            .collect();
+        assert_eq!(values, [52 * 256; 3]);
+        assert_eq!(out.reasons(), ["conflicting_duplicate"]);
+        assert_eq!(
+            out.dead[0].location,
+            Location::Bytes {
+                offset: 27,
+                length: 9
+            }
+        );
+        assert_eq!(out.reports[0].counters.duplicate, 1);
+    }
+
+    #[test]
+    fn a_late_reading_is_refused_with_its_reason() {
+        let cfg = EngineConfig {
+            lateness_ms: 2_000,
+            ..EngineConfig::default()
+        };
+        // Seq 5 comes after seq 20: its place was written (as a fill) long before.
+        let order = (0..5).chain(6..21).chain([5]);
+        let out = run(cfg.clone(), &seqs(order));
+        assert_eq!(out.reasons(), ["late"]);
+        assert_eq!(
+            out.dead[0].location,
+            Location::Bytes {
+                offset: 20 * 9,
+                length: 9
+            }
+        );
+        assert!(
+            out.dead[0].detail.contains("--lateness"),
+            "{}",
+            out.dead[0].detail
+        );
+        let five: Vec<_> = out.keys().into_iter().filter(|k| k.1 == 5).collect();
+        assert_eq!(five, [(1, 5, false)], "its place holds the fill");
+        assert_eq!(out.reports[0].counters.late, 1);
+        assert!(out.reports[0].balanced);
+        // After a newer session of its sensor started, a reading is late as well, and says
+        // why.
+        let items = [
+            at(1, 0, 0, 0, WITH_SEQ),
+            at(2, 0, 0, 9, WITH_SEQ),
+            at(1, 1, 0, 18, WITH_SEQ),
+        ];
+        let out = run(cfg, &items);
+        assert_eq!(out.reasons(), ["late"]);
+        assert!(
+            out.dead[0].detail.contains("newer session"),
+            "{}",
+            out.dead[0].detail
+        );
+        assert_eq!(out.keys(), [(1, 0, true), (2, 0, true)]);
+    }
+
+    #[test]
+    fn an_outage_gives_no_rows_and_one_report() {
+        let cfg = EngineConfig {
+            max_gap_ms: 10_000,
+            ..EngineConfig::default()
+        };
+        let out = run(cfg, &seqs([0, 1, 2, 3, 100, 101]));
+        let want: Vec<_> = [0, 1, 2, 3, 100, 101].map(|s| (1, s, true)).to_vec();
+        assert_eq!(out.keys(), want, "nothing filled");
+        assert_eq!(out.rows.outages.len(), 1);
+        let rep = &out.reports[0];
+        assert_eq!((rep.outages, rep.missing_in_outages, rep.gaps), (1, 96, 0));
+        assert_eq!(
+            rep.outage_list,
+            [OutageReport {
+                start_ms: 3_000,
+                end_ms: 100_000,
+                missing: 96
+            }]
+        );
+        // A gap within the maximum is filled.
+        let out = run(EngineConfig::default(), &seqs([0, 1, 2, 3, 40, 41]));
+        assert_eq!((out.reports[0].outages, out.reports[0].gaps), (0, 1));
+        assert_eq!(out.rows.recs.len(), 42);
+    }
+
+    #[test]
+    fn a_resumed_run_writes_the_rows_of_one_run() {
+        // Disorder, a repeat, a gap and a second session.
+        let mut first: Vec<u32> = vec![0, 2, 1, 3, 4, 7, 5, 6, 8, 8, 9, 10, 14, 12, 13];
+        first.extend((15..40).filter(|s| !(24..26).contains(s)));
+        let mut order: Vec<Item> = seqs(first);
+        order.extend((0..40).map(|s| at(2, s, s as i32, 900 + u64::from(s) * 9, WITH_SEQ)));
+        let cfg = EngineConfig {
+            lateness_ms: 3_000,
+            max_gap_ms: 5_000,
+            ..EngineConfig::default()
+        };
+        let whole = run(cfg.clone(), &order);
+        assert!(whole.dead.is_empty());
+        assert_eq!(whole.rows.recs.len(), 40 + 40);
+        assert_eq!(
+            whole.rows.recs.iter().filter(|r| r.is_synthetic()).count(),
+            3
+        );
+        for cut in 1..order.len() {
+            let (first, second) = order.split_at(cut);
+            // The first run holds back its unsettled tail and keeps its state.
+            let held = EngineConfig {
+                hold_back: true,
+                ..cfg.clone()
+            };
+            let mut engine = Engine::try_new(held, Checkpoint::default()).unwrap();
+            let mut rows = Rows::default();
+            let mut dead = DeadLetterLog::new(vec!["in".into()], None);
+            let mut sinks = Sinks {
+                records: &mut rows,
+                dead: &mut dead,
+                aggregates: None,
+            };
+            for it in first {
+                engine.push_item(it.clone(), &mut sinks).unwrap();
+            }
+            let state = engine.capture().unwrap().unwrap();
+            engine.finish(&mut sinks).unwrap();
+            let checkpoint = engine.checkpoint();
+            // Stored and read back as a later run would.
+            let stored = serde_json::to_string(&state).unwrap();
+            let state: EngineState = serde_json::from_str(&stored).unwrap();
+            let mut next = Engine::try_new(cfg.clone(), checkpoint).unwrap();
+            next.restore(&state).unwrap();
+            let rest = run_with(next, second);
+            let mut got = rows.recs;
+            got.extend(rest.rows.recs);
+            assert_eq!(got, whole.rows.recs, "cut at {cut}");
+            assert!(rest.dead.is_empty(), "cut at {cut}: {:?}", rest.dead);
+        }
+        // A state is continued only under the settings it was made with.
+        let mut engine = Engine::try_new(cfg.clone(), Checkpoint::default()).unwrap();
+        let state = engine.capture().unwrap().unwrap();
+        let other = EngineConfig { seed: 1, ..cfg };
+        let mut next = Engine::try_new(other, Checkpoint::default()).unwrap();
+        assert!(matches!(
+            next.restore(&state),
+            Err(EngineError::OtherSettings)
+        ));
     }
 }

@@ -15,10 +15,10 @@ use super::{first_pass, run_planned, Outputs, PassResult, ReplayReport};
 use crate::chart::{Chart, ChartSpec};
 use crate::checkpoint::{Checkpoint, InputMark};
 use crate::engine::Pass;
+use crate::fs::AtomicFile;
 use crate::input::seek::InputPlan;
 use crate::input::InputSource;
 use crate::sink::chart::ChartSink;
-use crate::fs::AtomicFile;
 use crate::sink::{MlogWriter, RowFormat, RowWriter, Tee};
 
 /// The format of the repaired records.

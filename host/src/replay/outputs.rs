@@ -10,8 +10,8 @@ use anyhow::{bail, Context};
 use same_file::Handle;
 
 use crate::fs::background::{Block, BlockWrite};
-use crate::input::InputSource;
 use crate::fs::AtomicFile;
+use crate::input::InputSource;
 
 /// The identity of the regular file at `p`, if there is one. Anything else (a FIFO, a
 /// device) is never opened: opening a FIFO would wait for, or cut off, its writer.
