@@ -41,6 +41,7 @@ mod fill;
 mod frame;
 mod gap;
 mod nor;
+mod outage;
 mod pipeline;
 mod quality;
 mod reading;
@@ -58,8 +59,9 @@ pub use frame::{
     FrameBuf, Header, Heartbeat, Resend, ResetReason, SkipReason, Span, Stats, WireError,
     WireReading, CRC, FORMAT_VERSION, MAX_FRAME, VERSIONS,
 };
-pub use gap::{BandSide, FillState, GapEvent, GapEvents, GapFiller, GapStats, Outage, OutageSlots};
+pub use gap::{BandSide, FillState, GapEvent, GapEvents, GapFiller, GapStats};
 pub use nor::{check_program, NorError, NorGeometry, NorGeometryError};
+pub use outage::{Outage, OutageSlots};
 pub use pipeline::{EdgeConfig, EdgePipeline, EdgeReject, PushOutcome};
 pub use quality::{Flag, Flags, Quality, UnknownName};
 pub use reading::{Celsius, FillMethod, Identity, Key, Origin, Reading, Record, Source};
