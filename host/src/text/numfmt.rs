@@ -458,7 +458,10 @@ impl ByteOut for SliceOut<'_> {
 /// ```
 #[inline]
 pub fn push_u64(out: &mut impl ByteOut, v: u64) {
-    out.put_slice(itoa::Buffer::new().format(v).as_bytes());
+    // Byte by byte: at most 20 stores, cheaper than a call to `memmove` for a few digits.
+    for &d in itoa::Buffer::new().format(v).as_bytes() {
+        out.put(d);
+    }
 }
 
 /// `"00"`, `"01"`, … `"99"`, back to back.
