@@ -158,6 +158,16 @@ pub struct RowSink {
 }
 
 impl RowSink {
+    /// A sink with room for the rows of `bytes` of frames (about 9 bytes a reading, about
+    /// 16 bytes a stored row), so that a run's rows are not copied as the buffers grow.
+    pub fn for_input(bytes: usize) -> Self {
+        let rows = bytes / 8;
+        Self {
+            rows: Vec::with_capacity(rows),
+            bytes: Vec::with_capacity(rows * 16),
+        }
+    }
+
     /// The stored bytes of the rows in `range` (indices into [`RowSink::rows`]), empty when
     /// the range is out of bounds.
     pub fn stored(&self, range: std::ops::Range<usize>) -> &[u8] {

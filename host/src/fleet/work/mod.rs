@@ -375,7 +375,11 @@ impl Worker {
         };
         let mut entries = read_range(con, k, &old_until)?;
         entries.extend(fresh);
-        let mut bytes = Vec::new();
+        let total: usize = entries
+            .iter()
+            .map(|(_, fields)| field(fields, "f").map_or(0, <[u8]>::len))
+            .sum();
+        let mut bytes = Vec::with_capacity(total);
         let mut starts: Vec<(u64, String)> = Vec::with_capacity(entries.len());
         for (id, fields) in &entries {
             starts.push((bytes.len() as u64, id.clone()));
@@ -473,6 +477,7 @@ impl Worker {
     /// Replays a sensor's stream from its checkpoint: the new rows, the dead letters, and
     /// the new checkpoint.
     fn replay(&self, bytes: Vec<u8>, state: &State, settle: bool) -> anyhow::Result<RunResult> {
+        let input_len = bytes.len();
         let sources = [InputSource::Bytes(bytes.into())];
         let plans = [InputPlan::default()];
         let mut cfg = self.cfg.replay.clone();
@@ -487,7 +492,7 @@ impl Worker {
         }
         let mut pass = first_pass(&sources)?;
         loop {
-            let mut sink = RowSink::default();
+            let mut sink = RowSink::for_input(input_len);
             let mut dead: Vec<u8> = Vec::new();
             let mut carry = Carry {
                 restore: state.engine.clone(),
