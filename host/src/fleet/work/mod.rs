@@ -41,7 +41,7 @@ mod state;
 mod trim;
 
 use super::rows::RowSink;
-use super::{connect, field, is_transient, server_ms, Keys, WORKERS_KEY};
+use super::{connect, field, is_transient, server_ms, Entry, EntryId, Keys, WORKERS_KEY};
 use crate::checkpoint::Checkpoint;
 use crate::engine::{EngineState, Uncaptured};
 use crate::input::seek::InputPlan;
@@ -100,14 +100,37 @@ pub struct WorkReport {
     pub reconnects: u64,
 }
 
-/// What working one sensor gave.
-enum Outcome {
-    /// A run was handed to the committer.
-    Committed,
+/// What reading one sensor gave.
+enum Step {
     /// Nothing to do; `true` when the sensor is settled and nothing is pending.
     Idle(bool),
-    /// The lease went to another worker before the commit.
-    LostLease,
+    /// A run to replay: what it needs, and the frame bytes to replay.
+    Run(Box<Prepared>, Vec<u8>),
+}
+
+/// A sensor read for a run: everything the run and its commit need but the bytes.
+struct Prepared {
+    sensor: u32,
+    keys: Keys,
+    /// The state hash the run starts from.
+    state: State,
+    /// The raw entries the run covers.
+    entries: Vec<Entry>,
+    /// Where each entry starts in the bytes, and its ID.
+    starts: Vec<(u64, String)>,
+    read_bytes: u64,
+    /// Entries to acknowledge, sorted.
+    to_ack: Vec<EntryId>,
+    /// The last entry the run covers.
+    covers: EntryId,
+    /// The run settles the tail.
+    settle: bool,
+}
+
+/// A sensor's replay on a thread of its own.
+struct Running {
+    sensor: u32,
+    handle: std::thread::JoinHandle<(Box<Prepared>, anyhow::Result<RunResult>)>,
 }
 
 /// A repair worker.
@@ -221,6 +244,7 @@ impl Worker {
         let mut worked = 0;
         let mut settled = !sensors.is_empty();
         let mut others = Vec::new();
+        let mut running: Option<Running> = None;
         for i in 0..sensors.len() {
             let Some(&sensor) = sensors.get((start + i) % sensors.len()) else {
                 continue;
@@ -237,23 +261,28 @@ impl Worker {
                 continue;
             }
             self.held.insert(sensor);
-            // Its last commit must be in before its state is read again.
+            // Its last run must be in before its state is read again.
+            if running.as_ref().is_some_and(|r| r.sensor == sensor) {
+                self.finish(&mut running, con, commits)?;
+            }
             if commits.in_flight() == Some(sensor) {
                 self.book(commits.wait()?)?;
             }
-            match self.work_sensor(con, commits, sensor, &k)? {
-                Outcome::Committed => {
+            // Three stages overlap: this sensor is read while the one before is replayed,
+            // and the one before that committed.
+            match self.prepare(con, sensor, &k)? {
+                Step::Idle(s) => settled &= s,
+                Step::Run(prep, bytes) => {
                     worked += 1;
                     settled = false;
-                }
-                Outcome::Idle(s) => settled &= s,
-                Outcome::LostLease => {
-                    self.report.lost_leases += 1;
-                    self.held.remove(&sensor);
-                    settled = false;
+                    self.finish(&mut running, con, commits)?;
+                    running = Some(self.spawn_replay(prep, bytes));
                 }
             }
             if self.held.len() > share {
+                if running.as_ref().is_some_and(|r| r.sensor == sensor) {
+                    self.finish(&mut running, con, commits)?;
+                }
                 if commits.in_flight() == Some(sensor) {
                     self.book(commits.wait()?)?;
                 }
@@ -261,6 +290,7 @@ impl Worker {
                 self.held.remove(&sensor);
             }
         }
+        self.finish(&mut running, con, commits)?;
         self.book(commits.wait()?)?;
         // Whether the other workers' sensors are settled matters only to a worker about to
         // exit: asking every round would cost a few round trips per sensor.
@@ -331,17 +361,16 @@ impl Worker {
         Ok(())
     }
 
-    /// Claims, reads, replays and commits one sensor.
-    fn work_sensor(
+    /// Claims and reads one sensor: what its next run replays, or nothing to do (`true` when
+    /// it is settled and nothing is pending).
+    fn prepare(
         &mut self,
         con: &mut redis::Connection,
-        commits: &mut Committer,
         sensor: u32,
         k: &Keys,
-    ) -> anyhow::Result<Outcome> {
+    ) -> anyhow::Result<Step> {
         self.ensure_group(con, sensor, k)?;
-        let group = self.cfg.group.clone();
-        let me = self.cfg.consumer.clone();
+        let group = &self.cfg.group;
         let SensorRead {
             to_ack,
             fresh,
@@ -349,24 +378,22 @@ impl Worker {
             last,
             end,
             now,
-        } = SensorRead::fetch(con, k, &group, &me, self.cfg.count)?;
+        } = SensorRead::fetch(con, k, group, &self.cfg.consumer, self.cfg.count)?;
         let state = State::from_hash(&hash, k)?;
         // A stream trimmed up to its last entry is empty: its last entry is the last covered.
         let Some(last) = last.max(state.covered) else {
-            return Ok(Outcome::Idle(true));
+            return Ok(Step::Idle(true));
         };
         let covers = to_ack.iter().copied().max().max(state.covered);
         let Some(covers) = covers else {
-            return Ok(Outcome::Idle(false));
+            return Ok(Step::Idle(false));
         };
         let complete = end.is_some_and(|e| e >= last);
         let idle = now.saturating_sub(last.ms) >= self.cfg.settle_ms;
         let settle = covers == last && (complete || idle);
         if to_ack.is_empty() && (!settle || state.settled) {
-            let pending = pending_count(con, k, &group)?;
-            return Ok(Outcome::Idle(
-                state.settled && covers == last && pending == 0,
-            ));
+            let pending = pending_count(con, k, group)?;
+            return Ok(Step::Idle(state.settled && covers == last && pending == 0));
         }
         // The sensor's stream up to `covers`: what was read before, then what is new.
         let old_until = match fresh.first() {
@@ -385,8 +412,59 @@ impl Worker {
             starts.push((bytes.len() as u64, id.clone()));
             bytes.extend_from_slice(field(fields, "f").unwrap_or_default());
         }
-        let read_bytes = bytes.len() as u64;
-        let (rows, dead, checkpoint, captured, undecided) = self.replay(bytes, &state, settle)?;
+        Ok(Step::Run(
+            Box::new(Prepared {
+                sensor,
+                keys: k.clone(),
+                state,
+                entries,
+                starts,
+                read_bytes: bytes.len() as u64,
+                to_ack,
+                covers,
+                settle,
+            }),
+            bytes,
+        ))
+    }
+
+    /// Replays a prepared sensor on a thread of its own, while this one reads the next.
+    fn spawn_replay(&self, prep: Box<Prepared>, bytes: Vec<u8>) -> Running {
+        let cfg = self.cfg.replay.clone();
+        let sensor = prep.sensor;
+        let handle = std::thread::spawn(move || {
+            let result = replay_stream(cfg, bytes, &prep.state, prep.settle);
+            (prep, result)
+        });
+        Running { sensor, handle }
+    }
+
+    /// Waits for the replay in `running`, if any, and hands its commit to the committer.
+    fn finish(
+        &mut self,
+        running: &mut Option<Running>,
+        con: &mut redis::Connection,
+        commits: &mut Committer,
+    ) -> anyhow::Result<()> {
+        let Some(r) = running.take() else {
+            return Ok(());
+        };
+        let (prep, result) = r
+            .handle
+            .join()
+            .map_err(|_| anyhow::anyhow!("sensor {}: the replay thread failed", r.sensor))?;
+        let Prepared {
+            sensor,
+            keys: k,
+            state,
+            entries,
+            starts,
+            read_bytes,
+            to_ack,
+            covers,
+            settle,
+        } = *prep;
+        let (rows, dead, checkpoint, captured, undecided) = result?;
         // Dead letters of bytes an earlier commit covered were written by it.
         let dead: Vec<DeadLetter> = dead
             .into_iter()
@@ -424,14 +502,16 @@ impl Worker {
         };
 
         // The commit: rows, dead letters, state and acknowledgement, or nothing.
-        if !self.lease(con, k)? {
-            return Ok(Outcome::LostLease);
+        if !self.lease(con, &k)? {
+            self.report.lost_leases += 1;
+            self.held.remove(&sensor);
+            return Ok(());
         }
         let done = commits.submit(Commit {
             sensor,
-            keys: k.clone(),
-            group,
-            me,
+            keys: k,
+            group: self.cfg.group.clone(),
+            me: self.cfg.consumer.clone(),
             lease_ms: self.cfg.lease_ms,
             version: state.version,
             out_last: state.out_last,
@@ -448,8 +528,7 @@ impl Worker {
             to_ack,
             trim,
         })?;
-        self.book(done)?;
-        Ok(Outcome::Committed)
+        self.book(done)
     }
 
     /// Books what a commit gave in the report.
@@ -473,61 +552,65 @@ impl Worker {
         }
         Ok(())
     }
+}
 
-    /// Replays a sensor's stream from its checkpoint: the new rows, the dead letters, and
-    /// the new checkpoint.
-    fn replay(&self, bytes: Vec<u8>, state: &State, settle: bool) -> anyhow::Result<RunResult> {
-        let input_len = bytes.len();
-        let sources = [InputSource::Bytes(bytes.into())];
-        let plans = [InputPlan::default()];
-        let mut cfg = self.cfg.replay.clone();
-        cfg.engine.hold_back = !settle;
-        // The stream may start after sessions that were trimmed once they had ended.
-        cfg.engine.resume_ended = true;
-        // Positions count from the stream's first entry ever; the bytes start after the
-        // trimmed ones.
-        let mut checkpoint = state.checkpoint.clone();
-        for seen in &mut checkpoint.seen {
-            *seen = seen.saturating_sub(state.trimmed);
-        }
-        let mut pass = first_pass(&sources)?;
-        loop {
-            let mut sink = RowSink::for_input(input_len);
-            let mut dead: Vec<u8> = Vec::new();
-            let mut carry = Carry {
-                restore: state.engine.clone(),
-                ..Carry::default()
-            };
-            let result = run_planned(
-                &sources,
-                &plans,
-                &cfg,
-                checkpoint.clone(),
-                pass,
-                Outputs {
-                    records: &mut sink,
-                    dead_letters: Some(Box::new(&mut dead)),
-                    aggregates: None,
-                    progress: None,
-                    keep_dead_letters: 0,
-                    carry: Some(&mut carry),
-                },
-            )?;
-            match result.spill {
-                Some(set) => pass = crate::engine::Pass::Second(set),
-                None => {
-                    let dead = dead
-                        .split(|b| *b == b'\n')
-                        .filter(|l| !l.is_empty())
-                        .map(|l| serde_json::from_slice(l).context("cannot read a dead letter"))
-                        .collect::<anyhow::Result<Vec<DeadLetter>>>()?;
-                    let mut checkpoint = result.checkpoint;
-                    for seen in &mut checkpoint.seen {
-                        *seen += state.trimmed;
-                    }
-                    let captured = carry.captured.context("the replay left no engine state")?;
-                    return Ok((sink, dead, checkpoint, captured, carry.undecided));
+/// Replays a sensor's stream from its checkpoint: the new rows, the dead letters, and
+/// the new checkpoint.
+fn replay_stream(
+    mut cfg: ReplayConfig,
+    bytes: Vec<u8>,
+    state: &State,
+    settle: bool,
+) -> anyhow::Result<RunResult> {
+    let input_len = bytes.len();
+    let sources = [InputSource::Bytes(bytes.into())];
+    let plans = [InputPlan::default()];
+    cfg.engine.hold_back = !settle;
+    // The stream may start after sessions that were trimmed once they had ended.
+    cfg.engine.resume_ended = true;
+    // Positions count from the stream's first entry ever; the bytes start after the
+    // trimmed ones.
+    let mut checkpoint = state.checkpoint.clone();
+    for seen in &mut checkpoint.seen {
+        *seen = seen.saturating_sub(state.trimmed);
+    }
+    let mut pass = first_pass(&sources)?;
+    loop {
+        let mut sink = RowSink::for_input(input_len);
+        let mut dead: Vec<u8> = Vec::new();
+        let mut carry = Carry {
+            restore: state.engine.clone(),
+            ..Carry::default()
+        };
+        let result = run_planned(
+            &sources,
+            &plans,
+            &cfg,
+            checkpoint.clone(),
+            pass,
+            Outputs {
+                records: &mut sink,
+                dead_letters: Some(Box::new(&mut dead)),
+                aggregates: None,
+                progress: None,
+                keep_dead_letters: 0,
+                carry: Some(&mut carry),
+            },
+        )?;
+        match result.spill {
+            Some(set) => pass = crate::engine::Pass::Second(set),
+            None => {
+                let dead = dead
+                    .split(|b| *b == b'\n')
+                    .filter(|l| !l.is_empty())
+                    .map(|l| serde_json::from_slice(l).context("cannot read a dead letter"))
+                    .collect::<anyhow::Result<Vec<DeadLetter>>>()?;
+                let mut checkpoint = result.checkpoint;
+                for seen in &mut checkpoint.seen {
+                    *seen += state.trimmed;
                 }
+                let captured = carry.captured.context("the replay left no engine state")?;
+                return Ok((sink, dead, checkpoint, captured, carry.undecided));
             }
         }
     }
