@@ -347,6 +347,7 @@ impl<R: Read> ItemReader for FrameReader<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::input::reader::test_support::{read_all, reasons};
     use mend_core::ClockKind;
     use std::io::Cursor;
 
@@ -355,21 +356,7 @@ mod tests {
             total: Some(bytes.len() as u64),
             ..ByteCounts::default()
         };
-        let mut r = FrameReader::new(Cursor::new(bytes), 0, counts, None);
-        let mut v = Vec::new();
-        while let Some(i) = r.next_item().unwrap() {
-            v.push(i);
-        }
-        (v, r.bytes())
-    }
-
-    fn reasons(v: &[Item]) -> Vec<&'static str> {
-        v.iter()
-            .filter_map(|i| match i {
-                Item::Dead(d) => Some(d.reason.name()),
-                _ => None,
-            })
-            .collect()
+        read_all(FrameReader::new(Cursor::new(bytes), 0, counts, None))
     }
 
     #[test]

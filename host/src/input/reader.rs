@@ -59,3 +59,29 @@ pub struct StopRule {
     /// Readings in a row needed to stop.
     pub run: u32,
 }
+
+/// What the readers' tests share: reading a whole input, and the reasons of its dead letters.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::{Item, ItemReader};
+    use crate::input::ByteCounts;
+
+    /// Every item of `r`, and its byte books at the end.
+    pub(crate) fn read_all(mut r: impl ItemReader) -> (Vec<Item>, ByteCounts) {
+        let mut v = Vec::new();
+        while let Some(i) = r.next_item().unwrap() {
+            v.push(i);
+        }
+        (v, r.bytes())
+    }
+
+    /// The reasons of the dead letters among `v`, in order.
+    pub(crate) fn reasons(v: &[Item]) -> Vec<&'static str> {
+        v.iter()
+            .filter_map(|i| match i {
+                Item::Dead(d) => Some(d.reason.name()),
+                _ => None,
+            })
+            .collect()
+    }
+}

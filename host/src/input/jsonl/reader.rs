@@ -149,6 +149,7 @@ impl<R: Read> ItemReader for JsonlReader<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::input::reader::test_support::{read_all, reasons};
     use mend_core::Celsius;
     use std::io::Cursor;
 
@@ -157,21 +158,7 @@ mod tests {
             total: Some(bytes.len() as u64),
             ..ByteCounts::default()
         };
-        let mut r = JsonlReader::new(Cursor::new(bytes), 0, 1_000, counts, None);
-        let mut v = Vec::new();
-        while let Some(i) = r.next_item().unwrap() {
-            v.push(i);
-        }
-        (v, r.bytes())
-    }
-
-    fn reasons(v: &[Item]) -> Vec<&'static str> {
-        v.iter()
-            .filter_map(|i| match i {
-                Item::Dead(d) => Some(d.reason.name()),
-                _ => None,
-            })
-            .collect()
+        read_all(JsonlReader::new(Cursor::new(bytes), 0, 1_000, counts, None))
     }
 
     #[test]
