@@ -17,18 +17,18 @@
 //! once the stream has been idle for `--settle`, or as soon as `mend publish --end` marked
 //! the capture complete.
 //!
-//! Retention is bounded: every commit also stores the engine state at the end of the entries
-//! it read (each live stream's reorder buffer, duplicate window, validator and filler
-//! histories and clock; see [`EngineState`]), and trims the raw stream up to them
-//! (`XTRIM MINID`, exact). The next run, or another worker taking over, restores that state
-//! and reads only the entries after it, so a long session costs neither Redis memory nor
+//! Retention is bounded: every commit also stores the engine state at the end of the entries it
+//! read (each live stream's reorder buffer, duplicate window, validator and filler histories
+//! and clock; see [`EngineState`](crate::engine::EngineState)), and trims the raw stream up to
+//! them (`XTRIM MINID`, exact). The next run, or another worker taking over, restores that
+//! state and reads only the entries after it, so a long session costs neither Redis memory nor
 //! worker time in proportion to its length. Where the state cannot be carried exactly (a
 //! reading held by the clock check or set aside for its place waits at the very end; see
-//! [`Uncaptured`]) the run keeps the state stored before and the entries after it, and a
-//! later run moves on. With no state stored at all, a settled run trims the sessions that
-//! have ended (a newer session of the sensor started), as their rows are all written. The
-//! state counts the bytes trimmed, so that positions in the checkpoint still count from the
-//! stream's first entry.
+//! [`Uncaptured`](crate::engine::Uncaptured)) the run keeps the state stored before and the
+//! entries after it, and a later run moves on. With no state stored at all, a settled run trims
+//! the sessions that have ended (a newer session of the sensor started), as their rows are all
+//! written. The state counts the bytes trimmed, so that positions in the checkpoint still count
+//! from the stream's first entry.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -37,18 +37,15 @@ use anyhow::Context;
 
 mod commit;
 mod read;
+mod run;
 mod state;
 mod trim;
 
-use super::rows::RowSink;
 use super::{connect, field, is_transient, server_ms, Entry, EntryId, Keys, WORKERS_KEY};
-use crate::checkpoint::Checkpoint;
-use crate::engine::{EngineState, Uncaptured};
-use crate::input::seek::InputPlan;
-use crate::input::InputSource;
-use crate::replay::{first_pass, run_planned, Carry, Outputs, ReplayConfig};
+use crate::replay::ReplayConfig;
 use commit::{Commit, Committer, DeadLetter, Done};
 use read::{read_range, SensorRead};
+use run::{replay_stream, RunResult};
 use state::{is_settled, pending_count, release, State};
 use trim::{trim_point, Trim};
 
@@ -553,76 +550,3 @@ impl Worker {
         Ok(())
     }
 }
-
-/// Replays a sensor's stream from its checkpoint: the new rows, the dead letters, and
-/// the new checkpoint.
-fn replay_stream(
-    mut cfg: ReplayConfig,
-    bytes: Vec<u8>,
-    state: &State,
-    settle: bool,
-) -> anyhow::Result<RunResult> {
-    let input_len = bytes.len();
-    let sources = [InputSource::Bytes(bytes.into())];
-    let plans = [InputPlan::default()];
-    cfg.engine.hold_back = !settle;
-    // The stream may start after sessions that were trimmed once they had ended.
-    cfg.engine.resume_ended = true;
-    // Positions count from the stream's first entry ever; the bytes start after the
-    // trimmed ones.
-    let mut checkpoint = state.checkpoint.clone();
-    for seen in &mut checkpoint.seen {
-        *seen = seen.saturating_sub(state.trimmed);
-    }
-    let mut pass = first_pass(&sources)?;
-    loop {
-        let mut sink = RowSink::for_input(input_len);
-        let mut dead: Vec<u8> = Vec::new();
-        let mut carry = Carry {
-            restore: state.engine.clone(),
-            ..Carry::default()
-        };
-        let result = run_planned(
-            &sources,
-            &plans,
-            &cfg,
-            checkpoint.clone(),
-            pass,
-            Outputs {
-                records: &mut sink,
-                dead_letters: Some(Box::new(&mut dead)),
-                aggregates: None,
-                progress: None,
-                keep_dead_letters: 0,
-                carry: Some(&mut carry),
-            },
-        )?;
-        match result.spill {
-            Some(set) => pass = crate::engine::Pass::Second(set),
-            None => {
-                let dead = dead
-                    .split(|b| *b == b'\n')
-                    .filter(|l| !l.is_empty())
-                    .map(|l| serde_json::from_slice(l).context("cannot read a dead letter"))
-                    .collect::<anyhow::Result<Vec<DeadLetter>>>()?;
-                let mut checkpoint = result.checkpoint;
-                for seen in &mut checkpoint.seen {
-                    *seen += state.trimmed;
-                }
-                let captured = carry.captured.context("the replay left no engine state")?;
-                return Ok((sink, dead, checkpoint, captured, carry.undecided));
-            }
-        }
-    }
-}
-
-/// What a run over a sensor's stream gives: the new rows, the dead letters, the checkpoint,
-/// the engine state for the next run (or why there is none), and the positions of readings
-/// left undecided.
-type RunResult = (
-    RowSink,
-    Vec<DeadLetter>,
-    Checkpoint,
-    Result<EngineState, Uncaptured>,
-    Vec<u64>,
-);

@@ -1,0 +1,86 @@
+//! A run of a sensor's stream: the replay of its frames from the stored checkpoint and
+//! engine state, giving the rows, dead letters, checkpoint and state its commit writes.
+
+use anyhow::Context;
+
+use super::commit::DeadLetter;
+use super::state::State;
+use crate::checkpoint::Checkpoint;
+use crate::engine::{EngineState, Uncaptured};
+use crate::fleet::rows::RowSink;
+use crate::input::seek::InputPlan;
+use crate::input::InputSource;
+use crate::replay::{first_pass, run_planned, Carry, Outputs, ReplayConfig};
+
+/// Replays a sensor's stream from its checkpoint: the new rows, the dead letters, and
+/// the new checkpoint.
+pub(super) fn replay_stream(
+    mut cfg: ReplayConfig,
+    bytes: Vec<u8>,
+    state: &State,
+    settle: bool,
+) -> anyhow::Result<RunResult> {
+    let input_len = bytes.len();
+    let sources = [InputSource::Bytes(bytes.into())];
+    let plans = [InputPlan::default()];
+    cfg.engine.hold_back = !settle;
+    // The stream may start after sessions that were trimmed once they had ended.
+    cfg.engine.resume_ended = true;
+    // Positions count from the stream's first entry ever; the bytes start after the
+    // trimmed ones.
+    let mut checkpoint = state.checkpoint.clone();
+    for seen in &mut checkpoint.seen {
+        *seen = seen.saturating_sub(state.trimmed);
+    }
+    let mut pass = first_pass(&sources)?;
+    loop {
+        let mut sink = RowSink::for_input(input_len);
+        let mut dead: Vec<u8> = Vec::new();
+        let mut carry = Carry {
+            restore: state.engine.clone(),
+            ..Carry::default()
+        };
+        let result = run_planned(
+            &sources,
+            &plans,
+            &cfg,
+            checkpoint.clone(),
+            pass,
+            Outputs {
+                records: &mut sink,
+                dead_letters: Some(Box::new(&mut dead)),
+                aggregates: None,
+                progress: None,
+                keep_dead_letters: 0,
+                carry: Some(&mut carry),
+            },
+        )?;
+        match result.spill {
+            Some(set) => pass = crate::engine::Pass::Second(set),
+            None => {
+                let dead = dead
+                    .split(|b| *b == b'\n')
+                    .filter(|l| !l.is_empty())
+                    .map(|l| serde_json::from_slice(l).context("cannot read a dead letter"))
+                    .collect::<anyhow::Result<Vec<DeadLetter>>>()?;
+                let mut checkpoint = result.checkpoint;
+                for seen in &mut checkpoint.seen {
+                    *seen += state.trimmed;
+                }
+                let captured = carry.captured.context("the replay left no engine state")?;
+                return Ok((sink, dead, checkpoint, captured, carry.undecided));
+            }
+        }
+    }
+}
+
+/// What a run over a sensor's stream gives: the new rows, the dead letters, the checkpoint,
+/// the engine state for the next run (or why there is none), and the positions of readings
+/// left undecided.
+pub(super) type RunResult = (
+    RowSink,
+    Vec<DeadLetter>,
+    Checkpoint,
+    Result<EngineState, Uncaptured>,
+    Vec<u64>,
+);
