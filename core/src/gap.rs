@@ -546,6 +546,27 @@ impl<const H: usize> Iterator for GapEvents<'_, H> {
         self.record.take().map(GapEvent::Record)
     }
 
+    /// The events in one pass, straight through: what `for` loops and `try_for_each` give
+    /// through [`next`](Self::next), without asking at every event which part is next. The
+    /// engine drives its hot path with it.
+    #[inline]
+    fn fold<B, F: FnMut(B, GapEvent) -> B>(mut self, init: B, mut f: F) -> B {
+        let mut acc = init;
+        if let Some(head) = self.head.take() {
+            acc = f(acc, head);
+        }
+        if let Some(fills) = self.filler.fills.as_mut() {
+            for rec in fills.by_ref() {
+                acc = f(acc, GapEvent::Record(rec));
+            }
+            self.filler.fills = None;
+        }
+        if let Some(rec) = self.record.take() {
+            acc = f(acc, GapEvent::Record(rec));
+        }
+        acc
+    }
+
     fn size_hint(&self) -> (usize, Option<usize>) {
         let fills = self.filler.fills.as_ref().map_or(0, |f| {
             usize::try_from((f.count + 1).saturating_sub(f.next)).unwrap_or(usize::MAX)
@@ -562,6 +583,42 @@ impl<const H: usize> ExactSizeIterator for GapEvents<'_, H> {}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `fold` gives exactly the events of `next`, gaps, fills and outages included.
+    #[test]
+    fn fold_gives_the_events_of_next() {
+        let cfg = FillConfig {
+            period_ms: 1_000,
+            max_gap_ms: 10_000,
+            ..FillConfig::DEFAULT
+        };
+        let mut by_next: GapFiller<16> = GapFiller::try_new(cfg).unwrap();
+        let mut by_fold: GapFiller<16> = GapFiller::try_new(cfg).unwrap();
+        let mut seen = 0;
+        for (seq, ts) in [
+            (0u32, 0u64),
+            (1, 1_000),
+            (5, 5_000),
+            (6, 6_000),
+            (60, 60_000),
+            (61, 61_000),
+        ] {
+            let rec = Record::measured(
+                Reading::new(1, 1, seq, ts, Celsius::from_num(20 + seq % 3)),
+                Quality::Good,
+                crate::quality::Flags::EMPTY,
+            );
+            let a: std::vec::Vec<GapEvent> = by_next.push(rec).collect();
+            let b = by_fold.push(rec).fold(std::vec::Vec::new(), |mut v, ev| {
+                v.push(ev);
+                v
+            });
+            assert_eq!(a, b);
+            seen += a.len();
+        }
+        // 6 readings, 3 fills, 1 gap report, 1 outage.
+        assert_eq!(seen, 11);
+    }
     use crate::quality::Flags;
     use crate::reading::{div_round, Origin};
     use proptest::prelude::*;

@@ -372,16 +372,23 @@ pub(super) fn process_live(
     live.released = Some(r);
     let flags = live.validator.check(&r);
     let rec = Record::measured(r, flags.quality(), flags);
-    for ev in live.filler.push(rec) {
+    // One pass (`fold`): the hot path, one call per event; after an error the rest are
+    // passed over. `try_fold` cannot be specialised by an iterator on stable Rust and would
+    // go through `next`, which costs a tenth of this function (callgrind).
+    #[allow(clippy::manual_try_fold)]
+    live.filler.push(rec).fold(Ok(()), |done, ev| {
+        done?;
         match &ev {
-            GapEvent::Record(rec) => emit(out, cfg, rec, sinks)?,
+            GapEvent::Record(rec) => emit(out, cfg, rec, sinks),
             GapEvent::Gap {
                 before,
                 after,
                 missing,
-            } => out.gap(cfg, *before, *after, *missing),
-            GapEvent::Outage(o) => outage(out, cfg, o, sinks)?,
+            } => {
+                out.gap(cfg, *before, *after, *missing);
+                Ok(())
+            }
+            GapEvent::Outage(o) => outage(out, cfg, o, sinks),
         }
-    }
-    Ok(())
+    })
 }
