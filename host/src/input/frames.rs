@@ -347,16 +347,17 @@ impl<R: Read> ItemReader for FrameReader<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::input::reader::test_support::{read_all, reasons};
+    use crate::input::reader::test_support::{books_of, read_all, reasons};
     use mend_core::ClockKind;
     use std::io::Cursor;
 
     fn items(bytes: &[u8]) -> (Vec<Item>, ByteCounts) {
-        let counts = ByteCounts {
-            total: Some(bytes.len() as u64),
-            ..ByteCounts::default()
-        };
-        read_all(FrameReader::new(Cursor::new(bytes), 0, counts, None))
+        read_all(FrameReader::new(
+            Cursor::new(bytes),
+            0,
+            books_of(bytes),
+            None,
+        ))
     }
 
     #[test]

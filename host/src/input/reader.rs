@@ -66,6 +66,14 @@ pub(crate) mod test_support {
     use super::{Item, ItemReader};
     use crate::input::ByteCounts;
 
+    /// Fresh byte books for an input of `bytes`.
+    pub(crate) fn books_of(bytes: &[u8]) -> ByteCounts {
+        ByteCounts {
+            total: Some(bytes.len() as u64),
+            ..ByteCounts::default()
+        }
+    }
+
     /// Every item of `r`, and its byte books at the end.
     pub(crate) fn read_all(mut r: impl ItemReader) -> (Vec<Item>, ByteCounts) {
         let mut v = Vec::new();

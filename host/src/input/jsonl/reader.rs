@@ -149,16 +149,18 @@ impl<R: Read> ItemReader for JsonlReader<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::input::reader::test_support::{read_all, reasons};
+    use crate::input::reader::test_support::{books_of, read_all, reasons};
     use mend_core::Celsius;
     use std::io::Cursor;
 
     fn items(bytes: &[u8]) -> (Vec<Item>, ByteCounts) {
-        let counts = ByteCounts {
-            total: Some(bytes.len() as u64),
-            ..ByteCounts::default()
-        };
-        read_all(JsonlReader::new(Cursor::new(bytes), 0, 1_000, counts, None))
+        read_all(JsonlReader::new(
+            Cursor::new(bytes),
+            0,
+            1_000,
+            books_of(bytes),
+            None,
+        ))
     }
 
     #[test]
