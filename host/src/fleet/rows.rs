@@ -243,32 +243,38 @@ pub fn decode(mut bytes: &[u8]) -> anyhow::Result<Vec<StoredRow>> {
     Ok(rows)
 }
 
-/// A row and the key its output ID derives from; its bytes are in [`RowSink::bytes`].
+/// The rows of one output entry: the key of its first row, which its ID derives from, and
+/// where its stored bytes end in [`RowSink::bytes`] (they start where the entry before it
+/// ends).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Row {
-    /// Its timestamp, ms.
+pub struct EntryRows {
+    /// Its first row's timestamp, ms.
     pub timestamp: u64,
-    /// Its seq.
+    /// Its first row's seq.
     pub seq: u32,
-    /// Where its stored bytes end in [`RowSink::bytes`]; they start where the row before
-    /// it ends.
+    /// Its rows, 1 to [`ROWS_PER_ENTRY`].
+    pub rows: usize,
+    /// Where its bytes end.
     pub end: usize,
 }
 
-/// Collects the rows of a run: their keys, and their stored bytes one after the other in
-/// one buffer (one allocation per run, not per row).
+/// Collects the rows of a run as the output entries that will store them: their stored
+/// bytes one after the other in one buffer, and per entry of [`ROWS_PER_ENTRY`] rows its
+/// first key and where its bytes end. Nothing is kept per row, and a worker hands the sink
+/// of a committed run to the next run ([`RowSink::reuse`]), so a run allocates nothing
+/// for its rows.
 ///
 /// # Examples
 /// ```
 /// use mend::fleet::rows::RowSink;
 /// let sink = RowSink::default();
-/// assert!(sink.rows.is_empty() && sink.stored(0..0).is_empty());
+/// assert!(sink.entries.is_empty() && sink.rows() == 0 && sink.stored(0).is_empty());
 /// ```
 #[derive(Default)]
 pub struct RowSink {
-    /// The rows, in output order.
-    pub rows: Vec<Row>,
-    /// Their stored bytes ([`StoredRow`] in postcard), in the same order.
+    /// The output entries, in output order; each but the last holds [`ROWS_PER_ENTRY`] rows.
+    pub entries: Vec<EntryRows>,
+    /// The stored bytes of every row ([`StoredRow`] in postcard), in output order.
     pub bytes: Vec<u8>,
 }
 
@@ -276,37 +282,53 @@ impl RowSink {
     /// A sink with room for the rows of `bytes` of frames (about 9 bytes a reading, about
     /// 16 bytes a stored row), so that a run's rows are not copied as the buffers grow.
     pub fn for_input(bytes: usize) -> Self {
-        let rows = bytes / 8;
-        Self {
-            rows: Vec::with_capacity(rows),
-            bytes: Vec::with_capacity(rows * 16),
-        }
+        let mut sink = Self::default();
+        sink.reuse(bytes);
+        sink
     }
 
-    /// The stored bytes of the rows in `range` (indices into [`RowSink::rows`]), empty when
-    /// the range is out of bounds.
-    pub fn stored(&self, range: std::ops::Range<usize>) -> &[u8] {
-        let start = match range.start.checked_sub(1) {
-            Some(before) => self.rows.get(before).map(|r| r.end),
+    /// Empties it for a run over `bytes` of frames, keeping (and if need be growing) its
+    /// buffers.
+    pub fn reuse(&mut self, bytes: usize) {
+        let rows = bytes / 8;
+        self.entries.clear();
+        self.bytes.clear();
+        self.entries.reserve(rows.div_ceil(ROWS_PER_ENTRY));
+        self.bytes.reserve(rows * 16);
+    }
+
+    /// The rows it holds.
+    pub fn rows(&self) -> u64 {
+        self.entries.iter().map(|e| e.rows as u64).sum()
+    }
+
+    /// The stored bytes of entry `i`, empty when there is no such entry.
+    pub fn stored(&self, i: usize) -> &[u8] {
+        let start = match i.checked_sub(1) {
+            Some(before) => self.entries.get(before).map(|e| e.end),
             None => Some(0),
         };
-        let end = match range.end.checked_sub(1) {
-            Some(last) => self.rows.get(last).map(|r| r.end),
-            None => Some(0),
-        };
-        match (start, end) {
-            (Some(a), Some(b)) => self.bytes.get(a..b).unwrap_or_default(),
+        match (start, self.entries.get(i)) {
+            (Some(a), Some(e)) => self.bytes.get(a..e.end).unwrap_or_default(),
             _ => &[],
         }
     }
 
     fn push(&mut self, row: &StoredRow, seq: u32) -> io::Result<()> {
         row.encode(&mut self.bytes);
-        self.rows.push(Row {
-            timestamp: row.timestamp(),
-            seq,
-            end: self.bytes.len(),
-        });
+        let end = self.bytes.len();
+        match self.entries.last_mut() {
+            Some(e) if e.rows < ROWS_PER_ENTRY => {
+                e.rows += 1;
+                e.end = end;
+            }
+            _ => self.entries.push(EntryRows {
+                timestamp: row.timestamp(),
+                seq,
+                rows: 1,
+                end,
+            }),
+        }
         Ok(())
     }
 }
@@ -389,7 +411,7 @@ mod tests {
             sink.missing(&o, slot, &m).unwrap();
             push_missing_csv_row(&mut csv, &o, slot, &m);
             push_missing_json_row(&mut json, &o, slot, &m);
-            let rows = decode(sink.stored(0..3)).unwrap();
+            let rows = decode(sink.stored(0)).unwrap();
             assert_eq!(rows.len(), 3);
             let (mut csv2, mut json2) = (Vec::new(), Vec::new());
             for row in &rows {
@@ -405,33 +427,47 @@ mod tests {
                 String::from_utf8(json).unwrap()
             );
             assert_eq!(rows[2].timestamp(), 5_000);
-            assert_eq!(sink.rows[2].seq, 5);
+            // An entry that starts with a missing row takes its key from the slot.
+            let mut alone = RowSink::default();
+            alone.missing(&o, slot, &m).unwrap();
+            assert_eq!(
+                (alone.entries[0].timestamp, alone.entries[0].seq),
+                (5_000, 5)
+            );
         }
     }
 
+    /// Rows go to entries of ROWS_PER_ENTRY, each keyed by its first row and holding its
+    /// rows' bytes one after the other; a reused sink starts empty.
     #[test]
-    fn the_bytes_of_a_range_of_rows_are_their_stored_rows_one_after_the_other() {
+    fn rows_are_cut_into_entries_keyed_by_their_first_row() {
         let m = meta(true);
-        let mut sink = RowSink::default();
-        let mut each = Vec::new();
-        for seq in 0..5u32 {
-            let r = Reading::new(3, 9, seq, u64::from(seq) * 1_000, Celsius::from_num(52));
-            let rec = Record::measured(r, Quality::Good, Flags::EMPTY);
-            sink.record(&rec, &m).unwrap();
-            each.push(rec);
+        let mut sink = RowSink::for_input(100);
+        for round in 0..2 {
+            let mut each = Vec::new();
+            let n = 2 * ROWS_PER_ENTRY as u32 + 5 - round;
+            for seq in 0..n {
+                let r = Reading::new(3, 9, seq, u64::from(seq) * 1_000, Celsius::from_num(52));
+                let rec = Record::measured(r, Quality::Good, Flags::EMPTY);
+                sink.record(&rec, &m).unwrap();
+                each.push(StoredRow::Record {
+                    record: rec,
+                    has_seq: true,
+                });
+            }
+            assert_eq!(sink.rows(), u64::from(n));
+            let sizes: Vec<usize> = sink.entries.iter().map(|e| e.rows).collect();
+            assert_eq!(sizes, [ROWS_PER_ENTRY, ROWS_PER_ENTRY, 5 - round as usize]);
+            let keys: Vec<(u64, u32)> = sink.entries.iter().map(|e| (e.timestamp, e.seq)).collect();
+            assert_eq!(keys, [(0, 0), (256_000, 256), (512_000, 512)]);
+            for (i, want) in each.chunks(ROWS_PER_ENTRY).enumerate() {
+                assert_eq!(decode(sink.stored(i)).unwrap(), want);
+            }
+            assert!(sink.stored(3).is_empty(), "out of bounds");
+            sink.reuse(100);
+            assert_eq!(sink.rows(), 0);
+            assert!(sink.stored(0).is_empty());
         }
-        let rows = decode(sink.stored(1..3)).unwrap();
-        let want: Vec<StoredRow> = each[1..3]
-            .iter()
-            .map(|&record| StoredRow::Record {
-                record,
-                has_seq: true,
-            })
-            .collect();
-        assert_eq!(rows, want);
-        assert_eq!(decode(sink.stored(0..5)).unwrap().len(), 5);
-        assert!(sink.stored(2..2).is_empty());
-        assert!(sink.stored(3..9).is_empty(), "out of bounds");
     }
 
     #[test]
@@ -442,7 +478,7 @@ mod tests {
         let r = Reading::new(3, 9, 1, 1_000, Celsius::from_num(52));
         sink.record(&Record::measured(r, Quality::Good, Flags::EMPTY), &m)
             .unwrap();
-        let whole = sink.stored(0..1);
+        let whole = sink.stored(0);
         assert!(decode(&whole[..whole.len() - 1]).is_err(), "cut short");
     }
 
@@ -478,7 +514,7 @@ mod tests {
         )
         .unwrap();
         assert!(want.len() <= MAX_STORED, "{} bytes", want.len());
-        assert_eq!(sink.stored(0..1), want);
+        assert_eq!(sink.stored(0), want);
     }
 
     fn any_key() -> impl Strategy<Value = Key> {

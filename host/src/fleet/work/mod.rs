@@ -42,6 +42,7 @@ mod state;
 mod trim;
 
 use super::{connect, field, is_transient, server_ms, Entry, EntryId, Keys, WORKERS_KEY};
+use crate::fleet::rows::RowSink;
 use crate::replay::ReplayConfig;
 use commit::{Commit, Committer, DeadLetter, Done};
 use read::{read_range, SensorRead};
@@ -136,6 +137,8 @@ pub struct Worker {
     groups: BTreeSet<u32>,
     held: BTreeSet<u32>,
     report: WorkReport,
+    /// Row sinks of committed runs, for the next runs: a run allocates no row buffers.
+    spare: Vec<RowSink>,
 }
 
 impl Worker {
@@ -146,6 +149,7 @@ impl Worker {
             groups: BTreeSet::new(),
             held: BTreeSet::new(),
             report: WorkReport::default(),
+            spare: Vec::new(),
         }
     }
 
@@ -426,11 +430,12 @@ impl Worker {
     }
 
     /// Replays a prepared sensor on a thread of its own, while this one reads the next.
-    fn spawn_replay(&self, prep: Box<Prepared>, bytes: Vec<u8>) -> Running {
+    fn spawn_replay(&mut self, prep: Box<Prepared>, bytes: Vec<u8>) -> Running {
         let cfg = self.cfg.replay.clone();
         let sensor = prep.sensor;
+        let sink = self.spare.pop().unwrap_or_default();
         let handle = std::thread::spawn(move || {
-            let result = replay_stream(cfg, bytes, &prep.state, prep.settle);
+            let result = replay_stream(cfg, bytes, &prep.state, prep.settle, sink);
             (prep, result)
         });
         Running { sensor, handle }
@@ -536,6 +541,10 @@ impl Worker {
         let Some(d) = done else {
             return Ok(());
         };
+        // A run being read, one replayed and one committed: three sinks go round.
+        if self.spare.len() < 3 {
+            self.spare.push(d.sink);
+        }
         if d.result? {
             self.report.sensors.insert(d.sensor);
             self.report.runs += 1;

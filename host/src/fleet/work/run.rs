@@ -12,13 +12,14 @@ use crate::input::seek::InputPlan;
 use crate::input::InputSource;
 use crate::replay::{first_pass, run_planned, Carry, Outputs, ReplayConfig};
 
-/// Replays a sensor's stream from its checkpoint: the new rows, the dead letters, and
-/// the new checkpoint.
+/// Replays a sensor's stream from its checkpoint: the new rows (in `sink`, emptied first),
+/// the dead letters, and the new checkpoint.
 pub(super) fn replay_stream(
     mut cfg: ReplayConfig,
     bytes: Vec<u8>,
     state: &State,
     settle: bool,
+    mut sink: RowSink,
 ) -> anyhow::Result<RunResult> {
     let input_len = bytes.len();
     let sources = [InputSource::Bytes(bytes.into())];
@@ -34,7 +35,7 @@ pub(super) fn replay_stream(
     }
     let mut pass = first_pass(&sources)?;
     loop {
-        let mut sink = RowSink::for_input(input_len);
+        sink.reuse(input_len);
         let mut dead: Vec<u8> = Vec::new();
         let mut carry = Carry {
             restore: state.engine.clone(),
