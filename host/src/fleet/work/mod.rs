@@ -46,7 +46,7 @@ use crate::fleet::rows::RowSink;
 use crate::replay::ReplayConfig;
 use commit::{Commit, Committer, DeadLetter, Done};
 use read::{read_range, SensorRead};
-use run::{replay_stream, RunResult};
+use run::{Job, Replayer};
 use state::{is_settled, pending_count, release, State};
 use trim::{trim_point, Trim};
 
@@ -125,10 +125,9 @@ struct Prepared {
     settle: bool,
 }
 
-/// A sensor's replay on a thread of its own.
+/// A sensor being replayed by the [`Replayer`].
 struct Running {
     sensor: u32,
-    handle: std::thread::JoinHandle<(Box<Prepared>, anyhow::Result<RunResult>)>,
 }
 
 /// A repair worker.
@@ -139,6 +138,8 @@ pub struct Worker {
     report: WorkReport,
     /// Row sinks of committed runs, for the next runs: a run allocates no row buffers.
     spare: Vec<RowSink>,
+    /// The thread that replays runs while this one reads the next sensor.
+    replayer: Replayer,
 }
 
 impl Worker {
@@ -150,6 +151,7 @@ impl Worker {
             held: BTreeSet::new(),
             report: WorkReport::default(),
             spare: Vec::new(),
+            replayer: Replayer::new(),
         }
     }
 
@@ -277,7 +279,7 @@ impl Worker {
                     worked += 1;
                     settled = false;
                     self.finish(&mut running, con, commits)?;
-                    running = Some(self.spawn_replay(prep, bytes));
+                    running = Some(self.spawn_replay(prep, bytes)?);
                 }
             }
             if self.held.len() > share {
@@ -429,16 +431,16 @@ impl Worker {
         ))
     }
 
-    /// Replays a prepared sensor on a thread of its own, while this one reads the next.
-    fn spawn_replay(&mut self, prep: Box<Prepared>, bytes: Vec<u8>) -> Running {
-        let cfg = self.cfg.replay.clone();
+    /// Replays a prepared sensor on the replay thread, while this one reads the next.
+    fn spawn_replay(&mut self, prep: Box<Prepared>, bytes: Vec<u8>) -> anyhow::Result<Running> {
         let sensor = prep.sensor;
-        let sink = self.spare.pop().unwrap_or_default();
-        let handle = std::thread::spawn(move || {
-            let result = replay_stream(cfg, bytes, &prep.state, prep.settle, sink);
-            (prep, result)
-        });
-        Running { sensor, handle }
+        self.replayer.start(Job {
+            cfg: self.cfg.replay.clone(),
+            prep,
+            bytes,
+            sink: self.spare.pop().unwrap_or_default(),
+        })?;
+        Ok(Running { sensor })
     }
 
     /// Waits for the replay in `running`, if any, and hands its commit to the committer.
@@ -451,10 +453,10 @@ impl Worker {
         let Some(r) = running.take() else {
             return Ok(());
         };
-        let (prep, result) = r
-            .handle
-            .join()
-            .map_err(|_| anyhow::anyhow!("sensor {}: the replay thread failed", r.sensor))?;
+        let (prep, result) = self
+            .replayer
+            .wait()
+            .with_context(|| format!("sensor {}: the replay thread failed", r.sensor))?;
         let Prepared {
             sensor,
             keys: k,
