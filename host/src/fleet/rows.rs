@@ -134,48 +134,50 @@ impl StoredRow {
     /// assert_eq!(out, [0, 1, 7, 0xac, 0x02, 0x88, 0x27, 0xff, 0x01, 0, 0, 0, 1]);
     /// ```
     pub fn encode(&self, out: &mut Vec<u8>) {
-        let mut w = Writer {
-            buf: [0; MAX_STORED],
-            len: 0,
-        };
+        // The position is a local of its own, kept in a register: in a struct beside the
+        // buffer it went through memory at every byte.
+        let mut buf = [0u8; MAX_STORED];
+        let mut n = 0;
         match self {
             Self::Record { record, has_seq } => {
-                w.byte(0);
+                n = put(&mut buf, n, 0);
                 let r = &record.reading;
-                w.varint(u64::from(r.sensor));
-                w.varint(u64::from(r.session));
-                w.varint(u64::from(r.seq));
-                w.varint(r.timestamp);
+                n = varint(&mut buf, n, u64::from(r.sensor));
+                n = varint(&mut buf, n, u64::from(r.session));
+                n = varint(&mut buf, n, u64::from(r.seq));
+                n = varint(&mut buf, n, r.timestamp);
                 let bits = r.celsius.to_bits();
-                w.varint(u64::from(((bits << 1) ^ (bits >> 31)) as u32));
-                w.byte(match record.quality {
+                n = varint(&mut buf, n, u64::from(((bits << 1) ^ (bits >> 31)) as u32));
+                let quality = match record.quality {
                     Quality::Good => 0,
                     Quality::Doubtful => 1,
                     Quality::Bad => 2,
-                });
-                w.byte(record.flags.bits());
+                };
+                n = put(&mut buf, n, quality);
+                n = put(&mut buf, n, record.flags.bits());
                 match record.origin {
-                    Origin::Measured => w.byte(0),
+                    Origin::Measured => n = put(&mut buf, n, 0),
                     Origin::Synthetic(s) => {
-                        w.byte(1);
-                        w.byte(match s.method {
+                        n = put(&mut buf, n, 1);
+                        let method = match s.method {
                             FillMethod::Linear => 0,
                             FillMethod::Locf => 1,
                             FillMethod::Stochastic => 2,
                             FillMethod::None => 3,
-                        });
+                        };
+                        n = put(&mut buf, n, method);
                         for k in [s.before, s.after] {
                             match k {
-                                None => w.byte(0),
+                                None => n = put(&mut buf, n, 0),
                                 Some(k) => {
-                                    w.byte(1);
-                                    w.key(k);
+                                    n = put(&mut buf, n, 1);
+                                    n = key(&mut buf, n, k);
                                 }
                             }
                         }
                     }
                 }
-                w.byte(u8::from(*has_seq));
+                n = put(&mut buf, n, u8::from(*has_seq));
             }
             Self::Missing {
                 sensor,
@@ -183,49 +185,42 @@ impl StoredRow {
                 slot,
                 has_seq,
             } => {
-                w.byte(1);
-                w.varint(u64::from(*sensor));
-                w.varint(u64::from(*session));
-                w.key(*slot);
-                w.byte(u8::from(*has_seq));
+                n = put(&mut buf, n, 1);
+                n = varint(&mut buf, n, u64::from(*sensor));
+                n = varint(&mut buf, n, u64::from(*session));
+                n = key(&mut buf, n, *slot);
+                n = put(&mut buf, n, u8::from(*has_seq));
             }
         }
-        out.extend_from_slice(w.buf.get(..w.len).unwrap_or_default());
+        out.extend_from_slice(buf.get(..n).unwrap_or_default());
     }
 }
 
-/// A row being encoded, on the stack: [`MAX_STORED`] bytes hold the widest row (see the
-/// test `the_widest_row_fits`).
-struct Writer {
-    buf: [u8; MAX_STORED],
-    len: usize,
+/// Puts `b` at `n` in a row being encoded; the next position. [`MAX_STORED`] bytes hold the
+/// widest row (see the test `the_widest_row_fits`).
+#[inline(always)]
+fn put(buf: &mut [u8; MAX_STORED], n: usize, b: u8) -> usize {
+    if let Some(at) = buf.get_mut(n) {
+        *at = b;
+    }
+    n + 1
 }
 
-impl Writer {
-    #[inline(always)]
-    fn byte(&mut self, b: u8) {
-        if let Some(at) = self.buf.get_mut(self.len) {
-            *at = b;
-            self.len += 1;
-        }
+/// Puts `v` as postcard writes an unsigned integer: LEB128, 7 bits a byte, low first.
+#[inline(always)]
+fn varint(buf: &mut [u8; MAX_STORED], mut n: usize, mut v: u64) -> usize {
+    while v >= 0x80 {
+        n = put(buf, n, (v as u8) | 0x80);
+        v >>= 7;
     }
+    put(buf, n, v as u8)
+}
 
-    /// Appends `v` as postcard writes an unsigned integer: LEB128, 7 bits a byte, low first.
-    #[inline(always)]
-    fn varint(&mut self, mut v: u64) {
-        while v >= 0x80 {
-            self.byte((v as u8) | 0x80);
-            v >>= 7;
-        }
-        self.byte(v as u8);
-    }
-
-    /// Appends a [`Key`] as postcard writes it: its timestamp, then its seq.
-    #[inline(always)]
-    fn key(&mut self, k: Key) {
-        self.varint(k.timestamp);
-        self.varint(u64::from(k.seq));
-    }
+/// Puts a [`Key`] as postcard writes it: its timestamp, then its seq.
+#[inline(always)]
+fn key(buf: &mut [u8; MAX_STORED], n: usize, k: Key) -> usize {
+    let n = varint(buf, n, k.timestamp);
+    varint(buf, n, u64::from(k.seq))
 }
 
 /// Decodes the rows of an output entry's `r` field.
