@@ -63,12 +63,12 @@ impl Commit {
         // Fenced twice: the lease must still be ours, and the state must be the one this run
         // started from. A worker paused past its lease may find the lease free again and
         // take it back, but another worker has committed meanwhile: its run is stale.
-        redis::cmd("WATCH")
+        // The WATCH and the reads in one round trip: Redis runs them in order.
+        let (holder, version): (Option<String>, Option<u64>) = redis::pipe()
+            .cmd("WATCH")
             .arg(&self.keys.lease)
             .arg(&self.keys.state)
-            .query::<()>(con)
-            .context("cannot watch the lease")?;
-        let (holder, version): (Option<String>, Option<u64>) = redis::pipe()
+            .ignore()
             .cmd("GET")
             .arg(&self.keys.lease)
             .cmd("HGET")
