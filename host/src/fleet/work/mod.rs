@@ -375,6 +375,7 @@ impl Worker {
             to_ack,
             fresh,
             hash,
+            first,
             last,
             end,
             now,
@@ -395,12 +396,18 @@ impl Worker {
             let pending = pending_count(con, k, group)?;
             return Ok(Step::Idle(state.settled && covers == last && pending == 0));
         }
-        // The sensor's stream up to `covers`: what was read before, then what is new.
-        let old_until = match fresh.first() {
-            Some((first, _)) => format!("({first}"),
-            None => covers.to_string(),
+        // The sensor's stream up to `covers`: what was read before, then what is new. A
+        // stream that starts with the new entries (all before them trimmed) has nothing
+        // before them, and the round trip that would read it is saved.
+        let fresh_first = fresh
+            .first()
+            .map(|(id, _)| id.parse::<EntryId>())
+            .transpose()?;
+        let mut entries = match fresh_first {
+            Some(f) if first == Some(f) => Vec::new(),
+            Some(f) => read_range(con, k, &format!("({f}"))?,
+            None => read_range(con, k, &covers.to_string())?,
         };
-        let mut entries = read_range(con, k, &old_until)?;
         entries.extend(fresh);
         let total: usize = entries
             .iter()
