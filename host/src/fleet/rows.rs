@@ -115,8 +115,8 @@ impl StoredRow {
 
 impl StoredRow {
     /// Appends it in postcard, the bytes `postcard::to_slice` gives, written field by field
-    /// without serde: a worker stores every row it repairs, and serde's generic path costs
-    /// more than the repair of the row.
+    /// without serde: a worker stores every row it repairs, and serde's generic path (a
+    /// copy per field) cost about 330 instructions a row, a sixth of the repair's.
     ///
     /// # Examples
     /// ```
