@@ -147,7 +147,10 @@ impl Cursor<'_> {
 
 /// Collects the readings a first pass set aside.
 pub struct SpillWriter {
-    dir: tempfile::TempDir,
+    /// Made with the first reading set aside: most passes set nothing aside, and a
+    /// directory made and removed per pass costs a fleet worker, which replays a sensor per
+    /// pass, a few percent of its time.
+    dir: Option<tempfile::TempDir>,
     buf: Vec<ReadingItem>,
     runs: Vec<PathBuf>,
     /// Per input, the positions set aside, in input order.
@@ -156,10 +159,11 @@ pub struct SpillWriter {
 }
 
 impl SpillWriter {
-    /// An empty spill in a temporary directory of its own.
+    /// An empty spill; its temporary directory is made when the first reading is set
+    /// aside.
     pub fn new() -> io::Result<Self> {
         Ok(Self {
-            dir: tempfile::Builder::new().prefix(".mend-spill-").tempdir()?,
+            dir: None,
             buf: Vec::new(),
             runs: Vec::new(),
             skips: Vec::new(),
@@ -172,6 +176,17 @@ impl SpillWriter {
         self.count
     }
 
+    /// The temporary directory, made on first use.
+    fn dir(&mut self) -> io::Result<&std::path::Path> {
+        if self.dir.is_none() {
+            self.dir = Some(tempfile::Builder::new().prefix(".mend-spill-").tempdir()?);
+        }
+        self.dir
+            .as_ref()
+            .map(tempfile::TempDir::path)
+            .ok_or_else(|| io::Error::other("spill: no directory"))
+    }
+
     /// True when nothing was set aside.
     pub fn is_empty(&self) -> bool {
         self.count == 0
@@ -182,14 +197,17 @@ impl SpillWriter {
         if self.skips.len() <= r.input {
             self.skips.resize_with(r.input + 1, || None);
         }
+        if self.skips.get(r.input).is_some_and(Option::is_none) {
+            let path = self.dir()?.join(format!("skip-{}", r.input));
+            let file = Some(BufWriter::new(File::create(path)?));
+            if let Some(slot) = self.skips.get_mut(r.input) {
+                *slot = file;
+            }
+        }
         let slot = self
             .skips
             .get_mut(r.input)
             .ok_or_else(|| io::Error::other("spill: input index out of range"))?;
-        if slot.is_none() {
-            let path = self.dir.path().join(format!("skip-{}", r.input));
-            *slot = Some(BufWriter::new(File::create(path)?));
-        }
         if let Some(w) = slot.as_mut() {
             w.write_all(&position(&r.at).to_le_bytes())?;
         }
@@ -206,7 +224,8 @@ impl SpillWriter {
             return Ok(());
         }
         self.buf.sort_by_key(sort_key);
-        let path = self.dir.path().join(format!("run-{}", self.runs.len()));
+        let run = format!("run-{}", self.runs.len());
+        let path = self.dir()?.join(run);
         let mut w = BufWriter::new(File::create(&path)?);
         let mut rec = [0u8; RECORD];
         for r in self.buf.drain(..) {
@@ -224,7 +243,8 @@ impl SpillWriter {
         for w in self.skips.iter_mut().flatten() {
             w.flush()?;
         }
-        let merged = self.dir.path().join("merged");
+        let dir = self.dir()?.to_path_buf();
+        let merged = dir.join("merged");
         let mut out = BufWriter::new(File::create(&merged)?);
         let mut readers: Vec<BufReader<File>> = self
             .runs
@@ -268,7 +288,7 @@ impl SpillWriter {
                 self.skips
                     .get(i)
                     .and_then(Option::as_ref)
-                    .map(|_| self.dir.path().join(format!("skip-{i}")))
+                    .map(|_| dir.join(format!("skip-{i}")))
             })
             .collect();
         Ok(SpillSet {
@@ -276,7 +296,7 @@ impl SpillWriter {
             index,
             skips,
             count: n,
-            _dir: self.dir,
+            _dir: self.dir.take(),
         })
     }
 }
@@ -296,7 +316,7 @@ pub struct SpillSet {
     index: BTreeMap<StreamKey, (u64, u64)>,
     skips: Vec<Option<PathBuf>>,
     count: u64,
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl SpillSet {
@@ -458,6 +478,24 @@ mod tests {
         };
         encode(&j, &mut rec);
         assert_eq!(decode(&rec), j);
+    }
+
+    /// A pass that sets nothing aside makes no directory; the first reading set aside
+    /// makes it, and it goes with the set.
+    #[test]
+    fn the_directory_is_made_by_the_first_reading_set_aside() {
+        let w = SpillWriter::new().unwrap();
+        assert!(w.dir.is_none());
+        drop(w);
+        let mut w = SpillWriter::new().unwrap();
+        w.push(item(0, 1, 1, 1_000, 0)).unwrap();
+        let path = w.dir.as_ref().map(|d| d.path().to_path_buf()).unwrap();
+        assert!(path.is_dir());
+        let set = w.finish().unwrap();
+        assert_eq!(set.len(), 1);
+        assert!(path.is_dir());
+        drop(set);
+        assert!(!path.exists());
     }
 
     #[test]

@@ -9,7 +9,7 @@ use anyhow::Context;
 use super::trim::Trim;
 use crate::checkpoint::Checkpoint;
 use crate::engine::EngineState;
-use crate::fleet::rows::{RowSink, ROWS_PER_ENTRY};
+use crate::fleet::rows::RowSink;
 use crate::fleet::{checkpoint_to_json, EntryId, Keys};
 
 /// A dead-letter record as the replay writes it.
@@ -63,12 +63,12 @@ impl Commit {
         // Fenced twice: the lease must still be ours, and the state must be the one this run
         // started from. A worker paused past its lease may find the lease free again and
         // take it back, but another worker has committed meanwhile: its run is stale.
-        redis::cmd("WATCH")
+        // The WATCH and the reads in one round trip: Redis runs them in order.
+        let (holder, version): (Option<String>, Option<u64>) = redis::pipe()
+            .cmd("WATCH")
             .arg(&self.keys.lease)
             .arg(&self.keys.state)
-            .query::<()>(con)
-            .context("cannot watch the lease")?;
-        let (holder, version): (Option<String>, Option<u64>) = redis::pipe()
+            .ignore()
             .cmd("GET")
             .arg(&self.keys.lease)
             .cmd("HGET")
@@ -83,18 +83,14 @@ impl Commit {
         let mut pipe = redis::pipe();
         pipe.atomic();
         let mut out_last = self.out_last;
-        for (i, chunk) in self.rows.rows.chunks(ROWS_PER_ENTRY).enumerate() {
-            let Some(first) = chunk.first() else {
-                continue;
-            };
-            let id = EntryId::for_row(first.timestamp, first.seq, out_last);
+        for (i, e) in self.rows.entries.iter().enumerate() {
+            let id = EntryId::for_row(e.timestamp, e.seq, out_last);
             out_last = Some(id);
-            let from = i * ROWS_PER_ENTRY;
             pipe.cmd("XADD")
                 .arg(&self.keys.out)
                 .arg(id.to_string())
                 .arg("r")
-                .arg(self.rows.stored(from..from + chunk.len()))
+                .arg(self.rows.stored(i))
                 .ignore();
         }
         for d in &self.dead {
@@ -183,6 +179,8 @@ pub(super) struct Done {
     pub(super) dead_letters: u64,
     pub(super) acked: u64,
     pub(super) trimmed: u64,
+    /// The run's rows, written or not: their buffers serve the next run.
+    pub(super) sink: RowSink,
 }
 
 /// Writes commits on a connection of its own, one at a time, while the worker reads and
@@ -207,10 +205,11 @@ impl Committer {
                 let d = Done {
                     sensor: c.sensor,
                     result: c.write(&mut con),
-                    rows: c.rows.rows.len() as u64,
+                    rows: c.rows.rows(),
                     dead_letters: c.dead.len() as u64,
                     acked: c.to_ack.len() as u64,
                     trimmed: c.trim.as_ref().map_or(0, |t| t.entries),
+                    sink: c.rows,
                 };
                 if finished.send(d).is_err() {
                     break;

@@ -42,10 +42,11 @@ mod state;
 mod trim;
 
 use super::{connect, field, is_transient, server_ms, Entry, EntryId, Keys, WORKERS_KEY};
+use crate::fleet::rows::RowSink;
 use crate::replay::ReplayConfig;
 use commit::{Commit, Committer, DeadLetter, Done};
 use read::{read_range, SensorRead};
-use run::{replay_stream, RunResult};
+use run::{Job, Replayer};
 use state::{is_settled, pending_count, release, State};
 use trim::{trim_point, Trim};
 
@@ -97,6 +98,16 @@ pub struct WorkReport {
     pub reconnects: u64,
 }
 
+/// Takes the lease `KEYS[1]` for `ARGV[1]` for `ARGV[2]` ms if it is free, or renews it if
+/// `ARGV[1]` holds it: 1, or 0 when another worker holds it.
+const LEASE_SCRIPT: &str = "\
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0";
+
 /// What reading one sensor gave.
 enum Step {
     /// Nothing to do; `true` when the sensor is settled and nothing is pending.
@@ -124,10 +135,9 @@ struct Prepared {
     settle: bool,
 }
 
-/// A sensor's replay on a thread of its own.
+/// A sensor being replayed by the [`Replayer`].
 struct Running {
     sensor: u32,
-    handle: std::thread::JoinHandle<(Box<Prepared>, anyhow::Result<RunResult>)>,
 }
 
 /// A repair worker.
@@ -136,6 +146,10 @@ pub struct Worker {
     groups: BTreeSet<u32>,
     held: BTreeSet<u32>,
     report: WorkReport,
+    /// Row sinks of committed runs, for the next runs: a run allocates no row buffers.
+    spare: Vec<RowSink>,
+    /// The thread that replays runs while this one reads the next sensor.
+    replayer: Replayer,
 }
 
 impl Worker {
@@ -146,6 +160,8 @@ impl Worker {
             groups: BTreeSet::new(),
             held: BTreeSet::new(),
             report: WorkReport::default(),
+            spare: Vec::new(),
+            replayer: Replayer::new(),
         }
     }
 
@@ -273,7 +289,7 @@ impl Worker {
                     worked += 1;
                     settled = false;
                     self.finish(&mut running, con, commits)?;
-                    running = Some(self.spawn_replay(prep, bytes));
+                    running = Some(self.spawn_replay(prep, bytes)?);
                 }
             }
             if self.held.len() > share {
@@ -303,32 +319,19 @@ impl Worker {
     }
 
     /// Takes or renews the lease of a sensor: true when this worker holds it.
+    ///
+    /// One round trip, and atomic: a worker takes a sensor's lease twice per run (before it
+    /// reads the sensor and before it commits), and a lease held already took three.
     fn lease(&self, con: &mut redis::Connection, k: &Keys) -> anyhow::Result<bool> {
-        let me = &self.cfg.consumer;
-        let set: Option<String> = redis::cmd("SET")
+        let held: i64 = redis::cmd("EVAL")
+            .arg(LEASE_SCRIPT)
+            .arg(1)
             .arg(&k.lease)
-            .arg(me)
-            .arg("NX")
-            .arg("PX")
+            .arg(&self.cfg.consumer)
             .arg(self.cfg.lease_ms)
             .query(con)
             .with_context(|| format!("cannot take {}", k.lease))?;
-        if set.is_some() {
-            return Ok(true);
-        }
-        let holder: Option<String> = redis::cmd("GET")
-            .arg(&k.lease)
-            .query(con)
-            .with_context(|| format!("cannot read {}", k.lease))?;
-        if holder.as_deref() == Some(me.as_str()) {
-            redis::cmd("PEXPIRE")
-                .arg(&k.lease)
-                .arg(self.cfg.lease_ms)
-                .query::<()>(con)
-                .with_context(|| format!("cannot renew {}", k.lease))?;
-            return Ok(true);
-        }
-        Ok(false)
+        Ok(held == 1)
     }
 
     fn ensure_group(
@@ -372,6 +375,7 @@ impl Worker {
             to_ack,
             fresh,
             hash,
+            first,
             last,
             end,
             now,
@@ -392,12 +396,18 @@ impl Worker {
             let pending = pending_count(con, k, group)?;
             return Ok(Step::Idle(state.settled && covers == last && pending == 0));
         }
-        // The sensor's stream up to `covers`: what was read before, then what is new.
-        let old_until = match fresh.first() {
-            Some((first, _)) => format!("({first}"),
-            None => covers.to_string(),
+        // The sensor's stream up to `covers`: what was read before, then what is new. A
+        // stream that starts with the new entries (all before them trimmed) has nothing
+        // before them, and the round trip that would read it is saved.
+        let fresh_first = fresh
+            .first()
+            .map(|(id, _)| id.parse::<EntryId>())
+            .transpose()?;
+        let mut entries = match fresh_first {
+            Some(f) if first == Some(f) => Vec::new(),
+            Some(f) => read_range(con, k, &format!("({f}"))?,
+            None => read_range(con, k, &covers.to_string())?,
         };
-        let mut entries = read_range(con, k, &old_until)?;
         entries.extend(fresh);
         let total: usize = entries
             .iter()
@@ -425,15 +435,16 @@ impl Worker {
         ))
     }
 
-    /// Replays a prepared sensor on a thread of its own, while this one reads the next.
-    fn spawn_replay(&self, prep: Box<Prepared>, bytes: Vec<u8>) -> Running {
-        let cfg = self.cfg.replay.clone();
+    /// Replays a prepared sensor on the replay thread, while this one reads the next.
+    fn spawn_replay(&mut self, prep: Box<Prepared>, bytes: Vec<u8>) -> anyhow::Result<Running> {
         let sensor = prep.sensor;
-        let handle = std::thread::spawn(move || {
-            let result = replay_stream(cfg, bytes, &prep.state, prep.settle);
-            (prep, result)
-        });
-        Running { sensor, handle }
+        self.replayer.start(Job {
+            cfg: self.cfg.replay.clone(),
+            prep,
+            bytes,
+            sink: self.spare.pop().unwrap_or_default(),
+        })?;
+        Ok(Running { sensor })
     }
 
     /// Waits for the replay in `running`, if any, and hands its commit to the committer.
@@ -446,10 +457,10 @@ impl Worker {
         let Some(r) = running.take() else {
             return Ok(());
         };
-        let (prep, result) = r
-            .handle
-            .join()
-            .map_err(|_| anyhow::anyhow!("sensor {}: the replay thread failed", r.sensor))?;
+        let (prep, result) = self
+            .replayer
+            .wait()
+            .with_context(|| format!("sensor {}: the replay thread failed", r.sensor))?;
         let Prepared {
             sensor,
             keys: k,
@@ -536,6 +547,10 @@ impl Worker {
         let Some(d) = done else {
             return Ok(());
         };
+        // A run being read, one replayed and one committed: three sinks go round.
+        if self.spare.len() < 3 {
+            self.spare.push(d.sink);
+        }
         if d.result? {
             self.report.sensors.insert(d.sensor);
             self.report.runs += 1;

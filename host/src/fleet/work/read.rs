@@ -11,11 +11,13 @@ use crate::fleet::{Entry, EntryId, Keys};
 type Claimed = (String, Vec<String>, Vec<String>);
 
 /// The replies of a worker's reads of one sensor: claimed entries, new entries
-/// (`XREADGROUP`), the state hash, the last entry, the end mark, the server's clock.
+/// (`XREADGROUP`), the state hash, the first and the last entry, the end mark, the server's
+/// clock.
 type Replies = (
     Claimed,
     Option<Vec<(String, Vec<Entry>)>>,
     BTreeMap<String, String>,
+    Vec<Entry>,
     Vec<Entry>,
     Option<String>,
     (u64, u64),
@@ -29,6 +31,8 @@ pub(super) struct SensorRead {
     pub(super) fresh: Vec<Entry>,
     /// The state hash.
     pub(super) hash: BTreeMap<String, String>,
+    /// The stream's first entry, if it has any.
+    pub(super) first: Option<EntryId>,
     /// The stream's last entry, if it has any.
     pub(super) last: Option<EntryId>,
     /// The last entry of a complete capture (`mend publish --end`).
@@ -47,8 +51,9 @@ impl SensorRead {
         count: usize,
     ) -> anyhow::Result<Self> {
         // One round trip: entries delivered to a worker that never acknowledged them (ours
-        // now), new entries, the state, the stream's last entry, the end mark and the clock.
-        let (claimed, read, hash, last, end, (secs, micros)): Replies = redis::pipe()
+        // now), new entries, the state, the stream's first and last entries, the end mark
+        // and the clock.
+        let (claimed, read, hash, first, last, end, (secs, micros)): Replies = redis::pipe()
             .cmd("XAUTOCLAIM")
             .arg(&k.raw)
             .arg(group)
@@ -69,6 +74,12 @@ impl SensorRead {
             .arg(">")
             .cmd("HGETALL")
             .arg(&k.state)
+            .cmd("XRANGE")
+            .arg(&k.raw)
+            .arg("-")
+            .arg("+")
+            .arg("COUNT")
+            .arg(1)
             .cmd("XREVRANGE")
             .arg(&k.raw)
             .arg("+")
@@ -117,6 +128,10 @@ impl SensorRead {
             to_ack,
             fresh,
             hash,
+            first: first
+                .first()
+                .map(|(id, _)| id.parse::<EntryId>())
+                .transpose()?,
             last: last
                 .first()
                 .map(|(id, _)| id.parse::<EntryId>())
