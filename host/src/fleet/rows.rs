@@ -274,16 +274,9 @@ pub struct RowSink {
 }
 
 impl RowSink {
-    /// A sink with room for the rows of `bytes` of frames (about 9 bytes a reading, about
-    /// 16 bytes a stored row), so that a run's rows are not copied as the buffers grow.
-    pub fn for_input(bytes: usize) -> Self {
-        let mut sink = Self::default();
-        sink.reuse(bytes);
-        sink
-    }
-
-    /// Empties it for a run over `bytes` of frames, keeping (and if need be growing) its
-    /// buffers.
+    /// Empties it for a run over `bytes` of frames, keeping its buffers and growing them to
+    /// room for that run's rows (about 9 bytes of frames a reading, about 16 bytes a stored
+    /// row), so that a run's rows are not copied as the buffers grow.
     pub fn reuse(&mut self, bytes: usize) {
         let rows = bytes / 8;
         self.entries.clear();
@@ -437,7 +430,8 @@ mod tests {
     #[test]
     fn rows_are_cut_into_entries_keyed_by_their_first_row() {
         let m = meta(true);
-        let mut sink = RowSink::for_input(100);
+        let mut sink = RowSink::default();
+        sink.reuse(100);
         for round in 0..2 {
             let mut each = Vec::new();
             let n = 2 * ROWS_PER_ENTRY as u32 + 5 - round;
