@@ -13,7 +13,9 @@ use super::record::RecordSink;
 use super::row::{method_name, push_flags, RowFormat, CSV_HEADER, MISSING};
 use crate::fs::background::{Block, BlockWrite};
 use crate::input::StreamMeta;
-use crate::text::numfmt::{push_celsius, push_u64, ByteOut, Line, Short, SliceOut, LINE_CAP};
+use crate::text::numfmt::{
+    count_up, push_celsius, push_u64, ByteOut, Line, Short, SliceOut, LINE_CAP,
+};
 use crate::text::timefmt::{push_time, TimeFormatter};
 
 /// Appends `,origin,method,quality,flags\n`.
@@ -111,17 +113,100 @@ pub struct RowWriter<W: BlockWrite> {
     cache: CsvCache,
 }
 
-/// Pieces of CSV rows that repeat: the `sensor,session,` prefix of the last stream, the
-/// text of recent values, and the row tails (`,origin,method,quality,flags\n`), of which
-/// there are only a few hundred kinds.
+/// Pieces of CSV rows that repeat: the head of the last row, the text of recent values, and
+/// the row tails (`,origin,method,quality,flags\n`), of which there are only a few hundred
+/// kinds.
 struct CsvCache {
-    prefix_of: Option<(u32, u32)>,
-    prefix: Short,
-    /// The last seq and its text: the next row's seq is usually one more.
-    seq: Option<(u32, Short)>,
+    head: Head,
     /// Texts of recent values, by a hash of their bits.
     values: Vec<(i32, Short)>,
     tails: Vec<Option<Line>>,
+}
+
+/// The head of the last row, `sensor,session,seq,time`. The next row of the same stream
+/// usually differs from it only in the last digits of the seq and in the seconds, so those
+/// are changed in place rather than the whole head formatted again.
+struct Head {
+    /// `(sensor, session, has_seq)` of `text`; `None` before the first row.
+    of: Option<(u32, u32, bool)>,
+    seq: u32,
+    ts: u64,
+    text: Line,
+    /// Where the seq's digits are in `text` (empty without a seq).
+    seq_at: (usize, usize),
+}
+
+impl Head {
+    /// Makes the head that of `(sensor, session)` at `seq` and `ts`: patched in place when
+    /// only the seq's digits (one more, as many of them) and the seconds change, else
+    /// formatted anew.
+    #[inline]
+    fn set(&mut self, r: &mend_core::Reading, has_seq: bool, tf: &mut TimeFormatter) {
+        let same = self.of == Some((r.sensor, r.session, has_seq)) && r.timestamp > self.ts;
+        if !(same && self.patch(r.seq, r.timestamp, has_seq)) {
+            self.format(r, has_seq, tf);
+        }
+    }
+
+    /// Moves the head on to `seq` at `ts` (later than now) in place; false when that takes
+    /// more than the seq's digits and the seconds (a new minute, another millisecond, a seq
+    /// that is not the next one or has one digit more), and then the text must be formatted
+    /// anew.
+    #[inline]
+    fn patch(&mut self, seq: u32, ts: u64, has_seq: bool) -> bool {
+        let step = ts - self.ts;
+        if step % 1_000 != 0 || step >= 60_000 {
+            return false;
+        }
+        let text = self.text.filled_mut();
+        // `…:SS.mmmZ`: the seconds are the 7th and 6th bytes from the end.
+        let Some(at) = text.len().checked_sub(7) else {
+            return false;
+        };
+        let Some([tens, ones]) = text.get(at..at + 2).map(|d| [d[0], d[1]]) else {
+            return false;
+        };
+        let secs = u64::from(tens.wrapping_sub(b'0')) * 10 + u64::from(ones.wrapping_sub(b'0'));
+        let secs = secs + step / 1_000;
+        if secs >= 60 {
+            return false;
+        }
+        if has_seq {
+            let (from, to) = self.seq_at;
+            let digits = text.get_mut(from..to).unwrap_or_default();
+            if self.seq.checked_add(1) != Some(seq) || !count_up(digits) {
+                return false;
+            }
+        }
+        if let Some(d) = text.get_mut(at..at + 2) {
+            d[0] = b'0' + (secs / 10) as u8;
+            d[1] = b'0' + (secs % 10) as u8;
+        }
+        self.seq = seq;
+        self.ts = ts;
+        true
+    }
+
+    /// Formats the head of `r` anew.
+    #[cold]
+    fn format(&mut self, r: &mend_core::Reading, has_seq: bool, tf: &mut TimeFormatter) {
+        let t = &mut self.text;
+        t.clear();
+        push_u64(t, u64::from(r.sensor));
+        t.put(b',');
+        push_u64(t, u64::from(r.session));
+        t.put(b',');
+        let from = t.len();
+        if has_seq {
+            push_u64(t, u64::from(r.seq));
+        }
+        self.seq_at = (from, t.len());
+        t.put(b',');
+        tf.push(t, r.timestamp);
+        self.of = Some((r.sensor, r.session, has_seq));
+        self.seq = r.seq;
+        self.ts = r.timestamp;
+    }
 }
 
 impl CsvCache {
@@ -129,9 +214,13 @@ impl CsvCache {
 
     fn new() -> Self {
         Self {
-            prefix_of: None,
-            prefix: Short::default(),
-            seq: None,
+            head: Head {
+                of: None,
+                seq: 0,
+                ts: 0,
+                text: Line::new(),
+                seq_at: (0, 0),
+            },
             values: vec![(0, Short::default()); Self::VALUES],
             tails: vec![None; 5 * 3 * 128],
         }
@@ -146,32 +235,8 @@ impl CsvCache {
         tf: &mut TimeFormatter,
     ) {
         let r = &rec.reading;
-        if self.prefix_of != Some((r.sensor, r.session)) {
-            self.prefix.clear();
-            push_u64(&mut self.prefix, u64::from(r.sensor));
-            self.prefix.put(b',');
-            push_u64(&mut self.prefix, u64::from(r.session));
-            self.prefix.put(b',');
-            self.prefix_of = Some((r.sensor, r.session));
-        }
-        out.put_short(&self.prefix);
-        if meta.has_seq {
-            let text = match &mut self.seq {
-                Some((last, text)) if last.checked_add(1) == Some(r.seq) => {
-                    text.increment();
-                    *last = r.seq;
-                    text
-                }
-                slot => {
-                    let (_, text) = slot.insert((r.seq, Short::default()));
-                    push_u64(text, u64::from(r.seq));
-                    text
-                }
-            };
-            out.put_short(text);
-        }
-        out.put(b',');
-        tf.push(out, r.timestamp);
+        self.head.set(r, meta.has_seq, tf);
+        out.put_line(&self.head.text);
         out.put(b',');
         let bits = r.celsius.to_bits();
         // Fibonacci hashing: readings step by 1/8 or 1/16 °C, so the low bits alone would
@@ -297,6 +362,63 @@ impl<W: BlockWrite> RecordSink for RowWriter<W> {
 mod tests {
     use super::*;
     use mend_core::{Celsius, ClockKind, Flags, Quality, Reading, Source};
+
+    /// Rows whose head is patched in place (the next seq, a few seconds on) equal the plain
+    /// rows across every boundary the patch must not cross: a new minute, hour, day or
+    /// year, a seq that gains a digit or wraps, a step that is not whole seconds, another
+    /// stream in between, and a stream that changes whether it has a seq.
+    #[test]
+    fn patched_heads_equal_plain_rows() {
+        let mut w = RowWriter::new(Vec::new(), RowFormat::Csv).unwrap();
+        let mut want = format!("{CSV_HEADER}\n").into_bytes();
+        let mut x: u64 = 11;
+        let mut next = |n: u64| {
+            x = x
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (x >> 33) % n
+        };
+        // (sensor, session, seq, ts) of each stream; one starts just before the end of a
+        // year, one near the largest seq, one far in the future.
+        let mut streams = [
+            (1u32, 1u32, 0u32, 1_767_225_590_000u64),
+            (1, 2, 95, 59_000),
+            (7, 3, u32::MAX - 40, 3_599_000),
+            (2, 9, 9, 253_402_300_700_000),
+        ];
+        let steps = [
+            1_000, 1_000, 1_000, 2_000, 59_000, 60_000, 61_000, 1_500, 999, 1,
+        ];
+        for i in 0..40_000 {
+            let s = next(4) as usize;
+            let (sensor, session, seq, ts) = &mut streams[s];
+            *seq = if next(50) == 0 {
+                seq.wrapping_add(2)
+            } else {
+                seq.wrapping_add(1)
+            };
+            *ts += steps[next(steps.len() as u64) as usize];
+            let rec = Record::measured(
+                Reading::new(*sensor, *session, *seq, *ts, Celsius::from_num(52)),
+                Quality::Good,
+                Flags::EMPTY,
+            );
+            let meta = StreamMeta {
+                has_seq: s != 1 || (i / 500) % 2 == 0,
+                period_ms: 1_000,
+                clock: ClockKind::Unix,
+            };
+            w.record(&rec, &meta).unwrap();
+            push_csv_row(&mut want, &rec, &meta);
+        }
+        w.flush().unwrap();
+        let got = String::from_utf8(w.into_inner()).unwrap();
+        let want = String::from_utf8(want).unwrap();
+        for (n, (g, e)) in got.lines().zip(want.lines()).enumerate() {
+            assert_eq!(g, e, "row {n}");
+        }
+        assert_eq!(got.len(), want.len());
+    }
 
     /// The cached row writer gives exactly the plain rows.
     #[test]

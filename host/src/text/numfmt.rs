@@ -211,6 +211,32 @@ impl Line {
         self.len = 0;
     }
 
+    /// The bytes so far, to change in place (the ones that fitted, after an overflow).
+    ///
+    /// # Examples
+    /// ```
+    /// use mend::text::numfmt::{ByteOut, Line};
+    /// let mut l = Line::new();
+    /// l.put_slice(b"12:59");
+    /// l.filled_mut()[4] = b'8';
+    /// assert_eq!(l.text()?, b"12:58");
+    /// # Ok::<(), mend::text::numfmt::Overflow>(())
+    /// ```
+    pub fn filled_mut(&mut self) -> &mut [u8] {
+        let n = self.len.min(LINE_CAP);
+        self.buf.get_mut(..n).unwrap_or_default()
+    }
+
+    /// How many bytes it holds (past [`LINE_CAP`] after an overflow).
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when it holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
     #[inline]
     fn fits(&mut self, fits: bool) {
         if !fits {
@@ -250,6 +276,31 @@ impl ByteOut for Line {
         let fits = put_prefix_at(&mut self.buf, &mut self.len, &s.buf, usize::from(s.len));
         self.fits(fits);
     }
+}
+
+/// Adds one to the decimal digits `digits` in place, keeping their number: true when that
+/// worked, false when they were all nines (or none), which leaves them all zeros.
+///
+/// # Examples
+/// ```
+/// use mend::text::numfmt::count_up;
+/// let mut d = *b"1299";
+/// assert!(count_up(&mut d));
+/// assert_eq!(&d, b"1300");
+/// let mut d = *b"99";
+/// assert!(!count_up(&mut d));
+/// ```
+#[inline]
+pub fn count_up(digits: &mut [u8]) -> bool {
+    for d in digits.iter_mut().rev() {
+        if *d == b'9' {
+            *d = b'0';
+        } else {
+            *d += 1;
+            return true;
+        }
+    }
+    false
 }
 
 /// The most bytes a [`Short`] holds: any `u64`, and any [`Celsius`] text.
@@ -319,14 +370,8 @@ impl Short {
     /// ```
     pub fn increment(&mut self) {
         let len = usize::from(self.len);
-        let digits = self.buf.get_mut(..len).unwrap_or_default();
-        for d in digits.iter_mut().rev() {
-            if *d == b'9' {
-                *d = b'0';
-            } else {
-                *d += 1;
-                return;
-            }
+        if count_up(self.buf.get_mut(..len).unwrap_or_default()) {
+            return;
         }
         // All nines (or empty): one more digit, a leading 1 and zeros.
         match self.buf.get_mut(len) {
