@@ -354,32 +354,38 @@ impl<const H: usize> GapFiller<H> {
         let (suspect, side) = judge(&rec, self.config.band);
         let mut prev = None;
         let mut head = None;
-        match self.last {
-            Some(a) if a.record.reading.sensor == b.sensor => {
-                if b.key() <= a.record.reading.key() {
+        // The parts of the last record needed here, not the whole of it: this runs for
+        // every reading.
+        let last = self
+            .last
+            .as_ref()
+            .map(|a| (a.record.reading, a.suspect, a.side, a.prev));
+        match last {
+            Some((a, a_suspect, a_side, a_prev)) if a.sensor == b.sensor => {
+                if b.key() <= a.key() {
                     return GapEvents::record(self, None, rec);
                 }
                 // A neighbour further away than one maximum gap says nothing about a
                 // reading; this also bounds how far back a fill's inputs reach.
                 let max_gap = self.config.max_gap_ms;
                 let near = |from: u64, to: u64| to.saturating_sub(from) <= max_gap;
-                let ta = a.record.reading.timestamp;
-                let before_a = a.prev.filter(|p| near(p.1, ta)).map(|p| p.0);
+                let ta = a.timestamp;
+                let before_a = a_prev.filter(|p| near(p.1, ta)).map(|p| p.0);
                 let after_a = side.filter(|_| near(ta, b.timestamp));
                 // Both neighbours of `a` are known now: judge it for good.
-                if trustworthy(a.suspect, a.side, before_a, after_a) {
-                    self.trusted = Some(a.record.reading);
+                if trustworthy(a_suspect, a_side, before_a, after_a) {
+                    self.trusted = Some(a);
                     if self.history.is_full() {
                         self.history.pop_front();
                     }
                     // Cannot fail: a full history was just shortened; a zero-capacity one
                     // never holds.
-                    let _ = self.history.push_back(a.record.reading.celsius.to_bits());
+                    let _ = self.history.push_back(a.celsius.to_bits());
                 }
-                prev = a.side.map(|s| (s, ta)).or(a.prev);
+                prev = a_side.map(|s| (s, ta)).or(a_prev);
                 let before_b = prev.filter(|p| near(p.1, b.timestamp)).map(|p| p.0);
                 let b_trusted = trustworthy(suspect, side, before_b, None);
-                head = self.between(&a.record.reading, &b, b_trusted);
+                head = self.between(&a, &b, b_trusted);
             }
             Some(_) => {
                 self.trusted = None;

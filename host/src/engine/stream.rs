@@ -233,18 +233,23 @@ impl Stream {
         cfg: &EngineConfig,
         sinks: &mut Sinks,
     ) -> io::Result<()> {
-        while let Some(rel) = self.live.as_mut().and_then(|l| l.reorder.pop_ready()) {
-            self.release(cfg, rel.reading, sinks)?;
+        let Some(live) = self.live.as_deref_mut() else {
+            return Ok(());
+        };
+        while let Some(rel) = live.reorder.pop_ready() {
+            if live.spill.is_some() {
+                let key = (rel.reading.timestamp, rel.reading.seq);
+                place_set_aside(live, &mut self.out, cfg, Some(key), sinks)?;
+            }
+            process_live(live, &mut self.out, cfg, rel.reading, sinks)?;
         }
-        if let Some(live) = self.live.as_mut() {
-            if let (Some(bt), Some(last)) = (live.by_time.as_mut(), live.released) {
-                while bt
-                    .seen
-                    .first_key_value()
-                    .is_some_and(|(t, _)| *t < last.timestamp)
-                {
-                    bt.seen.pop_first();
-                }
+        if let (Some(bt), Some(last)) = (live.by_time.as_mut(), live.released) {
+            while bt
+                .seen
+                .first_key_value()
+                .is_some_and(|(t, _)| *t < last.timestamp)
+            {
+                bt.seen.pop_first();
             }
         }
         Ok(())
