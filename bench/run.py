@@ -15,7 +15,8 @@ never inside the repository) and measures:
    and to /dev/null, against the bare decode loop of host/benches/bare_decode.rs over the
    same file. Goal: the full replay within 2x of the bare decode. The three are run in
    turn, --rounds times (5), and each figure is its best round, so that the ratio compares
-   runs made minutes apart at most, under the same load.
+   runs made minutes apart at most, under the same load; the ratios of each round (its
+   replay over its own bare decode) are shown too, as the spread this machine gives.
 3. Peak RSS of `mend replay` (from wait4's rusage of that child alone) at 10^6, 10^7 and,
    when the estimate is under three minutes, 10^8 readings. Goal: flat, <= 32 MiB.
 4. Bytes per framed reading of a clean capture: file size / reading frames. Goal <= 12.
@@ -257,19 +258,22 @@ class Bench:
         # after round, and each figure is its best round: a ratio of two figures taken minutes
         # apart would measure the drift as much as the replay.
         bare_s, csv, null = None, None, None
+        ratios = []  # (CSV file, /dev/null) over the bare decode of the same round
         for r in range(rounds):
             if r:
                 del self.commands[-3:]  # record each command once
             bare = self.bare_decode("2. bare decode", log, passes=1)
-            bare_s = min(bare_s or float("inf"), float(bare["best_s"]))
+            round_bare = float(bare["best_s"])
+            bare_s = min(bare_s or float("inf"), round_bare)
             if os.path.exists(csv_out):
                 os.remove(csv_out)
-            secs, rss = self.timed("2. mend replay -> CSV file", csv_argv)
-            if csv is None or secs < csv[0]:
-                csv = (secs, self.last_cpu, rss)
+            csv_secs, rss = self.timed("2. mend replay -> CSV file", csv_argv)
+            if csv is None or csv_secs < csv[0]:
+                csv = (csv_secs, self.last_cpu, rss)
             secs, rss = self.timed("2. mend replay -> /dev/null", null_argv)
             if null is None or secs < null[0]:
                 null = (secs, self.last_cpu, rss)
+            ratios.append((csv_secs / round_bare, secs / round_bare))
         readings = int(bare["readings"])
         (csv_s, csv_cpu, _), (null_s, null_cpu, _) = csv, null
         s = "2. frame-log replay"
@@ -284,6 +288,16 @@ class Bench:
                  f"{readings / null_s:,.0f} readings/s ({null_s:.2f} s, CPU {null_cpu:.2f} s)",
                  f"{null_s / bare_s:.2f}x bare decode; goal <= 2x",
                  met=null_s / bare_s <= 2, full_size=True)
+
+        def spread(xs):
+            xs = sorted(xs)
+            mid = xs[len(xs) // 2] if len(xs) % 2 else (xs[len(xs) // 2 - 1] + xs[len(xs) // 2]) / 2
+            return f"{xs[0]:.2f}x / {mid:.2f}x / {xs[-1]:.2f}x"
+
+        self.row(s, "each round's ratio, CSV file (min / median / max)",
+                 spread([c for c, _ in ratios]))
+        self.row(s, "each round's ratio, /dev/null (min / median / max)",
+                 spread([d for _, d in ratios]))
         self.gen_s[n] = gen_s
 
     def memory(self):
