@@ -1,8 +1,9 @@
 //! CSV rows, and the [`RowWriter`] that formats rows straight into output blocks.
 //!
 //! This is the hot path of a replay: tens of millions of rows, each formatted in place in
-//! the block it will be written from, with the pieces that repeat (the stream prefix, the
-//! seq, recent values, the row tails) kept ready in a [`CsvCache`].
+//! the block it will be written from, with the pieces that repeat kept ready in a
+//! [`CsvCache`]: the head of the last row (`sensor,session,seq,time`, patched in place for the
+//! next row), recent values and the row tails.
 
 use std::io;
 
