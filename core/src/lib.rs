@@ -55,9 +55,9 @@ pub use counters::Counters;
 pub use dedup::{Dedup, Seen};
 pub use fill::{FillConfig, GapConfigError};
 pub use frame::{
-    encode, Ack, ClockKind, DecodeEvent, Decoder, EncodeError, Encoder, Fault, FaultKind, Frame,
-    FrameBuf, Header, Heartbeat, Resend, ResetReason, SkipReason, Span, Stats, WireError,
-    WireReading, CRC, FORMAT_VERSION, MAX_FRAME, VERSIONS,
+    encode, put_varint64, zigzag, Ack, ClockKind, DecodeEvent, Decoder, EncodeError, Encoder,
+    Fault, FaultKind, Frame, FrameBuf, Header, Heartbeat, Resend, ResetReason, SkipReason, Span,
+    Stats, WireError, WireReading, CRC, FORMAT_VERSION, MAX_FRAME, VERSIONS,
 };
 pub use gap::{BandSide, FillState, GapEvent, GapEvents, GapFiller, GapStats};
 pub use nor::{check_program, NorError, NorGeometry, NorGeometryError};

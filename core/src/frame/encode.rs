@@ -332,14 +332,34 @@ impl Frame {
     }
 }
 
-/// Postcard's zigzag form of an `i32`.
+/// Postcard's zigzag form of an `i32`: small magnitudes, either sign, give small varints.
+///
+/// # Examples
+/// ```
+/// use mend_core::zigzag;
+/// assert_eq!([zigzag(0), zigzag(-1), zigzag(1), zigzag(-128)], [0, 1, 2, 255]);
+/// assert_eq!(zigzag(i32::MIN), u32::MAX);
+/// ```
 #[inline]
-const fn zigzag(v: i32) -> u32 {
+pub const fn zigzag(v: i32) -> u32 {
     ((v << 1) ^ (v >> 31)) as u32
 }
 
-/// [`put_varint`] for a `u64`.
-fn put_varint64(slot: &mut [u8; MAX_FRAME], mut at: usize, mut v: u64) -> usize {
+/// Writes `v` as postcard writes a `u64` (LEB128: 7 bits a byte, low first) at `slot[at..]`
+/// and returns the next position; bytes past the end of `slot` are dropped (the position
+/// still counts them), so a caller that sized `slot` for its widest message checks
+/// nothing per byte. The frames' [`put_varint`], for a `u32`, is the same on 32 bits.
+///
+/// # Examples
+/// ```
+/// use mend_core::put_varint64;
+/// let mut slot = [0u8; 4];
+/// let at = put_varint64(&mut slot, 1, 300);
+/// assert_eq!((at, slot), (3, [0, 0xac, 0x02, 0]));
+/// assert_eq!(put_varint64(&mut slot, 3, u64::MAX), 13, "10 bytes, all but one dropped");
+/// ```
+#[inline]
+pub fn put_varint64<const N: usize>(slot: &mut [u8; N], mut at: usize, mut v: u64) -> usize {
     while v >= 0x80 {
         if let Some(b) = slot.get_mut(at) {
             *b = v as u8 | 0x80;

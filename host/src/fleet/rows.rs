@@ -11,7 +11,7 @@
 
 use std::io;
 
-use mend_core::{FillMethod, Key, Origin, Outage, Quality, Record};
+use mend_core::{put_varint64, zigzag, FillMethod, Key, Origin, Outage, Quality, Record};
 use serde::{Deserialize, Serialize};
 
 use crate::input::StreamMeta;
@@ -142,12 +142,11 @@ impl StoredRow {
             Self::Record { record, has_seq } => {
                 n = put(&mut buf, n, 0);
                 let r = &record.reading;
-                n = varint(&mut buf, n, u64::from(r.sensor));
-                n = varint(&mut buf, n, u64::from(r.session));
-                n = varint(&mut buf, n, u64::from(r.seq));
-                n = varint(&mut buf, n, r.timestamp);
-                let bits = r.celsius.to_bits();
-                n = varint(&mut buf, n, u64::from(((bits << 1) ^ (bits >> 31)) as u32));
+                n = put_varint64(&mut buf, n, u64::from(r.sensor));
+                n = put_varint64(&mut buf, n, u64::from(r.session));
+                n = put_varint64(&mut buf, n, u64::from(r.seq));
+                n = put_varint64(&mut buf, n, r.timestamp);
+                n = put_varint64(&mut buf, n, u64::from(zigzag(r.celsius.to_bits())));
                 let quality = match record.quality {
                     Quality::Good => 0,
                     Quality::Doubtful => 1,
@@ -186,8 +185,8 @@ impl StoredRow {
                 has_seq,
             } => {
                 n = put(&mut buf, n, 1);
-                n = varint(&mut buf, n, u64::from(*sensor));
-                n = varint(&mut buf, n, u64::from(*session));
+                n = put_varint64(&mut buf, n, u64::from(*sensor));
+                n = put_varint64(&mut buf, n, u64::from(*session));
                 n = key(&mut buf, n, *slot);
                 n = put(&mut buf, n, u8::from(*has_seq));
             }
@@ -206,21 +205,11 @@ fn put(buf: &mut [u8; MAX_STORED], n: usize, b: u8) -> usize {
     n + 1
 }
 
-/// Puts `v` as postcard writes an unsigned integer: LEB128, 7 bits a byte, low first.
-#[inline(always)]
-fn varint(buf: &mut [u8; MAX_STORED], mut n: usize, mut v: u64) -> usize {
-    while v >= 0x80 {
-        n = put(buf, n, (v as u8) | 0x80);
-        v >>= 7;
-    }
-    put(buf, n, v as u8)
-}
-
 /// Puts a [`Key`] as postcard writes it: its timestamp, then its seq.
 #[inline(always)]
 fn key(buf: &mut [u8; MAX_STORED], n: usize, k: Key) -> usize {
-    let n = varint(buf, n, k.timestamp);
-    varint(buf, n, u64::from(k.seq))
+    let n = put_varint64(buf, n, k.timestamp);
+    put_varint64(buf, n, u64::from(k.seq))
 }
 
 /// Decodes the rows of an output entry's `r` field.
@@ -302,7 +291,7 @@ impl RowSink {
         }
     }
 
-    fn push(&mut self, row: &StoredRow, seq: u32) -> io::Result<()> {
+    fn push(&mut self, row: &StoredRow, seq: u32) {
         row.encode(&mut self.bytes);
         let end = self.bytes.len();
         match self.entries.last_mut() {
@@ -317,7 +306,6 @@ impl RowSink {
                 end,
             }),
         }
-        Ok(())
     }
 }
 
@@ -327,7 +315,8 @@ impl RecordSink for RowSink {
             record: *rec,
             has_seq: meta.has_seq,
         };
-        self.push(&row, rec.reading.seq)
+        self.push(&row, rec.reading.seq);
+        Ok(())
     }
 
     fn missing(&mut self, o: &Outage, slot: Key, meta: &StreamMeta) -> io::Result<()> {
@@ -337,7 +326,8 @@ impl RecordSink for RowSink {
             slot,
             has_seq: meta.has_seq,
         };
-        self.push(&row, slot.seq)
+        self.push(&row, slot.seq);
+        Ok(())
     }
 }
 
