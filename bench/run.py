@@ -37,6 +37,7 @@ import os
 import re
 import shlex
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -290,9 +291,7 @@ class Bench:
                  met=null_s / bare_s <= 2, full_size=True)
 
         def spread(xs):
-            xs = sorted(xs)
-            mid = xs[len(xs) // 2] if len(xs) % 2 else (xs[len(xs) // 2 - 1] + xs[len(xs) // 2]) / 2
-            return f"{xs[0]:.2f}x / {mid:.2f}x / {xs[-1]:.2f}x"
+            return f"{min(xs):.2f}x / {statistics.median(xs):.2f}x / {max(xs):.2f}x"
 
         self.row(s, "each round's ratio, CSV file (min / median / max)",
                  spread([c for c, _ in ratios]))
