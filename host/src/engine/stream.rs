@@ -187,7 +187,7 @@ impl Stream {
             Admit::Released(rel) => match rel.kind {
                 ReleaseKind::Late => self.too_late(pass, x, Refusal::Late, sinks),
                 ReleaseKind::InOrder | ReleaseKind::Evicted => {
-                    self.release(cfg, rel.reading, sinks)
+                    release(live, &mut self.out, cfg, rel.reading, sinks)
                 }
             },
         }
@@ -237,11 +237,7 @@ impl Stream {
             return Ok(());
         };
         while let Some(rel) = live.reorder.pop_ready() {
-            if live.spill.is_some() {
-                let key = (rel.reading.timestamp, rel.reading.seq);
-                place_set_aside(live, &mut self.out, cfg, Some(key), sinks)?;
-            }
-            process_live(live, &mut self.out, cfg, rel.reading, sinks)?;
+            release(live, &mut self.out, cfg, rel.reading, sinks)?;
         }
         if let (Some(bt), Some(last)) = (live.by_time.as_mut(), live.released) {
             while bt
@@ -254,22 +250,23 @@ impl Stream {
         }
         Ok(())
     }
+}
 
-    /// Processes a reading the reorder buffer released, after the set-aside readings that
-    /// come before it.
-    #[inline]
-    fn release(&mut self, cfg: &EngineConfig, r: Reading, sinks: &mut Sinks) -> io::Result<()> {
-        match self.live.as_mut() {
-            Some(live) => {
-                if live.spill.is_some() {
-                    let key = (r.timestamp, r.seq);
-                    place_set_aside(live, &mut self.out, cfg, Some(key), sinks)?;
-                }
-                process_live(live, &mut self.out, cfg, r, sinks)
-            }
-            None => Ok(()),
-        }
+/// Processes a reading the reorder buffer released, after the set-aside readings that come
+/// before it.
+#[inline]
+fn release(
+    live: &mut Live,
+    out: &mut StreamOut,
+    cfg: &EngineConfig,
+    r: Reading,
+    sinks: &mut Sinks,
+) -> io::Result<()> {
+    if live.spill.is_some() {
+        let key = (r.timestamp, r.seq);
+        place_set_aside(live, out, cfg, Some(key), sinks)?;
     }
+    process_live(live, out, cfg, r, sinks)
 }
 
 /// Second pass: processes the stream's set-aside readings that come before `before`
