@@ -348,7 +348,7 @@ pub const fn zigzag(v: i32) -> u32 {
 /// Writes `v` as postcard writes a `u64` (LEB128: 7 bits a byte, low first) at `slot[at..]`
 /// and returns the next position; bytes past the end of `slot` are dropped (the position
 /// still counts them), so a caller that sized `slot` for its widest message checks
-/// nothing per byte. The frames' [`put_varint`], for a `u32`, is the same on 32 bits.
+/// nothing per byte. The frames' `u32` fields use the same writer on 32 bits.
 ///
 /// # Examples
 /// ```
