@@ -9,7 +9,9 @@
 //! newest, which stragglers may still change), so the rows of incremental runs over a
 //! growing log, concatenated, are those of one run over the final log. (A reading appended
 //! later that belongs before what an earlier run settled is dead-lettered as `late` by the
-//! later run: its place was already written.)
+//! later run: its place was already written.) A run with `--until` settles its streams up to
+//! that time only, and a run that ends before what an earlier run wrote takes none of it back:
+//! a later run writes the rows (and the aggregate window) after the `--until`.
 //!
 //! A checkpoint is bound to its inputs: their number and order, and a fingerprint of the
 //! first bytes of each (a growing log keeps its beginning; a moved one keeps its content). Applied to other inputs it is refused, since its
