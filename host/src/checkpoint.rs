@@ -90,6 +90,12 @@ impl InputMark {
     /// The fingerprint of a file input (standard input cannot be fingerprinted in advance).
     pub fn of(source: &InputSource) -> anyhow::Result<Self> {
         let (name, head) = match source {
+            // A pipe's bytes would be taken here from the replay, and the next run could not
+            // check them.
+            InputSource::Path(p) if !source.rereadable() => anyhow::bail!(
+                "{}: a checkpoint needs inputs it can check on the next run: a pipe or a device cannot be one",
+                p.display()
+            ),
             InputSource::Path(p) => {
                 let f = std::fs::File::open(p)
                     .with_context(|| format!("{}: cannot open input", p.display()))?;
@@ -119,7 +125,7 @@ impl InputMark {
     /// Why `now` (this input's fingerprint today) does not continue this one, if it does not:
     /// a growing log keeps the bytes the fingerprint covered.
     fn mismatch(&self, now: &InputSource) -> anyhow::Result<Option<String>> {
-        let InputSource::Path(p) = now else {
+        let (InputSource::Path(p), true) = (now, now.rereadable()) else {
             return Ok(Some(format!("{} is not a file", now.name())));
         };
         let f = std::fs::File::open(p)

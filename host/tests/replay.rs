@@ -1720,3 +1720,47 @@ fn a_checkpointed_run_that_ends_earlier_takes_nothing_back() {
         assert_eq!(joined, d.read_text("all.csv"), "{how}");
     }
 }
+
+#[cfg(unix)]
+#[test]
+fn a_pipe_named_by_its_path_is_read_once_like_standard_input() {
+    let d = Dir::new();
+    // A JSONL log with its 11th reading moved to the end: a file gets a second pass.
+    d.mend(&[
+        "generate", "--seed", "2", "--count", "300", "--format", "jsonl", "-o", "j.jsonl",
+    ])
+    .ok();
+    let mut lines: Vec<String> = d.read_text("j.jsonl").lines().map(str::to_owned).collect();
+    let moved = lines.remove(10);
+    lines.push(moved);
+    let jsonl = format!("{}\n", lines.join("\n"));
+    capture(&d, "cap.mlog", "31", "3000", DAMAGE);
+    let frames = d.read("cap.mlog");
+    // `/dev/stdin` on a pipe is what `<(zcat log.gz)` gives: a path, yet read only once.
+    for (bytes, extra) in [
+        (jsonl.as_bytes(), &[][..]),
+        (&frames[..], &["--until", "2026-01-01T00:30:00Z"][..]),
+        (&frames[..], &["--from", "2026-01-01T00:10:00Z"][..]),
+    ] {
+        let run = |input: &str| {
+            let args = [&["replay", input, "-q"][..], extra].concat();
+            d.mend_stdin(&args, Some(bytes)).ok().stdout()
+        };
+        let piped = run("/dev/stdin");
+        assert!(rows(&piped).len() > 100, "{extra:?}: {piped}");
+        assert_eq!(piped, run("-"), "{extra:?}");
+    }
+    let run = d
+        .mend_stdin(
+            &["replay", "/dev/stdin", "--checkpoint", "ck.json", "-q"],
+            Some(&frames),
+        )
+        .expect(2);
+    assert!(
+        run.stderr()
+            .contains("a checkpoint needs inputs it can check on the next run: a pipe"),
+        "{}",
+        run.stderr()
+    );
+    assert!(!exists(&d.path("ck.json")));
+}

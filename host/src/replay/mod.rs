@@ -154,9 +154,10 @@ pub const MAX_THREADED_INPUTS: usize = 4;
 pub type StartOffsets = Vec<u64>;
 
 /// True when every input can be read a second time (files and bytes in memory, not standard
-/// input), so that readings far out of place can be put in their place on a second pass.
+/// input or a pipe), so that readings far out of place can be put in their place on a second
+/// pass.
 pub fn rereadable(sources: &[InputSource]) -> bool {
-    sources.iter().all(|s| !matches!(s, InputSource::Stdin))
+    sources.iter().all(InputSource::rereadable)
 }
 
 /// What one pass of [`run`] gives.
