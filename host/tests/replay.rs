@@ -1764,3 +1764,56 @@ fn a_pipe_named_by_its_path_is_read_once_like_standard_input() {
     );
     assert!(!exists(&d.path("ck.json")));
 }
+
+#[test]
+fn jsonl_sampled_slower_than_its_period_gets_a_note() {
+    let d = Dir::new();
+    d.mend(&[
+        "generate",
+        "--seed",
+        "8",
+        "--count",
+        "100",
+        "--period",
+        "5s",
+        "--format",
+        "jsonl",
+        "-o",
+        "slow.jsonl",
+    ])
+    .ok();
+    // Without --period, 1 s is taken: four fills after each reading, and the summary says why.
+    let run = d.mend(&["replay", "slow.jsonl", "-o", "a.csv"]).ok();
+    assert!(
+        run.stderr().contains(
+            "note: sensor 0 session 0: 99 gaps among 100 readings: are they sampled further apart than the period of 1s?"
+        ),
+        "{}",
+        run.stderr()
+    );
+    assert_eq!(rows(&d.read_text("a.csv")).len(), 496);
+    let run = d
+        .mend(&["replay", "slow.jsonl", "--period", "5s", "-o", "b.csv"])
+        .ok();
+    assert!(!run.stderr().contains("gaps among"), "{}", run.stderr());
+    let b = rows(&d.read_text("b.csv"));
+    assert_eq!(b.len(), 100);
+    assert!(b.iter().all(|r| !r.synthetic()));
+    // Readings lost here and there are gaps, not a wrong period.
+    d.mend(&[
+        "generate",
+        "--seed",
+        "9",
+        "--count",
+        "500",
+        "--skip-rate",
+        "0.3",
+        "--format",
+        "jsonl",
+        "-o",
+        "lossy.jsonl",
+    ])
+    .ok();
+    let run = d.mend(&["replay", "lossy.jsonl", "-o", "c.csv"]).ok();
+    assert!(!run.stderr().contains("gaps among"), "{}", run.stderr());
+}

@@ -6,6 +6,7 @@
 //! and returns the records themselves. [`outputs`] keeps outputs away from the inputs.
 
 pub mod files;
+pub mod note;
 pub mod outputs;
 pub mod plan;
 
@@ -316,6 +317,13 @@ pub fn run_planned(
             "{placed} readings arrived too far out of place for one pass; a second pass put them in their place"
         ));
     }
+    report.notes.extend(
+        report
+            .streams
+            .iter()
+            .filter_map(note::StreamNote::of)
+            .map(|n| n.to_string()),
+    );
     let held: u64 = report.streams.iter().map(|s| s.held_back).sum();
     if held > 0 {
         report.notes.push(format!(
