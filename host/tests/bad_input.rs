@@ -668,4 +668,24 @@ fn readings_at_the_end_of_time_close_their_last_aggregate_window() {
     .ok();
     assert_eq!(d.read_text("out.csv").lines().count(), 1);
     assert_eq!(d.read_text("agg.csv").lines().count(), 1);
+    // Holding back only the last second: the first two are written, their window is not.
+    std::fs::remove_file(d.path("ck.json")).unwrap();
+    d.mend(
+        &[
+            &[
+                "replay",
+                "in.jsonl",
+                "-o",
+                "out.csv",
+                "--checkpoint",
+                "ck.json",
+            ][..],
+            &["--lateness", "0s", "--max-gap", "1s"],
+            &agg,
+        ]
+        .concat(),
+    )
+    .ok();
+    assert_eq!(d.read_text("out.csv").lines().count(), 3);
+    assert_eq!(d.read_text("agg.csv").lines().count(), 1);
 }
