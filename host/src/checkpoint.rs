@@ -9,7 +9,9 @@
 //! newest, which stragglers may still change), so the rows of incremental runs over a
 //! growing log, concatenated, are those of one run over the final log. (A reading appended
 //! later that belongs before what an earlier run settled is dead-lettered as `late` by the
-//! later run: its place was already written.)
+//! later run: its place was already written.) A run with `--until` settles its streams up to
+//! that time only, and a run that ends before what an earlier run wrote takes none of it back:
+//! a later run writes the rows (and the aggregate window) after the `--until`.
 //!
 //! A checkpoint is bound to its inputs: their number and order, and a fingerprint of the
 //! first bytes of each (a growing log keeps its beginning; a moved one keeps its content). Applied to other inputs it is refused, since its
@@ -88,6 +90,12 @@ impl InputMark {
     /// The fingerprint of a file input (standard input cannot be fingerprinted in advance).
     pub fn of(source: &InputSource) -> anyhow::Result<Self> {
         let (name, head) = match source {
+            // A pipe's bytes would be taken here from the replay, and the next run could not
+            // check them.
+            InputSource::Path(p) if !source.rereadable() => anyhow::bail!(
+                "{}: a checkpoint needs inputs it can check on the next run: a pipe or a device cannot be one",
+                p.display()
+            ),
             InputSource::Path(p) => {
                 let f = std::fs::File::open(p)
                     .with_context(|| format!("{}: cannot open input", p.display()))?;
@@ -117,7 +125,7 @@ impl InputMark {
     /// Why `now` (this input's fingerprint today) does not continue this one, if it does not:
     /// a growing log keeps the bytes the fingerprint covered.
     fn mismatch(&self, now: &InputSource) -> anyhow::Result<Option<String>> {
-        let InputSource::Path(p) = now else {
+        let (InputSource::Path(p), true) = (now, now.rereadable()) else {
             return Ok(Some(format!("{} is not a file", now.name())));
         };
         let f = std::fs::File::open(p)

@@ -635,3 +635,57 @@ fn the_prototype_jsonl_is_read_leniently_and_its_reasons_are_precise() {
         ]
     );
 }
+
+#[test]
+fn readings_at_the_end_of_time_close_their_last_aggregate_window() {
+    let d = Dir::new();
+    // The last whole second a u64 of ms holds: its minute ends past u64::MAX ms.
+    let last = (u64::MAX / 1000) as i64;
+    let lines: String = (0..3).map(|i| jline(last - 2 + i, 52.0)).collect();
+    d.write("in.jsonl", lines.as_bytes());
+    let agg = ["--window", "1m", "--aggregates", "agg.csv", "-q"];
+    d.mend(&[&["replay", "in.jsonl", "-o", "out.csv"][..], &agg].concat())
+        .ok();
+    assert_eq!(d.read_text("out.csv").lines().count(), 4);
+    let agg_text = d.read_text("agg.csv");
+    let row: Vec<&str> = agg_text.lines().nth(1).unwrap().split(',').collect();
+    assert_eq!(row[4], "3", "{agg_text}");
+    // A checkpointed run holds the readings back, and the window with them.
+    d.mend(
+        &[
+            &[
+                "replay",
+                "in.jsonl",
+                "-o",
+                "out.csv",
+                "--checkpoint",
+                "ck.json",
+            ][..],
+            &agg,
+        ]
+        .concat(),
+    )
+    .ok();
+    assert_eq!(d.read_text("out.csv").lines().count(), 1);
+    assert_eq!(d.read_text("agg.csv").lines().count(), 1);
+    // Holding back only the last second: the first two are written, their window is not.
+    std::fs::remove_file(d.path("ck.json")).unwrap();
+    d.mend(
+        &[
+            &[
+                "replay",
+                "in.jsonl",
+                "-o",
+                "out.csv",
+                "--checkpoint",
+                "ck.json",
+            ][..],
+            &["--lateness", "0s", "--max-gap", "1s"],
+            &agg,
+        ]
+        .concat(),
+    )
+    .ok();
+    assert_eq!(d.read_text("out.csv").lines().count(), 3);
+    assert_eq!(d.read_text("agg.csv").lines().count(), 1);
+}

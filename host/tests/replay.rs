@@ -1586,3 +1586,234 @@ fn a_run_that_ends_on_a_held_clock_glitch_leaves_it_to_the_next_run() {
     assert_eq!(joined, one);
     assert!(dir.read_text("one.dlq").contains("clock_jump"));
 }
+
+/// `text` without its first line (the CSV header).
+fn body(text: &str) -> &str {
+    text.split_once('\n').map_or("", |(_, rest)| rest)
+}
+
+#[test]
+fn a_checkpointed_run_with_until_leaves_what_follows_to_the_next_run() {
+    let d = Dir::new();
+    capture(&d, "cap.mlog", "23", "1200", DAMAGE);
+    let whole = d.read("cap.mlog");
+    d.write("grow.mlog", &whole[..whole.len() * 2 / 3]);
+    let agg = ["--window", "1m", "--aggregates"];
+    // The window ends mid-minute and mid-log: the rows after it, and the minute it cuts,
+    // are not written yet.
+    d.mend(
+        &[
+            &[
+                "replay",
+                "grow.mlog",
+                "--checkpoint",
+                "ck.json",
+                "--until",
+                "2026-01-01T00:05:30Z",
+                "-o",
+                "r1.csv",
+                "-q",
+            ][..],
+            &agg,
+            &["a1.csv"],
+        ]
+        .concat(),
+    )
+    .ok();
+    d.write("grow.mlog", &whole);
+    d.mend(
+        &[
+            &[
+                "replay",
+                "grow.mlog",
+                "--checkpoint",
+                "ck.json",
+                "--final",
+                "-o",
+                "r2.csv",
+                "-q",
+            ][..],
+            &agg,
+            &["a2.csv"],
+        ]
+        .concat(),
+    )
+    .ok();
+    d.mend(
+        &[
+            &["replay", "cap.mlog", "-o", "all.csv", "-q"][..],
+            &agg,
+            &["all-agg.csv"],
+        ]
+        .concat(),
+    )
+    .ok();
+    let r1 = d.read_text("r1.csv");
+    assert!(r1.contains("T00:05:30.000Z"), "{r1}");
+    assert!(!r1.contains("T00:05:31.000Z"), "{r1}");
+    let joined = format!("{r1}{}", body(&d.read_text("r2.csv")));
+    assert_eq!(joined, d.read_text("all.csv"));
+    let joined = format!("{}{}", d.read_text("a1.csv"), body(&d.read_text("a2.csv")));
+    assert_eq!(joined, d.read_text("all-agg.csv"));
+}
+
+#[test]
+fn a_checkpointed_run_that_ends_earlier_takes_nothing_back() {
+    let d = Dir::new();
+    capture(&d, "cap.mlog", "29", "3000", DAMAGE);
+    d.mend(&["replay", "cap.mlog", "-o", "all.csv", "-q"]).ok();
+    // Each way of ending at --until: an early stop (the seek threshold lowered so that a
+    // small log has one), and reading the log whole.
+    for (i, how) in ["--seek", "--no-seek"].into_iter().enumerate() {
+        let ck = format!("ck{i}.json");
+        let out = |n: u32| format!("{i}-{n}.csv");
+        d.mend(&[
+            "replay",
+            "cap.mlog",
+            "--checkpoint",
+            &ck,
+            "-o",
+            &out(1),
+            "-q",
+        ])
+        .ok();
+        let mut cmd = d.command(&[
+            "replay",
+            "cap.mlog",
+            "--checkpoint",
+            &ck,
+            "--until",
+            "2026-01-01T00:10:00Z",
+            "-o",
+            &out(2),
+        ]);
+        if how == "--no-seek" {
+            cmd.arg(how);
+        } else {
+            cmd.env(mend::input::seek::MIN_SEEK_SIZE_ENV, "0");
+        }
+        let run = cmd.output().unwrap();
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(0), "{stderr}");
+        assert_eq!(
+            stderr.contains("stopped early for --until"),
+            how == "--seek",
+            "{stderr}"
+        );
+        d.mend(&[
+            "replay",
+            "cap.mlog",
+            "--checkpoint",
+            &ck,
+            "--final",
+            "-o",
+            &out(3),
+            "-q",
+        ])
+        .ok();
+        let joined = format!(
+            "{}{}{}",
+            d.read_text(&out(1)),
+            body(&d.read_text(&out(2))),
+            body(&d.read_text(&out(3)))
+        );
+        assert_eq!(joined, d.read_text("all.csv"), "{how}");
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn a_pipe_named_by_its_path_is_read_once_like_standard_input() {
+    let d = Dir::new();
+    // A JSONL log with its 11th reading moved to the end: a file gets a second pass.
+    d.mend(&[
+        "generate", "--seed", "2", "--count", "300", "--format", "jsonl", "-o", "j.jsonl",
+    ])
+    .ok();
+    let mut lines: Vec<String> = d.read_text("j.jsonl").lines().map(str::to_owned).collect();
+    let moved = lines.remove(10);
+    lines.push(moved);
+    let jsonl = format!("{}\n", lines.join("\n"));
+    capture(&d, "cap.mlog", "31", "3000", DAMAGE);
+    let frames = d.read("cap.mlog");
+    // `/dev/stdin` on a pipe is what `<(zcat log.gz)` gives: a path, yet read only once.
+    for (bytes, extra) in [
+        (jsonl.as_bytes(), &[][..]),
+        (&frames[..], &["--until", "2026-01-01T00:30:00Z"][..]),
+        (&frames[..], &["--from", "2026-01-01T00:10:00Z"][..]),
+    ] {
+        let run = |input: &str| {
+            let args = [&["replay", input, "-q"][..], extra].concat();
+            d.mend_stdin(&args, Some(bytes)).ok().stdout()
+        };
+        let piped = run("/dev/stdin");
+        assert!(rows(&piped).len() > 100, "{extra:?}: {piped}");
+        assert_eq!(piped, run("-"), "{extra:?}");
+    }
+    let run = d
+        .mend_stdin(
+            &["replay", "/dev/stdin", "--checkpoint", "ck.json", "-q"],
+            Some(&frames),
+        )
+        .expect(2);
+    assert!(
+        run.stderr()
+            .contains("a checkpoint needs inputs it can check on the next run: a pipe"),
+        "{}",
+        run.stderr()
+    );
+    assert!(!exists(&d.path("ck.json")));
+}
+
+#[test]
+fn jsonl_sampled_slower_than_its_period_gets_a_note() {
+    let d = Dir::new();
+    d.mend(&[
+        "generate",
+        "--seed",
+        "8",
+        "--count",
+        "100",
+        "--period",
+        "5s",
+        "--format",
+        "jsonl",
+        "-o",
+        "slow.jsonl",
+    ])
+    .ok();
+    // Without --period, 1 s is taken: four fills after each reading, and the summary says why.
+    let run = d.mend(&["replay", "slow.jsonl", "-o", "a.csv"]).ok();
+    assert!(
+        run.stderr().contains(
+            "note: sensor 0 session 0: 99 gaps among 100 readings: are they sampled further apart than the period of 1s?"
+        ),
+        "{}",
+        run.stderr()
+    );
+    assert_eq!(rows(&d.read_text("a.csv")).len(), 496);
+    let run = d
+        .mend(&["replay", "slow.jsonl", "--period", "5s", "-o", "b.csv"])
+        .ok();
+    assert!(!run.stderr().contains("gaps among"), "{}", run.stderr());
+    let b = rows(&d.read_text("b.csv"));
+    assert_eq!(b.len(), 100);
+    assert!(b.iter().all(|r| !r.synthetic()));
+    // Readings lost here and there are gaps, not a wrong period.
+    d.mend(&[
+        "generate",
+        "--seed",
+        "9",
+        "--count",
+        "500",
+        "--skip-rate",
+        "0.3",
+        "--format",
+        "jsonl",
+        "-o",
+        "lossy.jsonl",
+    ])
+    .ok();
+    let run = d.mend(&["replay", "lossy.jsonl", "-o", "c.csv"]).ok();
+    assert!(!run.stderr().contains("gaps among"), "{}", run.stderr());
+}

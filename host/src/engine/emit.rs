@@ -122,7 +122,7 @@ pub(super) fn dead_letter(
         ),
         Refusal::BeyondWindow(e) => format!("reading {seq}: {e}"),
         Refusal::Late => format!(
-            "reading {seq}at {} arrived after later readings of its stream were written (raise --lateness, or replay a file rather than standard input)",
+            "reading {seq}at {} arrived after later readings of its stream were written (raise --lateness, or replay a file rather than standard input or a pipe)",
             to_rfc3339(r.timestamp)
         ),
         Refusal::Settled => format!(

@@ -100,8 +100,11 @@ impl Stream {
                     .push(out.key, a, sinks.aggregates.as_deref_mut())?;
             }
         }
+        // A window that reaches past --until misses the records after it: a later run
+        // writes it whole.
+        let windows_settled = settled.map(|b| cfg.until.map_or(b, |u| b.min(u)));
         out.windows
-            .finish(out.key, settled, sinks.aggregates.as_deref_mut())?;
+            .finish(out.key, windows_settled, sinks.aggregates.as_deref_mut())?;
         let mut c = live.reorder.counters();
         c.emitted = c
             .emitted

@@ -426,9 +426,20 @@ impl Engine {
             let Some(s) = self.streams.get(*i) else {
                 continue;
             };
-            let Some(last) = s.out.last_emitted else {
+            let Some(mut last) = s.out.last_emitted else {
                 continue;
             };
+            // Records come in order, so a record past `--until` means that everything up to
+            // it was computed; the records after it were not written, and are left to a
+            // later run.
+            if let Some(u) = self.cfg.until.filter(|&u| last.0 > u) {
+                last = (u, u32::MAX, i32::MAX);
+            }
+            // A run that stopped short of what an earlier run wrote (an earlier --until)
+            // does not take the earlier run's records back.
+            if let Some(old) = s.out.skip_through {
+                last = last.max(old);
+            }
             ck.streams.insert(
                 *key,
                 StreamMark {

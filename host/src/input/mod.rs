@@ -64,6 +64,18 @@ impl InputSource {
         }
     }
 
+    /// Whether the input can be read again from its start: files and bytes in memory, not
+    /// standard input, and not a path that names a pipe or a device (`<(zcat log.gz)`,
+    /// a FIFO), whose bytes are gone once read. A path that cannot be looked at counts as
+    /// a file: opening it gives the error.
+    pub fn rereadable(&self) -> bool {
+        match self {
+            InputSource::Path(p) => std::fs::metadata(p).map_or(true, |m| m.is_file()),
+            InputSource::Stdin => false,
+            InputSource::Bytes(_) => true,
+        }
+    }
+
     /// The command-line form: `-` is standard input, anything else a path.
     pub fn from_arg(arg: &Path) -> Self {
         if arg.as_os_str() == "-" {

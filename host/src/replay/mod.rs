@@ -6,6 +6,7 @@
 //! and returns the records themselves. [`outputs`] keeps outputs away from the inputs.
 
 pub mod files;
+pub mod note;
 pub mod outputs;
 pub mod plan;
 
@@ -154,9 +155,10 @@ pub const MAX_THREADED_INPUTS: usize = 4;
 pub type StartOffsets = Vec<u64>;
 
 /// True when every input can be read a second time (files and bytes in memory, not standard
-/// input), so that readings far out of place can be put in their place on a second pass.
+/// input or a pipe), so that readings far out of place can be put in their place on a second
+/// pass.
 pub fn rereadable(sources: &[InputSource]) -> bool {
-    sources.iter().all(|s| !matches!(s, InputSource::Stdin))
+    sources.iter().all(InputSource::rereadable)
 }
 
 /// What one pass of [`run`] gives.
@@ -315,6 +317,13 @@ pub fn run_planned(
             "{placed} readings arrived too far out of place for one pass; a second pass put them in their place"
         ));
     }
+    report.notes.extend(
+        report
+            .streams
+            .iter()
+            .filter_map(note::StreamNote::of)
+            .map(|n| n.to_string()),
+    );
     let held: u64 = report.streams.iter().map(|s| s.held_back).sum();
     if held > 0 {
         report.notes.push(format!(

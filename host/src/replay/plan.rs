@@ -34,7 +34,8 @@ impl ReadPlan {
         let settings = SeekSettings::from_env();
         for (s, out) in self.sources.iter().zip(plans.iter_mut()) {
             match s {
-                InputSource::Path(p) => {
+                // Probing a pipe would take the bytes the replay then reads.
+                InputSource::Path(p) if s.rereadable() => {
                     let (got, said) = seek::plan(p, &e.seek_window(), &settings)?;
                     *out = got;
                     notes.extend(said.iter().map(|n| format!("{}: {n}", p.display())));

@@ -102,7 +102,7 @@ impl WindowMerge {
     ) -> io::Result<()> {
         match self.pending.take() {
             Some(p) => {
-                let complete = settled.is_none_or(|b| p.window_start + p.window_ms <= b + 1);
+                let complete = settled.is_none_or(|b| p.window_end() <= b.saturating_add(1));
                 self.write(key, &p, complete, out)
             }
             None => Ok(()),
@@ -120,7 +120,7 @@ impl WindowMerge {
         if !complete || self.through.is_some_and(|t| a.window_start < t) {
             return Ok(());
         }
-        self.written = Some(a.window_start + a.window_ms);
+        self.written = Some(a.window_end());
         match out {
             Some(w) => w.write(key, a),
             None => Ok(()),

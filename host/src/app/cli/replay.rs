@@ -142,7 +142,8 @@ pub struct ReadArgs {
     /// Replay until this time, inclusive.
     #[arg(long, value_parser = time_arg("until"))]
     pub until: Option<u64>,
-    /// The sampling period of JSONL input (frame logs carry theirs in the header).
+    /// The sampling period of JSONL input, 1s when not given (frame logs carry theirs in the
+    /// header).
     #[arg(long, value_parser = period_arg())]
     pub period: Option<Given<u32>>,
     /// Lateness, maximum gap and the bands.
