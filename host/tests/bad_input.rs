@@ -611,6 +611,9 @@ fn the_prototype_jsonl_is_read_leniently_and_its_reasons_are_precise() {
         "{\"timestamp\": 1007, \"temperature\": 52, \"status\": null}\n",
         "{\"temperature\": 52}\n",
         "{\"timestamp\": 1009, \"event_type\": \"TEMPERATURE_SENSOR\", \"temperature\": 51.5, \"status\": \"normal\"}\n",
+        // Names in another case are the same names: the reading is measured, not filled.
+        "{\"timestamp\": 1010, \"event_type\": \"temperature_sensor\", \"temperature\": 51, \"status\": \"NORMAL\"}\n",
+        "{\"timestamp\": 1011, \"event_type\": \"Temperature_Sensor\", \"temperature\": 50.5, \"status\": \"High\"}\n",
     ];
     d.write("in.jsonl", lines.concat().as_bytes());
     let (got, reasons) = replay_jsonl(&d, "in.jsonl", &[]);
@@ -621,6 +624,8 @@ fn the_prototype_jsonl_is_read_leniently_and_its_reasons_are_precise() {
             (1_001_000, Celsius::from_num(53)),
             (1_002_000, Celsius::from_num(54)),
             (1_009_000, Celsius::from_num(51.5)),
+            (1_010_000, Celsius::from_num(51)),
+            (1_011_000, Celsius::from_num(50.5)),
         ]
     );
     assert_eq!(

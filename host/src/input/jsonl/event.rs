@@ -127,9 +127,11 @@ pub(super) fn parse_event(line: &[u8]) -> Result<(u64, Celsius), LineError> {
     }
     let ev: Event = serde_json::from_str(text).map_err(|e| malformed(text, &e))?;
     // Lines without an event type are temperature readings; other events are set aside.
+    // Names are matched whatever their case: `temperature_sensor` is no other event, and
+    // its reading is no less measured.
     match ev.event_type {
         None => {}
-        Some(Scalar::Str(s)) if s == "TEMPERATURE_SENSOR" => {}
+        Some(Scalar::Str(s)) if s.eq_ignore_ascii_case("TEMPERATURE_SENSOR") => {}
         Some(Scalar::Str(s)) => {
             return Err(line_err(
                 LineReason::OtherEvent,
@@ -207,7 +209,10 @@ pub(super) fn parse_event(line: &[u8]) -> Result<(u64, Celsius), LineError> {
     }
     match ev.status {
         None => {}
-        Some(Scalar::Str(s)) if matches!(&*s, "normal" | "low" | "high" | "error") => {}
+        Some(Scalar::Str(s))
+            if ["normal", "low", "high", "error"]
+                .iter()
+                .any(|k| s.eq_ignore_ascii_case(k)) => {}
         Some(Scalar::Str(s)) => {
             return Err(line_err(
                 LineReason::UnknownStatus,
