@@ -1817,3 +1817,59 @@ fn jsonl_sampled_slower_than_its_period_gets_a_note() {
     let run = d.mend(&["replay", "lossy.jsonl", "-o", "c.csv"]).ok();
     assert!(!run.stderr().contains("gaps among"), "{}", run.stderr());
 }
+
+/// A capture torn in its last frame, with the next one joined on without a delimiter (or a
+/// capture after bytes without a zero): the next capture's header is found at the end of the
+/// damaged frame, so every one of its readings comes back measured, as from the capture
+/// alone.
+#[test]
+fn a_capture_joined_onto_a_torn_frame_keeps_its_header() {
+    let d = Dir::new();
+    d.mend(&["generate", "--seed", "5", "--count", "100", "-o", "m.mlog"])
+        .ok();
+    d.mend(&[
+        "generate",
+        "--seed",
+        "6",
+        "--count",
+        "100",
+        "--sensor",
+        "2",
+        "--start",
+        "2026-01-01T00:10:00Z",
+        "-o",
+        "m2.mlog",
+    ])
+    .ok();
+    let (m, m2) = (d.read("m.mlog"), d.read("m2.mlog"));
+    // Cut four bytes into the 51st frame of the first capture.
+    let cut = m
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| **b == 0)
+        .nth(50)
+        .map(|(i, _)| i + 5)
+        .unwrap();
+    let mut joined = m[..cut].to_vec();
+    joined.extend_from_slice(&m2);
+    d.write("joined.mlog", &joined);
+    let mut junk_first = b"\x7f\x7f junk".to_vec();
+    junk_first.extend_from_slice(&m2);
+    d.write("junk.mlog", &junk_first);
+
+    let alone = d.mend(&["replay", "m2.mlog", "-o", "-", "-q"]).ok();
+    let want: Vec<Row> = rows_of(&alone);
+    assert_eq!(want.len(), 100);
+    for input in ["joined.mlog", "junk.mlog"] {
+        let run = d
+            .mend(&["replay", input, "-o", "-", "--dlq", "d.jsonl", "-q"])
+            .ok();
+        let got: Vec<Row> = rows_of(&run)
+            .into_iter()
+            .filter(|r| r.sensor == 2)
+            .collect();
+        assert_eq!(got, want, "{input}");
+        // The torn bytes, and nothing else, are dead letters.
+        assert_eq!(d.read_text("d.jsonl").lines().count(), 1, "{input}");
+    }
+}

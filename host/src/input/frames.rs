@@ -8,7 +8,7 @@
 use std::io::{self, Read};
 
 use indicatif::ProgressBar;
-use mend_core::{ClockKind, DecodeEvent, Decoder, Frame, Header, SkipReason};
+use mend_core::{ClockKind, DecodeEvent, Decoder, Frame, Header, SkipReason, Span, MAX_FRAME};
 
 use super::books::ByteCounts;
 use super::detect::Format;
@@ -33,6 +33,24 @@ pub struct FrameReader<R> {
     /// Readings in a row later than the stop rule's time.
     beyond: u32,
     stopped: bool,
+    /// The last bytes of the chunk before this one: where a damaged frame that began there
+    /// is looked into for a header (see [`FrameReader::recover`]).
+    carry: Vec<u8>,
+    /// The item after the one [`ItemReader::next_item`] returned, when a damaged frame gave
+    /// two (its damaged part, and a header recovered from its end).
+    pending: Option<Item>,
+}
+
+/// The first byte of every header frame on the wire.
+const HEADER_LEAD: u8 = 1;
+
+/// A damaged frame, and the header found at its end if one was.
+enum Damaged {
+    /// Nothing in it could be used.
+    Whole(DecodeEvent),
+    /// Its first bytes, then a whole header frame that was appended to them: a frame torn
+    /// off at the end of one capture, with the next capture joined on without a delimiter.
+    Split(DecodeEvent, DecodeEvent),
 }
 
 impl<R: Read> FrameReader<R> {
@@ -60,10 +78,19 @@ impl<R: Read> FrameReader<R> {
             stop: None,
             beyond: 0,
             stopped: false,
+            carry: Vec::with_capacity(MAX_FRAME + 1),
+            pending: None,
         }
     }
 
     fn refill(&mut self) -> io::Result<()> {
+        // The last bytes read so far, however small the reads (a pipe may give a few bytes
+        // at a time).
+        let chunk = self.buf.get(..self.len).unwrap_or_default();
+        self.carry
+            .extend_from_slice(&chunk[chunk.len().saturating_sub(MAX_FRAME + 1)..]);
+        let excess = self.carry.len().saturating_sub(MAX_FRAME + 1);
+        self.carry.drain(..excess);
         loop {
             match self.inner.read(&mut self.buf) {
                 Ok(n) => {
@@ -91,6 +118,97 @@ impl<R: Read> FrameReader<R> {
             reason,
             detail,
         })
+    }
+
+    /// Looks for a header frame at the end of a damaged frame whose delimiter is the byte
+    /// before `end` of the current chunk.
+    ///
+    /// A frame torn off at the end of one capture, and the next capture joined on without a
+    /// delimiter (or any bytes without a zero before a capture), make one damaged frame of the
+    /// torn bytes and the next capture's header. Lost, that header would take every reading
+    /// after it until the next one, since a version-2 reading is checked against its header.
+    /// So the end of a damaged frame is decoded as a frame of its own, from each of its last
+    /// [`MAX_FRAME`] bytes on, longest first: the first that decodes as a whole header, CRC
+    /// and all, is that header (its CRC alone passes bytes that are not once in 65 536
+    /// tries, and its tag, version and fields must decode too), and it is put in force as if
+    /// a delimiter had come before it. Anything else found there
+    /// is not trusted: a reading checks only against its header, and the bytes stay damaged.
+    #[cold]
+    #[inline(never)]
+    fn recover(&mut self, span: Span, reason: SkipReason, end: usize) -> Damaged {
+        let whole = DecodeEvent::Skipped { span, reason };
+        if !matches!(
+            reason,
+            SkipReason::BadCrc
+                | SkipReason::BadCobs
+                | SkipReason::Undecodable
+                | SkipReason::Oversized
+        ) {
+            return Damaged::Whole(whole);
+        }
+        // The frame's last bytes (delimiter included), from this chunk and the one before.
+        let want = usize::try_from(span.len()).map_or(MAX_FRAME + 1, |n| n.min(MAX_FRAME + 1));
+        let here = self.buf.get(..end).unwrap_or_default();
+        let mut raw: Vec<u8> = Vec::with_capacity(want);
+        if here.len() < want {
+            let from_carry = (want - here.len()).min(self.carry.len());
+            raw.extend_from_slice(&self.carry[self.carry.len() - from_carry..]);
+        }
+        raw.extend_from_slice(&here[here.len().saturating_sub(want - raw.len())..]);
+        // Offsets of `raw` in the input.
+        let first = span.end - raw.len() as u64;
+        // From the second byte of the damaged frame on: the whole of it was tried already.
+        let skip = usize::from(first == span.start);
+        for k in skip..raw.len().saturating_sub(1) {
+            // A header frame starts with its tag, 0, which COBS writes as the code byte 1
+            // (`a_header_frame_starts_with_the_code_byte_1`): only such a byte can begin one.
+            if raw[k] != HEADER_LEAD {
+                continue;
+            }
+            let mut dec: Decoder = Decoder::at(first + k as u64);
+            let mut got = None;
+            for &b in &raw[k..] {
+                got = dec.push(b);
+            }
+            if let Some(DecodeEvent::Frame {
+                frame: frame @ Frame::Header(_),
+                span: at,
+            }) = got
+            {
+                // The header's decoder goes on from here, with the header in force.
+                self.dec = dec;
+                let torn = Span {
+                    start: span.start,
+                    end: at.start,
+                };
+                return Damaged::Split(
+                    DecodeEvent::Skipped { span: torn, reason },
+                    DecodeEvent::Frame { frame, span: at },
+                );
+            }
+        }
+        Damaged::Whole(whole)
+    }
+
+    /// The items of one decoder event, `end` being where the event's delimiter ends in the
+    /// current chunk: one, none, or two when a damaged frame ends in a header.
+    #[inline]
+    fn take(&mut self, ev: DecodeEvent, end: usize, mut put: impl FnMut(Item)) {
+        let ev = match ev {
+            DecodeEvent::Skipped { span, reason } => match self.recover(span, reason, end) {
+                Damaged::Whole(ev) => ev,
+                Damaged::Split(torn, header) => {
+                    if let Some(item) = self.handle(torn) {
+                        put(item);
+                    }
+                    header
+                }
+            },
+            ev => ev,
+        };
+        if let Some(item) = self.handle(ev) {
+            put(item);
+        }
     }
 
     #[inline]
@@ -252,11 +370,17 @@ impl<R: Read> ItemReader for FrameReader<R> {
                     return Ok(false);
                 }
             }
-            // The chunk byte by byte, as far as it goes or the batch has room.
+            // The chunk byte by byte, as far as it goes, the batch has room, or a frame is
+            // damaged (looked into below, outside this loop).
             let mut pos = self.pos;
+            let mut damaged = None;
             while let Some(&b) = self.buf.get(pos).filter(|_| pos < self.len) {
                 pos += 1;
                 if let Some(ev) = self.dec.push(b) {
+                    if !matches!(ev, DecodeEvent::Frame { .. }) {
+                        damaged = Some(ev);
+                        break;
+                    }
                     if let Some(item) = self.handle(ev) {
                         out.push(item);
                     }
@@ -270,11 +394,17 @@ impl<R: Read> ItemReader for FrameReader<R> {
                 }
             }
             self.pos = pos;
+            if let Some(ev) = damaged {
+                self.take(ev, pos, |item| out.push(item));
+            }
         }
         Ok(true)
     }
 
     fn next_item(&mut self) -> io::Result<Option<Item>> {
+        if let Some(item) = self.pending.take() {
+            return Ok(Some(item));
+        }
         if self.stopped {
             return Ok(None);
         }
@@ -301,8 +431,19 @@ impl<R: Read> ItemReader for FrameReader<R> {
             }
             self.pos += used;
             if let Some(ev) = found {
-                if let Some(item) = self.handle(ev) {
-                    return Ok(Some(item));
+                let mut items = [None, None];
+                let mut n = 0;
+                let end = self.pos;
+                self.take(ev, end, |item| {
+                    if let Some(slot) = items.get_mut(n) {
+                        *slot = Some(item);
+                        n += 1;
+                    }
+                });
+                let [first, second] = items;
+                self.pending = second;
+                if first.is_some() {
+                    return Ok(first);
                 }
             }
         }
@@ -390,5 +531,125 @@ mod tests {
         assert!(v.iter().any(
             |i| matches!(i, Item::Reading(r) if r.reading.seq == 1 && r.reading.timestamp == 1_000)
         ));
+    }
+
+    /// A capture of `n` readings of `sensor` session `session`, as a node sends it.
+    fn capture(sensor: u32, session: u32, n: u32) -> Vec<u8> {
+        let mut enc = mend_core::Encoder::new();
+        let h = Header::new(sensor, session, 1_000, ClockKind::Unix, 1_767_225_600_000);
+        let mut log = enc.to_buf(&Frame::Header(h)).unwrap().to_vec();
+        for seq in 0..n {
+            let w = mend_core::WireReading {
+                seq,
+                offset_ms: 0,
+                celsius_delta: i32::try_from(seq).unwrap() * 3,
+            };
+            log.extend_from_slice(&enc.to_buf(&Frame::Reading(w)).unwrap());
+        }
+        log
+    }
+
+    /// Gives at most `step` bytes a read, as a pipe may.
+    struct Trickle<'a> {
+        bytes: &'a [u8],
+        step: usize,
+    }
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.step.min(buf.len()).min(self.bytes.len());
+            buf[..n].copy_from_slice(&self.bytes[..n]);
+            self.bytes = &self.bytes[n..];
+            Ok(n)
+        }
+    }
+
+    /// The readings of `v`: sensor, session, seq, time, value.
+    fn readings(v: &[Item]) -> Vec<(u32, u32, u32, u64, i32)> {
+        v.iter()
+            .filter_map(|i| match i {
+                Item::Reading(r) => {
+                    let x = r.reading;
+                    Some((x.sensor, x.session, x.seq, x.timestamp, x.celsius.to_bits()))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_header_frame_starts_with_the_code_byte_1() {
+        for (sensor, session, period) in [(0, 0, 1), (1, 1, 1_000), (u32::MAX, 77, 250)] {
+            for base in [0, 1, 300, u32::MAX] {
+                let h = Header::new(sensor, session, period, ClockKind::Boot, 9).with_base(base);
+                let b = mend_core::Encoder::new().to_buf(&Frame::Header(h)).unwrap();
+                assert_eq!(b[0], HEADER_LEAD, "{h:?}");
+            }
+        }
+    }
+
+    /// A capture torn in its last frame, with another joined on without a delimiter: the
+    /// torn bytes are dead-lettered and the second capture's header is kept, so none of its
+    /// readings is lost, however the bytes arrive.
+    #[test]
+    fn a_header_joined_onto_a_torn_frame_is_kept() {
+        let a = capture(1, 5, 40);
+        let b = capture(1, 6, 40);
+        // Session 5 loses its last frame's second half and its delimiter.
+        let torn = a.len() - 4;
+        let mut joined = a[..torn].to_vec();
+        joined.extend_from_slice(&b);
+        // And a capture after junk without a zero.
+        joined.extend_from_slice(b"\x11\x22\x33junk");
+        joined.extend_from_slice(&capture(2, 1, 10));
+        let mut want = readings(&items(&a).0);
+        want.pop();
+        want.extend(readings(&items(&b).0));
+        want.extend(readings(&items(&capture(2, 1, 10)).0));
+        assert_eq!(want.len(), 39 + 40 + 10);
+
+        let (v, books) = items(&joined);
+        assert_eq!(readings(&v), want);
+        assert_eq!(reasons(&v), ["bad_cobs", "bad_cobs"]);
+        assert!(books.balanced(), "{books:?}");
+        assert_eq!(books.read, joined.len() as u64);
+
+        // The batch path, and reads of a few bytes (a frame spread over many of them).
+        for step in [1, 2, 3, 7, 64, 1 << 20] {
+            let mut r = FrameReader::new(
+                Trickle {
+                    bytes: &joined,
+                    step,
+                },
+                0,
+                books_of(&joined),
+                None,
+            );
+            let mut got = Vec::new();
+            while r.fill(&mut got).unwrap() {}
+            assert_eq!(readings(&got), want, "reads of {step} bytes");
+            assert_eq!(
+                reasons(&got),
+                ["bad_cobs", "bad_cobs"],
+                "reads of {step} bytes"
+            );
+            assert!(r.bytes().balanced(), "{:?}", r.bytes());
+        }
+    }
+
+    /// Only a header is taken from the end of a damaged frame: a reading there could be
+    /// checked only against a header, and stays damaged with the rest.
+    #[test]
+    fn nothing_but_a_header_is_taken_from_a_damaged_frame() {
+        let a = capture(1, 5, 10);
+        let mut log = a[..a.len() - 1].to_vec(); // the last reading loses its delimiter
+        let tail = capture(1, 5, 12);
+        let next = &tail[a.len()..]; // reading 10's frame, then 11's
+        log.extend_from_slice(next);
+        let (v, books) = items(&log);
+        let seqs: Vec<u32> = readings(&v).iter().map(|r| r.2).collect();
+        assert_eq!(seqs, (0..9).chain([11]).collect::<Vec<_>>());
+        assert_eq!(reasons(&v).len(), 1);
+        assert!(books.balanced(), "{books:?}");
     }
 }
