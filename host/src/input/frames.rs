@@ -190,24 +190,15 @@ impl<R: Read> FrameReader<R> {
         Damaged::Whole(whole)
     }
 
-    /// The items of one decoder event, `end` being where the event's delimiter ends in the
-    /// current chunk: one, none, or two when a damaged frame ends in a header.
-    #[inline]
-    fn take(&mut self, ev: DecodeEvent, end: usize, mut put: impl FnMut(Item)) {
-        let ev = match ev {
+    /// The items of one decoder event, in order, `end` being where the event's delimiter ends
+    /// in the current chunk: one, none, or two when a damaged frame ends in a header.
+    fn take(&mut self, ev: DecodeEvent, end: usize) -> [Option<Item>; 2] {
+        match ev {
             DecodeEvent::Skipped { span, reason } => match self.recover(span, reason, end) {
-                Damaged::Whole(ev) => ev,
-                Damaged::Split(torn, header) => {
-                    if let Some(item) = self.handle(torn) {
-                        put(item);
-                    }
-                    header
-                }
+                Damaged::Whole(ev) => [self.handle(ev), None],
+                Damaged::Split(torn, header) => [self.handle(torn), self.handle(header)],
             },
-            ev => ev,
-        };
-        if let Some(item) = self.handle(ev) {
-            put(item);
+            ev => [self.handle(ev), None],
         }
     }
 
@@ -395,7 +386,7 @@ impl<R: Read> ItemReader for FrameReader<R> {
             }
             self.pos = pos;
             if let Some(ev) = damaged {
-                self.take(ev, pos, |item| out.push(item));
+                out.extend(self.take(ev, pos).into_iter().flatten());
             }
         }
         Ok(true)
@@ -431,19 +422,11 @@ impl<R: Read> ItemReader for FrameReader<R> {
             }
             self.pos += used;
             if let Some(ev) = found {
-                let mut items = [None, None];
-                let mut n = 0;
                 let end = self.pos;
-                self.take(ev, end, |item| {
-                    if let Some(slot) = items.get_mut(n) {
-                        *slot = Some(item);
-                        n += 1;
-                    }
-                });
-                let [first, second] = items;
-                self.pending = second;
-                if first.is_some() {
-                    return Ok(first);
+                let mut items = self.take(ev, end).into_iter().flatten();
+                if let Some(first) = items.next() {
+                    self.pending = items.next();
+                    return Ok(Some(first));
                 }
             }
         }
