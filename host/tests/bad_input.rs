@@ -113,6 +113,36 @@ fn torn_last_frame() {
 }
 
 #[test]
+fn frame_readings_after_the_last_time_rfc_3339_can_write_are_dead_letters() {
+    let d = Dir::new();
+    // A session whose seq 3 falls on the first second of year 10000.
+    let h = mend_core::Header::new(1, 1, 1_000, mend_core::ClockKind::Unix, 253_402_300_797_000);
+    let mut log = frame(Frame::Header(h));
+    log.extend(readings(&h, (0..3).map(|s| (s, 51.0))));
+    let past_at = log.len() as u64;
+    log.extend(readings(&h, (3..6).map(|s| (s, 51.0))));
+    d.write("late.mlog", &log);
+    let (_, csv, dlq) = replay(&d, "late.mlog");
+    assert_eq!(measured(&csv), [0, 1, 2]);
+    assert!(
+        csv.lines()
+            .nth(3)
+            .unwrap()
+            .contains(",9999-12-31T23:59:59.000Z,"),
+        "{csv}"
+    );
+    let dl = dead_letters(&dlq);
+    let reasons: Vec<&str> = dl.iter().map(|x| x["reason"].as_str().unwrap()).collect();
+    assert_eq!(reasons, ["bad_timestamp"; 3], "{dlq}");
+    assert_eq!(dl[0]["offset"], past_at);
+    let detail = dl[0]["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("seq 3") && detail.contains("after 9999-12-31T23:59:59.999Z"),
+        "{detail}"
+    );
+}
+
+#[test]
 fn bit_flip_inside_a_frame() {
     let d = Dir::new();
     let h = header(1, 1);
@@ -644,14 +674,44 @@ fn the_prototype_jsonl_is_read_leniently_and_its_reasons_are_precise() {
 #[test]
 fn readings_at_the_end_of_time_close_their_last_aggregate_window() {
     let d = Dir::new();
-    // The last whole second a u64 of ms holds: its minute ends past u64::MAX ms.
-    let last = (u64::MAX / 1000) as i64;
-    let lines: String = (0..3).map(|i| jline(last - 2 + i, 52.0)).collect();
+    // The last three seconds RFC 3339 can write, then times after it: the first second of
+    // year 10000 and the last whole second a u64 of ms holds.
+    let last = 253_402_300_799_i64;
+    let mut lines: String = (0..3).map(|i| jline(last - 2 + i, 52.0)).collect();
+    lines.push_str(&jline(last + 1, 52.0));
+    lines.push_str(&jline((u64::MAX / 1000) as i64, 52.0));
     d.write("in.jsonl", lines.as_bytes());
     let agg = ["--window", "1m", "--aggregates", "agg.csv", "-q"];
-    d.mend(&[&["replay", "in.jsonl", "-o", "out.csv"][..], &agg].concat())
-        .ok();
-    assert_eq!(d.read_text("out.csv").lines().count(), 4);
+    d.mend(
+        &[
+            &["replay", "in.jsonl", "-o", "out.csv", "--dlq", "dlq.jsonl"][..],
+            &agg,
+        ]
+        .concat(),
+    )
+    .ok();
+    let out = d.read_text("out.csv");
+    assert_eq!(out.lines().count(), 4, "{out}");
+    assert!(
+        out.lines()
+            .skip(1)
+            .all(|row| row.contains(",9999-12-31T23:59:5")),
+        "{out}"
+    );
+    // Times no row can show are dead letters, named and located.
+    let dead = dead_letters(&d.read_text("dlq.jsonl"));
+    let at: Vec<(&str, u64)> = dead
+        .iter()
+        .map(|x| (x["reason"].as_str().unwrap(), x["line"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(at, [("bad_timestamp", 4), ("bad_timestamp", 5)]);
+    assert!(
+        dead[0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("after 9999-12-31T23:59:59.999Z"),
+        "{dead:?}"
+    );
     let agg_text = d.read_text("agg.csv");
     let row: Vec<&str> = agg_text.lines().nth(1).unwrap().split(',').collect();
     assert_eq!(row[4], "3", "{agg_text}");

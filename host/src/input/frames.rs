@@ -15,6 +15,7 @@ use super::detect::Format;
 use super::item::{DeadLetter, Item, Location, ReadingItem, StreamMeta};
 use super::reader::{ItemReader, StopRule, BATCH, CHUNK, STOP_RUN};
 use super::reason::DeadReason;
+use crate::text::timefmt::{LAST_TIME, MAX_TIME_MS};
 
 /// Reads a mend frame log: decodes frames, tracks the session header, and reports every byte.
 pub struct FrameReader<R> {
@@ -257,6 +258,16 @@ impl<R: Read> FrameReader<R> {
                             ));
                         };
                         match h.from_wire(&w) {
+                            // Every time a row shows is RFC 3339, whose years end at 9999.
+                            Ok(reading) if reading.timestamp > MAX_TIME_MS => Some(self.dead(
+                                span,
+                                DeadReason::BadTimestamp,
+                                format!(
+                                    "reading seq {}: its time, {} ms, is after {LAST_TIME}, \
+                                     the last time RFC 3339 can write",
+                                    w.seq, reading.timestamp
+                                ),
+                            )),
                             Ok(reading) => {
                                 if let Some(rule) = self.stop {
                                     if reading.timestamp > rule.after_ms

@@ -23,7 +23,8 @@ pub enum DeadReason {
     ZeroPeriod,
     /// A frame with no usable session header before it.
     NoHeader,
-    /// A reading frame whose time cannot be computed from its header.
+    /// A reading frame whose time cannot be computed from its header, or is after
+    /// `9999-12-31T23:59:59.999Z`, the last time RFC 3339 can write.
     BadTimestamp,
     /// A JSONL line that gave no reading.
     Line(LineReason),
@@ -86,7 +87,8 @@ pub enum LineReason {
     MissingField,
     /// A field has the wrong JSON type (`null` included).
     WrongType,
-    /// The timestamp is negative, fractional or too large.
+    /// The timestamp is negative, fractional, or after `9999-12-31T23:59:59Z` (the last
+    /// second RFC 3339 can write).
     BadTimestamp,
     /// A number is NaN, infinite, or too large for a float (`1e309`).
     NotFinite,

@@ -14,6 +14,16 @@ use crate::text::numfmt::{ByteOut, Short};
 /// The last millisecond RFC 3339 can write, `9999-12-31T23:59:59.999Z`.
 pub const MAX_TIME_MS: u64 = 253_402_300_799_999;
 
+/// [`MAX_TIME_MS`] as text: readings after it are dead-lettered as `bad_timestamp`, so that
+/// every row's time is RFC 3339.
+///
+/// # Examples
+/// ```
+/// use mend::text::timefmt::{to_rfc3339, LAST_TIME, MAX_TIME_MS};
+/// assert_eq!(to_rfc3339(MAX_TIME_MS), LAST_TIME);
+/// ```
+pub const LAST_TIME: &str = "9999-12-31T23:59:59.999Z";
+
 /// The longest text [`format_ms`] writes (a year beyond 9999 takes more digits).
 pub const MAX_TIME_LEN: usize = 32;
 

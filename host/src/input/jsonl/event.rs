@@ -6,6 +6,7 @@ use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
 use crate::input::reason::LineReason;
+use crate::text::timefmt::{LAST_TIME, MAX_TIME_MS};
 
 /// A JSON scalar as found, so that a wrong type can be named precisely.
 enum Scalar<'a> {
@@ -172,12 +173,16 @@ pub(super) fn parse_event(line: &[u8]) -> Result<(u64, Celsius), LineError> {
             ))
         }
     };
-    let ts_ms = ts.checked_mul(1_000).ok_or_else(|| {
-        line_err(
-            LineReason::BadTimestamp,
-            format!("timestamp {ts} is out of range"),
-        )
-    })?;
+    // Every time a row shows is RFC 3339, whose years end at 9999.
+    let ts_ms = ts
+        .checked_mul(1_000)
+        .filter(|&ms| ms <= MAX_TIME_MS)
+        .ok_or_else(|| {
+            line_err(
+                LineReason::BadTimestamp,
+                format!("timestamp {ts} is after {LAST_TIME}, the last time RFC 3339 can write"),
+            )
+        })?;
     let t = match ev.temperature {
         None => {
             return Err(line_err(
