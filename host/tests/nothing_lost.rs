@@ -190,11 +190,17 @@ proptest! {
         seed in 1u64..1_000,
         cuts in proptest::collection::vec(1usize..10_000, 1..5),
         restart in any::<bool>(),
+        second_sensor in any::<bool>(),
     ) {
         let mut log = noisy(3, seed, 1_200, DAY0_MS);
         if restart {
             // The node restarted: a new session, with a glitched clock on one reading.
             log.extend_from_slice(&noisy(3, seed + 7, 600, DAY0_MS + 1_300_000));
+        }
+        if second_sensor {
+            // Another node's capture over the same hours, appended: its stream grows while
+            // the first one's tail waits.
+            log.extend_from_slice(&noisy(4, seed + 11, 900, DAY0_MS + 400_000));
         }
         let mut at: Vec<usize> = cuts.iter().map(|c| c * log.len() / 10_000).collect();
         at.sort_unstable();
