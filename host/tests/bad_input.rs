@@ -754,3 +754,102 @@ fn readings_at_the_end_of_time_close_their_last_aggregate_window() {
     assert_eq!(d.read_text("out.csv").lines().count(), 3);
     assert_eq!(d.read_text("agg.csv").lines().count(), 1);
 }
+
+/// Every reading whose frame is whole somewhere in a damaged capture comes out measured, as
+/// the sensor took it, and no other reading does: a frame torn short swallows the delimiter
+/// of the next one, which is then found whole at the end of the damaged frame, and a lost
+/// delimiter leaves two whole frames in one. The oracle looks for the clean capture's frames,
+/// byte for byte, in the damaged one: whole, at the end of a damaged frame, or at its start
+/// before a frame found at its end.
+#[test]
+fn every_reading_whose_frame_is_whole_in_a_damaged_capture_is_measured() {
+    use mend_core::{DecodeEvent, Decoder};
+    use std::collections::{BTreeSet, HashMap};
+    let d = Dir::new();
+    let gen = |extra: &[&str]| {
+        let base = ["generate", "--seed", "1", "--count", "3000"];
+        d.mend(&[&base[..], extra].concat()).ok();
+    };
+    gen(&["-o", "clean.mlog"]);
+    gen(&[
+        "--truncate-rate",
+        "0.2",
+        "--corrupt-rate",
+        "0.05",
+        "-o",
+        "damaged.mlog",
+        "--truth",
+        "t.csv",
+    ]);
+    // The clean capture's reading frames (their seqs) and headers, without their
+    // delimiters, by their bytes.
+    let clean = d.read("clean.mlog");
+    let mut seq_of: HashMap<&[u8], Option<u32>> = HashMap::new();
+    let mut dec: Decoder = Decoder::new();
+    for ev in dec.feed(&clean) {
+        if let DecodeEvent::Frame { frame, span } = ev {
+            let seq = match frame {
+                Frame::Reading(w) => Some(w.seq),
+                Frame::Header(_) => None,
+                _ => continue,
+            };
+            seq_of.insert(&clean[span.start as usize..span.end as usize - 1], seq);
+        }
+    }
+    assert_eq!(seq_of.values().flatten().count(), 3000);
+    let damaged = d.read("damaged.mlog");
+    // Readings are checked against their session's header: this seed's damage spares the
+    // first one, which the readings before the next one need.
+    let header_len = clean.iter().position(|b| *b == 0).unwrap() + 1;
+    assert_eq!(
+        damaged[..header_len],
+        clean[..header_len],
+        "the first header is whole"
+    );
+    let mut whole = BTreeSet::new();
+    let (mut joined, mut in_place) = (0, 0);
+    for piece in damaged.split(|b| *b == 0) {
+        if let Some(seq) = seq_of.get(piece) {
+            whole.extend(*seq);
+            in_place += 1;
+            continue;
+        }
+        let end = (1..piece.len()).find_map(|k| seq_of.get(&piece[k..]).map(|s| (k, *s)));
+        let limit = end.map_or(piece.len(), |(k, _)| k);
+        let start = (1..=limit).find_map(|j| seq_of.get(&piece[..j]).copied());
+        for seq in [end.map(|(_, s)| s), start].into_iter().flatten() {
+            whole.extend(seq);
+            joined += 1;
+        }
+    }
+    assert!(joined > 100, "{joined} frames joined onto others");
+
+    let run = d.mend(&["replay", "damaged.mlog", "-o", "out.csv"]).ok();
+    let truth: HashMap<u32, (u64, Celsius)> = truth(&d.read_text("t.csv"))
+        .into_iter()
+        .map(|t| (t.seq, (t.ms, t.celsius)))
+        .collect();
+    let mut measured = BTreeSet::new();
+    for r in rows(&d.read_text("out.csv"))
+        .iter()
+        .filter(|r| !r.synthetic())
+    {
+        let seq = r.seq.unwrap();
+        assert_eq!(truth.get(&seq), Some(&(r.ms, r.celsius)), "seq {seq}");
+        measured.insert(seq);
+    }
+    let missing: Vec<_> = whole.difference(&measured).collect();
+    let invented: Vec<_> = measured.difference(&whole).collect();
+    assert!(
+        missing.is_empty() && invented.is_empty(),
+        "{in_place} whole in place, {joined} joined; not measured: {missing:?}; \
+         measured, not whole: {invented:?}"
+    );
+    assert!(
+        run.stderr().contains(&format!(
+            "{joined} of the good frames were found whole inside damaged ones"
+        )),
+        "{}",
+        run.stderr()
+    );
+}

@@ -215,6 +215,36 @@ impl<const N: usize> Decoder<N> {
         }
     }
 
+    /// A decoder at `offset` that places version-2 readings as this one would: for decoding,
+    /// against the header in force, a frame found inside bytes this one skipped.
+    ///
+    /// # Examples
+    /// ```
+    /// use mend_core::{ClockKind, DecodeEvent, Decoder, Encoder, Frame, Header, WireReading};
+    /// let h = Header::new(7, 2, 1_000, ClockKind::Unix, 0);
+    /// let mut enc = Encoder::new();
+    /// let header = enc.to_buf(&Frame::Header(h)).unwrap().to_vec();
+    /// let r = Frame::Reading(WireReading { seq: 0, offset_ms: 0, celsius_delta: 0 });
+    /// let reading = enc.to_buf(&r).unwrap().to_vec();
+    ///
+    /// let mut dec: Decoder = Decoder::new();
+    /// assert_eq!(dec.feed(&header).count(), 1);
+    /// // A reading sealed to its header decodes only where that header is in force.
+    /// let mut alone: Decoder = Decoder::at(100);
+    /// assert!(matches!(alone.feed(&reading).next(), Some(DecodeEvent::Skipped { .. })));
+    /// let mut trial = dec.restarted_at(100);
+    /// assert!(matches!(trial.feed(&reading).next(), Some(DecodeEvent::Frame { frame, .. }) if frame == r));
+    /// ```
+    pub const fn restarted_at(&self, offset: u64) -> Self {
+        Self {
+            buf: heapless::Vec::new(),
+            start: offset,
+            pos: offset,
+            oversized: false,
+            place: self.place,
+        }
+    }
+
     /// The offset of the next byte to be fed.
     pub const fn position(&self) -> u64 {
         self.pos

@@ -21,6 +21,7 @@ use anyhow::Context;
 use mend_core::{DecodeEvent, Decoder, EncodeError, Frame, Header, SkipReason, Span, MAX_FRAME};
 
 use super::{connect, Keys, PUBLISH_DEAD_KEY, SENSORS_KEY};
+use crate::input::salvage;
 
 /// Frames after the header in one raw entry: larger entries cost less memory per reading
 /// in Redis (one entry's overhead, one header) and fewer round trips.
@@ -198,8 +199,9 @@ pub struct Splitter {
     pending: BTreeMap<u32, Pending>,
     /// The sensor of the latest header (the owner of the frames that follow).
     current: Option<u32>,
-    /// The bytes of the frame being collected (at most one frame's worth: a longer run is
-    /// skipped as oversized anyway).
+    /// The last bytes of the frame being collected: the whole of a frame that can be good,
+    /// and the end of a longer damaged one, where a whole frame may be found (see
+    /// [`salvage`](crate::input::salvage)).
     frame: Vec<u8>,
 }
 
@@ -224,8 +226,9 @@ impl Splitter {
             // The seq the decoder expects before this byte: the place of a version-2
             // reading frame ending here (the place changes only when a frame ends).
             let next = self.dec.next_seq();
-            if self.frame.len() <= MAX_FRAME {
-                self.frame.push(b);
+            self.frame.push(b);
+            if self.frame.len() > 2 * (MAX_FRAME + 1) {
+                self.frame.drain(..MAX_FRAME + 1);
             }
             if let Some(ev) = self.dec.push(b) {
                 self.event(ev, next, out)?;
@@ -270,55 +273,108 @@ impl Splitter {
     }
 
     fn event(&mut self, ev: DecodeEvent, next: Option<u32>, out: &mut Split) -> anyhow::Result<()> {
+        // Taken out while the frame is handled, and put back for its room to be reused.
+        let buf = std::mem::take(&mut self.frame);
+        let raw = &buf[buf.len() - buf.len().min(MAX_FRAME + 1)..];
+        let done = self.handle(ev, raw, next, out);
+        self.frame = buf;
+        done
+    }
+
+    fn handle(
+        &mut self,
+        ev: DecodeEvent,
+        raw: &[u8],
+        next: Option<u32>,
+        out: &mut Split,
+    ) -> anyhow::Result<()> {
         match ev {
             DecodeEvent::Frame { frame, span } => {
-                debug_assert_eq!(self.frame.len() as u64, span.len(), "the frame's bytes");
-                let bytes = self.frame.as_slice();
-                match frame {
-                    Frame::Header(h) => {
-                        if let Some(p) = self.pending.get_mut(&h.sensor) {
-                            flush(h.sensor, p, out)?;
-                        }
-                        self.pending.insert(
-                            h.sensor,
-                            Pending {
-                                header: h,
-                                header_bytes: bytes.to_vec(),
-                                next: None,
-                                frames: Vec::new(),
-                                count: 0,
-                            },
-                        );
-                        self.current = Some(h.sensor);
-                    }
-                    _ => match self
-                        .current
-                        .and_then(|s| self.pending.get_mut(&s).map(|p| (s, p)))
-                    {
-                        Some((s, p)) => {
-                            if p.count == 0 {
-                                p.next = next;
-                            }
-                            p.frames.extend_from_slice(bytes);
-                            p.count += 1;
-                            if p.count >= READINGS_PER_ENTRY {
-                                flush(s, p, out)?;
-                            }
-                        }
-                        None => out.skipped.push((span, Unusable::NoHeader)),
-                    },
-                }
+                debug_assert_eq!(raw.len() as u64, span.len(), "the frame's bytes");
+                self.frame_of(frame, raw, span, next, out)
             }
             DecodeEvent::Skipped { span, reason } => {
-                // As in `mend replay`: readings after a header of an unknown version belong
-                // to no known session.
-                if reason == SkipReason::UnknownVersion {
-                    self.current = None;
+                // As `mend replay` does: whole frames inside a damaged one are kept.
+                let Some(found) = salvage::look_inside(&self.dec, raw, span, reason) else {
+                    self.skipped(span, reason, out);
+                    return Ok(());
+                };
+                let first = span.end - raw.len() as u64;
+                let at = |x: u64| usize::try_from(x - first).unwrap_or(usize::MAX);
+                if let Some(f) = found.head {
+                    // The zero it lost is put back, so that its entry decodes.
+                    let mut bytes = raw.get(..at(f.span.end)).unwrap_or_default().to_vec();
+                    bytes.push(0);
+                    self.frame_of(f.frame, &bytes, f.span, f.next, out)?;
                 }
-                out.skipped.push((span, Unusable::Damaged(reason)));
+                if let Some(span) = found.damaged {
+                    self.skipped(span, reason, out);
+                }
+                if let Some(f) = found.tail {
+                    let bytes = raw.get(at(f.span.start)..).unwrap_or_default();
+                    self.frame_of(f.frame, bytes, f.span, f.next, out)?;
+                }
+                self.dec = found.dec;
+                Ok(())
             }
         }
+    }
+
+    /// Takes a frame whose `bytes` (with a delimiter) were found at `span`, `next` being
+    /// the seq the decoder expected before it.
+    fn frame_of(
+        &mut self,
+        frame: Frame,
+        bytes: &[u8],
+        span: Span,
+        next: Option<u32>,
+        out: &mut Split,
+    ) -> anyhow::Result<()> {
+        match frame {
+            Frame::Header(h) => {
+                if let Some(p) = self.pending.get_mut(&h.sensor) {
+                    flush(h.sensor, p, out)?;
+                }
+                self.pending.insert(
+                    h.sensor,
+                    Pending {
+                        header: h,
+                        header_bytes: bytes.to_vec(),
+                        next: None,
+                        frames: Vec::new(),
+                        count: 0,
+                    },
+                );
+                self.current = Some(h.sensor);
+            }
+            _ => match self
+                .current
+                .and_then(|s| self.pending.get_mut(&s).map(|p| (s, p)))
+            {
+                Some((s, p)) => {
+                    if p.count == 0 {
+                        p.next = next;
+                    }
+                    p.frames.extend_from_slice(bytes);
+                    p.count += 1;
+                    if p.count >= READINGS_PER_ENTRY {
+                        flush(s, p, out)?;
+                    }
+                }
+                None => out.skipped.push((span, Unusable::NoHeader)),
+            },
+        }
         Ok(())
+    }
+
+    /// Reports the span of a damaged or skipped frame.
+    fn skipped(&mut self, span: Span, reason: SkipReason, out: &mut Split) {
+        // As in `mend replay`: readings after a header of an unknown version belong to no
+        // known session.
+        if reason == SkipReason::UnknownVersion {
+            self.current = None;
+        }
+        out.skipped.push((span, Unusable::Damaged(reason)));
     }
 }
 
@@ -524,6 +580,86 @@ mod tests {
         s.finish(&mut out).unwrap();
         assert!(out.entries.len() > split(&log).unwrap().entries.len());
         assert_entries_decode_alone(&out, &sent);
+    }
+
+    /// Whole frames inside damaged ones (a delimiter lost, a frame torn short and joined onto
+    /// the next) are published as `mend replay` keeps them, whole or fed in small chunks, and
+    /// every entry still decodes alone.
+    #[test]
+    fn frames_found_inside_damaged_ones_are_published_as_replay_keeps_them() {
+        use crate::input::{ByteCounts, FrameReader, Item, ItemReader};
+        // Two sensors taking turns, every seq sent.
+        let mut enc = Encoder::new();
+        let mut log = Vec::new();
+        for turn in 0..4u32 {
+            let base = turn / 2 * 150;
+            let h = Header::new(7 + turn % 2, 3, 1_000, ClockKind::Boot, 0).with_base(base);
+            log.extend_from_slice(&enc.to_buf(&Frame::Header(h)).unwrap());
+            for seq in base..base + 150 {
+                let w = WireReading {
+                    seq,
+                    offset_ms: 0,
+                    celsius_delta: seq as i32,
+                };
+                log.extend_from_slice(&enc.to_buf(&Frame::Reading(w)).unwrap());
+            }
+        }
+        let ends: Vec<usize> = (0..log.len()).filter(|i| log[*i] == 0).collect();
+        let mut damaged = Vec::new();
+        let mut from = 0;
+        for (n, &end) in ends.iter().enumerate() {
+            match n % 9 {
+                // The delimiter lost.
+                3 => damaged.extend_from_slice(&log[from..end]),
+                // Torn: the last two bytes and the delimiter lost.
+                7 => damaged.extend_from_slice(&log[from..end - 2]),
+                _ => damaged.extend_from_slice(&log[from..=end]),
+            }
+            from = end + 1;
+        }
+        let mut reader = FrameReader::new(
+            std::io::Cursor::new(damaged.clone()),
+            0,
+            ByteCounts::default(),
+            None,
+        );
+        let mut kept = Vec::new();
+        while let Some(item) = reader.next_item().unwrap() {
+            if let Item::Reading(r) = item {
+                kept.push((r.reading.sensor, r.reading.seq));
+            }
+        }
+        let (plain, _) = frames(&damaged);
+        let plain = plain
+            .iter()
+            .filter(|f| matches!(f, Frame::Reading(_)))
+            .count();
+        assert!(
+            kept.len() > plain + 50,
+            "{} kept, {plain} without a look inside",
+            kept.len()
+        );
+        for chunk in [damaged.len(), 3] {
+            let mut s = Splitter::new();
+            let mut out = Split::default();
+            for c in damaged.chunks(chunk) {
+                s.feed(c, &mut out).unwrap();
+            }
+            s.finish(&mut out).unwrap();
+            let mut got = Vec::new();
+            for (sensor, entry) in &out.entries {
+                let (frames, skipped) = frames(entry);
+                assert_eq!(skipped, 0, "an entry of sensor {sensor} decodes alone");
+                got.extend(frames.iter().filter_map(|f| match f {
+                    Frame::Reading(w) => Some((*sensor, w.seq)),
+                    _ => None,
+                }));
+            }
+            got.sort_unstable();
+            let mut want = kept.clone();
+            want.sort_unstable();
+            assert_eq!(got, want, "chunks of {chunk}");
+        }
     }
 
     /// Every entry decodes alone, starting with its session's header, and the entries hold

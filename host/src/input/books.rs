@@ -30,6 +30,9 @@ pub struct ByteCounts {
     pub bad_items: u64,
     /// Skipped spans (or blank lines).
     pub skipped_items: u64,
+    /// Of the good frames, those found whole inside damaged ones (the zero before or after
+    /// them lost, or their bytes joined onto a torn frame) and kept.
+    pub recovered_items: u64,
 }
 
 impl ByteCounts {
@@ -68,7 +71,7 @@ impl ByteCounts {
     }
 
     /// Adds the books of lines read elsewhere (`read`, `good`, `bad`, `skipped` and their
-    /// item counts).
+    /// item counts, the recovered ones included).
     pub(crate) fn add_read(&mut self, more: &ByteCounts) {
         self.read += more.read;
         self.good += more.good;
@@ -77,5 +80,6 @@ impl ByteCounts {
         self.good_items += more.good_items;
         self.bad_items += more.bad_items;
         self.skipped_items += more.skipped_items;
+        self.recovered_items += more.recovered_items;
     }
 }

@@ -5,6 +5,7 @@
 //! current [`Header`]; a reading with no usable header before it (the log was cut, or the
 //! header was damaged or of an unknown version) is dead-lettered rather than guessed at.
 
+use std::collections::VecDeque;
 use std::io::{self, Read};
 
 use indicatif::ProgressBar;
@@ -15,6 +16,7 @@ use super::detect::Format;
 use super::item::{DeadLetter, Item, Location, ReadingItem, StreamMeta};
 use super::reader::{ItemReader, StopRule, BATCH, CHUNK, STOP_RUN};
 use super::reason::DeadReason;
+use super::salvage;
 use crate::text::timefmt::{LAST_TIME, MAX_TIME_MS};
 
 /// Reads a mend frame log: decodes frames, tracks the session header, and reports every byte.
@@ -37,21 +39,9 @@ pub struct FrameReader<R> {
     /// The last bytes of the chunk before this one: where a damaged frame that began there
     /// is looked into for a header (see [`FrameReader::recover`]).
     carry: Vec<u8>,
-    /// The item after the one [`ItemReader::next_item`] returned, when a damaged frame gave
-    /// two (its damaged part, and a header recovered from its end).
-    pending: Option<Item>,
-}
-
-/// The first byte of every header frame on the wire.
-const HEADER_LEAD: u8 = 1;
-
-/// A damaged frame, and the header found at its end if one was.
-enum Damaged {
-    /// Nothing in it could be used.
-    Whole(DecodeEvent),
-    /// Its first bytes, then a whole header frame that was appended to them: a frame torn
-    /// off at the end of one capture, with the next capture joined on without a delimiter.
-    Split(DecodeEvent, DecodeEvent),
+    /// The items after the one [`ItemReader::next_item`] returned, when a damaged frame gave
+    /// more than one (whole frames found inside it, and what is still damaged).
+    pending: VecDeque<Item>,
 }
 
 impl<R: Read> FrameReader<R> {
@@ -80,7 +70,7 @@ impl<R: Read> FrameReader<R> {
             beyond: 0,
             stopped: false,
             carry: Vec::with_capacity(MAX_FRAME + 1),
-            pending: None,
+            pending: VecDeque::new(),
         }
     }
 
@@ -121,31 +111,15 @@ impl<R: Read> FrameReader<R> {
         })
     }
 
-    /// Looks for a header frame at the end of a damaged frame whose delimiter is the byte
-    /// before `end` of the current chunk.
-    ///
-    /// A frame torn off at the end of one capture, and the next capture joined on without a
-    /// delimiter (or any bytes without a zero before a capture), make one damaged frame of the
-    /// torn bytes and the next capture's header. Lost, that header would take every reading
-    /// after it until the next one, since a version-2 reading is checked against its header.
-    /// So the end of a damaged frame is decoded as a frame of its own, from each of its last
-    /// [`MAX_FRAME`] bytes on, longest first: the first that decodes as a whole header, CRC
-    /// and all, is that header (its CRC alone passes bytes that are not once in 65 536
-    /// tries, and its tag, version and fields must decode too), and it is put in force as if
-    /// a delimiter had come before it. Anything else found there
-    /// is not trusted: a reading checks only against its header, and the bytes stay damaged.
+    /// Looks for whole frames inside a damaged frame whose delimiter is the byte before
+    /// `end` of the current chunk (see [`salvage`]): gives the events of its parts in order,
+    /// up to three (a frame, the bytes that are still damaged, a frame).
     #[cold]
     #[inline(never)]
-    fn recover(&mut self, span: Span, reason: SkipReason, end: usize) -> Damaged {
+    fn recover(&mut self, span: Span, reason: SkipReason, end: usize) -> [Option<DecodeEvent>; 3] {
         let whole = DecodeEvent::Skipped { span, reason };
-        if !matches!(
-            reason,
-            SkipReason::BadCrc
-                | SkipReason::BadCobs
-                | SkipReason::Undecodable
-                | SkipReason::Oversized
-        ) {
-            return Damaged::Whole(whole);
+        if !salvage::worth_a_look(reason) {
+            return [Some(whole), None, None];
         }
         // The frame's last bytes (delimiter included), from this chunk and the one before.
         let want = usize::try_from(span.len()).map_or(MAX_FRAME + 1, |n| n.min(MAX_FRAME + 1));
@@ -156,50 +130,43 @@ impl<R: Read> FrameReader<R> {
             raw.extend_from_slice(&self.carry[self.carry.len() - from_carry..]);
         }
         raw.extend_from_slice(&here[here.len().saturating_sub(want - raw.len())..]);
-        // Offsets of `raw` in the input.
-        let first = span.end - raw.len() as u64;
-        // From the second byte of the damaged frame on: the whole of it was tried already.
-        let skip = usize::from(first == span.start);
-        for k in skip..raw.len().saturating_sub(1) {
-            // A header frame starts with its tag, 0, which COBS writes as the code byte 1
-            // (`a_header_frame_starts_with_the_code_byte_1`): only such a byte can begin one.
-            if raw[k] != HEADER_LEAD {
-                continue;
-            }
-            let mut dec: Decoder = Decoder::at(first + k as u64);
-            let mut got = None;
-            for &b in &raw[k..] {
-                got = dec.push(b);
-            }
-            if let Some(DecodeEvent::Frame {
-                frame: frame @ Frame::Header(_),
-                span: at,
-            }) = got
-            {
-                // The header's decoder goes on from here, with the header in force.
-                self.dec = dec;
-                let torn = Span {
-                    start: span.start,
-                    end: at.start,
-                };
-                return Damaged::Split(
-                    DecodeEvent::Skipped { span: torn, reason },
-                    DecodeEvent::Frame { frame, span: at },
-                );
-            }
-        }
-        Damaged::Whole(whole)
+        let Some(found) = salvage::look_inside(&self.dec, &raw, span, reason) else {
+            return [Some(whole), None, None];
+        };
+        // The decoder goes on after the damaged frame, with what its frames put in force (a
+        // header, or the place of a reading).
+        self.dec = found.dec;
+        self.counts.recovered_items +=
+            u64::from(found.head.is_some()) + u64::from(found.tail.is_some());
+        let frame = |f: Option<salvage::Found>| {
+            f.map(|f| DecodeEvent::Frame {
+                frame: f.frame,
+                span: f.span,
+            })
+        };
+        [
+            frame(found.head),
+            found
+                .damaged
+                .map(|span| DecodeEvent::Skipped { span, reason }),
+            frame(found.tail),
+        ]
     }
 
     /// The items of one decoder event, in order, `end` being where the event's delimiter ends
-    /// in the current chunk: one, none, or two when a damaged frame ends in a header.
-    fn take(&mut self, ev: DecodeEvent, end: usize) -> [Option<Item>; 2] {
+    /// in the current chunk: one, none, or up to three when whole frames were found inside a
+    /// damaged one.
+    fn take(&mut self, ev: DecodeEvent, end: usize) -> [Option<Item>; 3] {
         match ev {
-            DecodeEvent::Skipped { span, reason } => match self.recover(span, reason, end) {
-                Damaged::Whole(ev) => [self.handle(ev), None],
-                Damaged::Split(torn, header) => [self.handle(torn), self.handle(header)],
-            },
-            ev => [self.handle(ev), None],
+            DecodeEvent::Skipped { span, reason } => {
+                let [a, b, c] = self.recover(span, reason, end);
+                [
+                    a.and_then(|ev| self.handle(ev)),
+                    b.and_then(|ev| self.handle(ev)),
+                    c.and_then(|ev| self.handle(ev)),
+                ]
+            }
+            ev => [self.handle(ev), None, None],
         }
     }
 
@@ -404,7 +371,7 @@ impl<R: Read> ItemReader for FrameReader<R> {
     }
 
     fn next_item(&mut self) -> io::Result<Option<Item>> {
-        if let Some(item) = self.pending.take() {
+        if let Some(item) = self.pending.pop_front() {
             return Ok(Some(item));
         }
         if self.stopped {
@@ -436,7 +403,7 @@ impl<R: Read> ItemReader for FrameReader<R> {
                 let end = self.pos;
                 let mut items = self.take(ev, end).into_iter().flatten();
                 if let Some(first) = items.next() {
-                    self.pending = items.next();
+                    self.pending.extend(items);
                     return Ok(Some(first));
                 }
             }
@@ -483,6 +450,7 @@ impl<R: Read> ItemReader for FrameReader<R> {
 mod tests {
     use super::*;
     use crate::input::reader::test_support::{books_of, read_all, reasons};
+    use crate::input::salvage::{HEADER_LEAD, READING_MAX, READING_TAGS, RECOVERED_AHEAD};
     use mend_core::ClockKind;
     use std::io::Cursor;
 
@@ -631,19 +599,212 @@ mod tests {
         }
     }
 
-    /// Only a header is taken from the end of a damaged frame: a reading there could be
-    /// checked only against a header, and stays damaged with the rest.
-    #[test]
-    fn nothing_but_a_header_is_taken_from_a_damaged_frame() {
-        let a = capture(1, 5, 10);
-        let mut log = a[..a.len() - 1].to_vec(); // the last reading loses its delimiter
-        let tail = capture(1, 5, 12);
-        let next = &tail[a.len()..]; // reading 10's frame, then 11's
-        log.extend_from_slice(next);
-        let (v, books) = items(&log);
-        let seqs: Vec<u32> = readings(&v).iter().map(|r| r.2).collect();
-        assert_eq!(seqs, (0..9).chain([11]).collect::<Vec<_>>());
-        assert_eq!(reasons(&v).len(), 1);
+    /// Where each frame of `log` ends: the offsets of its delimiters.
+    fn delimiters(log: &[u8]) -> Vec<usize> {
+        log.iter()
+            .enumerate()
+            .filter_map(|(i, b)| (*b == 0).then_some(i))
+            .collect()
+    }
+
+    /// Reads `log` whole and in reads of a few bytes (a frame spread over several of them,
+    /// and over the carry between reads), checks that both give the same items and balanced
+    /// books, and returns the readings and the dead letters' reasons and spans.
+    #[allow(clippy::type_complexity)]
+    fn read_both_ways(
+        log: &[u8],
+    ) -> (
+        Vec<(u32, u32, u32, u64, i32)>,
+        Vec<&'static str>,
+        Vec<(u64, u64)>,
+    ) {
+        let (v, books) = items(log);
         assert!(books.balanced(), "{books:?}");
+        assert_eq!(books.read, log.len() as u64);
+        for step in [1, 3, 7] {
+            let mut r = FrameReader::new(Trickle { bytes: log, step }, 0, books_of(log), None);
+            let mut got = Vec::new();
+            while r.fill(&mut got).unwrap() {}
+            assert_eq!(readings(&got), readings(&v), "reads of {step} bytes");
+            assert_eq!(reasons(&got), reasons(&v), "reads of {step} bytes");
+            assert!(r.bytes().balanced(), "{:?}", r.bytes());
+        }
+        let spans = v
+            .iter()
+            .filter_map(|i| match i {
+                Item::Dead(d) => match d.location {
+                    Location::Bytes { offset, length } => Some((offset, length)),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect();
+        (readings(&v), reasons(&v), spans)
+    }
+
+    /// A link that loses the zero between two frames loses neither of them, wherever it
+    /// was: between the header and a reading, or between two readings.
+    #[test]
+    fn a_lost_delimiter_loses_neither_frame() {
+        let log = capture(1, 5, 12);
+        let want = readings(&items(&log).0);
+        let ends = delimiters(&log);
+        // Not the last: a frame without a delimiter at the very end is torn, not joined.
+        for &at in &ends[..ends.len() - 1] {
+            let mut lost = log.clone();
+            lost.remove(at);
+            let (got, reasons, _) = read_both_ways(&lost);
+            assert_eq!(got, want, "delimiter at {at} lost");
+            assert!(reasons.is_empty(), "delimiter at {at} lost: {reasons:?}");
+            assert_eq!(items(&lost).1.recovered_items, 2, "delimiter at {at} lost");
+        }
+        // Two in a row: the middle frame is still lost, the first and the last are not.
+        let mut lost = log.clone();
+        lost.remove(ends[6]);
+        lost.remove(ends[5]);
+        let (got, reasons, _) = read_both_ways(&lost);
+        let seqs: Vec<u32> = got.iter().map(|r| r.2).collect();
+        assert_eq!(seqs, (0..12).filter(|s| *s != 5).collect::<Vec<_>>());
+        assert_eq!(reasons.len(), 1);
+    }
+
+    /// A delimiter changed into another byte costs that byte alone.
+    #[test]
+    fn a_corrupted_delimiter_costs_that_byte_alone() {
+        let log = capture(1, 5, 12);
+        let want = readings(&items(&log).0);
+        let ends = delimiters(&log);
+        for &at in &ends[..ends.len() - 1] {
+            for byte in [0x01, 0x07, 0x08, 0x55, 0xFF] {
+                let mut bad = log.clone();
+                bad[at] = byte;
+                let (got, reasons, spans) = read_both_ways(&bad);
+                assert_eq!(got, want, "delimiter at {at} made {byte:#x}");
+                assert_eq!(spans, [(at as u64, 1)], "delimiter at {at} made {byte:#x}");
+                assert_eq!(reasons.len(), 1);
+            }
+        }
+    }
+
+    /// A reading torn short and joined onto the next frame: the torn bytes are the dead
+    /// letter, and the next reading is kept.
+    #[test]
+    fn a_reading_joined_onto_a_torn_frame_is_kept() {
+        let log = capture(1, 5, 12);
+        let want = readings(&items(&log).0);
+        let ends = delimiters(&log);
+        // Reading 4 loses its last two bytes and its delimiter.
+        let (start, end) = (ends[4] + 1, ends[5]);
+        let mut torn = log[..end - 2].to_vec();
+        torn.extend_from_slice(&log[end + 1..]);
+        let (got, reasons, spans) = read_both_ways(&torn);
+        let mut without = want.clone();
+        without.remove(4);
+        assert_eq!(got, without);
+        assert_eq!(reasons.len(), 1);
+        assert_eq!(spans, [(start as u64, (end - 2 - start) as u64)]);
+    }
+
+    /// A reading found inside a damaged frame is taken only if it is at most
+    /// [`RECOVERED_AHEAD`] seqs ahead of the one expected: further, bytes that happen to pass
+    /// for a reading are likelier than the frames a link drops in a row.
+    #[test]
+    fn a_reading_far_ahead_is_not_taken_from_a_damaged_frame() {
+        let h = Header::new(1, 5, 1_000, ClockKind::Unix, 1_767_225_600_000);
+        let reading = |seq: u32| {
+            Frame::Reading(mend_core::WireReading {
+                seq,
+                offset_ms: 0,
+                celsius_delta: 0,
+            })
+        };
+        for (ahead, taken) in [(RECOVERED_AHEAD, true), (RECOVERED_AHEAD + 1, false)] {
+            let mut enc = mend_core::Encoder::new();
+            let mut log = enc.to_buf(&Frame::Header(h)).unwrap().to_vec();
+            for seq in 0..5 {
+                log.extend_from_slice(&enc.to_buf(&reading(seq)).unwrap());
+            }
+            // Seq 5 torn, and `ahead` seqs after it one joined on.
+            let torn = enc.to_buf(&reading(5)).unwrap().to_vec();
+            log.extend_from_slice(&torn[..torn.len() - 3]);
+            let far = 5 + ahead;
+            log.extend_from_slice(&enc.to_buf(&reading(far)).unwrap());
+            log.extend_from_slice(&enc.to_buf(&reading(far + 1)).unwrap());
+            let (got, reasons, _) = read_both_ways(&log);
+            let seqs: Vec<u32> = got.iter().map(|r| r.2).collect();
+            let mut want: Vec<u32> = (0..5).collect();
+            if taken {
+                want.push(far);
+            }
+            want.push(far + 1);
+            assert_eq!(seqs, want, "{ahead} ahead");
+            assert_eq!(reasons.len(), 1);
+        }
+    }
+
+    /// Every version-2 reading frame starts with a COBS code byte and then its tag, one of
+    /// [`READING_TAGS`], and is at most [`READING_MAX`] bytes long before its delimiter.
+    #[test]
+    fn a_reading_frame_has_its_tag_second() {
+        let h = Header::new(1, 1, 1_000, ClockKind::Unix, 0).with_base(0);
+        for seq in [0, 1, 63, 64, 127, 128, 1_000, u32::MAX] {
+            for offset_ms in [0, 1, -1, i32::MAX, i32::MIN] {
+                for celsius_delta in [0, 1, -1, i32::MAX, i32::MIN] {
+                    let w = mend_core::WireReading {
+                        seq,
+                        offset_ms,
+                        celsius_delta,
+                    };
+                    for (tag, f) in [(7, Frame::Reading(w)), (8, Frame::Replayed(w))] {
+                        let mut enc = mend_core::Encoder::new();
+                        enc.to_buf(&Frame::Header(h.with_base(seq))).unwrap();
+                        let b = enc.to_buf(&f).unwrap();
+                        assert_eq!(b[1], tag, "{f:?}");
+                        assert!(READING_TAGS.contains(&b[1]));
+                        assert!(b.len() - 1 <= READING_MAX, "{f:?}: {} bytes", b.len());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Only headers and version-2 readings are taken from inside a damaged frame: a
+    /// version-1 reading is checked by its CRC alone, and stays damaged with the rest.
+    #[test]
+    fn a_version_1_reading_is_not_taken_from_a_damaged_frame() {
+        fn v1_reading(seq: u32) -> Vec<u8> {
+            let w = mend_core::WireReading {
+                seq,
+                offset_ms: 0,
+                celsius_delta: 0,
+            };
+            let mut buf = [0u8; 32];
+            let mut body = postcard::to_slice(&(1u8, w), &mut buf).unwrap().to_vec();
+            body.extend_from_slice(&mend_core::CRC.checksum(&body).to_le_bytes());
+            // COBS by the book: these frames are shorter than 254 bytes.
+            let mut out = Vec::new();
+            for block in body.split(|b| *b == 0) {
+                out.push(u8::try_from(block.len() + 1).unwrap());
+                out.extend_from_slice(block);
+            }
+            out.push(0);
+            out
+        }
+        let h = Header::new(1, 5, 1_000, ClockKind::Unix, 0);
+        let mut log = mend_core::Encoder::new()
+            .to_buf(&Frame::Header(h))
+            .unwrap()
+            .to_vec();
+        for seq in 0..6 {
+            log.extend(v1_reading(seq));
+        }
+        let (whole, _, _) = read_both_ways(&log);
+        assert_eq!(whole.len(), 6, "version-1 readings are read");
+        let at = delimiters(&log)[3];
+        log.remove(at);
+        let (got, reasons, _) = read_both_ways(&log);
+        let seqs: Vec<u32> = got.iter().map(|r| r.2).collect();
+        assert_eq!(seqs, [0, 1, 4, 5]);
+        assert_eq!(reasons.len(), 1);
     }
 }

@@ -19,6 +19,7 @@ mod item;
 mod jsonl;
 mod reader;
 mod reason;
+pub(crate) mod salvage;
 pub mod seek;
 mod threaded;
 

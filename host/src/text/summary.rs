@@ -39,6 +39,13 @@ pub fn input_line(i: &crate::replay::InputReport) -> String {
         b.bad_items,
         b.skipped_items,
     );
+    if b.recovered_items > 0 {
+        let _ = write!(
+            s,
+            "; {} of the good {unit} were found whole inside damaged ones and kept",
+            b.recovered_items
+        );
+    }
     if b.before_seek > 0 || b.after_stop > 0 {
         let _ = write!(
             s,
