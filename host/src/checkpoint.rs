@@ -7,7 +7,8 @@
 //! the records after the key and the windows after the mark. A run that is not `--final`
 //! holds back each stream's unsettled tail (the readings within lateness and max-gap of its
 //! newest, which stragglers may still change), so the rows of incremental runs over a
-//! growing log, concatenated, are those of one run over the final log. (A reading appended
+//! growing log, concatenated, are each stream's rows of one run over the final log, in the
+//! same order (the rows of different streams may interleave otherwise). (A reading appended
 //! later that belongs before what an earlier run settled is dead-lettered as `late` by the
 //! later run: its place was already written.) A run with `--until` settles its streams up to
 //! that time only, and a run that ends before what an earlier run wrote takes none of it back:

@@ -69,7 +69,7 @@ pub(crate) fn look_inside(
     span: Span,
     reason: SkipReason,
 ) -> Option<Salvage> {
-    if !worth_a_look(reason) || raw.is_empty() {
+    if !worth_a_look(reason) || raw.is_empty() || raw.len() as u64 > span.len() {
         return None;
     }
     // Offsets of `raw` in the input.
