@@ -37,7 +37,7 @@ pub struct FrameReader<R> {
     beyond: u32,
     stopped: bool,
     /// The last bytes of the chunk before this one: where a damaged frame that began there
-    /// is looked into for a header (see [`FrameReader::recover`]).
+    /// is looked into for whole frames (see [`FrameReader::recover`]).
     carry: Vec<u8>,
     /// The items after the one [`ItemReader::next_item`] returned, when a damaged frame gave
     /// more than one (whole frames found inside it, and what is still damaged).
