@@ -91,6 +91,9 @@ const POLL: Duration = Duration::from_millis(20);
 const FIRST_RECONNECT_MS: u64 = 100;
 /// The longest wait before reconnecting.
 const MAX_RECONNECT_MS: u64 = 2_000;
+/// How often the latest acknowledgement of every session is sent again, in case it was lost
+/// on the way (see [`Tracker::repeat_acks`]).
+const ACK_REPEAT_MS: u64 = 2_000;
 
 static LISTENING: AtomicBool = AtomicBool::new(false);
 static STOP: AtomicBool = AtomicBool::new(false);
@@ -446,6 +449,7 @@ impl Gateway {
                 }
             }
         }
+        self.tracker.repeat_acks(now, ACK_REPEAT_MS);
         for ack in self.tracker.acks() {
             self.report.acks_sent += 1;
             out.extend(frame_bytes(&Frame::Ack(ack))?);

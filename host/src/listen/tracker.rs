@@ -156,6 +156,9 @@ pub struct Tracker {
     books: BTreeMap<(u32, u32), Book>,
     /// Sensors whose node said (in a stats frame) that its flash log gave frames up.
     dropping: BTreeSet<u32>,
+    /// When the latest acknowledgements were last repeated (see
+    /// [`repeat_acks`](Self::repeat_acks)), ms.
+    acks_repeated: u64,
 }
 
 impl Tracker {
@@ -165,6 +168,7 @@ impl Tracker {
             policy,
             books: BTreeMap::new(),
             dropping: BTreeSet::new(),
+            acks_repeated: 0,
         }
     }
 
@@ -286,6 +290,34 @@ impl Tracker {
             }
         }
         out
+    }
+
+    /// Once `every_ms` passed since the last repeat, makes the next [`acks`](Self::acks)
+    /// repeat the latest acknowledgement of each session. An acknowledgement is sent again
+    /// only when it grows, and one lost on the way is never followed by a larger one once
+    /// nothing new arrives (a node that finished sampling, or a session a power cut ended):
+    /// the node would keep that part of its log, and wait, for ever. Each repeat costs a few
+    /// bytes a session.
+    ///
+    /// # Examples
+    /// ```
+    /// use mend::listen::{RetryPolicy, Tracker};
+    /// use mend_core::Ack;
+    /// let mut t = Tracker::new(RetryPolicy::default());
+    /// t.reading(7, 3, 0, 0);
+    /// assert_eq!(t.acks(), [Ack { session: 3, seq: 0 }]);
+    /// assert_eq!(t.acks(), [], "sent once");
+    /// t.repeat_acks(1_000, 2_000);
+    /// assert_eq!(t.acks(), [], "not yet");
+    /// t.repeat_acks(2_000, 2_000);
+    /// assert_eq!(t.acks(), [Ack { session: 3, seq: 0 }], "lost on the way, maybe: again");
+    /// assert_eq!(t.acks(), []);
+    /// ```
+    pub fn repeat_acks(&mut self, now: u64, every_ms: u64) {
+        if now.saturating_sub(self.acks_repeated) >= every_ms {
+            self.acks_repeated = now;
+            self.forget_acks();
+        }
     }
 
     /// Forgets which acknowledgements were sent (after a reconnect the node may have missed
