@@ -570,33 +570,10 @@ mod tests {
         want.extend(readings(&items(&capture(2, 1, 10)).0));
         assert_eq!(want.len(), 39 + 40 + 10);
 
-        let (v, books) = items(&joined);
-        assert_eq!(readings(&v), want);
-        assert_eq!(reasons(&v), ["bad_cobs", "bad_cobs"]);
-        assert!(books.balanced(), "{books:?}");
-        assert_eq!(books.read, joined.len() as u64);
-
-        // The batch path, and reads of a few bytes (a frame spread over many of them).
-        for step in [1, 2, 3, 7, 64, 1 << 20] {
-            let mut r = FrameReader::new(
-                Trickle {
-                    bytes: &joined,
-                    step,
-                },
-                0,
-                books_of(&joined),
-                None,
-            );
-            let mut got = Vec::new();
-            while r.fill(&mut got).unwrap() {}
-            assert_eq!(readings(&got), want, "reads of {step} bytes");
-            assert_eq!(
-                reasons(&got),
-                ["bad_cobs", "bad_cobs"],
-                "reads of {step} bytes"
-            );
-            assert!(r.bytes().balanced(), "{:?}", r.bytes());
-        }
+        // Whole, and in reads of a few bytes (a frame spread over many of them).
+        let (got, reasons, _) = read_both_ways(&joined);
+        assert_eq!(got, want);
+        assert_eq!(reasons, ["bad_cobs", "bad_cobs"]);
     }
 
     /// Where each frame of `log` ends: the offsets of its delimiters.
@@ -607,9 +584,10 @@ mod tests {
             .collect()
     }
 
-    /// Reads `log` whole and in reads of a few bytes (a frame spread over several of them,
-    /// and over the carry between reads), checks that both give the same items and balanced
-    /// books, and returns the readings and the dead letters' reasons and spans.
+    /// Reads `log` item by item, and in batches from reads of a few bytes (a frame spread
+    /// over several of them, and over the carry between reads) up to 1 MiB; checks that all
+    /// give the same readings and reasons and balanced books, and returns the readings and
+    /// the dead letters' reasons and spans.
     #[allow(clippy::type_complexity)]
     fn read_both_ways(
         log: &[u8],
@@ -621,7 +599,8 @@ mod tests {
         let (v, books) = items(log);
         assert!(books.balanced(), "{books:?}");
         assert_eq!(books.read, log.len() as u64);
-        for step in [1, 3, 7] {
+        // The batch path too: `items` reads item by item.
+        for step in [1, 2, 3, 7, 64, 1 << 20] {
             let mut r = FrameReader::new(Trickle { bytes: log, step }, 0, books_of(log), None);
             let mut got = Vec::new();
             while r.fill(&mut got).unwrap() {}

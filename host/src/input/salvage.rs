@@ -143,26 +143,22 @@ pub(crate) const READING_MAX: usize = 15;
 /// likely bytes that happen to pass as a reading than a reading: it is not taken.)
 pub(crate) const RECOVERED_AHEAD: u32 = 7;
 
-/// Whether `bytes` may be a frame [`trusted`] takes (`close`: without its delimiter): a
-/// header starts with the code byte 1, since its tag is 0
-/// (`a_header_frame_starts_with_the_code_byte_1`), and a version-2 reading has a reading tag
-/// after the code byte and is short (`a_reading_frame_has_its_tag_second`).
-fn may_be_trusted(bytes: &[u8], close: bool) -> (bool, bool) {
+/// The frame `bytes` decode to (with a delimiter after them when `close`) on a decoder like
+/// `base` started at `start`, if it is one to take from inside a damaged frame: a header, or
+/// a version-2 reading at most [`RECOVERED_AHEAD`] seqs ahead of the one `base` expects
+/// next. Gives the frame and the decoder after it.
+fn trusted(base: &Decoder, start: u64, bytes: &[u8], close: bool) -> Option<(Frame, Decoder)> {
+    // Only a code byte of 1 can begin a header (its tag is 0:
+    // `a_header_frame_starts_with_the_code_byte_1`), and only a reading tag after the code
+    // byte a reading, which is short (`a_reading_frame_has_its_tag_second`).
     let encoded = bytes.len().saturating_sub(usize::from(!close));
     let header = bytes.first() == Some(&HEADER_LEAD);
     let reading = encoded <= READING_MAX && bytes.get(1).is_some_and(|t| READING_TAGS.contains(t));
-    (header, reading)
-}
-
-/// The frame `bytes` decode to on `dec` (with a delimiter after them when `close`), if it is
-/// one to take from inside a damaged frame: a header, or a version-2 reading at most
-/// [`RECOVERED_AHEAD`] seqs ahead of the one `dec` expects next.
-fn trusted(dec: &mut Decoder, bytes: &[u8], close: bool) -> Option<Frame> {
-    let (header, reading) = may_be_trusted(bytes, close);
     if !header && !reading {
         return None;
     }
-    let next = dec.next_seq();
+    let next = base.next_seq();
+    let mut dec = base.restarted_at(start);
     let mut got = None;
     for &b in bytes {
         got = dec.push(b);
@@ -175,12 +171,12 @@ fn trusted(dec: &mut Decoder, bytes: &[u8], close: bool) -> Option<Frame> {
         DecodeEvent::Frame {
             frame: frame @ Frame::Header(_),
             ..
-        } if header => Some(frame),
+        } if header => Some((frame, dec)),
         DecodeEvent::Frame {
             frame: frame @ (Frame::Reading(w) | Frame::Replayed(w)),
             ..
         } if reading && next.is_some_and(|n| w.seq.wrapping_sub(n) <= RECOVERED_AHEAD) => {
-            Some(frame)
+            Some((frame, dec))
         }
         _ => None,
     }
@@ -197,12 +193,8 @@ fn frame_at_end(
 ) -> Option<(usize, Frame, Decoder)> {
     let body = raw.len().saturating_sub(1);
     (from..body).find_map(|k| {
-        let bytes = raw.get(k..)?;
-        if may_be_trusted(bytes, false) == (false, false) {
-            return None;
-        }
-        let mut trial = base.restarted_at(first + k as u64);
-        trusted(&mut trial, bytes, false).map(|frame| (k, frame, trial))
+        let (frame, after) = trusted(base, first + k as u64, raw.get(k..)?, false)?;
+        Some((k, frame, after))
     })
 }
 
@@ -223,13 +215,8 @@ fn frame_at_start(
         if code == 0 || j >= body || j > limit {
             return None;
         }
-        let bytes = raw.get(..j)?;
-        if may_be_trusted(bytes, true) == (false, false) {
-            continue;
-        }
-        let mut trial = base.restarted_at(first);
-        if let Some(frame) = trusted(&mut trial, bytes, true) {
-            return Some((j, frame, trial.restarted_at(first + j as u64)));
+        if let Some((frame, after)) = trusted(base, first, raw.get(..j)?, true) {
+            return Some((j, frame, after.restarted_at(first + j as u64)));
         }
     }
     None
