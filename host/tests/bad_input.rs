@@ -759,8 +759,8 @@ fn readings_at_the_end_of_time_close_their_last_aggregate_window() {
 /// the sensor took it, and no other reading does: a frame torn short swallows the delimiter
 /// of the next one, which is then found whole at the end of the damaged frame, and a lost
 /// delimiter leaves two whole frames in one. The oracle looks for the clean capture's frames,
-/// byte for byte, in the damaged one: whole, at the end of a damaged frame, or at its start
-/// before a frame found at its end.
+/// byte for byte, in the damaged one: whole, at the end of a damaged frame, at its start
+/// before a frame found at its end, or anywhere between those two.
 #[test]
 fn every_reading_whose_frame_is_whole_in_a_damaged_capture_is_measured() {
     use mend_core::{DecodeEvent, Decoder};
@@ -816,8 +816,21 @@ fn every_reading_whose_frame_is_whole_in_a_damaged_capture_is_measured() {
         }
         let end = (1..piece.len()).find_map(|k| seq_of.get(&piece[k..]).map(|s| (k, *s)));
         let limit = end.map_or(piece.len(), |(k, _)| k);
-        let start = (1..=limit).find_map(|j| seq_of.get(&piece[..j]).copied());
-        for seq in [end.map(|(_, s)| s), start].into_iter().flatten() {
+        let start = (1..=limit).find_map(|j| seq_of.get(&piece[..j]).map(|s| (j, *s)));
+        // Between the two, from each byte on, the shortest run that is a frame.
+        let mut k = start.map_or(1, |(j, _)| j);
+        let mut middle = Vec::new();
+        while k < limit {
+            match (k + 1..=limit).find_map(|j| seq_of.get(&piece[k..j]).map(|s| (j, *s))) {
+                Some((j, seq)) => {
+                    middle.push(seq);
+                    k = j;
+                }
+                None => k += 1,
+            }
+        }
+        let ends = [end.map(|(_, s)| s), start.map(|(_, s)| s)];
+        for seq in ends.into_iter().flatten().chain(middle) {
             whole.extend(seq);
             joined += 1;
         }

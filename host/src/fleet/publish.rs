@@ -21,7 +21,7 @@ use anyhow::Context;
 use mend_core::{DecodeEvent, Decoder, EncodeError, Frame, Header, SkipReason, Span, MAX_FRAME};
 
 use super::{connect, Keys, PUBLISH_DEAD_KEY, SENSORS_KEY};
-use crate::input::salvage;
+use crate::input::salvage::{self, Ending, Piece};
 
 /// Frames after the header in one raw entry: larger entries cost less memory per reading
 /// in Redis (one entry's overhead, one header) and fewer round trips.
@@ -231,7 +231,7 @@ impl Splitter {
                 self.frame.drain(..MAX_FRAME + 1);
             }
             if let Some(ev) = self.dec.push(b) {
-                self.event(ev, next, out)?;
+                self.event(ev, next, Ending::Delimiter, out)?;
                 self.frame.clear();
             }
         }
@@ -255,7 +255,7 @@ impl Splitter {
     /// A re-based header that cannot be encoded.
     pub fn finish(&mut self, out: &mut Split) -> anyhow::Result<()> {
         if let Some(ev) = self.dec.finish() {
-            self.event(ev, None, out)?;
+            self.event(ev, None, Ending::Cut, out)?;
             self.frame.clear();
         }
         self.flush(out)
@@ -272,11 +272,21 @@ impl Splitter {
         }
     }
 
-    fn event(&mut self, ev: DecodeEvent, next: Option<u32>, out: &mut Split) -> anyhow::Result<()> {
+    fn event(
+        &mut self,
+        ev: DecodeEvent,
+        next: Option<u32>,
+        ending: Ending,
+        out: &mut Split,
+    ) -> anyhow::Result<()> {
         // Taken out while the frame is handled, and put back for its room to be reused.
         let buf = std::mem::take(&mut self.frame);
-        let raw = &buf[buf.len() - buf.len().min(MAX_FRAME + 1)..];
-        let done = self.handle(ev, raw, next, out);
+        let most = match ending {
+            Ending::Delimiter => MAX_FRAME + 1,
+            Ending::Cut => MAX_FRAME,
+        };
+        let raw = &buf[buf.len() - buf.len().min(most)..];
+        let done = self.handle(ev, raw, next, ending, out);
         self.frame = buf;
         done
     }
@@ -286,6 +296,7 @@ impl Splitter {
         ev: DecodeEvent,
         raw: &[u8],
         next: Option<u32>,
+        ending: Ending,
         out: &mut Split,
     ) -> anyhow::Result<()> {
         match ev {
@@ -295,24 +306,27 @@ impl Splitter {
             }
             DecodeEvent::Skipped { span, reason } => {
                 // As `mend replay` does: whole frames inside a damaged one are kept.
-                let Some(found) = salvage::look_inside(&self.dec, raw, span, reason) else {
+                let Some(found) = salvage::look_inside(&self.dec, raw, span, reason, ending) else {
                     self.skipped(span, reason, out);
                     return Ok(());
                 };
                 let first = span.end - raw.len() as u64;
                 let at = |x: u64| usize::try_from(x - first).unwrap_or(usize::MAX);
-                if let Some(f) = found.head {
-                    // The zero it lost is put back, so that its entry decodes.
-                    let mut bytes = raw.get(..at(f.span.end)).unwrap_or_default().to_vec();
-                    bytes.push(0);
-                    self.frame_of(f.frame, &bytes, f.span, f.next, out)?;
-                }
-                if let Some(span) = found.damaged {
-                    self.skipped(span, reason, out);
-                }
-                if let Some(f) = found.tail {
-                    let bytes = raw.get(at(f.span.start)..).unwrap_or_default();
-                    self.frame_of(f.frame, bytes, f.span, f.next, out)?;
+                for piece in found.pieces {
+                    match piece {
+                        Piece::Frame(f) => {
+                            let mut bytes = raw
+                                .get(at(f.span.start)..at(f.span.end))
+                                .unwrap_or_default()
+                                .to_vec();
+                            if ending == Ending::Cut || f.span.end < span.end {
+                                // The zero it lost is put back, so that its entry decodes.
+                                bytes.push(0);
+                            }
+                            self.frame_of(f.frame, &bytes, f.span, f.next, out)?;
+                        }
+                        Piece::Damaged(span) => self.skipped(span, reason, out),
+                    }
                 }
                 self.dec = found.dec;
                 Ok(())
@@ -591,10 +605,13 @@ mod tests {
         // Two sensors taking turns, every seq sent.
         let mut enc = Encoder::new();
         let mut log = Vec::new();
+        // Each frame's reading, in order (`None`: a header).
+        let mut ids = Vec::new();
         for turn in 0..4u32 {
             let base = turn / 2 * 150;
             let h = Header::new(7 + turn % 2, 3, 1_000, ClockKind::Boot, 0).with_base(base);
             log.extend_from_slice(&enc.to_buf(&Frame::Header(h)).unwrap());
+            ids.push(None);
             for seq in base..base + 150 {
                 let w = WireReading {
                     seq,
@@ -602,21 +619,30 @@ mod tests {
                     celsius_delta: seq as i32,
                 };
                 log.extend_from_slice(&enc.to_buf(&Frame::Reading(w)).unwrap());
+                ids.push(Some((7 + turn % 2, seq)));
             }
         }
         let ends: Vec<usize> = (0..log.len()).filter(|i| log[*i] == 0).collect();
         let mut damaged = Vec::new();
         let mut from = 0;
+        let mut whole = Vec::new();
         for (n, &end) in ends.iter().enumerate() {
+            // Headers are spared: the readings after a lost one are lost with it.
+            let torn = ids[n].is_some() && matches!(n % 9, 5 | 7);
             match n % 9 {
-                // The delimiter lost.
-                3 => damaged.extend_from_slice(&log[from..end]),
+                // The delimiter lost: alone, and between two torn frames.
+                3 | 6 => damaged.extend_from_slice(&log[from..end]),
                 // Torn: the last two bytes and the delimiter lost.
-                7 => damaged.extend_from_slice(&log[from..end - 2]),
+                5 | 7 if torn => damaged.extend_from_slice(&log[from..end - 2]),
                 _ => damaged.extend_from_slice(&log[from..=end]),
+            }
+            if !torn {
+                whole.extend(ids[n]);
             }
             from = end + 1;
         }
+        // And the capture cut just before its last delimiter.
+        assert_eq!(damaged.pop(), Some(0));
         let mut reader = FrameReader::new(
             std::io::Cursor::new(damaged.clone()),
             0,
@@ -629,6 +655,7 @@ mod tests {
                 kept.push((r.reading.sensor, r.reading.seq));
             }
         }
+        assert_eq!(kept, whole, "every reading whose frame is whole is kept");
         let (plain, _) = frames(&damaged);
         let plain = plain
             .iter()

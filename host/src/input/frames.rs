@@ -16,7 +16,7 @@ use super::detect::Format;
 use super::item::{DeadLetter, Item, Location, ReadingItem, StreamMeta};
 use super::reader::{ItemReader, StopRule, BATCH, CHUNK, STOP_RUN};
 use super::reason::DeadReason;
-use super::salvage;
+use super::salvage::{self, Ending, Piece};
 use crate::text::timefmt::{LAST_TIME, MAX_TIME_MS};
 
 /// Reads a mend frame log: decodes frames, tracks the session header, and reports every byte.
@@ -111,18 +111,25 @@ impl<R: Read> FrameReader<R> {
         })
     }
 
-    /// Looks for whole frames inside a damaged frame whose delimiter is the byte before
-    /// `end` of the current chunk (see [`salvage`]): gives the events of its parts in order,
-    /// up to three (a frame, the bytes that are still damaged, a frame).
+    /// Looks for whole frames inside a damaged frame (see [`salvage`]) that ends as
+    /// `ending` says, its last byte the one before `end` of the current chunk: gives the
+    /// events of its parts in order.
     #[cold]
     #[inline(never)]
-    fn recover(&mut self, span: Span, reason: SkipReason, end: usize) -> [Option<DecodeEvent>; 3] {
+    fn recover(
+        &mut self,
+        span: Span,
+        reason: SkipReason,
+        end: usize,
+        ending: Ending,
+    ) -> Vec<DecodeEvent> {
         let whole = DecodeEvent::Skipped { span, reason };
-        if !salvage::worth_a_look(reason) {
-            return [Some(whole), None, None];
-        }
         // The frame's last bytes (delimiter included), from this chunk and the one before.
-        let want = usize::try_from(span.len()).map_or(MAX_FRAME + 1, |n| n.min(MAX_FRAME + 1));
+        let most = match ending {
+            Ending::Delimiter => MAX_FRAME + 1,
+            Ending::Cut => MAX_FRAME,
+        };
+        let want = usize::try_from(span.len()).map_or(most, |n| n.min(most));
         let here = self.buf.get(..end).unwrap_or_default();
         let mut raw: Vec<u8> = Vec::with_capacity(want);
         if here.len() < want {
@@ -130,44 +137,47 @@ impl<R: Read> FrameReader<R> {
             raw.extend_from_slice(&self.carry[self.carry.len() - from_carry..]);
         }
         raw.extend_from_slice(&here[here.len().saturating_sub(want - raw.len())..]);
-        let Some(found) = salvage::look_inside(&self.dec, &raw, span, reason) else {
-            return [Some(whole), None, None];
+        let Some(found) = salvage::look_inside(&self.dec, &raw, span, reason, ending) else {
+            return vec![whole];
         };
         // The decoder goes on after the damaged frame, with what its frames put in force (a
         // header, or the place of a reading).
         self.dec = found.dec;
-        self.counts.recovered_items +=
-            u64::from(found.head.is_some()) + u64::from(found.tail.is_some());
-        let frame = |f: Option<salvage::Found>| {
-            f.map(|f| DecodeEvent::Frame {
-                frame: f.frame,
-                span: f.span,
+        found
+            .pieces
+            .into_iter()
+            .map(|piece| match piece {
+                Piece::Frame(f) => {
+                    self.counts.recovered_items += 1;
+                    DecodeEvent::Frame {
+                        frame: f.frame,
+                        span: f.span,
+                    }
+                }
+                Piece::Damaged(span) => DecodeEvent::Skipped { span, reason },
             })
-        };
-        [
-            frame(found.head),
-            found
-                .damaged
-                .map(|span| DecodeEvent::Skipped { span, reason }),
-            frame(found.tail),
-        ]
+            .collect()
     }
 
-    /// The items of one decoder event, in order, `end` being where the event's delimiter ends
-    /// in the current chunk: one, none, or up to three when whole frames were found inside a
-    /// damaged one.
-    fn take(&mut self, ev: DecodeEvent, end: usize) -> [Option<Item>; 3] {
+    /// Adds the items of one decoder event to `out`, in order, `end` being where the
+    /// event's bytes end in the current chunk: one, none, or more when whole frames were
+    /// found inside a damaged frame.
+    fn take(&mut self, ev: DecodeEvent, end: usize, ending: Ending, out: &mut impl Extend<Item>) {
         match ev {
             DecodeEvent::Skipped { span, reason } => {
-                let [a, b, c] = self.recover(span, reason, end);
-                [
-                    a.and_then(|ev| self.handle(ev)),
-                    b.and_then(|ev| self.handle(ev)),
-                    c.and_then(|ev| self.handle(ev)),
-                ]
+                for ev in self.recover(span, reason, end, ending) {
+                    out.extend(self.handle(ev));
+                }
             }
-            ev => [self.handle(ev), None, None],
+            ev => out.extend(self.handle(ev)),
         }
+    }
+
+    /// [`take`](Self::take) into [`pending`](Self::pending).
+    fn take_pending(&mut self, ev: DecodeEvent, end: usize, ending: Ending) {
+        let mut pending = std::mem::take(&mut self.pending);
+        self.take(ev, end, ending, &mut pending);
+        self.pending = pending;
     }
 
     #[inline]
@@ -333,8 +343,8 @@ impl<R: Read> ItemReader for FrameReader<R> {
                 }
                 self.refill()?;
                 if self.eof {
-                    if let Some(item) = self.dec.finish().and_then(|ev| self.handle(ev)) {
-                        out.push(item);
+                    if let Some(ev) = self.dec.finish() {
+                        self.take(ev, 0, Ending::Cut, out);
                     }
                     return Ok(false);
                 }
@@ -364,7 +374,7 @@ impl<R: Read> ItemReader for FrameReader<R> {
             }
             self.pos = pos;
             if let Some(ev) = damaged {
-                out.extend(self.take(ev, pos).into_iter().flatten());
+                self.take(ev, pos, Ending::Delimiter, out);
             }
         }
         Ok(true)
@@ -384,8 +394,10 @@ impl<R: Read> ItemReader for FrameReader<R> {
                 }
                 self.refill()?;
                 if self.eof {
-                    let ev = self.dec.finish();
-                    return Ok(ev.and_then(|ev| self.handle(ev)));
+                    if let Some(ev) = self.dec.finish() {
+                        self.take_pending(ev, 0, Ending::Cut);
+                    }
+                    return Ok(self.pending.pop_front());
                 }
             }
             let chunk = &self.buf[self.pos..self.len];
@@ -400,10 +412,8 @@ impl<R: Read> ItemReader for FrameReader<R> {
             }
             self.pos += used;
             if let Some(ev) = found {
-                let end = self.pos;
-                let mut items = self.take(ev, end).into_iter().flatten();
-                if let Some(first) = items.next() {
-                    self.pending.extend(items);
+                self.take_pending(ev, self.pos, Ending::Delimiter);
+                if let Some(first) = self.pending.pop_front() {
                     return Ok(Some(first));
                 }
             }
@@ -628,23 +638,64 @@ mod tests {
         let log = capture(1, 5, 12);
         let want = readings(&items(&log).0);
         let ends = delimiters(&log);
-        // Not the last: a frame without a delimiter at the very end is torn, not joined.
-        for &at in &ends[..ends.len() - 1] {
+        let last = ends[ends.len() - 1];
+        for &at in &ends {
             let mut lost = log.clone();
             lost.remove(at);
             let (got, reasons, _) = read_both_ways(&lost);
             assert_eq!(got, want, "delimiter at {at} lost");
             assert!(reasons.is_empty(), "delimiter at {at} lost: {reasons:?}");
-            assert_eq!(items(&lost).1.recovered_items, 2, "delimiter at {at} lost");
+            // The last frame, cut before its delimiter, is found whole alone.
+            let found = if at == last { 1 } else { 2 };
+            assert_eq!(
+                items(&lost).1.recovered_items,
+                found,
+                "delimiter at {at} lost"
+            );
         }
-        // Two in a row: the middle frame is still lost, the first and the last are not.
-        let mut lost = log.clone();
-        lost.remove(ends[6]);
-        lost.remove(ends[5]);
-        let (got, reasons, _) = read_both_ways(&lost);
-        let seqs: Vec<u32> = got.iter().map(|r| r.2).collect();
-        assert_eq!(seqs, (0..12).filter(|s| *s != 5).collect::<Vec<_>>());
-        assert_eq!(reasons.len(), 1);
+        // Two, three and four in a row: the frames between are found as well.
+        for run in 2..=4 {
+            for from in 0..ends.len() - run {
+                let mut lost = log.clone();
+                for &at in ends[from..from + run].iter().rev() {
+                    lost.remove(at);
+                }
+                let (got, reasons, _) = read_both_ways(&lost);
+                assert_eq!(got, want, "{run} delimiters from {from} lost");
+                assert!(reasons.is_empty(), "{run} from {from}: {reasons:?}");
+                assert_eq!(items(&lost).1.recovered_items, run as u64 + 1);
+            }
+        }
+    }
+
+    /// A whole frame that lost its delimiter, between a torn frame before it and a torn
+    /// frame after it (with a whole one after that), is kept, however much of each was
+    /// torn off.
+    #[test]
+    fn a_whole_frame_between_two_torn_ones_is_kept() {
+        let log = capture(1, 5, 12);
+        let want = readings(&items(&log).0);
+        let ends = delimiters(&log);
+        // Seqs 3 and 5 lose their delimiter and at least one byte before it; 4 only its
+        // delimiter.
+        let (three, five) = (ends[4] - ends[3], ends[6] - ends[5]);
+        let kept: Vec<_> = want
+            .iter()
+            .filter(|r| ![3, 5].contains(&r.2))
+            .copied()
+            .collect();
+        for a in 2..three {
+            for b in 2..five {
+                let mut torn = log.clone();
+                torn.drain(ends[6] + 1 - b..=ends[6]);
+                torn.remove(ends[5]);
+                torn.drain(ends[4] + 1 - a..=ends[4]);
+                let (got, _, spans) = read_both_ways(&torn);
+                assert_eq!(got, kept, "torn by {a} and {b}");
+                let dead: u64 = spans.iter().map(|s| s.1).sum();
+                assert_eq!(dead as usize, three - a + five - b, "torn by {a} and {b}");
+            }
+        }
     }
 
     /// A delimiter changed into another byte costs that byte alone.

@@ -9,11 +9,14 @@
 //! would be filled with a made-up value although its bytes are all there.
 //!
 //! So a damaged frame is decoded as it would have been with a delimiter inside it: from each
-//! of its last [`MAX_FRAME`](mend_core::MAX_FRAME) bytes on, longest first, and then up to each place where its COBS
-//! code bytes lead (where a lost zero may have been) before the frame found at its end, both
-//! with what is in force. The end goes first: a frame torn short can pass for whole when the
-//! first byte of the next one stands in for the byte it lost, and the frame that is whole is
-//! the one to keep.
+//! of its last [`MAX_FRAME`](mend_core::MAX_FRAME) bytes on, longest first; then up to each
+//! place where its COBS code bytes lead (where a lost zero may have been) before the frame
+//! found at its end; then, between those two, from each byte on up to where its code bytes
+//! lead (a frame that lost the zeros on both sides, between two torn ones); all with what is
+//! in force. The end goes first: a frame torn short can pass for whole when the first byte of
+//! the next one stands in for the byte it lost, and the frame that is whole is the one to
+//! keep. An input that ends without a delimiter after its last frame is looked into the same
+//! way, and that frame, whole but for its delimiter, is kept.
 //!
 //! Only frames that say which session they belong to are taken: a header, and a version-2
 //! reading, whose CRC is sealed to the header in force and to the seq it is placed at, so that
@@ -41,89 +44,179 @@ pub(crate) fn worth_a_look(reason: SkipReason) -> bool {
 pub(crate) struct Found {
     /// The frame.
     pub frame: Frame,
-    /// Its bytes: for a frame at the start, without a delimiter (it was lost); for one at the
-    /// end, with the damaged frame's delimiter.
+    /// Its bytes: with the damaged frame's delimiter for the frame at its end, without one
+    /// (it was lost) for any other.
     pub span: Span,
     /// The seq the decoder expected before it (see [`Decoder::next_seq`]).
     pub next: Option<u32>,
 }
 
+/// A part of a damaged frame.
+pub(crate) enum Piece {
+    /// A whole frame found in it.
+    Frame(Found),
+    /// Bytes that are still damaged.
+    Damaged(Span),
+}
+
 /// What a damaged frame held.
 pub(crate) struct Salvage {
-    /// A whole frame at its start.
-    pub head: Option<Found>,
-    /// The bytes that are still damaged, if any are.
-    pub damaged: Option<Span>,
-    /// A whole frame at its end.
-    pub tail: Option<Found>,
+    /// Its parts, in order: whole frames, and the damaged bytes around them.
+    pub pieces: Vec<Piece>,
     /// The decoder to go on with after the damaged frame: what its frames put in force.
     pub dec: Decoder,
 }
 
+/// How a damaged frame ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Ending {
+    /// With a delimiter: the last byte given is it, and the frame from its first byte was
+    /// decoded already (and failed).
+    Delimiter,
+    /// With the end of the input: no delimiter came after the last byte. A frame that lost
+    /// only its delimiter is whole, and is tried first.
+    Cut,
+}
+
 /// Looks for whole frames inside the damaged frame `span`, of which `raw` are the last bytes
-/// (its delimiter last; the whole frame when it is at most `MAX_FRAME + 1` bytes long), with
-/// what `dec` has in force before it; `None` when there are none.
+/// (the whole frame when it is short enough: at most `MAX_FRAME + 1` bytes with its
+/// delimiter, `MAX_FRAME` cut), with what `dec` has in force before it; `None` when there
+/// are none.
 pub(crate) fn look_inside(
     dec: &Decoder,
     raw: &[u8],
     span: Span,
     reason: SkipReason,
+    ending: Ending,
 ) -> Option<Salvage> {
-    if !worth_a_look(reason) || raw.is_empty() || raw.len() as u64 > span.len() {
+    let worth = match ending {
+        Ending::Delimiter => worth_a_look(reason),
+        Ending::Cut => reason == SkipReason::Truncated,
+    };
+    if !worth || raw.is_empty() || raw.len() as u64 > span.len() {
         return None;
     }
     // Offsets of `raw` in the input.
     let first = span.end - raw.len() as u64;
-    let body = raw.len() - 1;
     let whole_here = first == span.start;
-    // Not the whole damaged frame from its first byte on, which was tried already.
-    let mut tail = frame_at_end(dec, raw, first, usize::from(whole_here));
+    let found = match ending {
+        Ending::Delimiter => search(dec, raw, first, whole_here, true)?,
+        Ending::Cut => {
+            // With the delimiter put back; a frame found at the end ends at the cut.
+            let mut closed = Vec::with_capacity(raw.len() + 1);
+            closed.extend_from_slice(raw);
+            closed.push(0);
+            search(dec, &closed, first, whole_here, false)?
+        }
+    };
+    let mut pieces = Vec::with_capacity(2 * found.frames.len() + 1);
+    let mut cursor = span.start;
+    for (k, j, frame, next) in found.frames {
+        let start = first + k as u64;
+        let end = j.map_or(span.end, |j| first + j as u64);
+        if start > cursor {
+            pieces.push(Piece::Damaged(Span {
+                start: cursor,
+                end: start,
+            }));
+        }
+        pieces.push(Piece::Frame(Found {
+            frame,
+            span: Span { start, end },
+            next,
+        }));
+        cursor = end;
+    }
+    if cursor < span.end {
+        pieces.push(Piece::Damaged(Span {
+            start: cursor,
+            end: span.end,
+        }));
+    }
+    Some(Salvage {
+        pieces,
+        dec: found.after.restarted_at(span.end),
+    })
+}
+
+/// The whole frames [`search`] found, in order, and the decoder after the last one.
+struct Search {
+    /// Each frame's first byte in `raw`, its end (`None`: the end of `raw`, delimiter
+    /// included), the frame, and the seq expected before it.
+    frames: Vec<(usize, Option<usize>, Frame, Option<u32>)>,
+    after: Decoder,
+}
+
+/// The whole frames in `raw` (a damaged frame's last bytes, its delimiter last, the first of
+/// them at `first` and, when `whole_here`, the frame's first byte), on a decoder like `dec`:
+/// - the longest end that is a frame (`raw` itself too, unless `tried_whole`);
+/// - then the shortest start, when `raw` is the whole frame, ending where its COBS code
+///   bytes lead (where a lost zero may have been) before the frame at the end;
+/// - then, between the two, from each byte on, the frames that end where their code bytes
+///   lead: frames whose delimiters were both lost. These must agree with the frame at the
+///   end (a reading's seq and session): when they do not, the end is kept, as found first.
+fn search(
+    dec: &Decoder,
+    raw: &[u8],
+    first: u64,
+    whole_here: bool,
+    tried_whole: bool,
+) -> Option<Search> {
+    let body = raw.len() - 1;
+    let mut tail = frame_at_end(dec, raw, first, usize::from(whole_here && tried_whole));
     let head = whole_here
-        .then(|| frame_at_start(dec, raw, first, tail.as_ref().map_or(body, |t| t.0)))
+        .then(|| frame_from(dec, raw, first, 0, tail.as_ref().map_or(body, |t| t.0)))
         .flatten();
-    let mut tail_next = dec.next_seq();
     if let (Some((j, _, after)), None) = (&head, &tail) {
         // The frame after a header is checked against that header.
         tail = frame_at_end(after, raw, first, *j);
     }
-    if let Some((_, _, after)) = &head {
-        tail_next = after.next_seq();
+    // Between the two, on the decoder after the start.
+    let mut frames = Vec::new();
+    let mut base = dec.clone();
+    let mut from = 0;
+    if let Some((j, frame, after)) = head {
+        frames.push((0, Some(j), frame, dec.next_seq()));
+        base = after;
+        from = j;
+    } else if whole_here {
+        // Frames from the first byte on were tried above.
+        from = 1;
     }
-    let from = head.as_ref().map_or(0, |h| h.0);
-    let to = tail.as_ref().map_or(body + 1, |t| t.0);
-    let after = match (&head, &tail) {
-        (_, Some((_, _, after))) | (Some((_, _, after)), None) => after.restarted_at(span.end),
-        (None, None) => return None,
-    };
-    let start = if from == 0 {
-        span.start
-    } else {
-        first + from as u64
-    };
-    let end = if to > body {
-        span.end
-    } else {
-        first + to as u64
-    };
-    Some(Salvage {
-        head: head.map(|(j, frame, _)| Found {
-            frame,
-            span: Span {
-                start: first,
-                end: first + j as u64,
-            },
-            next: dec.next_seq(),
-        }),
-        damaged: (start < end).then_some(Span { start, end }),
-        tail: tail.map(|(k, frame, _)| Found {
-            frame,
-            span: Span {
-                start: first + k as u64,
-                end: span.end,
-            },
-            next: tail_next,
-        }),
-        dec: after,
+    let limit = tail.as_ref().map_or(body, |t| t.0);
+    let mut middle = Vec::new();
+    let mut mid_base = base.clone();
+    let mut k = from;
+    while k < limit {
+        match frame_from(&mid_base, raw, first, k, limit) {
+            Some((j, frame, after)) => {
+                middle.push((k, Some(j), frame, mid_base.next_seq()));
+                mid_base = after;
+                k = j;
+            }
+            None => k += 1,
+        }
+    }
+    if let Some((k, frame, after)) = tail {
+        // Found on the decoder before the middle: it must still be the frame that follows
+        // the middle's (a reading is placed by the seq expected before it).
+        let again = (!middle.is_empty())
+            .then(|| trusted(&mid_base, first + k as u64, raw.get(k..)?, false))
+            .flatten();
+        let (frame, next, after) = match again {
+            Some((frame, after)) => {
+                frames.append(&mut middle);
+                (frame, mid_base.next_seq(), after)
+            }
+            None => (frame, base.next_seq(), after),
+        };
+        frames.push((k, None, frame, next));
+        return Some(Search { frames, after });
+    }
+    frames.append(&mut middle);
+    (!frames.is_empty()).then_some(Search {
+        frames,
+        after: mid_base,
     })
 }
 
@@ -198,24 +291,27 @@ fn frame_at_end(
     })
 }
 
-/// The shortest start of `raw` (a whole damaged frame without its delimiter, at `first`)
-/// that ends where its COBS code bytes lead, at or before `limit`, and is a whole frame
-/// [`trusted`] takes on a decoder like `base` with the lost delimiter put back: where it
-/// ends, the frame, and the decoder after it (at its end).
-fn frame_at_start(
+/// The shortest part of `raw` (a damaged frame's last bytes, its delimiter last, the first
+/// of them at `first`) from `k` on that ends where its COBS code bytes lead, at or before
+/// `limit` and before the delimiter, and is a whole frame [`trusted`] takes on a decoder like
+/// `base` with a lost delimiter put back after it: where it ends, the frame, and the decoder
+/// after it (at its end).
+fn frame_from(
     base: &Decoder,
     raw: &[u8],
     first: u64,
+    k: usize,
     limit: usize,
 ) -> Option<(usize, Frame, Decoder)> {
     let body = raw.len().saturating_sub(1);
-    let mut j = 0;
+    let mut j = k;
     while let Some(&code) = raw.get(j) {
         j += usize::from(code);
         if code == 0 || j >= body || j > limit {
             return None;
         }
-        if let Some((frame, after)) = trusted(base, first, raw.get(..j)?, true) {
+        let start = first + k as u64;
+        if let Some((frame, after)) = trusted(base, start, raw.get(k..j)?, true) {
             return Some((j, frame, after.restarted_at(first + j as u64)));
         }
     }
