@@ -866,3 +866,70 @@ fn every_reading_whose_frame_is_whole_in_a_damaged_capture_is_measured() {
         run.stderr()
     );
 }
+
+/// A capture cut just before a delimiter ends with a frame that is whole: its reading is
+/// measured, and the log grown past the cut, replayed on from a checkpoint, gives with the
+/// first run exactly the rows of one run over the whole log.
+#[test]
+fn a_capture_cut_before_a_delimiter_keeps_its_last_reading() {
+    let d = Dir::new();
+    d.mend(&[
+        "generate",
+        "--seed",
+        "3",
+        "--count",
+        "600",
+        "-o",
+        "full.mlog",
+    ])
+    .ok();
+    let full = d.read("full.mlog");
+    let zeros: Vec<usize> = (0..full.len()).filter(|i| full[*i] == 0).collect();
+    d.mend(&["replay", "full.mlog", "-o", "one.csv", "-q"]).ok();
+    let one = d.read_text("one.csv");
+    for cut in [zeros[300], zeros[301], zeros[zeros.len() - 1]] {
+        d.write("grow.mlog", &full[..cut]);
+        let said = d
+            .mend(&["replay", "grow.mlog", "-o", "alone.csv"])
+            .ok()
+            .stderr();
+        assert!(
+            said.contains("1 of the good frames was found whole inside damaged ones"),
+            "{said}"
+        );
+        assert!(said.contains("dead letters: 0"), "{said}");
+        // The last row measured is the frame before the cut, as one run over the whole log
+        // measured it.
+        let alone = d.read_text("alone.csv");
+        let last = alone.lines().last().unwrap();
+        assert!(one.lines().any(|l| l == last), "{last}");
+        assert!(last.contains(",measured,"), "{last}");
+
+        let _ = std::fs::remove_file(d.path("ck.json"));
+        d.mend(&[
+            "replay",
+            "grow.mlog",
+            "-o",
+            "a.csv",
+            "--checkpoint",
+            "ck.json",
+            "-q",
+        ])
+        .ok();
+        d.write("grow.mlog", &full);
+        d.mend(&[
+            "replay",
+            "grow.mlog",
+            "-o",
+            "b.csv",
+            "--checkpoint",
+            "ck.json",
+            "--final",
+            "-q",
+        ])
+        .ok();
+        let b = d.read_text("b.csv");
+        let joined = d.read_text("a.csv") + b.split_once('\n').unwrap().1;
+        assert_eq!(joined, one, "cut at {cut}");
+    }
+}

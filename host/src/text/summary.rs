@@ -40,9 +40,14 @@ pub fn input_line(i: &crate::replay::InputReport) -> String {
         b.skipped_items,
     );
     if b.recovered_items > 0 {
+        let were = if b.recovered_items == 1 {
+            "was"
+        } else {
+            "were"
+        };
         let _ = write!(
             s,
-            "; {} of the good {unit} were found whole inside damaged ones and kept",
+            "; {} of the good {unit} {were} found whole inside damaged ones and kept",
             b.recovered_items
         );
     }
