@@ -111,9 +111,9 @@ impl<R: Read> FrameReader<R> {
         })
     }
 
-    /// Looks for whole frames inside a damaged frame (see [`salvage`]) that ends as
-    /// `ending` says, its last byte the one before `end` of the current chunk: gives the
-    /// events of its parts in order.
+    /// Looks for whole frames inside a damaged frame worth a look (see [`salvage`]) that
+    /// ends as `ending` says, its last byte the one before `end` of the current chunk: gives
+    /// the events of its parts in order.
     #[cold]
     #[inline(never)]
     fn recover(
@@ -164,7 +164,7 @@ impl<R: Read> FrameReader<R> {
     /// found inside a damaged frame.
     fn take(&mut self, ev: DecodeEvent, end: usize, ending: Ending, out: &mut impl Extend<Item>) {
         match ev {
-            DecodeEvent::Skipped { span, reason } => {
+            DecodeEvent::Skipped { span, reason } if salvage::worth_a_look(reason, ending) => {
                 for ev in self.recover(span, reason, end, ending) {
                     out.extend(self.handle(ev));
                 }

@@ -31,13 +31,20 @@
 
 use mend_core::{DecodeEvent, Decoder, Frame, SkipReason, Span};
 
-/// Whether a damaged frame skipped for `reason` may hold whole frames: one whose bytes did
-/// not decode (a header of an unknown version, or a reading without a header, is whole).
-pub(crate) fn worth_a_look(reason: SkipReason) -> bool {
-    matches!(
-        reason,
-        SkipReason::BadCrc | SkipReason::BadCobs | SkipReason::Undecodable | SkipReason::Oversized
-    )
+/// Whether a frame skipped for `reason`, ending as `ending` says, may hold whole frames: one
+/// whose bytes did not decode (a header of an unknown version, or a reading without a
+/// header, is whole), or the torn end of an input.
+pub(crate) fn worth_a_look(reason: SkipReason, ending: Ending) -> bool {
+    match ending {
+        Ending::Delimiter => matches!(
+            reason,
+            SkipReason::BadCrc
+                | SkipReason::BadCobs
+                | SkipReason::Undecodable
+                | SkipReason::Oversized
+        ),
+        Ending::Cut => reason == SkipReason::Truncated,
+    }
 }
 
 /// A whole frame found inside a damaged one.
@@ -89,11 +96,7 @@ pub(crate) fn look_inside(
     reason: SkipReason,
     ending: Ending,
 ) -> Option<Salvage> {
-    let worth = match ending {
-        Ending::Delimiter => worth_a_look(reason),
-        Ending::Cut => reason == SkipReason::Truncated,
-    };
-    if !worth || raw.is_empty() || raw.len() as u64 > span.len() {
+    if !worth_a_look(reason, ending) || raw.is_empty() || raw.len() as u64 > span.len() {
         return None;
     }
     // Offsets of `raw` in the input.
