@@ -281,11 +281,7 @@ impl Splitter {
     ) -> anyhow::Result<()> {
         // Taken out while the frame is handled, and put back for its room to be reused.
         let buf = std::mem::take(&mut self.frame);
-        let most = match ending {
-            Ending::Delimiter => MAX_FRAME + 1,
-            Ending::Cut => MAX_FRAME,
-        };
-        let raw = &buf[buf.len() - buf.len().min(most)..];
+        let raw = &buf[buf.len() - buf.len().min(ending.last_bytes())..];
         let done = self.handle(ev, raw, next, ending, out);
         self.frame = buf;
         done

@@ -125,10 +125,7 @@ impl<R: Read> FrameReader<R> {
     ) -> Vec<DecodeEvent> {
         let whole = DecodeEvent::Skipped { span, reason };
         // The frame's last bytes (delimiter included), from this chunk and the one before.
-        let most = match ending {
-            Ending::Delimiter => MAX_FRAME + 1,
-            Ending::Cut => MAX_FRAME,
-        };
+        let most = ending.last_bytes();
         let want = usize::try_from(span.len()).map_or(most, |n| n.min(most));
         let here = self.buf.get(..end).unwrap_or_default();
         let mut raw: Vec<u8> = Vec::with_capacity(want);

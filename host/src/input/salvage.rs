@@ -29,7 +29,7 @@
 //! `mend replay` (the frame reader) and `mend publish` (the fleet's splitter) both look inside
 //! damaged frames here, so that a fleet's export stays the replay of its captures.
 
-use mend_core::{DecodeEvent, Decoder, Frame, SkipReason, Span};
+use mend_core::{DecodeEvent, Decoder, Frame, SkipReason, Span, MAX_FRAME};
 
 /// Whether a frame skipped for `reason`, ending as `ending` says, may hold whole frames: one
 /// whose bytes did not decode (a header of an unknown version, or a reading without a
@@ -85,10 +85,20 @@ pub(crate) enum Ending {
     Cut,
 }
 
+impl Ending {
+    /// How many of a damaged frame's last bytes [`look_inside`] can use: a whole frame, with
+    /// its delimiter when it has one.
+    pub(crate) const fn last_bytes(self) -> usize {
+        match self {
+            Ending::Delimiter => MAX_FRAME + 1,
+            Ending::Cut => MAX_FRAME,
+        }
+    }
+}
+
 /// Looks for whole frames inside the damaged frame `span`, of which `raw` are the last bytes
-/// (the whole frame when it is short enough: at most `MAX_FRAME + 1` bytes with its
-/// delimiter, `MAX_FRAME` cut), with what `dec` has in force before it; `None` when there
-/// are none.
+/// (at most [`Ending::last_bytes`]: the whole frame when it is that short), with what `dec`
+/// has in force before it; `None` when there are none.
 pub(crate) fn look_inside(
     dec: &Decoder,
     raw: &[u8],
