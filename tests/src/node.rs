@@ -104,7 +104,7 @@ impl StoreNode {
         let mut qmp = Qmp::connect(&qmp_path).unwrap_or_else(|e| panic!("{e}"));
         let uplink = Arc::new(Mutex::new(Vec::new()));
         if !connect {
-            qmp.cont().unwrap_or_else(|e| panic!("{e}"));
+            resume(&mut qmp, &mut child);
             return Self {
                 child,
                 qemu_pid,
@@ -135,7 +135,7 @@ impl StoreNode {
             })
         };
         // The socket is connected before the node runs: nothing it sends is missed.
-        qmp.cont().unwrap_or_else(|e| panic!("{e}"));
+        resume(&mut qmp, &mut child);
         Self {
             child,
             qemu_pid,
@@ -311,6 +311,22 @@ impl Drop for StoreNode {
 pub fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
     listener.local_addr().expect("local address").port()
+}
+
+/// Lets the node run. A guest that finishes at once (the flash self-test ends in a
+/// semihosting exit within milliseconds) can take QEMU down before QMP's answer to `cont` is
+/// written; a connection that closes then is that exit, which [`StoreNode::wait_for_exit`]
+/// reports. Any other failure, or one while QEMU lives on, is the harness's and panics.
+fn resume(qmp: &mut Qmp, child: &mut Child) {
+    let Err(e) = qmp.cont() else { return };
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(5) {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("QMP cont: {e}, and QEMU is still running");
 }
 
 fn read_pid(path: &Path) -> u32 {
