@@ -457,7 +457,9 @@ impl<R: Read> ItemReader for FrameReader<R> {
 mod tests {
     use super::*;
     use crate::input::reader::test_support::{books_of, read_all, reasons};
-    use crate::input::salvage::{HEADER_LEAD, READING_MAX, READING_TAGS, RECOVERED_AHEAD};
+    use crate::input::salvage::{
+        HEADER_LEAD, READING_MAX, READING_TAGS, RECOVERED_AHEAD, RECOVERED_BEHIND,
+    };
     use mend_core::ClockKind;
     use std::io::Cursor;
 
@@ -766,6 +768,66 @@ mod tests {
             want.push(far + 1);
             assert_eq!(seqs, want, "{ahead} ahead");
             assert_eq!(reasons.len(), 1);
+        }
+    }
+
+    /// A reading the link delayed or sent again, found inside a damaged frame, is taken if it
+    /// is at most [`RECOVERED_BEHIND`] seqs behind the one expected.
+    #[test]
+    fn a_reading_a_little_behind_is_taken_from_a_damaged_frame() {
+        let h = Header::new(1, 5, 1_000, ClockKind::Unix, 1_767_225_600_000);
+        let reading = |seq: u32| {
+            Frame::Reading(mend_core::WireReading {
+                seq,
+                offset_ms: 0,
+                celsius_delta: 0,
+            })
+        };
+        for (behind, taken) in [
+            (1, true),
+            (RECOVERED_BEHIND, true),
+            (RECOVERED_BEHIND + 1, false),
+        ] {
+            let mut enc = mend_core::Encoder::new();
+            let mut log = enc.to_buf(&Frame::Header(h)).unwrap().to_vec();
+            for seq in 0..20 {
+                log.extend_from_slice(&enc.to_buf(&reading(seq)).unwrap());
+            }
+            // A copy of an earlier reading, its delimiter lost, then seq 20.
+            let late = 20 - behind;
+            let copy = enc.to_buf(&reading(late)).unwrap().to_vec();
+            log.extend_from_slice(&copy[..copy.len() - 1]);
+            log.extend_from_slice(&enc.to_buf(&reading(20)).unwrap());
+            log.extend_from_slice(&enc.to_buf(&reading(21)).unwrap());
+            let (got, reasons, _) = read_both_ways(&log);
+            let seqs: Vec<u32> = got.iter().map(|r| r.2).collect();
+            let mut want: Vec<u32> = (0..20).collect();
+            if taken {
+                want.push(late);
+            }
+            want.extend([20, 21]);
+            assert_eq!(seqs, want, "{behind} behind");
+            assert_eq!(reasons.len(), usize::from(!taken), "{behind} behind");
+        }
+    }
+
+    /// A run of lost delimiters: the frame at the end is found after the frames before it,
+    /// although it is further ahead of what was expected before them than a frame the link
+    /// dropped would be. (Up to what fits in one frame's length: a longer run is oversized,
+    /// and only its last [`MAX_FRAME`](mend_core::MAX_FRAME) bytes are looked into.)
+    #[test]
+    fn a_run_of_lost_delimiters_loses_no_frame() {
+        let log = capture(1, 5, 30);
+        let want = readings(&items(&log).0);
+        let ends = delimiters(&log);
+        for run in [RECOVERED_AHEAD as usize + 2, RECOVERED_AHEAD as usize + 3] {
+            let mut joined = log.clone();
+            for &at in ends[10..10 + run].iter().rev() {
+                joined.remove(at);
+            }
+            let (got, reasons, _) = read_both_ways(&joined);
+            assert_eq!(got, want, "{run} delimiters lost");
+            assert!(reasons.is_empty(), "{run} delimiters lost: {reasons:?}");
         }
     }
 

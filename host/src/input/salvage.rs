@@ -21,8 +21,9 @@
 //! Only frames that say which session they belong to are taken: a header, and a version-2
 //! reading, whose CRC is sealed to the header in force and to the seq it is placed at, so that
 //! a reading of another session (whose header went down with the damage) never passes for one
-//! of this session; and the reading must be at most [`RECOVERED_AHEAD`] seqs ahead of the one
-//! expected. A stats frame or a version-1 reading found there could be any session's: it is
+//! of this session; and the reading must be near the seq expected: at most
+//! [`RECOVERED_AHEAD`] seqs ahead of it (the link dropped the frames between) or
+//! [`RECOVERED_BEHIND`] behind (the link delayed it, or sent it twice). A stats frame or a version-1 reading found there could be any session's: it is
 //! not taken, and its bytes stay damaged. Bytes that are no frame at all pass a CRC not once
 //! in 65 536 tries.
 //!
@@ -167,7 +168,8 @@ struct Search {
 ///   bytes lead (where a lost zero may have been) before the frame at the end;
 /// - then, between the two, from each byte on, the frames that end where their code bytes
 ///   lead: frames whose delimiters were both lost. These must agree with the frame at the
-///   end (a reading's seq and session): when they do not, the end is kept, as found first.
+///   end (a reading's seq and session): when they do not, the end is kept, as found first;
+///   when no frame at the end was found before them, one is looked for after them.
 fn search(
     dec: &Decoder,
     raw: &[u8],
@@ -210,6 +212,17 @@ fn search(
             None => k += 1,
         }
     }
+    if tail.is_none() {
+        // Not near what was expected before the middle, the frame at the end may be near
+        // what the middle's frames lead to (a run of lost delimiters).
+        if let Some(&(_, Some(j), _, _)) = middle.last() {
+            if let Some((k, frame, after)) = frame_at_end(&mid_base, raw, first, j) {
+                frames.append(&mut middle);
+                frames.push((k, None, frame, mid_base.next_seq()));
+                return Some(Search { frames, after });
+            }
+        }
+    }
     if let Some((k, frame, after)) = tail {
         // Found on the decoder before the middle: it must still be the frame that follows
         // the middle's (a reading is placed by the seq expected before it).
@@ -249,10 +262,21 @@ pub(crate) const READING_MAX: usize = 15;
 /// likely bytes that happen to pass as a reading than a reading: it is not taken.)
 pub(crate) const RECOVERED_AHEAD: u32 = 7;
 
+/// How far behind the seq its decoder expects next a version-2 reading found inside a
+/// damaged frame may be: a frame the link delayed past the ones after it, or sent again.
+pub(crate) const RECOVERED_BEHIND: u32 = 8;
+
+/// Whether a reading at `seq`, found inside a damaged frame where `next` was expected, is
+/// near enough to it to be taken: at most [`RECOVERED_BEHIND`] behind or
+/// [`RECOVERED_AHEAD`] ahead.
+pub(crate) const fn near_expected(seq: u32, next: u32) -> bool {
+    seq.wrapping_sub(next) <= RECOVERED_AHEAD || next.wrapping_sub(seq) <= RECOVERED_BEHIND
+}
+
 /// The frame `bytes` decode to (with a delimiter after them when `close`) on a decoder like
 /// `base` started at `start`, if it is one to take from inside a damaged frame: a header, or
-/// a version-2 reading at most [`RECOVERED_AHEAD`] seqs ahead of the one `base` expects
-/// next. Gives the frame and the decoder after it.
+/// a version-2 reading near the seq `base` expects next ([`near_expected`]). Gives the frame
+/// and the decoder after it.
 fn trusted(base: &Decoder, start: u64, bytes: &[u8], close: bool) -> Option<(Frame, Decoder)> {
     // Only a code byte of 1 can begin a header (its tag is 0:
     // `a_header_frame_starts_with_the_code_byte_1`), and only a reading tag after the code
@@ -281,9 +305,7 @@ fn trusted(base: &Decoder, start: u64, bytes: &[u8], close: bool) -> Option<(Fra
         DecodeEvent::Frame {
             frame: frame @ (Frame::Reading(w) | Frame::Replayed(w)),
             ..
-        } if reading && next.is_some_and(|n| w.seq.wrapping_sub(n) <= RECOVERED_AHEAD) => {
-            Some((frame, dec))
-        }
+        } if reading && next.is_some_and(|n| near_expected(w.seq, n)) => Some((frame, dec)),
         _ => None,
     }
 }
