@@ -353,14 +353,12 @@ impl Engine {
         if self.cfg.window_ms.is_some() {
             return Ok(Err(Uncaptured::Aggregates));
         }
-        let mut live: Vec<usize> = self.live_by_sensor.values().copied().collect();
-        live.sort_unstable();
-        let mut streams = Vec::with_capacity(live.len());
-        for i in live {
-            let Some(s) = self.streams.get_mut(i) else {
-                continue;
-            };
-            match StreamState::capture(s)? {
+        // Every live stream: its sensor's live session, and any earlier session whose
+        // readings came again after a newer one started (a node forwarding what it stored).
+        let mut streams = Vec::with_capacity(self.live_by_sensor.len());
+        for (i, s) in self.streams.iter_mut().enumerate() {
+            let resumed = self.live_by_sensor.get(&s.out.key.0) != Some(&i);
+            match StreamState::capture(s, resumed)? {
                 Ok(Some(st)) => streams.push(st),
                 Ok(None) => {}
                 Err(why) => return Ok(Err(why)),
@@ -408,7 +406,9 @@ impl Engine {
             let i = self.streams.len();
             self.streams.push(stream);
             self.index.insert(st.key, i);
-            self.live_by_sensor.insert(st.key.0, i);
+            if !st.resumed {
+                self.live_by_sensor.insert(st.key.0, i);
+            }
         }
         Ok(())
     }

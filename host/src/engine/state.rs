@@ -56,6 +56,10 @@ pub(super) struct StreamState {
     pub(super) released: Option<Reading>,
     pub(super) seq_refused: u32,
     pub(super) extra: Counters,
+    /// A session that had ended (a newer one of its sensor started) when its readings came
+    /// again: live, yet not its sensor's live session, which it does not end.
+    #[serde(default)]
+    pub(super) resumed: bool,
 }
 
 /// The state of an engine's live streams at the end of its input and before
@@ -123,7 +127,10 @@ impl StreamState {
     ///
     /// # Errors
     /// The second pass's set-aside readings cannot be read.
-    pub(super) fn capture(s: &mut Stream) -> io::Result<Result<Option<Self>, Uncaptured>> {
+    pub(super) fn capture(
+        s: &mut Stream,
+        resumed: bool,
+    ) -> io::Result<Result<Option<Self>, Uncaptured>> {
         let Some(l) = s.live.as_mut() else {
             return Ok(Ok(None));
         };
@@ -151,6 +158,7 @@ impl StreamState {
             released: l.released,
             seq_refused: l.seq_refused,
             extra: s.out.extra,
+            resumed,
         })))
     }
 
