@@ -734,19 +734,26 @@ mod tests {
         assert_eq!(spans, [(start as u64, (end - 2 - start) as u64)]);
     }
 
+    /// The header of sensor 1's session 5, a reading a second from 2026-01-01.
+    fn header_5() -> Header {
+        Header::new(1, 5, 1_000, ClockKind::Unix, 1_767_225_600_000)
+    }
+
+    /// A live reading at `seq`, on time, at the header's temperature.
+    fn flat_reading(seq: u32) -> Frame {
+        Frame::Reading(mend_core::WireReading {
+            seq,
+            offset_ms: 0,
+            celsius_delta: 0,
+        })
+    }
+
     /// A reading found inside a damaged frame is taken only if it is at most
     /// [`RECOVERED_AHEAD`] seqs ahead of the one expected: further, bytes that happen to pass
     /// for a reading are likelier than the frames a link drops in a row.
     #[test]
     fn a_reading_far_ahead_is_not_taken_from_a_damaged_frame() {
-        let h = Header::new(1, 5, 1_000, ClockKind::Unix, 1_767_225_600_000);
-        let reading = |seq: u32| {
-            Frame::Reading(mend_core::WireReading {
-                seq,
-                offset_ms: 0,
-                celsius_delta: 0,
-            })
-        };
+        let (h, reading) = (header_5(), flat_reading);
         for (ahead, taken) in [(RECOVERED_AHEAD, true), (RECOVERED_AHEAD + 1, false)] {
             let mut enc = mend_core::Encoder::new();
             let mut log = enc.to_buf(&Frame::Header(h)).unwrap().to_vec();
@@ -775,14 +782,7 @@ mod tests {
     /// is at most [`RECOVERED_BEHIND`] seqs behind the one expected.
     #[test]
     fn a_reading_a_little_behind_is_taken_from_a_damaged_frame() {
-        let h = Header::new(1, 5, 1_000, ClockKind::Unix, 1_767_225_600_000);
-        let reading = |seq: u32| {
-            Frame::Reading(mend_core::WireReading {
-                seq,
-                offset_ms: 0,
-                celsius_delta: 0,
-            })
-        };
+        let (h, reading) = (header_5(), flat_reading);
         for (behind, taken) in [
             (1, true),
             (RECOVERED_BEHIND, true),
