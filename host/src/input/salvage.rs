@@ -23,8 +23,9 @@
 //! a reading of another session (whose header went down with the damage) never passes for one
 //! of this session; and the reading must be near the seq expected: at most
 //! [`RECOVERED_AHEAD`] seqs ahead of it (the link dropped the frames between) or
-//! [`RECOVERED_BEHIND`] behind (the link delayed it, or sent it twice). A stats frame or a version-1 reading found there could be any session's: it is
-//! not taken, and its bytes stay damaged. Bytes that are no frame at all pass a CRC not once
+//! [`RECOVERED_BEHIND`] behind (the link delayed it, or sent it twice). A stats frame or a
+//! version-1 reading found there could be any session's: it is not taken, and its bytes stay
+//! damaged. Bytes that are no frame at all pass a CRC not once
 //! in 65 536 tries.
 //!
 //! `mend replay` (the frame reader) and `mend publish` (the fleet's splitter) both look inside
@@ -212,31 +213,25 @@ fn search(
             None => k += 1,
         }
     }
-    if tail.is_none() {
-        // Not near what was expected before the middle, the frame at the end may be near
-        // what the middle's frames lead to (a run of lost delimiters).
-        if let Some(&(_, Some(j), _, _)) = middle.last() {
-            if let Some((k, frame, after)) = frame_at_end(&mid_base, raw, first, j) {
-                frames.append(&mut middle);
-                frames.push((k, None, frame, mid_base.next_seq()));
-                return Some(Search { frames, after });
-            }
+    // The frame at the end, on the decoder after the middle's frames: the one found before
+    // them, if it still follows them (a reading is placed by the seq expected before it),
+    // or else one looked for after them (a run of lost delimiters).
+    let middle_end = middle.last().and_then(|m| m.1);
+    let after_middle = middle_end.and_then(|j| match &tail {
+        Some((k, ..)) => {
+            let (frame, after) = trusted(&mid_base, first + *k as u64, raw.get(*k..)?, false)?;
+            Some((*k, frame, after))
         }
+        None => frame_at_end(&mid_base, raw, first, j),
+    });
+    if let Some((k, frame, after)) = after_middle {
+        frames.append(&mut middle);
+        frames.push((k, None, frame, mid_base.next_seq()));
+        return Some(Search { frames, after });
     }
     if let Some((k, frame, after)) = tail {
-        // Found on the decoder before the middle: it must still be the frame that follows
-        // the middle's (a reading is placed by the seq expected before it).
-        let again = (!middle.is_empty())
-            .then(|| trusted(&mid_base, first + k as u64, raw.get(k..)?, false))
-            .flatten();
-        let (frame, next, after) = match again {
-            Some((frame, after)) => {
-                frames.append(&mut middle);
-                (frame, mid_base.next_seq(), after)
-            }
-            None => (frame, base.next_seq(), after),
-        };
-        frames.push((k, None, frame, next));
+        // The middle's frames do not lead to it: the end is kept, as found first.
+        frames.push((k, None, frame, base.next_seq()));
         return Some(Search { frames, after });
     }
     frames.append(&mut middle);
@@ -339,13 +334,13 @@ fn frame_from(
     limit: usize,
 ) -> Option<(usize, Frame, Decoder)> {
     let body = raw.len().saturating_sub(1);
+    let start = first + k as u64;
     let mut j = k;
     while let Some(&code) = raw.get(j) {
         j += usize::from(code);
         if code == 0 || j >= body || j > limit {
             return None;
         }
-        let start = first + k as u64;
         if let Some((frame, after)) = trusted(base, start, raw.get(k..j)?, true) {
             return Some((j, frame, after.restarted_at(first + j as u64)));
         }
