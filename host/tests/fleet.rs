@@ -521,6 +521,40 @@ fn two_overlapping_captures_merge_without_double_counting() {
     assert_eq!(want, fleet.expected(1));
 }
 
+#[test]
+fn a_log_rotated_mid_session_is_published_from_its_pieces_whole() {
+    let fleet = Fleet::new(1, 3_000);
+    let redis = Redis::start(fleet.dir.path("redis"));
+    let url = redis.url();
+    // Cut between two frames, not at a header: the later pieces start with readings whose
+    // session header is in the piece before.
+    let all = fleet.dir.read("s1.mlog");
+    let ends: Vec<usize> = (0..all.len())
+        .filter(|i| all[*i] == 0)
+        .map(|i| i + 1)
+        .collect();
+    let (a, b) = (ends[ends.len() / 3 + 1], ends[2 * ends.len() / 3 + 1]);
+    fleet.dir.write("capture.log.2", &all[..a]);
+    fleet.dir.write("capture.log.1", &all[a..b]);
+    fleet.dir.write("capture.log", &all[b..]);
+    fleet
+        .mend(&[
+            "publish",
+            "--redis",
+            &url,
+            "--end",
+            "capture.log.2",
+            "capture.log.1",
+            "capture.log",
+        ])
+        .ok();
+    wait(fleet.spawn(&work_args(&url, "w", &[])), "worker");
+    fleet
+        .mend(&["export", "--redis", &url, "--sensor", "1", "-o", "e.csv"])
+        .ok();
+    assert_eq!(fleet.dir.read_text("e.csv"), fleet.expected(1));
+}
+
 /// Each session's rows, in order: `(sensor, session)` → its lines.
 fn by_session(csv: &str) -> std::collections::BTreeMap<String, Vec<&str>> {
     let mut out = std::collections::BTreeMap::<String, Vec<&str>>::new();

@@ -20,6 +20,9 @@ use std::path::PathBuf;
 use anyhow::Context;
 use mend_core::{DecodeEvent, Decoder, EncodeError, Frame, Header, SkipReason, Span, MAX_FRAME};
 
+use crate::input::rotation::continuations;
+use crate::input::{FrameContext, InputSource};
+
 use super::{connect, Keys, PUBLISH_DEAD_KEY, SENSORS_KEY};
 use crate::input::salvage::{self, Ending, Piece};
 
@@ -209,6 +212,36 @@ impl Splitter {
     /// A splitter at the start of a capture.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A splitter at the start of a piece of a log that goes on from `ctx`, the end of the
+    /// piece before it (see [`crate::input::rotation`]): its frames before its first header
+    /// belong to the session in force there.
+    ///
+    /// # Errors
+    /// The header in force cannot be encoded again.
+    pub fn continuing(ctx: &FrameContext) -> anyhow::Result<Self> {
+        let h = ctx.header();
+        let header_bytes = Frame::Header(h)
+            .to_buf()
+            .with_context(|| format!("cannot write the header of sensor {}", h.sensor))?
+            .to_vec();
+        let mut s = Self {
+            dec: ctx.decoder_at(0),
+            ..Self::default()
+        };
+        s.pending.insert(
+            h.sensor,
+            Pending {
+                header: h,
+                header_bytes,
+                next: None,
+                frames: Vec::new(),
+                count: 0,
+            },
+        );
+        s.current = Some(h.sensor);
+        Ok(s)
     }
 
     /// The capture offset of the next byte to be fed.
@@ -488,7 +521,13 @@ fn read_input(path: &PathBuf) -> anyhow::Result<Vec<u8>> {
 pub fn run(cfg: &PublishConfig) -> anyhow::Result<PublishReport> {
     let mut con = connect(&cfg.redis)?;
     let mut report = PublishReport::default();
-    for path in &cfg.inputs {
+    let sources: Vec<InputSource> = cfg
+        .inputs
+        .iter()
+        .map(|p| InputSource::from_arg(p))
+        .collect();
+    let continues = continuations(&sources, &vec![0; sources.len()]);
+    for (i, path) in cfg.inputs.iter().enumerate() {
         let capture = read_input(path)?;
         let name = path.display().to_string();
         let head = capture
@@ -499,7 +538,17 @@ pub fn run(cfg: &PublishConfig) -> anyhow::Result<PublishReport> {
                 "{name}: not a mend frame log; mend publish takes frame logs only (replay a JSONL log with mend replay)"
             );
         }
-        let split = split(&capture).with_context(|| format!("{name}: cannot publish"))?;
+        let split = match continues.get(i).and_then(Option::as_ref) {
+            Some(c) => {
+                let mut s = Splitter::continuing(&c.context)?;
+                let mut out = Split::default();
+                s.feed(&capture, &mut out)
+                    .and_then(|()| s.finish(&mut out))
+                    .map(|()| out)
+            }
+            None => split(&capture),
+        }
+        .with_context(|| format!("{name}: cannot publish"))?;
         report.add(&send(&mut con, &name, &split)?);
     }
     if cfg.end {

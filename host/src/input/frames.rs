@@ -44,6 +44,74 @@ pub struct FrameReader<R> {
     pending: VecDeque<Item>,
 }
 
+/// What the frames of a log put in force at its end: the session header and the place of the
+/// next version-2 reading. A piece of the same log given as another input (a log rotated
+/// mid-session) reads its frames before its own first header in this context (see
+/// [`super::rotation`]).
+#[derive(Clone, Debug)]
+pub struct FrameContext {
+    dec: Decoder,
+    header: Header,
+}
+
+impl FrameContext {
+    /// The context at the end of `tail`, the last bytes of a log; `None` when they hold no
+    /// version-2 header still in force. A version-1 reading is not sealed to its header, so
+    /// only version 2 can be carried over: its readings decode only under their own header.
+    pub fn at_end_of(tail: &[u8]) -> Option<Self> {
+        let mut dec: Decoder = Decoder::new();
+        let mut header = None;
+        for ev in dec.feed(tail) {
+            match ev {
+                DecodeEvent::Frame {
+                    frame: Frame::Header(h),
+                    ..
+                } => header = (h.period_ms > 0 && h.version >= 2).then_some(h),
+                DecodeEvent::Skipped {
+                    reason: SkipReason::UnknownVersion,
+                    ..
+                } => header = None,
+                _ => {}
+            }
+        }
+        let header = header?;
+        dec.next_seq()?;
+        Some(Self { dec, header })
+    }
+
+    /// The session header in force.
+    pub fn header(&self) -> Header {
+        self.header
+    }
+
+    /// A decoder at `offset` that places version-2 readings as the log's decoder would have
+    /// after its last byte.
+    pub fn decoder_at(&self, offset: u64) -> Decoder {
+        self.dec.restarted_at(offset)
+    }
+
+    /// How many of the readings at the start of `head` (before its first header) decode in
+    /// this context.
+    pub fn fits(&self, head: &[u8]) -> usize {
+        let mut dec = self.decoder_at(0);
+        let mut n = 0;
+        for ev in dec.feed(head) {
+            match ev {
+                DecodeEvent::Frame {
+                    frame: Frame::Header(_),
+                    ..
+                } => break,
+                DecodeEvent::Frame {
+                    frame: Frame::Reading(_) | Frame::Replayed(_),
+                    ..
+                } => n += 1,
+                _ => {}
+            }
+        }
+        n
+    }
+}
+
 impl<R: Read> FrameReader<R> {
     /// Stop early under `rule` (see [`StopRule`]); `None` reads to the end.
     pub fn set_stop_rule(&mut self, rule: Option<StopRule>) {
@@ -72,6 +140,13 @@ impl<R: Read> FrameReader<R> {
             carry: Vec::with_capacity(MAX_FRAME + 1),
             pending: VecDeque::new(),
         }
+    }
+
+    /// Reads the frames before this input's first header in `ctx`, the context at the end
+    /// of the piece of the log this one continues. Called before the first byte is read.
+    pub fn continue_from(&mut self, ctx: &FrameContext) {
+        self.dec = ctx.decoder_at(self.dec.position());
+        self.header = Some(ctx.header);
     }
 
     fn refill(&mut self) -> io::Result<()> {

@@ -19,6 +19,7 @@ mod item;
 mod jsonl;
 mod reader;
 mod reason;
+pub mod rotation;
 pub(crate) mod salvage;
 pub mod seek;
 mod threaded;
@@ -32,7 +33,7 @@ use indicatif::ProgressBar;
 
 pub use books::ByteCounts;
 pub use detect::{detect, Format, DETECT_LIMIT};
-pub use frames::FrameReader;
+pub use frames::{FrameContext, FrameReader};
 pub use item::{DeadLetter, Item, Location, ReadingItem, StreamMeta};
 pub use jsonl::{
     JsonlReader, ParallelJsonl, JSONL_BATCH, JSONL_BATCH_BYTES, JSONL_PARSERS, JSONL_RANGE,
@@ -102,6 +103,9 @@ pub struct OpenOptions {
     pub threaded: bool,
     /// Read as this format instead of detecting it (`--input-format`).
     pub format: Option<Format>,
+    /// Read a frame log's frames before its first header in this context: the end of the
+    /// input it continues (see [`rotation`]).
+    pub continues: Option<FrameContext>,
 }
 
 /// Opens an input and detects its format (see [`detect`]), unless `opts.format` names it.
@@ -184,6 +188,9 @@ pub fn open(
         Format::Frames => {
             let mut frames = FrameReader::new(reader, index, counts, opts.progress.clone());
             frames.set_stop_rule(opts.stop);
+            if let Some(ctx) = &opts.continues {
+                frames.continue_from(ctx);
+            }
             Box::new(frames)
         }
         Format::Jsonl => Box::new(JsonlReader::new(

@@ -222,6 +222,10 @@ pub fn run_planned(
     if let Some(state) = carry.as_ref().and_then(|c| c.restore.as_ref()) {
         engine.restore(state)?;
     }
+    let starts: Vec<u64> = (0..sources.len())
+        .map(|i| plans.get(i).map_or(0, |p| p.start))
+        .collect();
+    let continues = input::rotation::continuations(sources, &starts);
     let mut readers = Vec::with_capacity(sources.len());
     for (i, src) in sources.iter().enumerate() {
         let plan = plans.get(i).copied().unwrap_or_default();
@@ -234,6 +238,10 @@ pub fn run_planned(
             // anyway, and each thread holds a chunk and a few batches.
             threaded: sources.len() <= MAX_THREADED_INPUTS,
             format: cfg.input_format,
+            continues: continues
+                .get(i)
+                .and_then(Option::as_ref)
+                .map(|c| c.context.clone()),
         };
         readers.push(input::open(src, i, &opts)?);
     }
@@ -306,6 +314,12 @@ pub fn run_planned(
                 PlanNote::NotStopped(rule)
             };
             report.notes.push(format!("{name}: {note}"));
+        }
+        if let Some(c) = continues.get(i).and_then(Option::as_ref) {
+            let from = names.get(c.from).map_or("?", String::as_str);
+            report.notes.push(format!(
+                "{name}: its frames before its first header were read as the continuation of {from} (a log rotated mid-session)"
+            ));
         }
         if bytes.read == 0 && bytes.before_seek == 0 {
             report.notes.push(format!("{name}: empty input"));
