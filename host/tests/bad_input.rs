@@ -538,6 +538,37 @@ fn jsonl_after_more_than_64_kib_of_blank_space_is_still_jsonl() {
 }
 
 #[test]
+fn a_frame_log_behind_more_than_64_kib_of_binary_junk_is_still_a_frame_log() {
+    let d = Dir::new();
+    d.mend(&[
+        "generate", "--seed", "4", "--count", "500", "-o", "log.mlog",
+    ])
+    .ok();
+    // Binary junk whose lines often start with a brace, as a JSON line does.
+    let mut junk = Vec::with_capacity(72_000);
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    while junk.len() < 72_000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        junk.push(x as u8);
+        if x % 97 == 0 {
+            junk.extend_from_slice(b"\n{\"timestamp\": ");
+        }
+    }
+    let log = d.read("log.mlog");
+    d.write("junk.mlog", &[junk, log].concat());
+    d.mend(&["replay", "log.mlog", "-o", "alone.csv", "-q"])
+        .ok();
+    let said = d
+        .mend(&["replay", "junk.mlog", "-o", "junk.csv"])
+        .ok()
+        .stderr();
+    assert!(said.contains("input junk.mlog (frames)"), "{said}");
+    assert_eq!(d.read_text("junk.csv"), d.read_text("alone.csv"));
+}
+
+#[test]
 fn a_csv_export_fed_back_in_is_refused_as_not_a_capture() {
     let d = Dir::new();
     let (lines, _) = jsonl_lines(10);

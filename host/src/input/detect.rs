@@ -39,8 +39,8 @@ pub(super) enum Evidence {
     None,
 }
 
-/// Counts the evidence in `head`: whole frames whose CRC holds against lines that start
-/// with `{` or `[`.
+/// Counts the evidence in `head`: whole frames whose CRC holds against lines that look like
+/// JSON objects (see [`json_like`]).
 pub(super) fn evidence(head: &[u8]) -> Evidence {
     let mut frames: u64 = 0;
     let mut dec: Decoder = Decoder::new();
@@ -52,12 +52,7 @@ pub(super) fn evidence(head: &[u8]) -> Evidence {
     let lines = head
         .split(|&b| b == b'\n')
         .map(|l| l.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(l))
-        .filter(|l| {
-            matches!(
-                l.iter().find(|b| !b.is_ascii_whitespace()),
-                Some(b'{') | Some(b'[')
-            )
-        })
+        .filter(|l| json_like(l))
         .count() as u64;
     if frames > 0 && frames >= lines {
         Evidence::Frames
@@ -66,6 +61,17 @@ pub(super) fn evidence(head: &[u8]) -> Evidence {
     } else {
         Evidence::None
     }
+}
+
+/// A line that looks like one JSON object or array: text that starts with `{` or `[` and
+/// ends with `}` or `]`. Binary junk has lines that start with `{` now and then; one that
+/// also ends right and is UTF-8 is rare enough not to outweigh the frames after it.
+fn json_like(line: &[u8]) -> bool {
+    let t = line.trim_ascii();
+    matches!(
+        (t.first(), t.last()),
+        (Some(b'{'), Some(b'}')) | (Some(b'['), Some(b']'))
+    ) && std::str::from_utf8(t).is_ok()
 }
 
 /// True when `head` reads as text: UTF-8 (but for a character cut at the end) without
