@@ -384,6 +384,50 @@ fn one_future_timestamp_in_jsonl_is_set_aside_and_the_rest_kept() {
 }
 
 #[test]
+fn one_timestamp_far_behind_the_start_in_jsonl_is_set_aside_and_the_rest_kept() {
+    // 2026, one line stamped 56 years back (a clock reset to near 1970), and one a day back;
+    // both before the first reading of the log, neither followed by readings that agree.
+    let start = (DAY0_MS / 1_000) as i64;
+    for back in [56 * 365 * 86_400, 86_400] {
+        let mut text = String::new();
+        for i in 0..3_600i64 {
+            let t = if i == 100 {
+                start + i - back
+            } else {
+                start + i
+            };
+            text.push_str(&jline(t, 52.0 + (i % 5) as f64 * 0.25));
+        }
+        let mut cfg = ReplayConfig::default();
+        cfg.engine.emit_outages = true;
+        let out = replay_bytes(text.as_bytes(), &cfg).unwrap();
+        assert_eq!(out.records.len(), 3_600, "{back} s back");
+        let measured = out
+            .records
+            .iter()
+            .filter(|o| !o.record.is_synthetic())
+            .count();
+        assert_eq!(measured, 3_599);
+        assert_eq!(out.report.dead_by_reason.get("clock_jump"), Some(&1));
+        assert_eq!(out.report.dead_letters, 1);
+    }
+    // The log's halves the wrong way round: the first half's readings are behind the start
+    // too, and agree with each other: all kept, in their place.
+    let lines: Vec<String> = (0..3_600i64)
+        .map(|i| jline(start + i, 52.0 + (i % 5) as f64 * 0.25))
+        .collect();
+    let whole = replay(lines.concat().as_bytes());
+    let swapped = replay(
+        [&lines[1_800..], &lines[..1_800]]
+            .concat()
+            .concat()
+            .as_bytes(),
+    );
+    assert_eq!(swapped.report.dead_letters, 0);
+    assert_eq!(by_stream(&swapped.records), by_stream(&whole.records));
+}
+
+#[test]
 fn a_session_announced_again_with_another_period_writes_each_seq_once() {
     // The same session: 20 readings under a 1 s header, then the header again with 500 ms
     // and seqs 1..20 once more (a node that re-sent them under a wrong period).

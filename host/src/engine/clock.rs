@@ -12,8 +12,9 @@
 //! if it fits the old clock, the held reading was a glitch and is set aside as
 //! `clock_jump`. "Fits" uses the seq where readings have one: a reading `n` seqs after
 //! another should be `n` periods after it. Input without a seq (the prototype's JSONL) has
-//! only time, and a reading behind the stream is indistinguishable from a late one, so there
-//! only jumps ahead are held.
+//! only time, and a reading behind the newest one may just be late, so there a reading is
+//! held when it jumps ahead of the newest, or back before the oldest: one that falls inside
+//! the time the stream has covered is a late reading, and is put in its place.
 
 use serde::{Deserialize, Serialize};
 
@@ -31,6 +32,8 @@ pub struct ClockGuard {
     last: Option<(u32, u64)>,
     /// The newest timestamp of a confirmed reading.
     frontier: Option<u64>,
+    /// The oldest timestamp of a confirmed reading (kept without a seq only).
+    earliest: Option<u64>,
     /// A reading that did not fit, with its repeats, waiting for the next one.
     held: Vec<ReadingItem>,
 }
@@ -42,6 +45,8 @@ pub struct GuardState {
     has_seq: bool,
     last: Option<(u32, u64)>,
     frontier: Option<u64>,
+    #[serde(default)]
+    earliest: Option<u64>,
 }
 
 /// What [`ClockGuard::admit`] decided.
@@ -61,6 +66,7 @@ impl ClockGuard {
             has_seq,
             last: None,
             frontier: None,
+            earliest: None,
             held: Vec::new(),
         }
     }
@@ -81,6 +87,7 @@ impl ClockGuard {
             has_seq: self.has_seq,
             last: self.last,
             frontier: self.frontier,
+            earliest: self.earliest,
         })
     }
 
@@ -91,6 +98,7 @@ impl ClockGuard {
             has_seq: s.has_seq,
             last: s.last,
             frontier: s.frontier,
+            earliest: s.earliest,
             held: Vec::new(),
         }
     }
@@ -113,8 +121,9 @@ impl ClockGuard {
     }
 
     /// True when `r` fits a clock set by the reading `(seq, ts)`: `n` seqs later should be
-    /// `n` periods later. Without seqs, against the confirmed clock (`ahead_only`) only a jump
-    /// ahead is suspicious, since a reading behind may just be late.
+    /// `n` periods later. Without seqs, against the confirmed clock (`ahead_only`) a reading
+    /// behind the newest may just be late: only a jump ahead, or back before the oldest
+    /// reading, is suspicious.
     fn fits(&self, (seq, ts): (u32, u64), r: &ReadingItem, ahead_only: bool) -> bool {
         let t = i128::from(r.reading.timestamp);
         let tol = i128::from(self.tolerance_ms);
@@ -125,7 +134,7 @@ impl ClockGuard {
             i128::from(ts)
         };
         if ahead_only && !self.has_seq {
-            t - expected <= tol
+            t - expected <= tol && self.earliest.is_none_or(|e| t >= i128::from(e) - tol)
         } else {
             (t - expected).abs() <= tol
         }
@@ -140,6 +149,9 @@ impl ClockGuard {
             _ => (x.seq, x.timestamp),
         });
         self.frontier = Some(self.frontier.map_or(x.timestamp, |f| f.max(x.timestamp)));
+        if !self.has_seq {
+            self.earliest = Some(self.earliest.map_or(x.timestamp, |e| e.min(x.timestamp)));
+        }
         v.pass.push(r);
     }
 
@@ -153,6 +165,8 @@ impl ClockGuard {
             let x = &r.reading;
             if self.has_seq || self.last.is_some_and(|(_, t)| t <= x.timestamp) {
                 self.last = Some((x.seq, x.timestamp));
+            } else if self.earliest.is_none_or(|e| x.timestamp < e) {
+                self.earliest = Some(x.timestamp);
             }
             self.frontier = Some(self.frontier.map_or(x.timestamp, |f| f.max(x.timestamp)));
         }
@@ -283,11 +297,32 @@ mod tests {
     }
 
     #[test]
-    fn one_reading_far_behind_is_a_glitch_only_where_seqs_say_so() {
+    fn one_reading_far_behind_is_a_glitch_where_seqs_or_the_covered_time_say_so() {
         let r = [(10, 2 * DAY), (11, DAY), (12, 2 * DAY + 2_000)];
         assert_eq!(run(true, &r), (vec![10, 12], vec![11]));
-        // Without a seq a reading behind may be a late one: it goes on.
-        assert_eq!(run(false, &r), (vec![10, 11, 12], vec![]));
+        // Without a seq, a day before the oldest reading and not followed by one that
+        // agrees: a glitch too.
+        assert_eq!(run(false, &r), (vec![10, 12], vec![11]));
+        // Without a seq, a reading behind the newest but inside the time covered may be a
+        // late one: it goes on.
+        let r = [
+            (10, 0),
+            (11, 50_000),
+            (12, 100_000),
+            (13, 150_000),
+            (14, 20_000),
+            (15, 200_000),
+        ];
+        assert_eq!(run(false, &r), (vec![10, 11, 12, 13, 14, 15], vec![]));
+        // Before the oldest, followed by readings that agree with it: the first half of a
+        // log read after the second.
+        let r = [
+            (10, 2 * DAY),
+            (11, DAY),
+            (12, DAY + 1_000),
+            (13, DAY + 2_000),
+        ];
+        assert_eq!(run(false, &r), (vec![10, 11, 12, 13], vec![]));
     }
 
     #[test]
