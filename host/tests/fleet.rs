@@ -555,6 +555,53 @@ fn a_log_rotated_mid_session_is_published_from_its_pieces_whole() {
     assert_eq!(fleet.dir.read_text("e.csv"), fleet.expected(1));
 }
 
+#[test]
+fn another_sensors_frames_in_a_raw_stream_are_dead_letters_not_its_rows() {
+    let fleet = Fleet::new(2, 600);
+    let redis = Redis::start(fleet.dir.path("redis"));
+    let url = redis.url();
+    let mut con = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    // An entry of sensor 2's frames added by hand to sensor 1's raw stream, first.
+    let h = common::header(2, 1);
+    let mut foreign = common::frame(mend_core::Frame::Header(h));
+    foreign.extend(common::readings(&h, [(0, 52.0), (1, 52.5), (2, 53.0)]));
+    redis::cmd("XADD")
+        .arg("mend:{1}:raw")
+        .arg("*")
+        .arg("f")
+        .arg(foreign)
+        .query::<String>(&mut con)
+        .unwrap();
+    fleet
+        .mend(&["publish", "--redis", &url, "--end", "all.mlog"])
+        .ok();
+    wait(fleet.spawn(&work_args(&url, "w", &[])), "worker");
+    for sensor in ["1", "2"] {
+        let out = format!("e{sensor}.csv");
+        fleet
+            .mend(&["export", "--redis", &url, "--sensor", sensor, "-o", &out])
+            .ok();
+    }
+    assert_eq!(fleet.dir.read_text("e1.csv"), fleet.expected(1));
+    assert_eq!(fleet.dir.read_text("e2.csv"), fleet.expected(2));
+    let dead: Vec<(String, Vec<String>)> = redis::cmd("XRANGE")
+        .arg("mend:{1}:dead")
+        .arg("-")
+        .arg("+")
+        .query(&mut con)
+        .unwrap();
+    let other: Vec<&String> = dead
+        .iter()
+        .filter(|(_, f)| f[7] == "other_sensor")
+        .map(|(_, f)| &f[9])
+        .collect();
+    assert_eq!(other.len(), 3, "{dead:?}");
+    assert!(other[0].contains("of sensor 2"), "{other:?}");
+}
+
 /// Each session's rows, in order: `(sensor, session)` → its lines.
 fn by_session(csv: &str) -> std::collections::BTreeMap<String, Vec<&str>> {
     let mut out = std::collections::BTreeMap::<String, Vec<&str>>::new();

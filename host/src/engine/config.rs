@@ -56,6 +56,9 @@ pub struct EngineConfig {
     /// whose beginning was dropped once it was written (a fleet's trimmed raw stream): a run
     /// over the whole input would have found that session ended by a newer one already.
     pub resume_ended: bool,
+    /// The only sensor the input may hold (a fleet's raw stream of one sensor): a reading
+    /// of another is dead-lettered as `other_sensor`, and its other frames are ignored.
+    pub only_sensor: Option<u32>,
 }
 
 impl Default for EngineConfig {
@@ -72,6 +75,7 @@ impl Default for EngineConfig {
             hold_back: false,
             emit_outages: false,
             resume_ended: false,
+            only_sensor: None,
         }
     }
 }

@@ -74,6 +74,8 @@ pub(super) enum Refusal {
     AfterEnd,
     /// New since the last checkpointed run, which already wrote its place.
     Settled,
+    /// Not of the only sensor the input may hold.
+    OtherSensor { expected: u32 },
 }
 
 impl Refusal {
@@ -85,6 +87,7 @@ impl Refusal {
             Refusal::SeqBehind { .. } => DeadReason::SeqBehindTime,
             Refusal::BeyondWindow(_) => DeadReason::BeyondDedupWindow,
             Refusal::Late | Refusal::AfterEnd | Refusal::Settled => DeadReason::Late,
+            Refusal::OtherSensor { .. } => DeadReason::OtherSensor,
         }
     }
 }
@@ -133,6 +136,12 @@ pub(super) fn dead_letter(
             "reading {seq}at {} arrived after a newer session of sensor {} started",
             to_rfc3339(r.timestamp),
             r.sensor
+        ),
+        Refusal::OtherSensor { expected } => format!(
+            "reading {seq}at {} is of sensor {} (session {}), in the frames of sensor {expected}",
+            to_rfc3339(r.timestamp),
+            r.sensor,
+            r.session
         ),
     };
     sinks.dead.push(&DeadLetter {

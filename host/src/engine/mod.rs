@@ -194,6 +194,17 @@ impl Engine {
 
     /// Takes one item of input number `input`.
     pub fn push_item(&mut self, item: Item, sinks: &mut Sinks) -> io::Result<()> {
+        if let Some(only) = self.cfg.only_sensor {
+            if item_sensor(&item).is_some_and(|s| s != only) {
+                return match item {
+                    Item::Reading(r) => {
+                        let why = Refusal::OtherSensor { expected: only };
+                        dead_letter(sinks, &r, &r.reading, why)
+                    }
+                    _ => Ok(()),
+                };
+            }
+        }
         match item {
             Item::Reading(r) => {
                 if r.replayed {
@@ -454,6 +465,18 @@ impl Engine {
             );
         }
         ck
+    }
+}
+
+/// The sensor an item is of, for the items that name one.
+fn item_sensor(item: &Item) -> Option<u32> {
+    match item {
+        Item::Reading(r) => Some(r.reading.sensor),
+        Item::Header(h) => Some(h.sensor),
+        Item::Heartbeat { sensor, .. }
+        | Item::Stats { sensor, .. }
+        | Item::Fault { sensor, .. } => Some(*sensor),
+        Item::Dead(_) => None,
     }
 }
 

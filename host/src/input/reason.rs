@@ -38,6 +38,9 @@ pub enum DeadReason {
     BeyondDedupWindow,
     /// A reading that came after its place was written (or its session ended).
     Late,
+    /// A reading of another sensor than the one whose stream it was read from (a fleet's
+    /// raw stream holding another sensor's frames).
+    OtherSensor,
 }
 
 impl DeadReason {
@@ -54,6 +57,7 @@ impl DeadReason {
             DeadReason::SeqBehindTime => "seq_behind_time",
             DeadReason::BeyondDedupWindow => "beyond_dedup_window",
             DeadReason::Late => "late",
+            DeadReason::OtherSensor => "other_sensor",
         }
     }
 }
@@ -154,6 +158,7 @@ mod tests {
             (DeadReason::SeqBehindTime, "seq_behind_time"),
             (DeadReason::BeyondDedupWindow, "beyond_dedup_window"),
             (DeadReason::Late, "late"),
+            (DeadReason::OtherSensor, "other_sensor"),
         ];
         for (reason, name) in names {
             assert_eq!(reason.to_string(), name);

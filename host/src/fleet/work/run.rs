@@ -19,6 +19,7 @@ use crate::replay::{first_pass, run_planned, Carry, Outputs, ReplayConfig};
 /// the dead letters, and the new checkpoint.
 fn replay_stream(
     mut cfg: ReplayConfig,
+    sensor: u32,
     bytes: Vec<u8>,
     state: &State,
     settle: bool,
@@ -30,6 +31,9 @@ fn replay_stream(
     cfg.engine.hold_back = !settle;
     // The stream may start after sessions that were trimmed once they had ended.
     cfg.engine.resume_ended = true;
+    // Frames of another sensor in this sensor's raw stream (added by hand, or by another
+    // publisher) are not this sensor's rows.
+    cfg.engine.only_sensor = Some(sensor);
     // Positions count from the stream's first entry ever; the bytes start after the
     // trimmed ones.
     let mut checkpoint = state.checkpoint.clone();
@@ -115,7 +119,14 @@ impl Replayer {
         let (finished, done) = mpsc::channel();
         std::thread::spawn(move || {
             for j in todo {
-                let result = replay_stream(j.cfg, j.bytes, &j.prep.state, j.prep.settle, j.sink);
+                let result = replay_stream(
+                    j.cfg,
+                    j.prep.sensor,
+                    j.bytes,
+                    &j.prep.state,
+                    j.prep.settle,
+                    j.sink,
+                );
                 if finished.send((j.prep, result)).is_err() {
                     break;
                 }
