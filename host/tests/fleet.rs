@@ -602,6 +602,51 @@ fn another_sensors_frames_in_a_raw_stream_are_dead_letters_not_its_rows() {
     assert!(other[0].contains("of sensor 2"), "{other:?}");
 }
 
+#[test]
+fn a_sensor_whose_state_key_has_another_type_stops_only_that_sensor() {
+    let fleet = Fleet::new(3, 600);
+    let redis = Redis::start(fleet.dir.path("redis"));
+    let url = redis.url();
+    fleet
+        .mend(&["publish", "--redis", &url, "--end", "all.mlog"])
+        .ok();
+    let mut con = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    // A string where the worker keeps a hash.
+    redis::cmd("SET")
+        .arg(mend::fleet::Keys::new(2).state)
+        .arg("not a hash")
+        .query::<()>(&mut con)
+        .unwrap();
+    let (code, err) = common::redis::wait_any(fleet.spawn(&work_args(&url, "w", &[])), "worker");
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("sensor 2 not worked:"), "{err}");
+    assert!(err.contains("WRONGTYPE"), "{err}");
+    for sensor in ["1", "3"] {
+        let out = format!("e{sensor}.csv");
+        fleet
+            .mend(&["export", "--redis", &url, "--sensor", sensor, "-o", &out])
+            .ok();
+        let want = fleet.expected(sensor.parse().unwrap());
+        assert_eq!(fleet.dir.read_text(&out), want, "sensor {sensor}");
+    }
+    let status = fleet.mend(&["status", "--redis", &url]).ok().stdout();
+    assert!(
+        status.contains("sensors whose keys cannot be read: 1"),
+        "{status}"
+    );
+    let line = status.lines().find(|l| l.starts_with("2  ")).unwrap();
+    assert!(line.contains("unusable:"), "{status}");
+    assert!(
+        status
+            .lines()
+            .any(|l| l.starts_with("1  ") && l.ends_with("settled")),
+        "{status}"
+    );
+}
+
 /// Each session's rows, in order: `(sensor, session)` → its lines.
 fn by_session(csv: &str) -> std::collections::BTreeMap<String, Vec<&str>> {
     let mut out = std::collections::BTreeMap::<String, Vec<&str>>::new();

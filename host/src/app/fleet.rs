@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use super::cli::{ExportArgs, ExportFormat, PublishArgs, StatusArgs, WorkArgs};
-use super::exit::EXIT_OK;
+use super::exit::{EXIT_OK, EXIT_REJECTED};
 use mend::fleet::export::ExportConfig;
 use mend::fleet::publish::PublishConfig;
 use mend::fleet::work::{WorkConfig, Worker};
@@ -56,7 +56,14 @@ pub fn work(a: &WorkArgs) -> anyhow::Result<ExitCode> {
         r.trimmed,
         r.uncaptured
     );
-    Ok(ExitCode::from(EXIT_OK))
+    for (sensor, why) in &r.unusable {
+        eprintln!("worker {}: sensor {sensor} not worked: {why}", a.consumer);
+    }
+    Ok(ExitCode::from(if r.unusable.is_empty() {
+        EXIT_OK
+    } else {
+        EXIT_REJECTED
+    }))
 }
 
 /// `mend export`.

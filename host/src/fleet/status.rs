@@ -19,14 +19,17 @@ pub struct SensorStatus {
     pub lag: u64,
     /// Entries delivered and not acknowledged.
     pub pending: u64,
-    /// Rows in its output stream.
-    pub rows: u64,
+    /// Entries in its output stream, each a run of consecutive rows (up to 256).
+    pub out_entries: u64,
     /// Dead letters of its repair.
     pub dead_letters: u64,
     /// The worker holding its lease, and the ms left on it.
     pub lease: Option<(String, i64)>,
     /// Its tail is settled.
     pub settled: bool,
+    /// Why its keys could not be read (one of another type, say): the rest of its line is
+    /// what could be read before.
+    pub unusable: Option<String>,
 }
 
 /// The fleet.
@@ -47,7 +50,8 @@ fn xlen(con: &mut redis::Connection, key: &str) -> anyhow::Result<u64> {
         .with_context(|| format!("cannot read {key}"))
 }
 
-/// Reads the status of every sensor in the consumer group `group`.
+/// Reads the status of every sensor in the consumer group `group`; a sensor whose keys
+/// cannot be read is shown as such, with the others.
 ///
 /// # Errors
 /// Redis unreachable.
@@ -67,44 +71,60 @@ pub fn read(url: &str, group: &str) -> anyhow::Result<FleetStatus> {
         ..FleetStatus::default()
     };
     for sensor in super::sensors(&mut con)? {
-        let k = Keys::new(sensor);
         let mut s = SensorStatus {
             sensor,
-            raw: xlen(&mut con, &k.raw)?,
-            rows: xlen(&mut con, &k.out)?,
-            dead_letters: xlen(&mut con, &k.dead)?,
             ..SensorStatus::default()
         };
-        let groups: redis::RedisResult<Vec<BTreeMap<String, redis::Value>>> = redis::cmd("XINFO")
-            .arg("GROUPS")
-            .arg(&k.raw)
-            .query(&mut con);
-        s.lag = s.raw;
-        if let Ok(groups) = groups {
-            if let Some(g) = groups.iter().find(|g| {
-                matches!(g.get("name"), Some(redis::Value::BulkString(n)) if n == group.as_bytes())
-            }) {
-                let int = |name: &str| match g.get(name) {
-                    Some(redis::Value::Int(n)) => u64::try_from(*n).ok(),
-                    _ => None,
-                };
-                s.pending = int("pending").unwrap_or(0);
-                s.lag = int("lag").unwrap_or(s.raw) + s.pending;
-            }
+        match read_sensor(&mut con, group, &mut s) {
+            Ok(()) => {}
+            Err(e) if super::is_transient(&e) => return Err(e),
+            Err(e) => s.unusable = Some(format!("{e:#}")),
         }
-        let holder: Option<String> = redis::cmd("GET").arg(&k.lease).query(&mut con)?;
-        if let Some(h) = holder {
-            let ttl: i64 = redis::cmd("PTTL").arg(&k.lease).query(&mut con)?;
-            s.lease = Some((h, ttl));
-        }
-        let settled: Option<String> = redis::cmd("HGET")
-            .arg(&k.state)
-            .arg("settled")
-            .query(&mut con)?;
-        s.settled = settled.as_deref() == Some("1") && s.lag == 0;
         st.sensors.push(s);
     }
     Ok(st)
+}
+
+/// Fills in the status of sensor `s.sensor`, as far as its keys can be read.
+fn read_sensor(
+    con: &mut redis::Connection,
+    group: &str,
+    s: &mut SensorStatus,
+) -> anyhow::Result<()> {
+    let k = Keys::new(s.sensor);
+    s.raw = xlen(con, &k.raw)?;
+    s.out_entries = xlen(con, &k.out)?;
+    s.dead_letters = xlen(con, &k.dead)?;
+    let groups: redis::RedisResult<Vec<BTreeMap<String, redis::Value>>> =
+        redis::cmd("XINFO").arg("GROUPS").arg(&k.raw).query(con);
+    s.lag = s.raw;
+    if let Ok(groups) = groups {
+        if let Some(g) = groups.iter().find(
+            |g| matches!(g.get("name"), Some(redis::Value::BulkString(n)) if n == group.as_bytes()),
+        ) {
+            let int = |name: &str| match g.get(name) {
+                Some(redis::Value::Int(n)) => u64::try_from(*n).ok(),
+                _ => None,
+            };
+            s.pending = int("pending").unwrap_or(0);
+            s.lag = int("lag").unwrap_or(s.raw) + s.pending;
+        }
+    }
+    let holder: Option<String> = redis::cmd("GET")
+        .arg(&k.lease)
+        .query(con)
+        .with_context(|| format!("cannot read {}", k.lease))?;
+    if let Some(h) = holder {
+        let ttl: i64 = redis::cmd("PTTL").arg(&k.lease).query(con)?;
+        s.lease = Some((h, ttl));
+    }
+    let settled: Option<String> = redis::cmd("HGET")
+        .arg(&k.state)
+        .arg("settled")
+        .query(con)
+        .with_context(|| format!("cannot read {}", k.state))?;
+    s.settled = settled.as_deref() == Some("1") && s.lag == 0;
+    Ok(())
 }
 
 impl FleetStatus {
@@ -130,7 +150,11 @@ impl FleetStatus {
                 .count();
             let _ = writeln!(t, "  {w}: last seen {age} ms ago, {leases} leases");
         }
-        let _ = writeln!(t, "sensor  raw  lag  pending  rows  dead  lease");
+        let unusable = self.sensors.iter().filter(|s| s.unusable.is_some()).count();
+        if unusable > 0 {
+            let _ = writeln!(t, "sensors whose keys cannot be read: {unusable}");
+        }
+        let _ = writeln!(t, "sensor  raw  lag  pending  out  dead  lease");
         for s in &self.sensors {
             let lease = match &s.lease {
                 Some((h, ttl)) => format!("{h} ({ttl} ms left)"),
@@ -138,14 +162,17 @@ impl FleetStatus {
             };
             let _ = writeln!(
                 t,
-                "{}  {}  {}  {}  {}  {}  {lease}{}",
+                "{}  {}  {}  {}  {}  {}  {lease}{}{}",
                 s.sensor,
                 s.raw,
                 s.lag,
                 s.pending,
-                s.rows,
+                s.out_entries,
                 s.dead_letters,
-                if s.settled { "  settled" } else { "" }
+                if s.settled { "  settled" } else { "" },
+                s.unusable
+                    .as_ref()
+                    .map_or(String::new(), |e| format!("  unusable: {e}"))
             );
         }
         t

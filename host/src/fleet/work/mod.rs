@@ -96,6 +96,9 @@ pub struct WorkReport {
     pub uncaptured: u64,
     /// Times it reconnected to Redis.
     pub reconnects: u64,
+    /// Sensors whose keys it could not use (of another type, or holding what no worker
+    /// wrote), with the last error: left alone, while the other sensors are worked.
+    pub unusable: BTreeMap<u32, String>,
 }
 
 /// Takes the lease `KEYS[1]` for `ARGV[1]` for `ARGV[2]` ms if it is free, or renews it if
@@ -283,7 +286,26 @@ impl Worker {
             }
             // Three stages overlap: this sensor is read while the one before is replayed,
             // and the one before that committed.
-            match self.prepare(con, sensor, &k)? {
+            let step = match self.prepare(con, sensor, &k) {
+                Ok(step) => {
+                    self.report.unusable.remove(&sensor);
+                    step
+                }
+                Err(e) if is_transient(&e) => return Err(e),
+                Err(e) => {
+                    // One sensor's keys that cannot be used stop that sensor, not the
+                    // worker: the others are worked, and it is tried again next round.
+                    let why = format!("{e:#}");
+                    if self.report.unusable.get(&sensor) != Some(&why) {
+                        eprintln!("mend work: sensor {sensor} left alone: {why}");
+                    }
+                    self.report.unusable.insert(sensor, why);
+                    release(con, &k, &self.cfg.consumer)?;
+                    self.held.remove(&sensor);
+                    continue;
+                }
+            };
+            match step {
                 Step::Idle(s) => settled &= s,
                 Step::Run(prep, bytes) => {
                     worked += 1;
