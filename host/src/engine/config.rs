@@ -57,7 +57,7 @@ pub struct EngineConfig {
     /// over the whole input would have found that session ended by a newer one already.
     pub resume_ended: bool,
     /// The only sensor the input may hold (a fleet's raw stream of one sensor): a reading
-    /// of another is dead-lettered as `other_sensor`, and its other frames are ignored.
+    /// of another is dead-lettered as `other_sensor`.
     pub only_sensor: Option<u32>,
 }
 

@@ -161,6 +161,11 @@ impl Engine {
         }
         let i = match self.index.get(&key) {
             Some(i) => *i,
+            // Not a stream of the only sensor the input may hold: no stream at all.
+            None if self.cfg.only_sensor.is_some_and(|s| s != key.0) => {
+                self.other_sensor(item, sinks)?;
+                return Ok(usize::MAX);
+            }
             None => {
                 let i = self.streams.len();
                 let s = self.new_stream(key, &item.meta)?;
@@ -194,17 +199,6 @@ impl Engine {
 
     /// Takes one item of input number `input`.
     pub fn push_item(&mut self, item: Item, sinks: &mut Sinks) -> io::Result<()> {
-        if let Some(only) = self.cfg.only_sensor {
-            if item_sensor(&item).is_some_and(|s| s != only) {
-                return match item {
-                    Item::Reading(r) => {
-                        let why = Refusal::OtherSensor { expected: only };
-                        dead_letter(sinks, &r, &r.reading, why)
-                    }
-                    _ => Ok(()),
-                };
-            }
-        }
         match item {
             Item::Reading(r) => {
                 if r.replayed {
@@ -266,6 +260,7 @@ impl Engine {
             .get(item.input)
             .is_some_and(|seen| pos > *seen);
         let Some(s) = self.streams.get_mut(idx) else {
+            // Of another sensor than the input may hold: dead-lettered as such.
             return Ok(());
         };
         let rep = &mut s.out.report;
@@ -303,6 +298,21 @@ impl Engine {
         }
         self.verdict = verdict;
         s.release_ready(&self.cfg, sinks)
+    }
+
+    /// A reading of another sensor than the only one the input may hold.
+    #[cold]
+    #[inline(never)]
+    fn other_sensor(&self, item: &ReadingItem, sinks: &mut Sinks) -> io::Result<()> {
+        match self.cfg.only_sensor {
+            Some(expected) => dead_letter(
+                sinks,
+                item,
+                &item.reading,
+                Refusal::OtherSensor { expected },
+            ),
+            None => Ok(()),
+        }
     }
 
     /// Ends stream `idx`: everything it holds goes out (at the end of a checkpointed run that
@@ -465,18 +475,6 @@ impl Engine {
             );
         }
         ck
-    }
-}
-
-/// The sensor an item is of, for the items that name one.
-fn item_sensor(item: &Item) -> Option<u32> {
-    match item {
-        Item::Reading(r) => Some(r.reading.sensor),
-        Item::Header(h) => Some(h.sensor),
-        Item::Heartbeat { sensor, .. }
-        | Item::Stats { sensor, .. }
-        | Item::Fault { sensor, .. } => Some(*sensor),
-        Item::Dead(_) => None,
     }
 }
 
