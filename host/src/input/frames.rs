@@ -79,6 +79,31 @@ impl FrameContext {
         Some(Self { dec, header })
     }
 
+    /// The context after `bytes`, frames of the same log without a header of their own,
+    /// read in this one; `None` when they hold a header after all (of another version, or
+    /// a zero period) or put no version-2 reading's place in force.
+    pub fn through(&self, bytes: &[u8]) -> Option<Self> {
+        let mut dec = self.decoder_at(0);
+        for ev in dec.feed(bytes) {
+            match ev {
+                DecodeEvent::Frame {
+                    frame: Frame::Header(_),
+                    ..
+                }
+                | DecodeEvent::Skipped {
+                    reason: SkipReason::UnknownVersion,
+                    ..
+                } => return None,
+                _ => {}
+            }
+        }
+        dec.next_seq()?;
+        Some(Self {
+            dec,
+            header: self.header,
+        })
+    }
+
     /// The session header in force.
     pub fn header(&self) -> Header {
         self.header

@@ -48,23 +48,49 @@ pub fn continuations(sources: &[InputSource], starts: &[u64]) -> Vec<Option<Cont
         .enumerate()
         .map(|(i, s)| {
             let start = starts.get(i).copied().unwrap_or(0);
-            (start == 0)
-                .then(|| bytes(s, End::Head(HEAD)))
-                .flatten()
-                .filter(|h| orphans(h))
+            let mut head = (start == 0).then(|| bytes(s, Part::Head(HEAD))).flatten()?;
+            // Only the bytes before the first header are tried against the other inputs.
+            head.truncate(orphans(&head)?);
+            Some(head)
         })
         .collect();
     if heads.iter().all(Option::is_none) {
         return out;
     }
-    let ends: Vec<Option<FrameContext>> = sources.iter().map(end_context).collect();
+    let mut ends: Vec<End> = sources.iter().map(end_context).collect();
+    // A piece with no header of its own (shorter than the node's header interval) ends in
+    // the context of the piece it continues, carried through its readings: found once that
+    // one's is, so a chain of them takes a round each (each round settles one at least).
+    loop {
+        out = choose(&heads, &ends);
+        let mut grew = false;
+        for (j, end) in ends.iter_mut().enumerate() {
+            if let (End::Headerless(all), Some(c)) = (&*end, out.get(j).and_then(Option::as_ref)) {
+                *end = c.context.through(all).map_or(End::None, End::Context);
+                grew = true;
+            }
+        }
+        if !grew {
+            break;
+        }
+    }
+    out
+}
+
+/// For each input that begins with readings before its first header (`heads`), the input
+/// whose end context places most of them (see the module docs).
+fn choose(heads: &[Option<Vec<u8>>], ends: &[End]) -> Vec<Option<Continuation>> {
+    let mut out = vec![None; heads.len()];
     for (i, head) in heads.iter().enumerate() {
         let Some(head) = head else { continue };
         // The input before it first, so that a tie goes to the order given.
-        let order = i.checked_sub(1).into_iter().chain(0..sources.len());
+        let before = i.checked_sub(1);
+        let order = before
+            .into_iter()
+            .chain((0..heads.len()).filter(|j| Some(*j) != before));
         let mut best: Option<Continuation> = None;
         for j in order.filter(|j| *j != i) {
-            let Some(ctx) = ends.get(j).and_then(Option::as_ref) else {
+            let Some(End::Context(ctx)) = ends.get(j) else {
                 continue;
             };
             let n = ctx.fits(head);
@@ -81,47 +107,63 @@ pub fn continuations(sources: &[InputSource], starts: &[u64]) -> Vec<Option<Cont
     out
 }
 
-/// Whether `head` has a reading before its first header (one that cannot be placed alone).
-fn orphans(head: &[u8]) -> bool {
+/// Where the first header of `head` starts (or its end), when a reading comes before it
+/// (one that cannot be placed alone); `None` otherwise.
+fn orphans(head: &[u8]) -> Option<usize> {
     let mut dec: Decoder = Decoder::new();
+    let mut orphan = false;
     for ev in dec.feed(head) {
         match ev {
             DecodeEvent::Frame {
                 frame: Frame::Header(_),
-                ..
-            } => return false,
+                span,
+            } => return orphan.then_some(usize::try_from(span.start).unwrap_or(usize::MAX)),
             DecodeEvent::Skipped {
                 reason: SkipReason::NoHeader,
                 ..
-            } => return true,
+            } => orphan = true,
             _ => {}
         }
     }
-    false
+    orphan.then_some(head.len())
 }
 
-/// The context at the end of an input that can be read again, if it is a version-2 frame log.
-fn end_context(source: &InputSource) -> Option<FrameContext> {
-    TAILS.iter().find_map(|n| {
-        let tail = bytes(source, End::Tail(*n))?;
-        let whole = (tail.len() as u64) < *n;
-        match FrameContext::at_end_of(&tail) {
-            Some(c) => Some(Some(c)),
-            // The whole input was looked at: no longer tail to try.
-            None if whole => Some(None),
-            None => None,
-        }
-    })?
-}
-
+/// What the end of an input puts in force.
 enum End {
+    /// The context of its last version-2 header and the readings after it.
+    Context(FrameContext),
+    /// It has no header at all: its bytes, whole, to carry the context of the input it
+    /// continues through.
+    Headerless(Vec<u8>),
+    /// Nothing known: no version-2 header in its last MiB, or it cannot be read again.
+    None,
+}
+
+/// What the end of an input that can be read again puts in force.
+fn end_context(source: &InputSource) -> End {
+    for n in TAILS {
+        let Some(tail) = bytes(source, Part::Tail(n)) else {
+            return End::None;
+        };
+        let whole = (tail.len() as u64) < n;
+        match FrameContext::at_end_of(&tail) {
+            Some(c) => return End::Context(c),
+            // The whole input was looked at: no longer tail to try.
+            None if whole => return End::Headerless(tail),
+            None => {}
+        }
+    }
+    End::None
+}
+
+enum Part {
     Head(u64),
     Tail(u64),
 }
 
 /// Up to `n` bytes at one end of an input that can be read again; `None` for standard input,
 /// pipes and unreadable files (opening the input reports those).
-fn bytes(source: &InputSource, end: End) -> Option<Vec<u8>> {
+fn bytes(source: &InputSource, end: Part) -> Option<Vec<u8>> {
     if !source.rereadable() {
         return None;
     }
@@ -129,8 +171,8 @@ fn bytes(source: &InputSource, end: End) -> Option<Vec<u8>> {
         InputSource::Path(p) => {
             let mut f = File::open(p).ok()?;
             let n = match end {
-                End::Head(n) => n,
-                End::Tail(n) => {
+                Part::Head(n) => n,
+                Part::Tail(n) => {
                     let size = f.metadata().ok()?.len();
                     f.seek(SeekFrom::Start(size.saturating_sub(n))).ok()?;
                     n
@@ -142,11 +184,13 @@ fn bytes(source: &InputSource, end: End) -> Option<Vec<u8>> {
         }
         InputSource::Bytes(b) => {
             let (n, len) = match end {
-                End::Head(n) | End::Tail(n) => (usize::try_from(n).unwrap_or(usize::MAX), b.len()),
+                Part::Head(n) | Part::Tail(n) => {
+                    (usize::try_from(n).unwrap_or(usize::MAX), b.len())
+                }
             };
             Some(match end {
-                End::Head(_) => b.get(..n.min(len))?.to_vec(),
-                End::Tail(_) => b.get(len.saturating_sub(n)..)?.to_vec(),
+                Part::Head(_) => b.get(..n.min(len))?.to_vec(),
+                Part::Tail(_) => b.get(len.saturating_sub(n)..)?.to_vec(),
             })
         }
         InputSource::Stdin => None,
