@@ -429,6 +429,9 @@ fn a_full_log_drops_its_oldest_frames_and_counts_them() {
     assert!(counts.windows(2).all(|w| w[0] <= w[1]), "{counts:?}");
     assert_eq!(counts.first(), Some(&0), "{counts:?}");
 
+    // The node prints its report after the closing stats frame: a reset before it is in
+    // the console would cut it off (it did, under load), and its count is checked below.
+    node.wait_for_reports(1);
     // No acknowledgement came: after a reset the node replays what its log still holds.
     node.reset();
     let capture = node.wait_until("the second session's samples", |c| {
