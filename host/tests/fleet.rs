@@ -529,10 +529,7 @@ fn a_log_rotated_mid_session_is_published_from_its_pieces_whole() {
     // Cut between two frames, not at a header: the later pieces start with readings whose
     // session header is in the piece before.
     let all = fleet.dir.read("s1.mlog");
-    let ends: Vec<usize> = (0..all.len())
-        .filter(|i| all[*i] == 0)
-        .map(|i| i + 1)
-        .collect();
+    let ends = common::frame_ends(&all);
     let (a, b) = (ends[ends.len() / 3 + 1], ends[2 * ends.len() / 3 + 1]);
     fleet.dir.write("capture.log.2", &all[..a]);
     fleet.dir.write("capture.log.1", &all[a..b]);

@@ -201,7 +201,7 @@ proptest! {
         let logs = [noisy(1, seed, 1_500, DAY0_MS), noisy(2, seed + 1, 900, DAY0_MS + 300_000)];
         let mut pieces: Vec<Vec<u8>> = Vec::new();
         for (k, log) in logs.iter().enumerate() {
-            let ends: Vec<usize> = (0..log.len()).filter(|i| log[*i] == 0).map(|i| i + 1).collect();
+            let ends = common::frame_ends(log);
             let mut at: Vec<usize> = cuts
                 .iter()
                 .filter(|c| *c % 2 == k)
@@ -610,10 +610,7 @@ fn a_reading_appended_after_its_place_was_written_is_reported_late() {
 #[test]
 fn pieces_too_short_to_hold_a_header_carry_the_context_on() {
     let log = noisy(1, 9, 1_500, DAY0_MS);
-    let ends: Vec<usize> = (0..log.len())
-        .filter(|i| log[*i] == 0)
-        .map(|i| i + 1)
-        .collect();
+    let ends = common::frame_ends(&log);
     // Pieces of 7 frames: most of them hold no header.
     let mut at: Vec<usize> = ends.iter().copied().step_by(7).collect();
     at.insert(0, 0);
@@ -651,10 +648,7 @@ fn pieces_too_short_to_hold_a_header_carry_the_context_on() {
 fn a_log_rotated_mid_session_replays_whole_from_its_pieces_in_any_order() {
     let d = Dir::new();
     let log = noisy(1, 11, 3_000, DAY0_MS);
-    let ends: Vec<usize> = (0..log.len())
-        .filter(|i| log[*i] == 0)
-        .map(|i| i + 1)
-        .collect();
+    let ends = common::frame_ends(&log);
     let (a, b) = (ends[ends.len() / 3], ends[2 * ends.len() / 3]);
     d.write("whole.mlog", &log);
     d.write("capture.log.2", &log[..a]);

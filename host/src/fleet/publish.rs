@@ -162,11 +162,7 @@ pub struct Split {
 /// assert_eq!(split.skipped.len(), 1);
 /// ```
 pub fn split(capture: &[u8]) -> anyhow::Result<Split> {
-    let mut splitter = Splitter::new();
-    let mut out = Split::default();
-    splitter.feed(capture, &mut out)?;
-    splitter.finish(&mut out)?;
-    Ok(out)
+    Splitter::new().split(capture)
 }
 
 /// Splits a capture into raw entries as its bytes arrive, in any chunks: what [`split`]
@@ -242,6 +238,17 @@ impl Splitter {
         );
         s.current = Some(h.sensor);
         Ok(s)
+    }
+
+    /// Feeds the whole of `capture` and finishes: its entries and unusable spans.
+    ///
+    /// # Errors
+    /// A re-based header that cannot be encoded.
+    pub fn split(mut self, capture: &[u8]) -> anyhow::Result<Split> {
+        let mut out = Split::default();
+        self.feed(capture, &mut out)?;
+        self.finish(&mut out)?;
+        Ok(out)
     }
 
     /// The capture offset of the next byte to be fed.
@@ -538,17 +545,13 @@ pub fn run(cfg: &PublishConfig) -> anyhow::Result<PublishReport> {
                 "{name}: not a mend frame log; mend publish takes frame logs only (replay a JSONL log with mend replay)"
             );
         }
-        let split = match continues.get(i).and_then(Option::as_ref) {
-            Some(c) => {
-                let mut s = Splitter::continuing(&c.context)?;
-                let mut out = Split::default();
-                s.feed(&capture, &mut out)
-                    .and_then(|()| s.finish(&mut out))
-                    .map(|()| out)
-            }
-            None => split(&capture),
-        }
-        .with_context(|| format!("{name}: cannot publish"))?;
+        let splitter = match continues.get(i).and_then(Option::as_ref) {
+            Some(c) => Splitter::continuing(&c.context)?,
+            None => Splitter::new(),
+        };
+        let split = splitter
+            .split(&capture)
+            .with_context(|| format!("{name}: cannot publish"))?;
         report.add(&send(&mut con, &name, &split)?);
     }
     if cfg.end {

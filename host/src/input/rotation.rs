@@ -183,15 +183,12 @@ fn bytes(source: &InputSource, end: Part) -> Option<Vec<u8>> {
             Some(v)
         }
         InputSource::Bytes(b) => {
-            let (n, len) = match end {
-                Part::Head(n) | Part::Tail(n) => {
-                    (usize::try_from(n).unwrap_or(usize::MAX), b.len())
-                }
+            let size = |n: u64| usize::try_from(n).unwrap_or(usize::MAX).min(b.len());
+            let part = match end {
+                Part::Head(n) => b.get(..size(n)),
+                Part::Tail(n) => b.get(b.len() - size(n)..),
             };
-            Some(match end {
-                Part::Head(_) => b.get(..n.min(len))?.to_vec(),
-                Part::Tail(_) => b.get(len.saturating_sub(n)..)?.to_vec(),
-            })
+            part.map(<[u8]>::to_vec)
         }
         InputSource::Stdin => None,
     }

@@ -295,6 +295,15 @@ pub fn header(sensor: u32, session: u32) -> Header {
     Header::new(sensor, session, 1_000, ClockKind::Unix, 0)
 }
 
+/// Where each frame of a capture ends, its delimiter included: the places a log can be cut
+/// between two frames.
+pub fn frame_ends(bytes: &[u8]) -> Vec<usize> {
+    (0..bytes.len())
+        .filter(|i| bytes[*i] == 0)
+        .map(|i| i + 1)
+        .collect()
+}
+
 /// The wire form of `seq` of session `h`, on schedule, at `t` °C.
 pub fn on_schedule(h: &Header, seq: u32, t: f64) -> WireReading {
     let r = Reading::new(
