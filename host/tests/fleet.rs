@@ -521,16 +521,19 @@ fn two_overlapping_captures_merge_without_double_counting() {
     assert_eq!(want, fleet.expected(1));
 }
 
-#[test]
-fn a_log_rotated_mid_session_is_published_from_its_pieces_whole() {
+/// Publishes a log cut in three (`shift` bytes past two frame ends) given in the shell's
+/// order of `capture.log*` (newest first), works it, and checks the export is the series
+/// whole.
+fn publish_pieces_and_check(shift: usize) {
     let fleet = Fleet::new(1, 3_000);
     let redis = Redis::start(fleet.dir.path("redis"));
     let url = redis.url();
-    // Cut between two frames, not at a header: the later pieces start with readings whose
-    // session header is in the piece before.
     let all = fleet.dir.read("s1.mlog");
     let ends = common::frame_ends(&all);
-    let (a, b) = (ends[ends.len() / 3 + 1], ends[2 * ends.len() / 3 + 1]);
+    let (a, b) = (
+        ends[ends.len() / 3 + 1] + shift,
+        ends[2 * ends.len() / 3 + 1] + shift,
+    );
     fleet.dir.write("capture.log.2", &all[..a]);
     fleet.dir.write("capture.log.1", &all[a..b]);
     fleet.dir.write("capture.log", &all[b..]);
@@ -540,9 +543,9 @@ fn a_log_rotated_mid_session_is_published_from_its_pieces_whole() {
             "--redis",
             &url,
             "--end",
-            "capture.log.2",
-            "capture.log.1",
             "capture.log",
+            "capture.log.1",
+            "capture.log.2",
         ])
         .ok();
     wait(fleet.spawn(&work_args(&url, "w", &[])), "worker");
@@ -550,6 +553,20 @@ fn a_log_rotated_mid_session_is_published_from_its_pieces_whole() {
         .mend(&["export", "--redis", &url, "--sensor", "1", "-o", "e.csv"])
         .ok();
     assert_eq!(fleet.dir.read_text("e.csv"), fleet.expected(1));
+}
+
+#[test]
+fn a_log_rotated_mid_session_is_published_from_its_pieces_whole() {
+    // Cut between two frames, not at a header: the later pieces start with readings whose
+    // session header is in the piece before.
+    publish_pieces_and_check(0);
+}
+
+#[test]
+fn a_log_split_inside_frames_is_published_from_its_pieces_whole() {
+    // Cut inside a frame (`split -b`): each later piece starts with the rest of a frame
+    // whose first bytes end the piece before.
+    publish_pieces_and_check(4);
 }
 
 #[test]

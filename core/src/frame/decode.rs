@@ -245,6 +245,43 @@ impl<const N: usize> Decoder<N> {
         }
     }
 
+    /// The bytes of the frame being collected: what follows the last delimiter fed, for
+    /// instance a frame cut in two where a log was split. `None` when they are already longer
+    /// than any frame can be.
+    pub fn unfinished(&self) -> Option<&[u8]> {
+        (!self.oversized).then_some(self.buf.as_slice())
+    }
+
+    /// A decoder at `offset` of another stream that goes on where this one stopped: the
+    /// frame being collected here is finished by that stream's first bytes, and version-2
+    /// readings are placed as this decoder would. The joined frame's span starts at
+    /// `offset`: its bytes before it belong to the stream that came first.
+    ///
+    /// # Examples
+    /// ```
+    /// use mend_core::{ClockKind, DecodeEvent, Decoder, Encoder, Frame, Header};
+    /// let h = Header::new(7, 2, 1_000, ClockKind::Unix, 0);
+    /// let header = Encoder::new().to_buf(&Frame::Header(h)).unwrap().to_vec();
+    /// // The log split in two inside its first frame.
+    /// let (first, second) = header.split_at(4);
+    /// let mut dec: Decoder = Decoder::new();
+    /// assert_eq!(dec.feed(first).count(), 0);
+    /// assert_eq!(dec.unfinished(), Some(first));
+    /// let mut next = dec.continued_at(0);
+    /// let events: Vec<DecodeEvent> = next.feed(second).collect();
+    /// assert!(matches!(events[..], [DecodeEvent::Frame { frame: Frame::Header(got), span }]
+    ///     if got == h && span.start == 0 && span.end == second.len() as u64));
+    /// ```
+    pub fn continued_at(&self, offset: u64) -> Self {
+        Self {
+            buf: self.buf.clone(),
+            start: offset,
+            pos: offset,
+            oversized: self.oversized,
+            place: self.place,
+        }
+    }
+
     /// The offset of the next byte to be fed.
     pub const fn position(&self) -> u64 {
         self.pos

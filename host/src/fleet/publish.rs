@@ -202,6 +202,9 @@ pub struct Splitter {
     /// and the end of a longer damaged one, where a whole frame may be found (see
     /// [`salvage`](crate::input::salvage)).
     frame: Vec<u8>,
+    /// The frame cut short at the end of the capture is finished by the piece of the log
+    /// that continues it, and published from there.
+    cut_continues: bool,
 }
 
 impl Splitter {
@@ -212,32 +215,48 @@ impl Splitter {
 
     /// A splitter at the start of a piece of a log that goes on from `ctx`, the end of the
     /// piece before it (see [`crate::input::rotation`]): its frames before its first header
-    /// belong to the session in force there.
+    /// belong to the session in force there, and when `join`, its first bytes finish the
+    /// frame cut short at the end of that piece.
     ///
     /// # Errors
     /// The header in force cannot be encoded again.
-    pub fn continuing(ctx: &FrameContext) -> anyhow::Result<Self> {
-        let h = ctx.header();
-        let header_bytes = Frame::Header(h)
-            .to_buf()
-            .with_context(|| format!("cannot write the header of sensor {}", h.sensor))?
-            .to_vec();
+    pub fn continuing(ctx: &FrameContext, join: bool) -> anyhow::Result<Self> {
         let mut s = Self {
-            dec: ctx.decoder_at(0),
+            dec: ctx.decoder_at(0, join),
+            frame: if join {
+                ctx.cut_frame().to_vec()
+            } else {
+                Vec::new()
+            },
             ..Self::default()
         };
-        s.pending.insert(
-            h.sensor,
-            Pending {
-                header: h,
-                header_bytes,
-                next: None,
-                frames: Vec::new(),
-                count: 0,
-            },
-        );
-        s.current = Some(h.sensor);
+        if let Some(h) = ctx.header() {
+            let header_bytes = Frame::Header(h)
+                .to_buf()
+                .with_context(|| format!("cannot write the header of sensor {}", h.sensor))?
+                .to_vec();
+            s.pending.insert(
+                h.sensor,
+                Pending {
+                    header: h,
+                    header_bytes,
+                    next: None,
+                    frames: Vec::new(),
+                    count: 0,
+                },
+            );
+            s.current = Some(h.sensor);
+        }
         Ok(s)
+    }
+
+    /// This splitter, for a capture whose last frame, cut short, is finished by the piece of
+    /// the log that continues it (see [`crate::input::rotation::cut_continues`]): it is
+    /// published from there, and is not unusable here.
+    #[must_use]
+    pub fn with_cut_continuing(mut self) -> Self {
+        self.cut_continues = true;
+        self
     }
 
     /// Feeds the whole of `capture` and finishes: its entries and unusable spans.
@@ -295,7 +314,9 @@ impl Splitter {
     /// A re-based header that cannot be encoded.
     pub fn finish(&mut self, out: &mut Split) -> anyhow::Result<()> {
         if let Some(ev) = self.dec.finish() {
-            self.event(ev, None, Ending::Cut, out)?;
+            if !self.cut_continues {
+                self.event(ev, None, Ending::Cut, out)?;
+            }
             self.frame.clear();
         }
         self.flush(out)
@@ -337,7 +358,9 @@ impl Splitter {
     ) -> anyhow::Result<()> {
         match ev {
             DecodeEvent::Frame { frame, span } => {
-                debug_assert_eq!(raw.len() as u64, span.len(), "the frame's bytes");
+                // A frame that finishes one cut short at the end of the piece before has
+                // bytes of that piece before its span.
+                debug_assert!(raw.len() as u64 >= span.len(), "the frame's bytes");
                 self.frame_of(frame, raw, span, next, out)
             }
             DecodeEvent::Skipped { span, reason } => {
@@ -534,6 +557,7 @@ pub fn run(cfg: &PublishConfig) -> anyhow::Result<PublishReport> {
         .map(|p| InputSource::from_arg(p))
         .collect();
     let continues = continuations(&sources, &vec![0; sources.len()]);
+    let cut_continues = crate::input::rotation::cut_continues(&continues);
     for (i, path) in cfg.inputs.iter().enumerate() {
         let capture = read_input(path)?;
         let name = path.display().to_string();
@@ -545,10 +569,13 @@ pub fn run(cfg: &PublishConfig) -> anyhow::Result<PublishReport> {
                 "{name}: not a mend frame log; mend publish takes frame logs only (replay a JSONL log with mend replay)"
             );
         }
-        let splitter = match continues.get(i).and_then(Option::as_ref) {
-            Some(c) => Splitter::continuing(&c.context)?,
+        let mut splitter = match continues.get(i).and_then(Option::as_ref) {
+            Some(c) => Splitter::continuing(&c.context, c.joined)?,
             None => Splitter::new(),
         };
+        if cut_continues.get(i).copied().unwrap_or(false) {
+            splitter = splitter.with_cut_continuing();
+        }
         let split = splitter
             .split(&capture)
             .with_context(|| format!("{name}: cannot publish"))?;

@@ -42,16 +42,27 @@ pub struct FrameReader<R> {
     /// The items after the one [`ItemReader::next_item`] returned, when a damaged frame gave
     /// more than one (whole frames found inside it, and what is still damaged).
     pending: VecDeque<Item>,
+    /// The frame cut short at the end of this input is finished by the input that continues
+    /// it (see [`super::rotation`]).
+    cut_continues: bool,
 }
 
 /// What the frames of a log put in force at its end: the session header and the place of the
-/// next version-2 reading. A piece of the same log given as another input (a log rotated
-/// mid-session) reads its frames before its own first header in this context (see
+/// next version-2 reading, and the frame cut short by its last byte, if any. A piece of the
+/// same log given as another input (a log rotated mid-session, or split by size) reads its
+/// frames before its own first header in this context, and finishes that frame (see
 /// [`super::rotation`]).
 #[derive(Clone, Debug)]
 pub struct FrameContext {
     dec: Decoder,
-    header: Header,
+    /// `None` for a context that only finishes a cut frame (see [`FrameContext::cut_only`]).
+    header: Option<Header>,
+}
+
+/// A header whose readings can be read on in a piece that continues its log: a version-2
+/// reading is sealed to its header, a version-1 reading is not, so only version 2 carries.
+fn carries(h: &Header) -> bool {
+    h.period_ms > 0 && h.version >= 2
 }
 
 impl FrameContext {
@@ -66,7 +77,7 @@ impl FrameContext {
                 DecodeEvent::Frame {
                     frame: Frame::Header(h),
                     ..
-                } => header = (h.period_ms > 0 && h.version >= 2).then_some(h),
+                } => header = carries(&h).then_some(h),
                 DecodeEvent::Skipped {
                     reason: SkipReason::UnknownVersion,
                     ..
@@ -76,16 +87,39 @@ impl FrameContext {
         }
         let header = header?;
         dec.next_seq()?;
-        Some(Self { dec, header })
+        Some(Self {
+            dec,
+            header: Some(header),
+        })
+    }
+
+    /// A context that only finishes the frame cut short at the end of `tail`, the last bytes
+    /// of a log with no header in force there (for instance a piece that ends inside the
+    /// header itself); `None` when `tail` ends on a delimiter.
+    pub fn cut_only(tail: &[u8]) -> Option<Self> {
+        let mut whole: Decoder = Decoder::new();
+        whole.feed(tail).for_each(drop);
+        let cut = whole.unfinished().filter(|c| !c.is_empty())?;
+        // A decoder that holds the cut frame and places no reading: nothing is in force.
+        let mut dec: Decoder = Decoder::new();
+        dec.feed(cut).for_each(drop);
+        Some(Self { dec, header: None })
     }
 
     /// The context after `bytes`, frames of the same log without a header of their own,
-    /// read in this one; `None` when they hold a header after all (of another version, or
-    /// a zero period) or put no version-2 reading's place in force.
-    pub fn through(&self, bytes: &[u8]) -> Option<Self> {
-        let mut dec = self.decoder_at(0);
-        for ev in dec.feed(bytes) {
+    /// read in this one (their first frame finishing this one's [cut frame](Self::cut_frame)
+    /// when `join`, and putting its header in force if it is one); `None` when they hold a
+    /// header after all (of another version, or a zero period), or when they put no
+    /// version-2 reading's place in force and end on a delimiter.
+    pub fn through(&self, bytes: &[u8], join: bool) -> Option<Self> {
+        let mut dec = self.decoder_at(0, join);
+        let mut header = self.header;
+        for (k, ev) in dec.feed(bytes).enumerate() {
             match ev {
+                DecodeEvent::Frame {
+                    frame: Frame::Header(h),
+                    ..
+                } if join && k == 0 && carries(&h) => header = Some(h),
                 DecodeEvent::Frame {
                     frame: Frame::Header(_),
                     ..
@@ -97,31 +131,65 @@ impl FrameContext {
                 _ => {}
             }
         }
-        dec.next_seq()?;
-        Some(Self {
-            dec,
-            header: self.header,
-        })
+        let ctx = Self { dec, header };
+        let placed = ctx.header.is_some() && ctx.dec.next_seq().is_some();
+        (placed || !ctx.cut_frame().is_empty()).then_some(ctx)
     }
 
-    /// The session header in force.
-    pub fn header(&self) -> Header {
+    /// The session header in force, if any.
+    pub fn header(&self) -> Option<Header> {
         self.header
     }
 
+    /// The bytes after the log's last delimiter: a frame cut in two where the log was split,
+    /// whose rest begins the piece that continues it (empty when the log ends on a delimiter).
+    pub fn cut_frame(&self) -> &[u8] {
+        self.dec.unfinished().unwrap_or_default()
+    }
+
     /// A decoder at `offset` that places version-2 readings as the log's decoder would have
-    /// after its last byte.
-    pub fn decoder_at(&self, offset: u64) -> Decoder {
-        self.dec.restarted_at(offset)
+    /// after its last byte; when `join`, the first frame it completes is the log's
+    /// [cut frame](Self::cut_frame) finished.
+    pub fn decoder_at(&self, offset: u64, join: bool) -> Decoder {
+        if join {
+            self.dec.continued_at(offset)
+        } else {
+            self.dec.restarted_at(offset)
+        }
+    }
+
+    /// Whether `head`, the start of another piece, finishes this log's cut frame: its first
+    /// bytes, joined onto the cut frame, make a good frame.
+    pub fn joins(&self, head: &[u8]) -> bool {
+        if self.cut_frame().is_empty() {
+            return false;
+        }
+        let mut dec = self.decoder_at(0, true);
+        let first = dec.feed(head).next();
+        matches!(first, Some(DecodeEvent::Frame { .. }))
     }
 
     /// How many of the readings at the start of `head` (before its first header) decode in
-    /// this context.
-    pub fn fits(&self, head: &[u8]) -> usize {
-        let mut dec = self.decoder_at(0);
+    /// this context, its first frame finishing this one's cut frame when `join` (that frame
+    /// not counted; a header then puts its place in force), and how many seqs the first of
+    /// them lies from where it belongs (readings lost or reordered between the two pieces: a
+    /// context of the same session further on places them too, but further from its place).
+    pub fn fits(&self, head: &[u8], join: bool) -> (usize, u64) {
+        let mut dec = self.decoder_at(0, join);
         let mut n = 0;
-        for ev in dec.feed(head) {
+        // Where the piece's first reading belongs in this context: one past the context's
+        // place, or past the frame joined (the last reading of the piece before, at its place
+        // in any context of its session), or at the place of a header joined.
+        let mut expect = dec.next_seq();
+        let mut skipped = 0;
+        let mut first = join;
+        for &b in head {
+            let Some(ev) = dec.push(b) else { continue };
             match ev {
+                DecodeEvent::Frame {
+                    frame: Frame::Header(_),
+                    ..
+                } if first => expect = dec.next_seq(),
                 DecodeEvent::Frame {
                     frame: Frame::Header(_),
                     ..
@@ -129,11 +197,21 @@ impl FrameContext {
                 DecodeEvent::Frame {
                     frame: Frame::Reading(_) | Frame::Replayed(_),
                     ..
-                } => n += 1,
+                } if first => expect = expect.map(|p| p.wrapping_add(1)),
+                DecodeEvent::Frame {
+                    frame: Frame::Reading(r) | Frame::Replayed(r),
+                    ..
+                } => {
+                    if n == 0 {
+                        skipped = expect.map_or(0, |p| u64::from(r.seq.abs_diff(p)));
+                    }
+                    n += 1;
+                }
                 _ => {}
             }
+            first = false;
         }
-        n
+        (n, skipped)
     }
 }
 
@@ -164,14 +242,41 @@ impl<R: Read> FrameReader<R> {
             stopped: false,
             carry: Vec::with_capacity(MAX_FRAME + 1),
             pending: VecDeque::new(),
+            cut_continues: false,
         }
     }
 
     /// Reads the frames before this input's first header in `ctx`, the context at the end
-    /// of the piece of the log this one continues. Called before the first byte is read.
-    pub fn continue_from(&mut self, ctx: &FrameContext) {
-        self.dec = ctx.decoder_at(self.dec.position());
-        self.header = Some(ctx.header);
+    /// of the piece of the log this one continues; when `join`, its first bytes finish the
+    /// frame cut short there. Called before the first byte is read.
+    pub fn continue_from(&mut self, ctx: &FrameContext, join: bool) {
+        self.dec = ctx.decoder_at(self.dec.position(), join);
+        if let Some(h) = ctx.header {
+            self.header = Some(h);
+        }
+    }
+
+    /// The frame cut short at the end of this input is finished by the input that continues
+    /// it: its bytes are booked as good, and the frame is read there.
+    pub fn set_cut_continues(&mut self) {
+        self.cut_continues = true;
+    }
+
+    /// The end of the input: the frame cut short there, if any and not finished by the input
+    /// that continues this one.
+    fn finish_input(&mut self) -> Option<DecodeEvent> {
+        let ev = self.dec.finish()?;
+        match ev {
+            DecodeEvent::Skipped {
+                span,
+                reason: SkipReason::Truncated,
+            } if self.cut_continues => {
+                // The start of a good frame, counted where it ends.
+                self.counts.good += span.len();
+                None
+            }
+            ev => Some(ev),
+        }
     }
 
     fn refill(&mut self) -> io::Result<()> {
@@ -440,7 +545,7 @@ impl<R: Read> ItemReader for FrameReader<R> {
                 }
                 self.refill()?;
                 if self.eof {
-                    if let Some(ev) = self.dec.finish() {
+                    if let Some(ev) = self.finish_input() {
                         self.take(ev, 0, Ending::Cut, out);
                     }
                     return Ok(false);
@@ -491,7 +596,7 @@ impl<R: Read> ItemReader for FrameReader<R> {
                 }
                 self.refill()?;
                 if self.eof {
-                    if let Some(ev) = self.dec.finish() {
+                    if let Some(ev) = self.finish_input() {
                         self.take_pending(ev, 0, Ending::Cut);
                     }
                     return Ok(self.pending.pop_front());

@@ -103,9 +103,12 @@ pub struct OpenOptions {
     pub threaded: bool,
     /// Read as this format instead of detecting it (`--input-format`).
     pub format: Option<Format>,
-    /// Read a frame log's frames before its first header in this context: the end of the
+    /// Read a frame log's frames before its first header in the context at the end of the
     /// input it continues (see [`rotation`]).
-    pub continues: Option<FrameContext>,
+    pub continues: Option<rotation::Continuation>,
+    /// The frame cut short at the end of this frame log is finished by the input that
+    /// continues it (see [`rotation::cut_continues`]).
+    pub cut_continues: bool,
 }
 
 /// Opens an input and detects its format (see [`detect`]), unless `opts.format` names it.
@@ -188,8 +191,11 @@ pub fn open(
         Format::Frames => {
             let mut frames = FrameReader::new(reader, index, counts, opts.progress.clone());
             frames.set_stop_rule(opts.stop);
-            if let Some(ctx) = &opts.continues {
-                frames.continue_from(ctx);
+            if let Some(c) = &opts.continues {
+                frames.continue_from(&c.context, c.joined);
+            }
+            if opts.cut_continues {
+                frames.set_cut_continues();
             }
             Box::new(frames)
         }

@@ -1,15 +1,30 @@
-//! Pieces of one log given as separate inputs: a log rotated mid-session, its pieces named on
-//! the command line (`mend replay capture.log.*`, in whatever order the shell gives them).
+//! Pieces of one log given as separate inputs: a log rotated mid-session, or split by size
+//! (`split -b`), its pieces named on the command line (`mend replay capture.log.*`, in
+//! whatever order the shell gives them).
 //!
 //! A piece that starts in the middle of a session has readings before its first header. Read
 //! alone they cannot be placed; read after the piece before it (`cat`) they can, since that
-//! piece's header is still in force. A version-2 reading carries only the low bits of its seq
-//! and is sealed to its header's identity, so it decodes only under its own session's header
-//! and at its place: the piece it continues is found by trying the end of every other input,
-//! and the one under which most of its leading readings decode is taken (the input before it
-//! first, on a tie). None is taken when none decodes one of them, and the readings are
-//! dead-lettered as before.
+//! piece's header is still in force. A piece cut inside a frame ends with the first bytes of
+//! that frame, and the next piece starts with the rest: read alone, each is a damaged frame;
+//! joined, they are the frame. So each piece that starts in the middle of a session or of a
+//! frame is read in the context at the end of the piece it continues (the header in force,
+//! the place of the next reading, the bytes of a frame cut short), found by trying the end
+//! of every other input:
+//! - a frame made whole across the cut (its CRC good) is the surest sign;
+//! - a version-2 reading carries only the low bits of its seq and is sealed to its header's
+//!   identity: it decodes only under a header of its own session, and the piece before it
+//!   places it nearest (any context of the session further away places it too, at its
+//!   distance);
+//! - the best fits anywhere are settled first, and each piece is continued by one other
+//!   (unless a piece was given twice); on a tie the input before it in the order given wins.
+//!
+//! None is taken when no context decodes one of the leading readings or finishes the cut
+//! frame, and those are dead-lettered as before. A piece too short to hold a header takes
+//! the context of the piece it continues through its frames to its own end; as that changes
+//! what fits where, the choice is made again until it holds. Not joined: a piece that holds
+//! no delimiter at all (shorter than one frame).
 
+use std::cmp::Reverse;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 
@@ -30,10 +45,29 @@ pub struct Continuation {
     /// The index of the input continued.
     pub from: usize,
     /// How many readings at the start of the continuing input decode in it (of the first
-    /// 64 KiB).
+    /// 64 KiB), a frame [`joined`](Self::joined) not counted.
     pub readings: usize,
+    /// How many seqs the first of them lies from the place in force at the continued
+    /// input's end (readings lost or reordered between the two).
+    pub skipped: u64,
     /// What the continued input's frames put in force at its end.
     pub context: FrameContext,
+    /// The continued input ends inside a frame (the log was split there, not between two
+    /// frames), and this input's first bytes finish it.
+    pub joined: bool,
+}
+
+/// For each input, whether the frame cut short at its end is finished by the first bytes of
+/// an input that continues it (`continues`, from [`continuations`]): then its last bytes are
+/// the start of a good frame, not a damaged one.
+pub fn cut_continues(continues: &[Option<Continuation>]) -> Vec<bool> {
+    let mut out = vec![false; continues.len()];
+    for c in continues.iter().flatten().filter(|c| c.joined) {
+        if let Some(x) = out.get_mut(c.from) {
+            *x = true;
+        }
+    }
+    out
 }
 
 /// For each input read from its start (`starts[i] == 0`) that begins with readings before its
@@ -57,63 +91,144 @@ pub fn continuations(sources: &[InputSource], starts: &[u64]) -> Vec<Option<Cont
     if heads.iter().all(Option::is_none) {
         return out;
     }
-    let mut ends: Vec<End> = sources.iter().map(end_context).collect();
+    let base: Vec<End> = sources.iter().map(end_context).collect();
     // A piece with no header of its own (shorter than the node's header interval) ends in
-    // the context of the piece it continues, carried through its readings: found once that
-    // one's is, so a chain of them takes a round each (each round settles one at least).
-    loop {
-        out = choose(&heads, &ends);
-        let mut grew = false;
-        for (j, end) in ends.iter_mut().enumerate() {
-            if let (End::Headerless(all), Some(c)) = (&*end, out.get(j).and_then(Option::as_ref)) {
-                *end = c.context.through(all).map_or(End::None, End::Context);
-                grew = true;
-            }
-        }
-        if !grew {
+    // the context of the piece it continues, carried through its frames. Which piece that
+    // is can change once the contexts of others are known, so the choice is made again
+    // until it holds (a round for each link of a chain of such pieces).
+    for _ in 0..=sources.len() {
+        let ends = settle(&base, &out);
+        let next = choose(&heads, &ends);
+        let key = |c: &Option<Continuation>| c.as_ref().map(|c| (c.from, c.joined));
+        let same = next.iter().map(key).eq(out.iter().map(key));
+        out = next;
+        if same {
             break;
         }
     }
     out
 }
 
+/// The ends of the inputs (`base`), with each headerless piece that continues another
+/// (`out`) carried through to its own end, in the order of their chains: a piece waits for
+/// the one it continues, unless that one continues none (the frame cut at its end is all it
+/// offers).
+fn settle(base: &[End], out: &[Option<Continuation>]) -> Vec<End> {
+    let mut ends = base.to_vec();
+    let mut done = vec![false; ends.len()];
+    loop {
+        let mut grew = false;
+        for j in 0..ends.len() {
+            let Some(c) = out.get(j).and_then(Option::as_ref) else {
+                continue;
+            };
+            let is_final = |k: usize| match ends.get(k) {
+                Some(End::Context(_)) => true,
+                Some(End::Headerless(..)) => {
+                    done.get(k).copied().unwrap_or(false) || out.get(k).is_some_and(Option::is_none)
+                }
+                _ => false,
+            };
+            if done.get(j).copied().unwrap_or(true) || !is_final(c.from) {
+                continue;
+            }
+            let carried = match (ends.get(j), ends.get(c.from)) {
+                (
+                    Some(End::Headerless(all, _)),
+                    Some(End::Context(ctx) | End::Headerless(_, Some(ctx))),
+                ) => ctx.through(all, c.joined),
+                _ => None,
+            };
+            done[j] = true;
+            grew = true;
+            if let Some(ctx) = carried {
+                ends[j] = End::Context(ctx);
+            }
+        }
+        if !grew {
+            break;
+        }
+    }
+    ends
+}
+
 /// For each input that begins with readings before its first header (`heads`), the input
-/// whose end context places most of them (see the module docs).
+/// whose end context fits it best (see the module docs). Each piece continues one other: the
+/// best fits anywhere are settled first, and an input takes the best of those not yet
+/// continued (where two pieces end in the same cut bytes, or in the same session, a weaker
+/// sign alone could point at either), or, when all of its are, its best (a piece given
+/// twice).
 fn choose(heads: &[Option<Vec<u8>>], ends: &[End]) -> Vec<Option<Continuation>> {
-    let mut out = vec![None; heads.len()];
+    // (score, preference, input, candidate): the input before it is preferred, so that a
+    // tie goes to the order given.
+    let mut pairs: Vec<(Score, usize, usize, Continuation)> = Vec::new();
     for (i, head) in heads.iter().enumerate() {
         let Some(head) = head else { continue };
-        // The input before it first, so that a tie goes to the order given.
         let before = i.checked_sub(1);
         let order = before
             .into_iter()
             .chain((0..heads.len()).filter(|j| Some(*j) != before));
-        let mut best: Option<Continuation> = None;
-        for j in order.filter(|j| *j != i) {
-            let Some(End::Context(ctx)) = ends.get(j) else {
+        for (pref, j) in order.filter(|j| *j != i).enumerate() {
+            let (Some(End::Context(ctx)) | Some(End::Headerless(_, Some(ctx)))) = ends.get(j)
+            else {
                 continue;
             };
-            let n = ctx.fits(head);
-            if n > best.as_ref().map_or(0, |b| b.readings) {
-                best = Some(Continuation {
-                    from: j,
-                    readings: n,
-                    context: ctx.clone(),
-                });
+            let joined = ctx.joins(head);
+            let (placed, skipped) = ctx.fits(head, joined);
+            if !joined && (placed == 0 || ctx.header().is_none()) {
+                continue;
             }
+            let c = Continuation {
+                from: j,
+                readings: placed,
+                skipped,
+                context: ctx.clone(),
+                joined,
+            };
+            pairs.push((score(&c), pref, i, c));
         }
-        out[i] = best;
+    }
+    pairs.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    let mut taken = vec![false; heads.len()];
+    let mut out: Vec<Option<Continuation>> = vec![None; heads.len()];
+    for (_, _, i, c) in &pairs {
+        if out[*i].is_none() && !taken[c.from] {
+            taken[c.from] = true;
+            out[*i] = Some(c.clone());
+        }
+    }
+    for (_, _, i, c) in pairs {
+        if out[i].is_none() {
+            out[i] = Some(c);
+        }
     }
     out
 }
 
+/// How well a continuation fits: a frame cut in two and made whole again (its CRC good
+/// across the cut) is the surest sign, then readings of the piece placed at all (a reading
+/// is sealed to its session), then the fewest readings between the two pieces' places (any
+/// context of the same session places a reading of it, at its distance), then the most
+/// readings placed.
+type Score = (bool, bool, Reverse<u64>, usize);
+
+fn score(c: &Continuation) -> Score {
+    (c.joined, c.readings > 0, Reverse(c.skipped), c.readings)
+}
+
 /// Where the first header of `head` starts (or its end), when a reading comes before it
-/// (one that cannot be placed alone); `None` otherwise.
+/// (one that cannot be placed alone) or the first bytes are not a whole frame (the rest of
+/// one cut in two where the log was split); `None` otherwise.
 fn orphans(head: &[u8]) -> Option<usize> {
     let mut dec: Decoder = Decoder::new();
     let mut orphan = false;
     for ev in dec.feed(head) {
         match ev {
+            DecodeEvent::Skipped { span, reason }
+                if span.start == 0 && (reason.is_bad_frame() || reason == SkipReason::Empty) =>
+            {
+                orphan = true;
+            }
             DecodeEvent::Frame {
                 frame: Frame::Header(_),
                 span,
@@ -129,13 +244,16 @@ fn orphans(head: &[u8]) -> Option<usize> {
 }
 
 /// What the end of an input puts in force.
+#[derive(Clone)]
 enum End {
-    /// The context of its last version-2 header and the readings after it.
+    /// The context of its last version-2 header and the readings after it, or, with no
+    /// header in force, of the frame cut short by its last byte alone.
     Context(FrameContext),
     /// It has no header at all: its bytes, whole, to carry the context of the input it
-    /// continues through.
-    Headerless(Vec<u8>),
-    /// Nothing known: no version-2 header in its last MiB, or it cannot be read again.
+    /// continues through; until then, the context of the frame cut short by its last byte.
+    Headerless(Vec<u8>, Option<FrameContext>),
+    /// Nothing known: it cannot be read again, or it ends on a delimiter with no version-2
+    /// header in its last MiB.
     None,
 }
 
@@ -149,7 +267,13 @@ fn end_context(source: &InputSource) -> End {
         match FrameContext::at_end_of(&tail) {
             Some(c) => return End::Context(c),
             // The whole input was looked at: no longer tail to try.
-            None if whole => return End::Headerless(tail),
+            None if whole => {
+                let cut = FrameContext::cut_only(&tail);
+                return End::Headerless(tail, cut);
+            }
+            None if n == TAILS[TAILS.len() - 1] => {
+                return FrameContext::cut_only(&tail).map_or(End::None, End::Context);
+            }
             None => {}
         }
     }

@@ -226,6 +226,7 @@ pub fn run_planned(
         .map(|i| plans.get(i).map_or(0, |p| p.start))
         .collect();
     let continues = input::rotation::continuations(sources, &starts);
+    let cut_continues = input::rotation::cut_continues(&continues);
     let mut readers = Vec::with_capacity(sources.len());
     for (i, src) in sources.iter().enumerate() {
         let plan = plans.get(i).copied().unwrap_or_default();
@@ -238,10 +239,8 @@ pub fn run_planned(
             // anyway, and each thread holds a chunk and a few batches.
             threaded: sources.len() <= MAX_THREADED_INPUTS,
             format: cfg.input_format,
-            continues: continues
-                .get(i)
-                .and_then(Option::as_ref)
-                .map(|c| c.context.clone()),
+            continues: continues.get(i).cloned().flatten(),
+            cut_continues: cut_continues.get(i).copied().unwrap_or(false),
         };
         readers.push(input::open(src, i, &opts)?);
     }
@@ -320,6 +319,12 @@ pub fn run_planned(
             report.notes.push(format!(
                 "{name}: its frames before its first header were read as the continuation of {from} (a log rotated mid-session)"
             ));
+            if c.joined {
+                let cut = c.context.cut_frame().len();
+                report.notes.push(format!(
+                    "{name}: its first frame began in the last {cut} bytes of {from} (the log was split inside a frame)"
+                ));
+            }
         }
         if bytes.read == 0 && bytes.before_seek == 0 {
             report.notes.push(format!("{name}: empty input"));
