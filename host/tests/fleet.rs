@@ -661,6 +661,59 @@ fn a_sensor_whose_state_key_has_another_type_stops_only_that_sensor() {
     );
 }
 
+#[test]
+fn a_sensor_whose_output_key_has_another_type_loses_nothing_and_resumes_once_mended() {
+    let fleet = Fleet::new(3, 600);
+    let redis = Redis::start(fleet.dir.path("redis"));
+    let url = redis.url();
+    fleet
+        .mend(&["publish", "--redis", &url, "--end", "all.mlog"])
+        .ok();
+    let mut con = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    // A string where the worker appends the repaired rows: an XADD to it fails only inside
+    // the commit's EXEC, after the state, the XACK and the trim.
+    let out = mend::fleet::Keys::new(2).out;
+    redis::cmd("SET")
+        .arg(&out)
+        .arg("not a stream")
+        .query::<()>(&mut con)
+        .unwrap();
+    let (code, err) = common::redis::wait_any(fleet.spawn(&work_args(&url, "w", &[])), "worker");
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("sensor 2 not worked:"), "{err}");
+    assert!(err.contains("mend:{2}:out holds a string"), "{err}");
+    let status = fleet.mend(&["status", "--redis", &url]).ok().stdout();
+    assert!(
+        status.contains("sensors whose keys cannot be read: 1"),
+        "{status}"
+    );
+    // Mended, the sensor is worked from where it was: every row is there.
+    redis::cmd("DEL").arg(&out).query::<()>(&mut con).unwrap();
+    wait(fleet.spawn(&work_args(&url, "w", &[])), "worker");
+    for sensor in 1..=3u32 {
+        let file = format!("e{sensor}.csv");
+        fleet
+            .mend(&[
+                "export",
+                "--redis",
+                &url,
+                "--sensor",
+                &sensor.to_string(),
+                "-o",
+                &file,
+            ])
+            .ok();
+        assert_eq!(
+            fleet.dir.read_text(&file),
+            fleet.expected(sensor),
+            "sensor {sensor}"
+        );
+    }
+}
+
 /// Each session's rows, in order: `(sensor, session)` → its lines.
 fn by_session(csv: &str) -> std::collections::BTreeMap<String, Vec<&str>> {
     let mut out = std::collections::BTreeMap::<String, Vec<&str>>::new();

@@ -173,6 +173,29 @@ impl std::str::FromStr for EntryId {
 /// How long a fleet command waits for Redis to answer a connection.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// Checks that each `(key, type)` (a `TYPE` reply) is a stream or not there yet: a worker
+/// writes a sensor's rows and dead letters with `XADD`, which fails on a key of another type
+/// only when the commit runs, after the rest of it was applied.
+///
+/// # Errors
+/// A key of another type, named with its type.
+///
+/// # Examples
+/// ```
+/// use mend::fleet::streams_only;
+/// assert!(streams_only(&[("mend:{1}:out", "stream"), ("mend:{1}:dead", "none")]).is_ok());
+/// let e = streams_only(&[("mend:{1}:out", "string")]).unwrap_err();
+/// assert!(e.to_string().contains("mend:{1}:out holds a string"));
+/// ```
+pub fn streams_only(types: &[(&str, &str)]) -> anyhow::Result<()> {
+    for (key, t) in types {
+        if *t != "stream" && *t != "none" {
+            anyhow::bail!("{key} holds a {t}, not a stream: rename or delete it");
+        }
+    }
+    Ok(())
+}
+
 /// Opens a connection, with an error that names the URL.
 ///
 /// # Errors

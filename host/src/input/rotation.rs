@@ -71,7 +71,8 @@ pub fn cut_continues(continues: &[Option<Continuation>]) -> Vec<bool> {
 }
 
 /// For each input read from its start (`starts[i] == 0`) that begins with readings before its
-/// first header, the input it continues, if any (see the module docs).
+/// first header, or with the rest of a frame cut in two, the input it continues, if any (see
+/// the module docs).
 pub fn continuations(sources: &[InputSource], starts: &[u64]) -> Vec<Option<Continuation>> {
     let mut out = vec![None; sources.len()];
     if sources.len() < 2 {

@@ -64,18 +64,35 @@ impl Commit {
         // started from. A worker paused past its lease may find the lease free again and
         // take it back, but another worker has committed meanwhile: its run is stale.
         // The WATCH and the reads in one round trip: Redis runs them in order.
-        let (holder, version): (Option<String>, Option<u64>) = redis::pipe()
-            .cmd("WATCH")
-            .arg(&self.keys.lease)
-            .arg(&self.keys.state)
-            .ignore()
-            .cmd("GET")
-            .arg(&self.keys.lease)
-            .cmd("HGET")
-            .arg(&self.keys.state)
-            .arg("version")
-            .query(con)
-            .with_context(|| format!("cannot read {}", self.keys.lease))?;
+        // The streams written are watched too, and must be streams: an XADD to a key of
+        // another type fails only inside the EXEC, after the rest of the commit (the state,
+        // the XACK, the trim) was applied.
+        let (holder, version, out_type, dead_type): (Option<String>, Option<u64>, String, String) =
+            redis::pipe()
+                .cmd("WATCH")
+                .arg(&self.keys.lease)
+                .arg(&self.keys.state)
+                .arg(&self.keys.out)
+                .arg(&self.keys.dead)
+                .ignore()
+                .cmd("GET")
+                .arg(&self.keys.lease)
+                .cmd("HGET")
+                .arg(&self.keys.state)
+                .arg("version")
+                .cmd("TYPE")
+                .arg(&self.keys.out)
+                .cmd("TYPE")
+                .arg(&self.keys.dead)
+                .query(con)
+                .with_context(|| format!("cannot read {}", self.keys.lease))?;
+        if let Err(e) = crate::fleet::streams_only(&[
+            (&self.keys.out, &out_type),
+            (&self.keys.dead, &dead_type),
+        ]) {
+            redis::cmd("UNWATCH").query::<()>(con)?;
+            return Err(e.context(format!("cannot commit sensor {}", self.sensor)));
+        }
         if holder.as_deref() != Some(self.me.as_str()) || version.unwrap_or(0) != self.version {
             redis::cmd("UNWATCH").query::<()>(con)?;
             return Ok(false);

@@ -14,6 +14,8 @@ type Claimed = (String, Vec<String>, Vec<String>);
 /// (`XREADGROUP`), the state hash, the first and the last entry, the end mark, the server's
 /// clock.
 type Replies = (
+    String,
+    String,
     Claimed,
     Option<Vec<(String, Vec<Entry>)>>,
     BTreeMap<String, String>,
@@ -50,47 +52,54 @@ impl SensorRead {
         me: &str,
         count: usize,
     ) -> anyhow::Result<Self> {
-        // One round trip: entries delivered to a worker that never acknowledged them (ours
-        // now), new entries, the state, the stream's first and last entries, the end mark
-        // and the clock.
-        let (claimed, read, hash, first, last, end, (secs, micros)): Replies = redis::pipe()
-            .cmd("XAUTOCLAIM")
-            .arg(&k.raw)
-            .arg(group)
-            .arg(me)
-            .arg(0)
-            .arg("0-0")
-            .arg("COUNT")
-            .arg(1_000)
-            .arg("JUSTID")
-            .cmd("XREADGROUP")
-            .arg("GROUP")
-            .arg(group)
-            .arg(me)
-            .arg("COUNT")
-            .arg(count)
-            .arg("STREAMS")
-            .arg(&k.raw)
-            .arg(">")
-            .cmd("HGETALL")
-            .arg(&k.state)
-            .cmd("XRANGE")
-            .arg(&k.raw)
-            .arg("-")
-            .arg("+")
-            .arg("COUNT")
-            .arg(1)
-            .cmd("XREVRANGE")
-            .arg(&k.raw)
-            .arg("+")
-            .arg("-")
-            .arg("COUNT")
-            .arg(1)
-            .cmd("GET")
-            .arg(&k.end)
-            .cmd("TIME")
-            .query(con)
-            .with_context(|| format!("cannot read {}", k.raw))?;
+        // One round trip: the types of the streams a commit writes, entries delivered to a
+        // worker that never acknowledged them (ours now), new entries, the state, the
+        // stream's first and last entries, the end mark and the clock.
+        let (out_type, dead_type, claimed, read, hash, first, last, end, (secs, micros)): Replies =
+            redis::pipe()
+                .cmd("TYPE")
+                .arg(&k.out)
+                .cmd("TYPE")
+                .arg(&k.dead)
+                .cmd("XAUTOCLAIM")
+                .arg(&k.raw)
+                .arg(group)
+                .arg(me)
+                .arg(0)
+                .arg("0-0")
+                .arg("COUNT")
+                .arg(1_000)
+                .arg("JUSTID")
+                .cmd("XREADGROUP")
+                .arg("GROUP")
+                .arg(group)
+                .arg(me)
+                .arg("COUNT")
+                .arg(count)
+                .arg("STREAMS")
+                .arg(&k.raw)
+                .arg(">")
+                .cmd("HGETALL")
+                .arg(&k.state)
+                .cmd("XRANGE")
+                .arg(&k.raw)
+                .arg("-")
+                .arg("+")
+                .arg("COUNT")
+                .arg(1)
+                .cmd("XREVRANGE")
+                .arg(&k.raw)
+                .arg("+")
+                .arg("-")
+                .arg("COUNT")
+                .arg(1)
+                .cmd("GET")
+                .arg(&k.end)
+                .cmd("TIME")
+                .query(con)
+                .with_context(|| format!("cannot read {}", k.raw))?;
+        // The entries read stay pending, and are claimed again once the keys are mended.
+        crate::fleet::streams_only(&[(&k.out, &out_type), (&k.dead, &dead_type)])?;
         let mut to_ack: Vec<EntryId> = Vec::new();
         let (mut cursor, ids, _) = claimed;
         for id in &ids {
