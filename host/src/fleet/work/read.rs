@@ -10,9 +10,9 @@ use crate::fleet::{Entry, EntryId, Keys};
 /// A page of `XAUTOCLAIM … JUSTID`: the next cursor, the claimed IDs, the deleted IDs.
 type Claimed = (String, Vec<String>, Vec<String>);
 
-/// The replies of a worker's reads of one sensor: claimed entries, new entries
-/// (`XREADGROUP`), the state hash, the first and the last entry, the end mark, the server's
-/// clock.
+/// The replies of a worker's reads of one sensor: the types of its output and dead-letter
+/// keys, claimed entries, new entries (`XREADGROUP`), the state hash, the first and the last
+/// entry, the end mark, the server's clock.
 type Replies = (
     String,
     String,
