@@ -714,6 +714,37 @@ fn a_sensor_whose_output_key_has_another_type_loses_nothing_and_resumes_once_men
     }
 }
 
+#[test]
+fn a_stream_whose_ids_run_ahead_of_the_clock_settles_once_quiet() {
+    let fleet = Fleet::new(1, 600);
+    let redis = Redis::start(fleet.dir.path("redis"));
+    let url = redis.url();
+    let mut con = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    // An entry numbered a day ahead (the server's clock set back since, or an ID given by
+    // hand): every entry added after it is numbered after it, ahead of the clock.
+    let (secs, _): (u64, u64) = redis::cmd("TIME").query(&mut con).unwrap();
+    redis::cmd("XADD")
+        .arg("mend:{1}:raw")
+        .arg(format!("{}-0", (secs + 86_400) * 1_000))
+        .arg("f")
+        .arg("")
+        .query::<String>(&mut con)
+        .unwrap();
+    // Not marked complete (`--end`): the tail settles only once the stream is quiet.
+    fleet.mend(&["publish", "--redis", &url, "all.mlog"]).ok();
+    wait(
+        fleet.spawn(&work_args(&url, "w", &["--settle", "300ms"])),
+        "worker",
+    );
+    fleet
+        .mend(&["export", "--redis", &url, "--sensor", "1", "-o", "e.csv"])
+        .ok();
+    assert_eq!(fleet.dir.read_text("e.csv"), fleet.expected(1));
+}
+
 /// Each session's rows, in order: `(sensor, session)` → its lines.
 fn by_session(csv: &str) -> std::collections::BTreeMap<String, Vec<&str>> {
     let mut out = std::collections::BTreeMap::<String, Vec<&str>>::new();

@@ -153,6 +153,11 @@ pub struct Worker {
     spare: Vec<RowSink>,
     /// The thread that replays runs while this one reads the next sensor.
     replayer: Replayer,
+    /// Each sensor's last raw entry as this worker last found it, and the server's time
+    /// when it first did: a stream whose entry IDs run ahead of the server's clock (it was
+    /// set back, or an ID was given by hand) is idle once its last entry has not changed for
+    /// the settle time.
+    last_seen: BTreeMap<u32, (EntryId, u64)>,
 }
 
 impl Worker {
@@ -165,6 +170,7 @@ impl Worker {
             report: WorkReport::default(),
             spare: Vec::new(),
             replayer: Replayer::new(),
+            last_seen: BTreeMap::new(),
         }
     }
 
@@ -412,7 +418,12 @@ impl Worker {
             return Ok(Step::Idle(false));
         };
         let complete = end.is_some_and(|e| e >= last);
-        let idle = now.saturating_sub(last.ms) >= self.cfg.settle_ms;
+        let since = match self.last_seen.get(&sensor) {
+            Some((seen, at)) if *seen == last => *at,
+            _ => now,
+        };
+        self.last_seen.insert(sensor, (last, since));
+        let idle = now.saturating_sub(last.ms.min(since)) >= self.cfg.settle_ms;
         let settle = covers == last && (complete || idle);
         if to_ack.is_empty() && (!settle || state.settled) {
             let pending = pending_count(con, k, group)?;
