@@ -384,10 +384,7 @@ fn a_reading_after_its_tail_was_settled_is_a_late_dead_letter_and_no_row() {
     ])
     .ok();
     assert_eq!(dir.read_text("after.csv"), dir.read_text("before.csv"));
-    let mut con = redis::Client::open(url.as_str())
-        .unwrap()
-        .get_connection()
-        .unwrap();
+    let mut con = common::redis::connection(&url);
     let dead: Vec<(String, Vec<String>)> = redis::cmd("XRANGE")
         .arg("mend:{5}:dead")
         .arg("-")
@@ -574,10 +571,7 @@ fn another_sensors_frames_in_a_raw_stream_are_dead_letters_not_its_rows() {
     let fleet = Fleet::new(2, 600);
     let redis = Redis::start(fleet.dir.path("redis"));
     let url = redis.url();
-    let mut con = redis::Client::open(url.as_str())
-        .unwrap()
-        .get_connection()
-        .unwrap();
+    let mut con = common::redis::connection(&url);
     // An entry of sensor 2's frames added by hand to sensor 1's raw stream, first.
     let h = common::header(2, 1);
     let mut foreign = common::frame(mend_core::Frame::Header(h));
@@ -616,36 +610,27 @@ fn another_sensors_frames_in_a_raw_stream_are_dead_letters_not_its_rows() {
     assert!(other[0].contains("of sensor 2"), "{other:?}");
 }
 
-#[test]
-fn a_sensor_whose_state_key_has_another_type_stops_only_that_sensor() {
+/// Three sensors published whole, with sensor 2's `key` set to a string, and a worker run
+/// until idle: it must leave sensor 2 alone, exit 1 naming it (`why` in its message), and
+/// `mend status` must show it unusable. Returns the fleet, its server, the server's URL and
+/// a connection, for the checks that follow.
+fn sensor_2_left_alone(key: &str, why: &str) -> (Fleet, Redis, String, redis::Connection, String) {
     let fleet = Fleet::new(3, 600);
     let redis = Redis::start(fleet.dir.path("redis"));
     let url = redis.url();
     fleet
         .mend(&["publish", "--redis", &url, "--end", "all.mlog"])
         .ok();
-    let mut con = redis::Client::open(url.as_str())
-        .unwrap()
-        .get_connection()
-        .unwrap();
-    // A string where the worker keeps a hash.
+    let mut con = common::redis::connection(&url);
     redis::cmd("SET")
-        .arg(mend::fleet::Keys::new(2).state)
-        .arg("not a hash")
+        .arg(key)
+        .arg("not what a worker writes")
         .query::<()>(&mut con)
         .unwrap();
     let (code, err) = common::redis::wait_any(fleet.spawn(&work_args(&url, "w", &[])), "worker");
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("sensor 2 not worked:"), "{err}");
-    assert!(err.contains("WRONGTYPE"), "{err}");
-    for sensor in ["1", "3"] {
-        let out = format!("e{sensor}.csv");
-        fleet
-            .mend(&["export", "--redis", &url, "--sensor", sensor, "-o", &out])
-            .ok();
-        let want = fleet.expected(sensor.parse().unwrap());
-        assert_eq!(fleet.dir.read_text(&out), want, "sensor {sensor}");
-    }
+    assert!(err.contains(why), "{err}");
     let status = fleet.mend(&["status", "--redis", &url]).ok().stdout();
     assert!(
         status.contains("sensors whose keys cannot be read: 1"),
@@ -653,6 +638,31 @@ fn a_sensor_whose_state_key_has_another_type_stops_only_that_sensor() {
     );
     let line = status.lines().find(|l| l.starts_with("2  ")).unwrap();
     assert!(line.contains("unusable:"), "{status}");
+    (fleet, redis, url, con, status)
+}
+
+/// Exports each of `sensors` and checks it is its series whole.
+fn assert_exported(fleet: &Fleet, url: &str, sensors: &[u32]) {
+    for sensor in sensors {
+        let file = format!("e{sensor}.csv");
+        let name = sensor.to_string();
+        fleet
+            .mend(&["export", "--redis", url, "--sensor", &name, "-o", &file])
+            .ok();
+        assert_eq!(
+            fleet.dir.read_text(&file),
+            fleet.expected(*sensor),
+            "sensor {sensor}"
+        );
+    }
+}
+
+#[test]
+fn a_sensor_whose_state_key_has_another_type_stops_only_that_sensor() {
+    // A string where the worker keeps a hash.
+    let (fleet, _redis, url, _con, status) =
+        sensor_2_left_alone(&mend::fleet::Keys::new(2).state, "WRONGTYPE");
+    assert_exported(&fleet, &url, &[1, 3]);
     assert!(
         status
             .lines()
@@ -663,55 +673,14 @@ fn a_sensor_whose_state_key_has_another_type_stops_only_that_sensor() {
 
 #[test]
 fn a_sensor_whose_output_key_has_another_type_loses_nothing_and_resumes_once_mended() {
-    let fleet = Fleet::new(3, 600);
-    let redis = Redis::start(fleet.dir.path("redis"));
-    let url = redis.url();
-    fleet
-        .mend(&["publish", "--redis", &url, "--end", "all.mlog"])
-        .ok();
-    let mut con = redis::Client::open(url.as_str())
-        .unwrap()
-        .get_connection()
-        .unwrap();
     // A string where the worker appends the repaired rows: an XADD to it fails only inside
     // the commit's EXEC, after the state, the XACK and the trim.
     let out = mend::fleet::Keys::new(2).out;
-    redis::cmd("SET")
-        .arg(&out)
-        .arg("not a stream")
-        .query::<()>(&mut con)
-        .unwrap();
-    let (code, err) = common::redis::wait_any(fleet.spawn(&work_args(&url, "w", &[])), "worker");
-    assert_eq!(code, 1, "{err}");
-    assert!(err.contains("sensor 2 not worked:"), "{err}");
-    assert!(err.contains("mend:{2}:out holds a string"), "{err}");
-    let status = fleet.mend(&["status", "--redis", &url]).ok().stdout();
-    assert!(
-        status.contains("sensors whose keys cannot be read: 1"),
-        "{status}"
-    );
+    let (fleet, _redis, url, mut con, _) = sensor_2_left_alone(&out, "mend:{2}:out holds a string");
     // Mended, the sensor is worked from where it was: every row is there.
     redis::cmd("DEL").arg(&out).query::<()>(&mut con).unwrap();
     wait(fleet.spawn(&work_args(&url, "w", &[])), "worker");
-    for sensor in 1..=3u32 {
-        let file = format!("e{sensor}.csv");
-        fleet
-            .mend(&[
-                "export",
-                "--redis",
-                &url,
-                "--sensor",
-                &sensor.to_string(),
-                "-o",
-                &file,
-            ])
-            .ok();
-        assert_eq!(
-            fleet.dir.read_text(&file),
-            fleet.expected(sensor),
-            "sensor {sensor}"
-        );
-    }
+    assert_exported(&fleet, &url, &[1, 2, 3]);
 }
 
 #[test]
@@ -719,10 +688,7 @@ fn a_stream_whose_ids_run_ahead_of_the_clock_settles_once_quiet() {
     let fleet = Fleet::new(1, 600);
     let redis = Redis::start(fleet.dir.path("redis"));
     let url = redis.url();
-    let mut con = redis::Client::open(url.as_str())
-        .unwrap()
-        .get_connection()
-        .unwrap();
+    let mut con = common::redis::connection(&url);
     // An entry numbered a day ahead (the server's clock set back since, or an ID given by
     // hand): every entry added after it is numbered after it, ahead of the clock.
     let (secs, _): (u64, u64) = redis::cmd("TIME").query(&mut con).unwrap();
@@ -831,10 +797,7 @@ fn a_worker_paused_past_its_lease_writes_nothing_stale_when_it_resumes() {
     let pid = Pid::from_raw(i32::try_from(paused.id()).unwrap());
     // Paused as soon as it holds a lease: with 200 000 readings a sensor, one worker takes
     // well over a second for the four, so work is left for the other one.
-    let mut con = redis::Client::open(url.as_str())
-        .unwrap()
-        .get_connection()
-        .unwrap();
+    let mut con = common::redis::connection(&url);
     let t = Instant::now();
     while (1..=4).all(|s| {
         !redis::cmd("EXISTS")
@@ -1018,10 +981,7 @@ fn a_raw_stream_is_trimmed_after_its_sessions_end_and_a_takeover_still_exports_a
         .ok();
     assert_eq!(dir.read_text("e.csv"), want);
     // Session 1's second copy is dead-lettered as late, as by the replay, not absorbed.
-    let mut con = redis::Client::open(url.as_str())
-        .unwrap()
-        .get_connection()
-        .unwrap();
+    let mut con = common::redis::connection(&url);
     let dead: Vec<(String, Vec<Vec<u8>>)> = redis::cmd("XRANGE")
         .arg("mend:{5}:dead")
         .arg("-")
@@ -1220,10 +1180,7 @@ fn long_session_exports_as_replay(hostile: bool, kill: bool) {
     dir.mend(&["export", "--redis", &url, "--sensor", "9", "-o", "e.csv"])
         .ok();
     // Every dead letter of the replay is in the fleet's, once: the same reasons, as often.
-    let mut con = redis::Client::open(url.as_str())
-        .unwrap()
-        .get_connection()
-        .unwrap();
+    let mut con = common::redis::connection(&url);
     let dead: Vec<(String, Vec<String>)> = redis::cmd("XRANGE")
         .arg("mend:{9}:dead")
         .arg("-")

@@ -105,6 +105,11 @@ pub fn wait(child: Child, what: &str) -> (i32, String) {
     (code, err)
 }
 
+/// A connection to the server at `url`, for a test's own commands.
+pub fn connection(url: &str) -> redis::Connection {
+    redis::Client::open(url).unwrap().get_connection().unwrap()
+}
+
 /// Waits for a worker as [`wait`] does, whatever its exit code: its code and standard error.
 pub fn wait_any(mut child: Child, what: &str) -> (i32, String) {
     let t = Instant::now();
