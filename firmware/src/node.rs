@@ -14,6 +14,11 @@
 //! - `Resend { session, from, to }` sends that session's records in the range again, marked
 //!   as replayed, under that session's header.
 //!
+//! While the log holds records of an earlier session, the node sends the newest of each such
+//! session again every few seconds, as a replayed frame under that session's header: a
+//! session that ended sends no heartbeat, so when its last frames were lost and so was their
+//! replay at power-up, this is how the gateway learns they exist (and asks for them).
+//!
 //! A period in which nothing else was sent ends with a heartbeat. After `MEND_SAMPLES`
 //! samples the node stops sampling (flushing its edge and sending the final stats) but keeps
 //! answering the gateway and sending heartbeats: it has frames the gateway may still ask for.
@@ -99,58 +104,47 @@ impl Node {
         }
     }
 
-    /// Sends the records `pick` chooses again, oldest first: readings as replayed readings,
-    /// faults as faults, each session's under a header of that session (with its reset
-    /// reason) placed at the record's seq. Returns how many were sent.
+    /// Sends the records `pick` chooses again, oldest first (see [`Resender`]). Returns how
+    /// many were sent.
     fn replay(&mut self, link: &mut Link, pick: impl Fn(&Record) -> bool) -> u32 {
-        let mut enc = Encoder::new();
-        let mut under: Option<u32> = None;
-        let mut count = 0u32;
-        let mut slot = [0u8; MAX_FRAME];
-        let mut send = |enc: &mut Encoder, frame: &Frame| {
-            if let Ok(n) = enc.encode_into(frame, &mut slot) {
-                if let Some(bytes) = slot.get(..n) {
-                    link.send(bytes);
-                }
-            }
-        };
+        let mut out = Resender::new(link);
         let result = self.store.scan(|r| {
-            if !pick(r) {
-                return false;
+            if pick(r) {
+                out.send(r);
             }
-            let header = Header::new(
-                config::SENSOR,
-                r.session,
-                config::PERIOD_MS,
-                ClockKind::Boot,
-                0,
-            )
-            .with_reset(r.reset);
-            let placed = match r.wire() {
-                Some(w) => enc.places(w.seq),
-                None => true,
-            };
-            if under != Some(r.session) || !placed {
-                send(&mut enc, &Frame::Header(header.with_base(r.seq)));
-                under = Some(r.session);
-            }
-            match (r.wire(), r.kept) {
-                (Some(w), _) => send(&mut enc, &Frame::Replayed(w)),
-                (None, Kept::Fault(kind)) => {
-                    send(&mut enc, &Frame::Fault(Fault { seq: r.seq, kind }))
-                }
-                (None, Kept::Reading { .. }) => {}
-            }
-            count += 1;
             false
         });
         if result.is_err() {
             fail("flash log: read failed");
         }
-        if count > 0 {
-            self.sent = true;
+        self.sent |= out.count > 0;
+        out.count
+    }
+
+    /// Sends the newest record of every earlier session still in the log again. A session
+    /// that ended sends no heartbeat, so when its last frames and their replay at power-up
+    /// were both lost, the gateway has nothing that says they exist: this tells it, and it
+    /// asks for the rest. Returns how many were sent.
+    fn offer_earlier_tails(&mut self, link: &mut Link) -> u32 {
+        let session = self.session;
+        let mut out = Resender::new(link);
+        let mut last: Option<Record> = None;
+        // A session's records lie together in the log, in the order they were taken.
+        let result = self.store.scan(|r| {
+            if let Some(l) = last.filter(|l| l.session != r.session && l.session != session) {
+                out.send(&l);
+            }
+            last = Some(*r);
+            false
+        });
+        if result.is_err() {
+            fail("flash log: read failed");
         }
-        count
+        if let Some(l) = last.filter(|l| l.session != session) {
+            out.send(&l);
+        }
+        self.sent |= out.count > 0;
+        out.count
     }
 
     /// Records in the log that the gateway has not acknowledged yet (0 once it holds
@@ -189,6 +183,67 @@ impl Node {
         }
     }
 }
+
+/// Sends kept records again, oldest first: readings as replayed readings, faults as faults,
+/// each session's under a header of that session (with its reset reason) placed at the
+/// record's seq.
+struct Resender<'a> {
+    link: &'a mut Link,
+    enc: Encoder,
+    /// The session of the last header sent.
+    under: Option<u32>,
+    /// Records sent.
+    count: u32,
+}
+
+impl<'a> Resender<'a> {
+    fn new(link: &'a mut Link) -> Self {
+        Self {
+            link,
+            enc: Encoder::new(),
+            under: None,
+            count: 0,
+        }
+    }
+
+    fn send(&mut self, r: &Record) {
+        let header = Header::new(
+            config::SENSOR,
+            r.session,
+            config::PERIOD_MS,
+            ClockKind::Boot,
+            0,
+        )
+        .with_reset(r.reset);
+        let placed = match r.wire() {
+            Some(w) => self.enc.places(w.seq),
+            None => true,
+        };
+        if self.under != Some(r.session) || !placed {
+            self.frame(&Frame::Header(header.with_base(r.seq)));
+            self.under = Some(r.session);
+        }
+        match (r.wire(), r.kept) {
+            (Some(w), _) => self.frame(&Frame::Replayed(w)),
+            (None, Kept::Fault(kind)) => self.frame(&Frame::Fault(Fault { seq: r.seq, kind })),
+            (None, Kept::Reading { .. }) => {}
+        }
+        self.count += 1;
+    }
+
+    fn frame(&mut self, frame: &Frame) {
+        let mut slot = [0u8; MAX_FRAME];
+        if let Ok(n) = self.enc.encode_into(frame, &mut slot) {
+            if let Some(bytes) = slot.get(..n) {
+                self.link.send(bytes);
+            }
+        }
+    }
+}
+
+/// How often, while the log holds records of an earlier session, the node offers the newest
+/// of them again ([`Node::offer_earlier_tails`]), in ms of its clock.
+const OFFER_EVERY_MS: u64 = 5_000;
 
 /// Runs the store node; never returns.
 #[cfg_attr(
@@ -252,6 +307,7 @@ pub fn run(cp: cortex_m::Peripherals, mut uart: Uart0, mut source: Source) -> ! 
     let mut seq: u32 = 0;
     let mut due_ms: u64 = 0;
     let mut sampling = true;
+    let mut offer_ms = OFFER_EVERY_MS;
     loop {
         let due = clock.sleep_until_or(due_ms, downlink::pending);
         if let Some(dog) = dog.as_mut() {
@@ -272,6 +328,13 @@ pub fn run(cp: cortex_m::Peripherals, mut uart: Uart0, mut source: Source) -> ! 
             continue;
         }
         due_ms += u64::from(config::PERIOD_MS);
+        if clock.now_ms() >= offer_ms {
+            offer_ms = clock.now_ms() + OFFER_EVERY_MS;
+            if node.offer_earlier_tails(&mut link) > 0 {
+                edge.announce();
+                node.drain(edge, &mut link);
+            }
+        }
         if !node.sent && seq > 0 {
             edge.heartbeat(seq);
         }

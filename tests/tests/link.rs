@@ -81,6 +81,100 @@ fn wait_for_capture(capture: &Path, what: &str, done: impl Fn(&BTreeMap<u32, usi
     }
 }
 
+/// The gateway's settings, through `proxy`, writing `capture`.
+fn gateway(proxy: &FaultProxy, capture: &Path) -> ListenConfig {
+    ListenConfig {
+        endpoint: Endpoint::Tcp(proxy.addr().to_string()),
+        capture: capture.to_path_buf(),
+        idle_ms: None,
+        duration_ms: Some(240_000),
+        // The node samples 50 times faster than at 1 Hz: so does the gateway ask again, or a
+        // hole would hold back the acknowledgements (and fill the log) for minutes of samples.
+        retry: RetryPolicy {
+            tries: 5,
+            first_ms: 200,
+            max_ms: 800,
+        },
+        sync_ms: 20,
+        downlink: true,
+        redis: None,
+    }
+}
+
+/// Waits until the node, done sampling, reports that its log holds nothing more (the gateway
+/// acknowledged every record of every session).
+fn wait_for_drained_log(node: &StoreNode, patience: Duration) {
+    let done = node.wait_for_console(patience, |c| {
+        c.split("sampling done")
+            .nth(1)
+            .is_some_and(|after| after.contains("log kept: 0"))
+    });
+    if done.is_none() {
+        // A long console is cut short where a test's output is shown: its end says most.
+        let console = node.console();
+        let lines: Vec<&str> = console.lines().collect();
+        let tail = lines[lines.len().saturating_sub(60)..].join("\n");
+        panic!(
+            "the node never saw its log drained after sampling; the last {} of {} console \
+             lines:\n{tail}",
+            lines.len().min(60),
+            lines.len()
+        );
+    }
+}
+
+/// Sets its flag when dropped: a test that fails inside a thread scope stops its gateway then,
+/// instead of waiting for the gateway's time limit.
+struct StopOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+/// The QEMU runs of this file one at a time: each is timed against the real clock.
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static QEMU: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    QEMU.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Checks every row of a replayed capture: measured (none filled), of the node's sensor, at
+/// the temperature it showed, each identity once, and each session's seqs `0..n` without a
+/// gap. Returns `n` per session.
+fn whole_sessions(out: &mend::ReplayOutput, context: &str) -> BTreeMap<u32, usize> {
+    let mut by_session: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+    let mut identities = BTreeSet::new();
+    for o in &out.records {
+        let r = o.record.reading;
+        assert!(
+            !o.record.is_synthetic(),
+            "session {} seq {} was filled, not recovered\n{context}",
+            r.session,
+            r.seq
+        );
+        assert_eq!(r.sensor, SENSOR);
+        assert!(identities.insert((r.session, r.seq)), "{r:?} twice");
+        assert_eq!(
+            r.celsius.to_bits(),
+            mend_tests::millidegrees_to_celsius_bits(MILLI),
+            "{r:?}: not the value the sensor showed"
+        );
+        by_session.entry(r.session).or_default().push(r.seq);
+    }
+    for (session, seqs) in &by_session {
+        let want: Vec<u32> = (0..seqs.len() as u32).collect();
+        assert_eq!(
+            seqs, &want,
+            "session {session}: a gap or a repeat inside it\n{context}"
+        );
+    }
+    let stream_synthetic: u64 = out.report.streams.iter().map(|s| s.synthetic).sum();
+    assert_eq!(stream_synthetic, 0);
+    by_session.into_iter().map(|(s, v)| (s, v.len())).collect()
+}
+
 /// A seed that differs from run to run, printed so that a failure can be replayed.
 fn seed() -> u64 {
     if let Ok(s) = std::env::var("MEND_LINK_SEED") {
@@ -93,6 +187,7 @@ fn seed() -> u64 {
 
 #[test]
 fn every_reading_the_node_took_comes_back_measured_through_a_faulty_link_resets_and_a_power_cut() {
+    let _one = one_at_a_time();
     let elf = build_firmware(&node_build());
     let dir = flash_dir("faults");
     let capture = dir.join("gateway.mlog");
@@ -110,24 +205,10 @@ fn every_reading_the_node_took_comes_back_measured_through_a_faulty_link_resets_
         },
     )
     .expect("start the proxy");
-    let cfg = ListenConfig {
-        endpoint: Endpoint::Tcp(proxy.addr().to_string()),
-        capture: capture.clone(),
-        idle_ms: None,
-        duration_ms: Some(240_000),
-        // The node samples 50 times faster than at 1 Hz: so does the gateway ask again, or a
-        // hole would hold back the acknowledgements (and fill the log) for minutes of samples.
-        retry: RetryPolicy {
-            tries: 5,
-            first_ms: 200,
-            max_ms: 800,
-        },
-        sync_ms: 20,
-        downlink: true,
-        redis: None,
-    };
+    let cfg = gateway(&proxy, &capture);
     let (stop_first, stop) = (AtomicBool::new(false), AtomicBool::new(false));
     let (first, report) = std::thread::scope(|s| {
+        let _stop = (StopOnDrop(&stop_first), StopOnDrop(&stop));
         let gateway =
             s.spawn(|| mend::listen::run(&cfg, &|| stop_first.load(Ordering::SeqCst), &mut |_| {}));
         let mut node = StoreNode::boot_for_gateway(&elf, &dir, 1, port, 240);
@@ -170,16 +251,7 @@ fn every_reading_the_node_took_comes_back_measured_through_a_faulty_link_resets_
 
         // The last power-up samples to its end; then the gateway must come to hold its whole
         // log (the node reports what it still keeps after each command).
-        let done = node.wait_for_console(Duration::from_secs(120), |c| {
-            c.split("sampling done")
-                .nth(1)
-                .is_some_and(|after| after.contains("log kept: 0"))
-        });
-        let console = node.console();
-        assert!(
-            done.is_some(),
-            "the node never saw its log drained after sampling; console:\n{console}"
-        );
+        wait_for_drained_log(&node, Duration::from_secs(120));
         // The gateway's last syncs and acknowledgements.
         std::thread::sleep(Duration::from_millis(300));
         stop.store(true, Ordering::SeqCst);
@@ -209,49 +281,18 @@ fn every_reading_the_node_took_comes_back_measured_through_a_faulty_link_resets_
         "the node's flash log overflowed\n{context}"
     );
     let out = host_replay(&std::fs::read(&capture).unwrap());
-    let mut by_session: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
-    let mut identities = BTreeSet::new();
-    for o in &out.records {
-        let r = o.record.reading;
-        assert!(
-            !o.record.is_synthetic(),
-            "session {} seq {} was filled, not recovered\n{context}",
-            r.session,
-            r.seq
-        );
-        assert_eq!(r.sensor, SENSOR);
-        assert!(identities.insert((r.session, r.seq)), "{r:?} twice");
-        assert_eq!(
-            r.celsius.to_bits(),
-            mend_tests::millidegrees_to_celsius_bits(MILLI),
-            "{r:?}: not the value the sensor showed"
-        );
-        by_session.entry(r.session).or_default().push(r.seq);
-    }
+    let by_session = whole_sessions(&out, &context);
     // Every power-up its own session: 1 and 2 (resets), 3 (cut), 4 (after the power cut).
     assert_eq!(by_session.keys().copied().collect::<Vec<_>>(), [1, 2, 3, 4]);
-    for (session, seqs) in &by_session {
-        let want: Vec<u32> = (0..seqs.len() as u32).collect();
-        assert_eq!(
-            seqs, &want,
-            "session {session}: a gap or a repeat inside it\n{context}"
-        );
-    }
     assert_eq!(
-        by_session[&4].len() as u32,
-        SAMPLES,
+        by_session[&4] as u32, SAMPLES,
         "the last power-up's every sample"
     );
+    assert!(by_session[&1] >= 30 + 50, "session 1 ran through the cut");
     assert!(
-        by_session[&1].len() >= 30 + 50,
-        "session 1 ran through the cut"
-    );
-    assert!(
-        by_session[&2].len() >= 30,
+        by_session[&2] >= 30,
         "session 2 ran across the gateway's restart"
     );
-    let stream_synthetic: u64 = out.report.streams.iter().map(|s| s.synthetic).sum();
-    assert_eq!(stream_synthetic, 0);
     let recovered: u64 = out
         .report
         .streams
@@ -262,10 +303,7 @@ fn every_reading_the_node_took_comes_back_measured_through_a_faulty_link_resets_
     eprintln!(
         "sessions {:?}; readings {}; recovered by resend {recovered}; gateways: {} first time, \
          {} recovered, {} unrecoverable, {} heartbeats, {} resends, {} acks",
-        by_session
-            .iter()
-            .map(|(s, v)| (*s, v.len()))
-            .collect::<Vec<_>>(),
+        by_session,
         out.records.len(),
         first.readings + report.readings,
         first.recovered + report.recovered,
@@ -275,5 +313,64 @@ fn every_reading_the_node_took_comes_back_measured_through_a_faulty_link_resets_
         first.acks_sent + report.acks_sent,
     );
     assert_eq!(first.unrecoverable + report.unrecoverable, 0, "{context}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A power cut while the link was down: the last readings of that power-up never reached the
+/// gateway live, and the next power-up's replay of them was lost as well. Nothing the gateway
+/// holds says those readings exist (a session that ended sends no heartbeat): the node offers
+/// the newest record of every earlier session again until it is acknowledged, and the gateway
+/// asks for the seqs before it.
+#[test]
+fn readings_taken_in_the_dark_before_a_power_cut_come_back_once_the_link_does() {
+    let _one = one_at_a_time();
+    let elf = build_firmware(&node_build());
+    let dir = flash_dir("dark");
+    let capture = dir.join("gateway.mlog");
+    let port = free_port();
+    let node_addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let proxy = FaultProxy::start(node_addr, Faults::CLEAN).expect("start the proxy");
+    let cfg = gateway(&proxy, &capture);
+    let stop = AtomicBool::new(false);
+    let report = std::thread::scope(|s| {
+        let _stop = StopOnDrop(&stop);
+        let gateway =
+            s.spawn(|| mend::listen::run(&cfg, &|| stop.load(Ordering::SeqCst), &mut |_| {}));
+        let mut node = StoreNode::boot_for_gateway(&elf, &dir, 1, port, 180);
+        node.set_temperature(MILLI);
+        wait_for_capture(&capture, "20 readings of session 1", |m| {
+            m.get(&1).is_some_and(|&n| n >= 20)
+        });
+        // About 30 samples in the dark, then the power goes.
+        proxy.cut(true);
+        std::thread::sleep(Duration::from_millis(600));
+        let console = node.power_cut();
+        assert!(console.contains("session: 1"), "{console}");
+        // The next power-up replays them into the dark too.
+        let mut node = StoreNode::boot_for_gateway(&elf, &dir, 2, port, 180);
+        node.set_temperature(MILLI);
+        assert!(
+            node.wait_for_console(Duration::from_secs(20), |c| c.contains("session: 2"))
+                .is_some(),
+            "the second power-up never started"
+        );
+        std::thread::sleep(Duration::from_millis(1_000));
+        proxy.cut(false);
+        wait_for_drained_log(&node, Duration::from_secs(90));
+        std::thread::sleep(Duration::from_millis(300));
+        stop.store(true, Ordering::SeqCst);
+        gateway.join().unwrap().expect("mend listen ran")
+    });
+    let context = format!("gateway: {report:?}\nproxy: {:?}", proxy.stats());
+    let out = host_replay(&std::fs::read(&capture).unwrap());
+    let by_session = whole_sessions(&out, &context);
+    assert_eq!(by_session.keys().copied().collect::<Vec<_>>(), [1, 2]);
+    assert!(
+        by_session[&1] >= 20 + 15,
+        "session 1's readings in the dark: {by_session:?}"
+    );
+    assert_eq!(by_session[&2] as u32, SAMPLES, "{context}");
+    assert_eq!(report.unrecoverable, 0, "{context}");
+    eprintln!("sessions {by_session:?}; gateway: {report:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
