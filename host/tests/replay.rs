@@ -1765,6 +1765,108 @@ fn a_pipe_named_by_its_path_is_read_once_like_standard_input() {
     assert!(!exists(&d.path("ck.json")));
 }
 
+/// A JSONL log that takes two passes (its 11th reading moved to the end), with a line of
+/// junk for a dead letter.
+fn jsonl_needing_a_second_pass(d: &Dir, name: &str) {
+    d.mend(&[
+        "generate", "--seed", "2", "--count", "300", "--format", "jsonl", "-o", "j.jsonl",
+    ])
+    .ok();
+    let mut lines: Vec<String> = d.read_text("j.jsonl").lines().map(str::to_owned).collect();
+    let moved = lines.remove(10);
+    lines.push(moved);
+    lines.insert(50, "not json".into());
+    d.write(name, format!("{}\n", lines.join("\n")).as_bytes());
+}
+
+#[cfg(unix)]
+#[test]
+fn outputs_that_cannot_be_taken_back_get_the_last_pass_only() {
+    let d = Dir::new();
+    jsonl_needing_a_second_pass(&d, "late.jsonl");
+    let files = [
+        ("-o", "rows.csv"),
+        ("--dlq", "dlq.jsonl"),
+        ("--aggregates", "aggs.csv"),
+    ];
+    let args = |to: &[(&'static str, &'static str)]| -> Vec<&'static str> {
+        let mut a = vec!["replay", "late.jsonl", "--window", "1m", "-q"];
+        for (flag, file) in to {
+            a.extend([*flag, *file]);
+        }
+        a
+    };
+    d.mend(&args(&files)).ok();
+    assert!(d.read_text("dlq.jsonl").contains("not json"));
+    // Standard output is a pipe here, named by its path. Before, it got the first pass's
+    // rows (or dead letters, or aggregates) and then the second pass's: the log's 300 rows
+    // came out twice, 602 lines.
+    for (flag, file) in files {
+        let to: Vec<_> = files
+            .iter()
+            .map(|&(f, name)| (f, if f == flag { "/dev/stdout" } else { name }))
+            .collect();
+        let out = d.mend(&args(&to)).ok().stdout();
+        let want = d.read_text(file);
+        assert_eq!(
+            out.lines().count(),
+            want.lines().count(),
+            "{flag} /dev/stdout"
+        );
+        assert_eq!(out, want, "{flag} /dev/stdout");
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn an_interrupted_second_pass_leaves_no_spill_behind() {
+    use std::process::Stdio;
+    let d = Dir::new();
+    std::fs::create_dir(d.path("tmp")).unwrap();
+    // Long enough that the replay is still running when the signal comes: its first half's
+    // readings all arrive after the second half's, and are set aside for a second pass.
+    d.mend(&[
+        "generate",
+        "--seed",
+        "4",
+        "--count",
+        "2000000",
+        "-o",
+        "whole.mlog",
+    ])
+    .ok();
+    let whole = d.read("whole.mlog");
+    let cut = common::frame_ends(&whole)
+        .into_iter()
+        .find(|&end| end >= whole.len() / 2)
+        .unwrap();
+    d.write("swapped.mlog", &[&whole[cut..], &whole[..cut]].concat());
+    let mut child = d
+        .command(&["replay", "swapped.mlog", "-o", "out.csv", "-q"])
+        .env("TMPDIR", d.path("tmp"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let spills = || std::fs::read_dir(d.path("tmp")).unwrap().count();
+    let started = std::time::Instant::now();
+    while spills() == 0 {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the replay ended before its spill was seen"
+        );
+        assert!(started.elapsed() < std::time::Duration::from_secs(60));
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert_eq!(spills(), 0, "the spill stayed in TMPDIR");
+    assert!(!exists(&d.path("out.csv")));
+}
+
 #[test]
 fn jsonl_sampled_slower_than_its_period_gets_a_note() {
     let d = Dir::new();

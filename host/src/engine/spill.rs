@@ -28,6 +28,7 @@ use std::path::PathBuf;
 
 use mend_core::{Celsius, ClockKind, Reading};
 
+use crate::fs::ScratchDir;
 use crate::input::{Location, ReadingItem, StreamMeta};
 
 /// Readings sorted in memory before a run goes to disk.
@@ -150,7 +151,7 @@ pub struct SpillWriter {
     /// Made with the first reading set aside: most passes set nothing aside, and a
     /// directory made and removed per pass costs a fleet worker, which replays a sensor per
     /// pass, a few percent of its time.
-    dir: Option<tempfile::TempDir>,
+    dir: Option<ScratchDir>,
     buf: Vec<ReadingItem>,
     runs: Vec<PathBuf>,
     /// Per input, the positions set aside, in input order.
@@ -179,11 +180,11 @@ impl SpillWriter {
     /// The temporary directory, made on first use.
     fn dir(&mut self) -> io::Result<&std::path::Path> {
         if self.dir.is_none() {
-            self.dir = Some(tempfile::Builder::new().prefix(".mend-spill-").tempdir()?);
+            self.dir = Some(ScratchDir::new()?);
         }
         self.dir
             .as_ref()
-            .map(tempfile::TempDir::path)
+            .map(ScratchDir::path)
             .ok_or_else(|| io::Error::other("spill: no directory"))
     }
 
@@ -316,7 +317,7 @@ pub struct SpillSet {
     index: BTreeMap<StreamKey, (u64, u64)>,
     skips: Vec<Option<PathBuf>>,
     count: u64,
-    _dir: Option<tempfile::TempDir>,
+    _dir: Option<ScratchDir>,
 }
 
 impl SpillSet {

@@ -26,14 +26,16 @@ fn pending() -> MutexGuard<'static, Vec<PathBuf>> {
     PENDING.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Removes the temporary file of every [`AtomicFile`] not yet committed, so that an
-/// interrupted run leaves nothing behind: its outputs never appear, and no half-written
-/// `.NAME.mend-tmp-PID` file stays next to them. `mend` calls it on Ctrl-C and on
+/// Removes the temporary file of every [`AtomicFile`] not yet committed and every
+/// [`ScratchDir`](crate::fs::ScratchDir), so that an interrupted run leaves nothing behind:
+/// its outputs never appear, no half-written `.NAME.mend-tmp-PID` file stays next to them,
+/// and no spill stays in the temporary directory. `mend` calls it on Ctrl-C and on
 /// termination signals, then exits.
 pub fn remove_temporary_files() {
     for tmp in pending().drain(..) {
         let _ = fs::remove_file(tmp);
     }
+    crate::fs::scratch::remove_scratch_dirs();
 }
 
 /// The part of a temporary file's name before the process id: `.NAME.mend-tmp-`.
@@ -42,7 +44,7 @@ fn temporary_prefix(name: &str) -> String {
 }
 
 /// True when no process `pid` runs; false when one does or it cannot be told (no `/proc`).
-fn is_dead(pid: u32) -> bool {
+pub(crate) fn is_dead(pid: u32) -> bool {
     let proc = Path::new("/proc");
     proc.join("self").exists() && !proc.join(pid.to_string()).exists()
 }
@@ -97,6 +99,20 @@ fn create_temporary(dir: &Path, name: &OsStr) -> io::Result<(File, TempPath)> {
     Ok(tmp.into_parts())
 }
 
+/// True when an [`AtomicFile`] at `dest` would be written in place rather than renamed into
+/// place: `dest` exists and is not a regular file (`/dev/stdout`, a FIFO, a terminal, a
+/// device). What is written there cannot be taken back.
+///
+/// # Examples
+/// ```
+/// let dir = tempfile::tempdir().unwrap();
+/// assert!(!mend::fs::writes_in_place(&dir.path().join("out.csv")));
+/// assert!(mend::fs::writes_in_place(std::path::Path::new("/dev/null")));
+/// ```
+pub fn writes_in_place(dest: &Path) -> bool {
+    fs::metadata(dest).is_ok_and(|m| !m.is_file() && !m.is_dir())
+}
+
 /// A file that appears at its path only when [`AtomicFile::commit`] succeeds.
 ///
 /// It is written on a thread of its own ([`BackgroundWriter`]), and synced as it grows.
@@ -136,18 +152,16 @@ impl AtomicFile {
         if dest.is_dir() {
             anyhow::bail!("{}: is a directory", dest.display());
         }
-        if let Ok(meta) = fs::metadata(dest) {
-            if !meta.is_file() {
-                let file = fs::OpenOptions::new()
-                    .write(true)
-                    .open(dest)
-                    .with_context(|| format!("{}: cannot write output", dest.display()))?;
-                return Ok(Self {
-                    dest: dest.to_path_buf(),
-                    tmp: None,
-                    w: Some(BackgroundWriter::new(file, None)),
-                });
-            }
+        if writes_in_place(dest) {
+            let file = fs::OpenOptions::new()
+                .write(true)
+                .open(dest)
+                .with_context(|| format!("{}: cannot write output", dest.display()))?;
+            return Ok(Self {
+                dest: dest.to_path_buf(),
+                tmp: None,
+                w: Some(BackgroundWriter::new(file, None)),
+            });
         }
         remove_stale_temporary_files(&dir, name);
         let (file, tmp) = create_temporary(&dir, name)

@@ -15,7 +15,7 @@ use super::{first_pass, run_planned, Outputs, PassResult, ReplayReport};
 use crate::chart::{Chart, ChartSpec};
 use crate::checkpoint::{Checkpoint, InputMark};
 use crate::engine::Pass;
-use crate::fs::AtomicFile;
+use crate::fs::{writes_in_place, AtomicFile};
 use crate::input::seek::InputPlan;
 use crate::input::InputSource;
 use crate::sink::chart::ChartSink;
@@ -130,10 +130,17 @@ pub fn replay_to_files(
 
     // A first pass may set readings far out of place aside; then its outputs are dropped
     // (their temporary files removed) and a second pass puts those readings in their place.
-    // Standard output cannot be taken back, so a first pass writes nothing there.
+    // Standard output, a pipe or a device cannot be taken back: when an output of every pass
+    // is one, a first pass writes nothing at all, and another pass always follows. (The
+    // chart, the summary and the checkpoint are written once, after the last pass.)
+    let in_place = to_stdout
+        || [&files.output, &files.dlq, &files.aggregates]
+            .into_iter()
+            .flatten()
+            .any(|p| writes_in_place(p));
     let mut pass = first_pass(&plan.sources)?;
     let (mut report, mut new_checkpoint, outs) = loop {
-        let dry = to_stdout && matches!(pass, Pass::First(_));
+        let dry = in_place && matches!(pass, Pass::First(_));
         let mut outs = PassOutputs::create(plan, files, dry)?;
         if let Some(p) = &progress {
             p.reset();
@@ -182,13 +189,19 @@ struct PassOutputs {
 }
 
 impl PassOutputs {
-    /// Creates every output of a pass; a `dry` pass writes no records.
+    /// Creates every output of a pass; a `dry` pass writes nothing.
     fn create(plan: &ReadPlan, files: &ReplayFiles, dry: bool) -> anyhow::Result<Self> {
-        let main = if dry {
-            MainOut::Discard
-        } else {
-            MainOut::open(files.output.as_deref())?
-        };
+        if dry {
+            return Ok(Self {
+                main: MainOut::Discard,
+                dry,
+                format: files.format,
+                dlq: None,
+                aggs: None,
+                chart: None,
+            });
+        }
+        let main = MainOut::open(files.output.as_deref())?;
         Ok(Self {
             main,
             dry,
