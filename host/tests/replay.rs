@@ -1725,15 +1725,9 @@ fn a_checkpointed_run_that_ends_earlier_takes_nothing_back() {
 #[test]
 fn a_pipe_named_by_its_path_is_read_once_like_standard_input() {
     let d = Dir::new();
-    // A JSONL log with its 11th reading moved to the end: a file gets a second pass.
-    d.mend(&[
-        "generate", "--seed", "2", "--count", "300", "--format", "jsonl", "-o", "j.jsonl",
-    ])
-    .ok();
-    let mut lines: Vec<String> = d.read_text("j.jsonl").lines().map(str::to_owned).collect();
-    let moved = lines.remove(10);
-    lines.push(moved);
-    let jsonl = format!("{}\n", lines.join("\n"));
+    // A file gets a second pass.
+    jsonl_needing_a_second_pass(&d, "late.jsonl");
+    let jsonl = d.read_text("late.jsonl");
     capture(&d, "cap.mlog", "31", "3000", DAMAGE);
     let frames = d.read("cap.mlog");
     // `/dev/stdin` on a pipe is what `<(zcat log.gz)` gives: a path, yet read only once.

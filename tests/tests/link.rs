@@ -81,6 +81,14 @@ fn wait_for_capture(capture: &Path, what: &str, done: impl Fn(&BTreeMap<u32, usi
     }
 }
 
+/// Powers the node up (`boot` numbers its console file) for a gateway on `port`, showing
+/// [`MILLI`]; QEMU is killed after 240 s at the latest.
+fn power_up(elf: &Path, dir: &Path, boot: u32, port: u16) -> StoreNode {
+    let mut node = StoreNode::boot_for_gateway(elf, dir, boot, port, 240);
+    node.set_temperature(MILLI);
+    node
+}
+
 /// The gateway's settings, through `proxy`, writing `capture`.
 fn gateway(proxy: &FaultProxy, capture: &Path) -> ListenConfig {
     ListenConfig {
@@ -211,8 +219,7 @@ fn every_reading_the_node_took_comes_back_measured_through_a_faulty_link_resets_
         let _stop = (StopOnDrop(&stop_first), StopOnDrop(&stop));
         let gateway =
             s.spawn(|| mend::listen::run(&cfg, &|| stop_first.load(Ordering::SeqCst), &mut |_| {}));
-        let mut node = StoreNode::boot_for_gateway(&elf, &dir, 1, port, 240);
-        node.set_temperature(MILLI);
+        let mut node = power_up(&elf, &dir, 1, port);
 
         // Session 1: some readings through, then the link cut for longer than RAM holds.
         wait_for_capture(&capture, "30 readings of session 1", |m| {
@@ -246,8 +253,7 @@ fn every_reading_the_node_took_comes_back_measured_through_a_faulty_link_resets_
         let console = node.power_cut();
         assert!(console.contains("session: 3"), "{console}");
         std::thread::sleep(Duration::from_millis(300));
-        let mut node = StoreNode::boot_for_gateway(&elf, &dir, 2, port, 240);
-        node.set_temperature(MILLI);
+        let node = power_up(&elf, &dir, 2, port);
 
         // The last power-up samples to its end; then the gateway must come to hold its whole
         // log (the node reports what it still keeps after each command).
@@ -336,8 +342,7 @@ fn readings_taken_in_the_dark_before_a_power_cut_come_back_once_the_link_does() 
         let _stop = StopOnDrop(&stop);
         let gateway =
             s.spawn(|| mend::listen::run(&cfg, &|| stop.load(Ordering::SeqCst), &mut |_| {}));
-        let mut node = StoreNode::boot_for_gateway(&elf, &dir, 1, port, 180);
-        node.set_temperature(MILLI);
+        let node = power_up(&elf, &dir, 1, port);
         wait_for_capture(&capture, "20 readings of session 1", |m| {
             m.get(&1).is_some_and(|&n| n >= 20)
         });
@@ -347,8 +352,7 @@ fn readings_taken_in_the_dark_before_a_power_cut_come_back_once_the_link_does() 
         let console = node.power_cut();
         assert!(console.contains("session: 1"), "{console}");
         // The next power-up replays them into the dark too.
-        let mut node = StoreNode::boot_for_gateway(&elf, &dir, 2, port, 180);
-        node.set_temperature(MILLI);
+        let node = power_up(&elf, &dir, 2, port);
         assert!(
             node.wait_for_console(Duration::from_secs(20), |c| c.contains("session: 2"))
                 .is_some(),

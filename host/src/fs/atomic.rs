@@ -44,7 +44,7 @@ fn temporary_prefix(name: &str) -> String {
 }
 
 /// True when no process `pid` runs; false when one does or it cannot be told (no `/proc`).
-pub(crate) fn is_dead(pid: u32) -> bool {
+fn is_dead(pid: u32) -> bool {
     let proc = Path::new("/proc");
     proc.join("self").exists() && !proc.join(pid.to_string()).exists()
 }
@@ -56,25 +56,55 @@ fn remove_stale_temporary_files(dir: &Path, name: &OsStr) {
     let Some(name) = name.to_str() else {
         return;
     };
-    let prefix = temporary_prefix(name);
-    let Ok(entries) = fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let file_name = entry.file_name();
-        let Some(pid) = file_name
-            .to_str()
-            .and_then(|f| f.strip_prefix(&prefix))
-            .filter(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
-            .and_then(|p| p.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let is_file = entry.file_type().is_ok_and(|t| t.is_file());
-        if is_file && pid != std::process::id() && is_dead(pid) {
+    for entry in left_by_dead_processes(dir, &temporary_prefix(name), false) {
+        if entry.file_type().is_ok_and(|t| t.is_file()) {
             let _ = fs::remove_file(entry.path());
         }
     }
+}
+
+/// The entries of `dir` named `prefix`, then the id of a process that is not this one and
+/// no longer runs, then nothing (or, with `suffixed`, `-` and anything).
+pub(crate) fn left_by_dead_processes(
+    dir: &Path,
+    prefix: &str,
+    suffixed: bool,
+) -> Vec<fs::DirEntry> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let owner = |name: &str| -> Option<u32> {
+        let rest = name.strip_prefix(prefix)?;
+        let pid = if suffixed {
+            rest.split_once('-')?.0
+        } else {
+            rest
+        };
+        if pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        pid.parse().ok()
+    };
+    entries
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_str()
+                .and_then(owner)
+                .is_some_and(|pid| pid != std::process::id() && is_dead(pid))
+        })
+        .collect()
+}
+
+/// The names in `dir`, sorted (for tests).
+#[cfg(test)]
+pub(crate) fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
 }
 
 /// Creates `.NAME.mend-tmp-PID` in `dir` and lists it in [`PENDING`], both under the lock,
@@ -257,15 +287,6 @@ impl Drop for AtomicFile {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn names(dir: &Path) -> Vec<String> {
-        let mut v: Vec<String> = fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        v.sort();
-        v
-    }
 
     #[test]
     fn the_temporary_file_is_named_for_this_process_and_listed() {

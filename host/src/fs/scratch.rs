@@ -14,7 +14,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use tempfile::TempDir;
 
-use crate::fs::atomic::is_dead;
+use crate::fs::atomic::left_by_dead_processes;
 
 /// The part of a scratch directory's name before the process id.
 const PREFIX: &str = ".mend-spill-";
@@ -91,23 +91,8 @@ impl Drop for ScratchDir {
 /// Removes the scratch directories in `parent` of processes that are gone: only directories
 /// named `.mend-spill-PID-…`, only when no process PID runs.
 fn remove_stale(parent: &Path) {
-    let Ok(entries) = fs::read_dir(parent) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(pid) = name
-            .to_str()
-            .and_then(|n| n.strip_prefix(PREFIX))
-            .and_then(|rest| rest.split_once('-'))
-            .map(|(pid, _)| pid)
-            .filter(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
-            .and_then(|p| p.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
-        if is_dir && pid != std::process::id() && is_dead(pid) {
+    for entry in left_by_dead_processes(parent, PREFIX, true) {
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
             let _ = fs::remove_dir_all(entry.path());
         }
     }
@@ -116,15 +101,7 @@ fn remove_stale(parent: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn names(dir: &Path) -> Vec<String> {
-        let mut v: Vec<String> = fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        v.sort();
-        v
-    }
+    use crate::fs::atomic::names;
 
     #[test]
     fn a_scratch_directory_is_named_for_this_process_listed_and_removed_when_dropped() {
