@@ -23,7 +23,7 @@
 //! written twice and nothing is skipped.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::Path;
 
 use anyhow::Context;
@@ -77,6 +77,9 @@ impl StreamMark {
 }
 
 /// The fingerprint of one input: what a later run checks before it trusts the checkpoint.
+///
+/// A log may only grow: its first bytes, its length and the bytes just before that length
+/// must all be found again.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InputMark {
     /// The input as named on the command line.
@@ -85,41 +88,94 @@ pub struct InputMark {
     pub head_len: u64,
     /// FNV-1a of those bytes, in hex.
     pub head_hash: String,
+    /// Its length when the run began (absent from the checkpoints of older versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub len: Option<u64>,
+    /// FNV-1a of its last [`FINGERPRINT_BYTES`] bytes before `len` (or all of them), in hex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tail_hash: Option<String>,
+}
+
+/// An input's bytes as a fingerprint sees them.
+enum Bytes<'a> {
+    File(&'a Path, std::fs::File),
+    Memory(&'a [u8]),
+}
+
+impl Bytes<'_> {
+    fn len(&self) -> anyhow::Result<u64> {
+        match self {
+            Bytes::File(p, f) => Ok(f
+                .metadata()
+                .with_context(|| format!("{}: cannot read input", p.display()))?
+                .len()),
+            Bytes::Memory(b) => Ok(b.len() as u64),
+        }
+    }
+
+    /// The bytes `from..to` (fewer where the input is shorter).
+    fn range(&self, from: u64, to: u64) -> anyhow::Result<Vec<u8>> {
+        match self {
+            Bytes::File(p, f) => {
+                let mut out = vec![0u8; usize::try_from(to.saturating_sub(from))?];
+                let mut got = 0;
+                while got < out.len() {
+                    let n =
+                        std::os::unix::fs::FileExt::read_at(f, &mut out[got..], from + got as u64)
+                            .with_context(|| format!("{}: cannot read input", p.display()))?;
+                    if n == 0 {
+                        break;
+                    }
+                    got += n;
+                }
+                out.truncate(got);
+                Ok(out)
+            }
+            Bytes::Memory(b) => {
+                let at = |x: u64| usize::try_from(x).map_or(b.len(), |x| x.min(b.len()));
+                Ok(b.get(at(from)..at(to)).unwrap_or_default().to_vec())
+            }
+        }
+    }
+}
+
+/// An input opened for its fingerprint; a pipe, a device or standard input cannot have one.
+fn open_for_fingerprint(source: &InputSource) -> anyhow::Result<Bytes<'_>> {
+    match source {
+        // A pipe's bytes would be taken here from the replay, and the next run could not
+        // check them.
+        InputSource::Path(p) if !source.rereadable() => anyhow::bail!(
+            "{}: a checkpoint needs inputs it can check on the next run: a pipe or a device cannot be one",
+            p.display()
+        ),
+        InputSource::Path(p) => Ok(Bytes::File(
+            p,
+            std::fs::File::open(p).with_context(|| format!("{}: cannot open input", p.display()))?,
+        )),
+        InputSource::Bytes(b) => Ok(Bytes::Memory(b)),
+        InputSource::Stdin => anyhow::bail!(
+            "a checkpoint needs inputs it can check on the next run: standard input cannot be one"
+        ),
+    }
+}
+
+fn hash_hex(bytes: &[u8]) -> String {
+    format!("{:016x}", fnv1a(bytes))
 }
 
 impl InputMark {
     /// The fingerprint of a file input (standard input cannot be fingerprinted in advance).
     pub fn of(source: &InputSource) -> anyhow::Result<Self> {
-        let (name, head) = match source {
-            // A pipe's bytes would be taken here from the replay, and the next run could not
-            // check them.
-            InputSource::Path(p) if !source.rereadable() => anyhow::bail!(
-                "{}: a checkpoint needs inputs it can check on the next run: a pipe or a device cannot be one",
-                p.display()
-            ),
-            InputSource::Path(p) => {
-                let f = std::fs::File::open(p)
-                    .with_context(|| format!("{}: cannot open input", p.display()))?;
-                let mut head = Vec::new();
-                f.take(FINGERPRINT_BYTES)
-                    .read_to_end(&mut head)
-                    .with_context(|| format!("{}: cannot read input", p.display()))?;
-                (p.display().to_string(), head)
-            }
-            InputSource::Bytes(b) => (
-                source.name(),
-                b.get(..b.len().min(FINGERPRINT_BYTES as usize))
-                    .unwrap_or_default()
-                    .to_vec(),
-            ),
-            InputSource::Stdin => anyhow::bail!(
-                "a checkpoint needs inputs it can check on the next run: standard input cannot be one"
-            ),
-        };
+        let bytes = open_for_fingerprint(source)?;
+        let len = bytes.len()?;
+        let head = bytes.range(0, FINGERPRINT_BYTES)?;
+        let tail = bytes.range(len.saturating_sub(FINGERPRINT_BYTES), len)?;
         Ok(Self {
-            name,
+            name: source.name(),
             head_len: head.len() as u64,
-            head_hash: format!("{:016x}", fnv1a(&head)),
+            head_hash: hash_hex(&head),
+            len: Some(len),
+            tail_hash: Some(hash_hex(&tail)),
         })
     }
 
@@ -129,25 +185,30 @@ impl InputMark {
         let (InputSource::Path(p), true) = (now, now.rereadable()) else {
             return Ok(Some(format!("{} is not a file", now.name())));
         };
-        let f = std::fs::File::open(p)
-            .with_context(|| format!("{}: cannot open input", p.display()))?;
-        let mut head = Vec::new();
-        f.take(self.head_len)
-            .read_to_end(&mut head)
-            .with_context(|| format!("{}: cannot read input", p.display()))?;
-        if (head.len() as u64) < self.head_len {
+        let bytes = open_for_fingerprint(now)?;
+        let len_now = bytes.len()?;
+        let was = self.len.unwrap_or(self.head_len);
+        if len_now < was {
             return Ok(Some(format!(
-                "{} is shorter ({} bytes) than when the checkpoint was written",
+                "{} is shorter ({len_now} bytes) than when the checkpoint was written ({was} bytes)",
                 p.display(),
-                head.len()
             )));
         }
-        if format!("{:016x}", fnv1a(&head)) != self.head_hash {
+        if hash_hex(&bytes.range(0, self.head_len)?) != self.head_hash {
             return Ok(Some(format!(
                 "the first {} bytes of {} differ from those the checkpoint was written for",
                 self.head_len,
                 p.display()
             )));
+        }
+        if let (Some(len), Some(tail)) = (self.len, &self.tail_hash) {
+            let from = len.saturating_sub(FINGERPRINT_BYTES);
+            if hash_hex(&bytes.range(from, len)?) != *tail {
+                return Ok(Some(format!(
+                    "bytes {from}..{len} of {} differ from those the checkpoint was written for",
+                    p.display()
+                )));
+            }
         }
         Ok(None)
     }
@@ -251,6 +312,13 @@ impl Checkpoint {
         }
         for (mark, src) in self.inputs.iter().zip(sources) {
             if let Some(why) = mark.mismatch(src)? {
+                if self.in_another_order(sources)? {
+                    anyhow::bail!(
+                        "{}: this checkpoint was written for the same inputs in another order ([{}]); give them in that order",
+                        path.display(),
+                        was.join(", ")
+                    );
+                }
                 anyhow::bail!(
                     "{}: this checkpoint does not belong to its input any more: {why}",
                     path.display()
@@ -260,9 +328,48 @@ impl Checkpoint {
         Ok(())
     }
 
+    /// True when each of `sources` continues a different one of the inputs this checkpoint
+    /// was written for.
+    fn in_another_order(&self, sources: &[InputSource]) -> anyhow::Result<bool> {
+        let mut taken = vec![false; self.inputs.len()];
+        for src in sources {
+            let mut found = false;
+            for (mark, taken) in self.inputs.iter().zip(taken.iter_mut()) {
+                if !*taken && mark.mismatch(src)?.is_none() {
+                    *taken = true;
+                    found = true;
+                    break;
+                }
+            }
+            if !found {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
     /// Writes the checkpoint atomically.
     pub fn save(&self, path: &Path) -> anyhow::Result<()> {
-        let mut f = AtomicFile::create(path)?;
+        self.save_to(Self::create_file(path)?)
+    }
+
+    /// The file a checkpoint will be written to ([`save_to`](Self::save_to)), made before a
+    /// replay starts, so that a checkpoint that cannot be written fails the run before any
+    /// output is put in place (which the next run would then write again).
+    pub fn create_file(path: &Path) -> anyhow::Result<AtomicFile> {
+        AtomicFile::create(path).map_err(|e| {
+            anyhow::anyhow!(
+                "{}: cannot write checkpoint: {}",
+                path.display(),
+                e.root_cause()
+            )
+        })
+    }
+
+    /// Writes the checkpoint into `f` (from [`create_file`](Self::create_file)) and puts it
+    /// in place.
+    pub fn save_to(&self, mut f: AtomicFile) -> anyhow::Result<()> {
+        let path = f.path().to_path_buf();
         let form = FileForm {
             version: CHECKPOINT_VERSION,
             inputs: self.inputs.clone(),
@@ -273,6 +380,12 @@ impl Checkpoint {
             .with_context(|| format!("{}: cannot write checkpoint", path.display()))?;
         f.write_all(b"\n")
             .with_context(|| format!("{}: cannot write checkpoint", path.display()))?;
-        f.commit()
+        f.commit().map_err(|e| {
+            anyhow::anyhow!(
+                "{}: cannot write checkpoint: {}",
+                path.display(),
+                e.root_cause()
+            )
+        })
     }
 }

@@ -599,6 +599,121 @@ fn a_checkpoint_of_one_log_is_refused_for_another() {
 }
 
 #[test]
+fn a_checkpoint_refuses_a_log_that_shrank_or_changed_past_its_first_bytes() {
+    let d = Dir::new();
+    // Longer than the first bytes fingerprinted (64 KiB): before, only those were checked, so
+    // a log cut back to 200 000 bytes was accepted and the rows of its lost part stayed
+    // written (103 215 rows over two runs against 20 709 in one plain run).
+    d.mend(&[
+        "generate",
+        "--seed",
+        "21",
+        "--count",
+        "120000",
+        "-o",
+        "full.mlog",
+    ])
+    .ok();
+    let full = d.read("full.mlog");
+    let ck = |input: &str, out: &str| -> common::Run {
+        d.mend(&["replay", input, "--checkpoint", "ck.json", "-o", out, "-q"])
+    };
+    d.write("live.mlog", &full[..1_000_000]);
+    ck("live.mlog", "one.csv").ok();
+    let saved = d.read("ck.json");
+    d.write("live.mlog", &full[..200_000]);
+    let run = ck("live.mlog", "two.csv").expect(2);
+    assert!(
+        run.stderr()
+            .contains("live.mlog is shorter (200000 bytes) than when the checkpoint was written (1000000 bytes)"),
+        "{}",
+        run.stderr()
+    );
+    assert!(!d.path("two.csv").exists());
+    // The same length, one bit flipped just before where the last run stopped.
+    let mut changed = full[..1_000_000].to_vec();
+    changed[999_000] ^= 1;
+    d.write("live.mlog", &changed);
+    let run = ck("live.mlog", "two.csv").expect(2);
+    assert!(
+        run.stderr()
+            .contains("bytes 934464..1000000 of live.mlog differ"),
+        "{}",
+        run.stderr()
+    );
+    // Grown, and otherwise the same: accepted, and the checkpoint moves on.
+    d.write("live.mlog", &full[..1_100_000]);
+    ck("live.mlog", "two.csv").ok();
+    assert_ne!(d.read("ck.json"), saved);
+
+    // Two inputs given in the other order: said so.
+    d.write("a.mlog", &full[..300_000]);
+    d.write("b.mlog", &full[300_000..600_000]);
+    d.mend(&[
+        "replay",
+        "a.mlog",
+        "b.mlog",
+        "--checkpoint",
+        "ab.json",
+        "-q",
+    ])
+    .ok();
+    let run = d
+        .mend(&[
+            "replay",
+            "b.mlog",
+            "a.mlog",
+            "--checkpoint",
+            "ab.json",
+            "-q",
+        ])
+        .expect(2);
+    assert!(
+        run.stderr()
+            .contains("written for the same inputs in another order ([a.mlog, b.mlog])"),
+        "{}",
+        run.stderr()
+    );
+}
+
+#[test]
+fn a_checkpoint_that_cannot_be_written_fails_the_run_before_any_output_is_in_place() {
+    let d = Dir::new();
+    d.mend(&[
+        "generate",
+        "--seed",
+        "5",
+        "--count",
+        "3000",
+        "-o",
+        "live.mlog",
+    ])
+    .ok();
+    // Before, the rows were put in place and only then the checkpoint failed: exit 2, yet a
+    // whole output stayed, which the next run (its checkpoint not moved on) wrote again.
+    let run = d
+        .mend(&[
+            "replay",
+            "live.mlog",
+            "--checkpoint",
+            "no-such-dir/ck.json",
+            "-o",
+            "rows.csv",
+            "--dlq",
+            "dead.jsonl",
+        ])
+        .expect(2);
+    assert!(
+        run.stderr()
+            .contains("no-such-dir/ck.json: cannot write checkpoint"),
+        "{}",
+        run.stderr()
+    );
+    assert!(!d.path("rows.csv").exists());
+    assert!(!d.path("dead.jsonl").exists());
+}
+
+#[test]
 fn a_reading_appended_after_its_place_was_written_is_reported_late() {
     let d = Dir::new();
     let h = header(1, 1);

@@ -119,12 +119,18 @@ pub fn replay_to_files(
     let mut notes = Vec::new();
     let plans = plan.input_plans(&mut notes)?;
 
-    // The files written after the replay exist (as temporary files) before any work starts.
+    // The files written after the replay exist (as temporary files) before any work starts:
+    // one that cannot be written fails the run before any output is put in place.
     let chart_file = files.chart.as_deref().map(AtomicFile::create).transpose()?;
     let summary_file = files
         .summary_json
         .as_deref()
         .map(AtomicFile::create)
+        .transpose()?;
+    let checkpoint_file = files
+        .checkpoint
+        .as_deref()
+        .map(Checkpoint::create_file)
         .transpose()?;
     let progress = progress();
 
@@ -171,9 +177,9 @@ pub fn replay_to_files(
         f.write_all(b"\n")?;
         f.commit()?;
     }
-    if let Some(p) = &files.checkpoint {
+    if let Some(f) = checkpoint_file {
         new_checkpoint.inputs = input_marks;
-        new_checkpoint.save(p)?;
+        new_checkpoint.save_to(f)?;
     }
     Ok(report)
 }
