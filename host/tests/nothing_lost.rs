@@ -677,6 +677,55 @@ fn a_checkpoint_refuses_a_log_that_shrank_or_changed_past_its_first_bytes() {
 }
 
 #[test]
+fn a_frame_or_line_still_being_written_is_left_to_the_next_run_not_dead_lettered() {
+    let d = Dir::new();
+    for (name, format, cut) in [("log.mlog", "mlog", 15_005), ("log.jsonl", "jsonl", 20_010)] {
+        d.mend(&[
+            "generate", "--seed", "3", "--count", "3000", "--format", format, "-o", name,
+        ])
+        .ok();
+        let whole = d.read(name);
+        let live = format!("live-{name}");
+        let ck = format!("{name}.ck.json");
+        let run = |extra: &[&str], out: &str| {
+            let mut a = vec!["replay", &live, "--checkpoint", &ck, "-o", out];
+            a.extend(extra);
+            d.mend(&a).ok()
+        };
+        // Cut inside the last frame (line) a writer had begun: before, a checkpointed run
+        // dead-lettered it (`truncated`, `malformed_json`), and the next run read it whole.
+        d.write(&live, &whole[..cut]);
+        let one = run(&[], "one.csv");
+        assert!(one.stderr().contains("dead letters: 0"), "{}", one.stderr());
+        assert!(
+            one.stderr()
+                .contains("still being written, held for the next run"),
+            "{}",
+            one.stderr()
+        );
+        d.write(&live, &whole);
+        let two = run(&["--final"], "two.csv");
+        assert!(two.stderr().contains("dead letters: 0"), "{}", two.stderr());
+        let plain = d.mend(&["replay", name, "-q"]).ok().stdout();
+        let joined = format!(
+            "{}{}",
+            d.read_text("one.csv"),
+            d.read_text("two.csv").split_once('\n').unwrap().1
+        );
+        assert_eq!(joined, plain, "{name}");
+        // A run without a checkpoint (or a final one) says what is cut short at the end:
+        // nothing will finish it.
+        d.write(&live, &whole[..cut]);
+        let torn = d.mend(&["replay", &live, "-o", "torn.csv"]).ok();
+        assert!(
+            torn.stderr().contains("dead letters: 1"),
+            "{}",
+            torn.stderr()
+        );
+    }
+}
+
+#[test]
 fn a_checkpoint_that_cannot_be_written_fails_the_run_before_any_output_is_in_place() {
     let d = Dir::new();
     d.mend(&[

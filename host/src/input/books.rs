@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-/// The byte books of one input: `good + bad + skipped == read`.
+/// The byte books of one input: `good + bad + skipped + held == read`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct ByteCounts {
     /// Bytes in good frames (or lines that gave a reading).
@@ -13,6 +13,9 @@ pub struct ByteCounts {
     pub bad: u64,
     /// Bytes that were never a frame (or blank lines).
     pub skipped: u64,
+    /// Bytes at the end of the input that a frame (or line) is still being written into,
+    /// left for the next run by a checkpointed run that is not final (it reads them again).
+    pub held: u64,
     /// Bytes read.
     pub read: u64,
     /// Bytes not read because a seek started after them (`--from`).
@@ -36,10 +39,10 @@ pub struct ByteCounts {
 }
 
 impl ByteCounts {
-    /// True when `good + bad + skipped == read`, and, for a file, when
+    /// True when `good + bad + skipped + held == read`, and, for a file, when
     /// `before_seek + read + after_stop == size`.
     pub fn balanced(&self) -> bool {
-        let inner = self.good + self.bad + self.skipped == self.read;
+        let inner = self.good + self.bad + self.skipped + self.held == self.read;
         let outer = self
             .total
             .is_none_or(|t| self.before_seek + self.read + self.after_stop == t);
@@ -70,13 +73,14 @@ impl ByteCounts {
         self
     }
 
-    /// Adds the books of lines read elsewhere (`read`, `good`, `bad`, `skipped` and their
-    /// item counts, the recovered ones included).
+    /// Adds the books of lines read elsewhere (`read`, `good`, `bad`, `skipped`, `held` and
+    /// their item counts, the recovered ones included).
     pub(crate) fn add_read(&mut self, more: &ByteCounts) {
         self.read += more.read;
         self.good += more.good;
         self.bad += more.bad;
         self.skipped += more.skipped;
+        self.held += more.held;
         self.good_items += more.good_items;
         self.bad_items += more.bad_items;
         self.skipped_items += more.skipped_items;

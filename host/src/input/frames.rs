@@ -45,6 +45,9 @@ pub struct FrameReader<R> {
     /// The frame cut short at the end of this input is finished by the input that continues
     /// it (see [`super::rotation`]).
     cut_continues: bool,
+    /// A frame cut short at the end of this input is still being written: left for the next
+    /// run (see [`FrameReader::set_tail_may_grow`]).
+    tail_may_grow: bool,
 }
 
 /// What the frames of a log put in force at its end: the session header and the place of the
@@ -243,6 +246,7 @@ impl<R: Read> FrameReader<R> {
             carry: Vec::with_capacity(MAX_FRAME + 1),
             pending: VecDeque::new(),
             cut_continues: false,
+            tail_may_grow: false,
         }
     }
 
@@ -262,8 +266,15 @@ impl<R: Read> FrameReader<R> {
         self.cut_continues = true;
     }
 
-    /// The end of the input: the frame cut short there, if any and not finished by the input
-    /// that continues this one.
+    /// The end of this input may still be being written (a checkpointed run that is not
+    /// final): a frame cut short there is left for the next run, which reads it again, instead
+    /// of being dead-lettered as `truncated`.
+    pub fn set_tail_may_grow(&mut self) {
+        self.tail_may_grow = true;
+    }
+
+    /// The end of the input: the frame cut short there, if any, not finished by the input
+    /// that continues this one and not left for the next run.
     fn finish_input(&mut self) -> Option<DecodeEvent> {
         let ev = self.dec.finish()?;
         match ev {
@@ -273,6 +284,13 @@ impl<R: Read> FrameReader<R> {
             } if self.cut_continues => {
                 // The start of a good frame, counted where it ends.
                 self.counts.good += span.len();
+                None
+            }
+            DecodeEvent::Skipped {
+                span,
+                reason: SkipReason::Truncated,
+            } if self.tail_may_grow => {
+                self.counts.held += span.len();
                 None
             }
             ev => Some(ev),

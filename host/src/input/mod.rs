@@ -109,6 +109,10 @@ pub struct OpenOptions {
     /// The frame cut short at the end of this frame log is finished by the input that
     /// continues it (see [`rotation::cut_continues`]).
     pub cut_continues: bool,
+    /// The end of the input may still be being written (a checkpointed run that is not final
+    /// holds back its tail): a frame, or a last line without its newline, cut short there is
+    /// left for the next run instead of dead-lettered.
+    pub tail_may_grow: bool,
 }
 
 /// Opens an input and detects its format (see [`detect`]), unless `opts.format` names it.
@@ -173,13 +177,14 @@ pub fn open(
         ..ByteCounts::default()
     };
     if format == Format::Jsonl && opts.threaded {
-        let jsonl = JsonlReader::new(
+        let mut jsonl = JsonlReader::new(
             reader,
             index,
             opts.jsonl_period_ms,
             counts,
             opts.progress.clone(),
         );
+        jsonl.tail_may_grow = opts.tail_may_grow;
         return Ok(Box::new(ParallelJsonl::spawn(
             jsonl,
             counts,
@@ -197,15 +202,22 @@ pub fn open(
             if opts.cut_continues {
                 frames.set_cut_continues();
             }
+            if opts.tail_may_grow {
+                frames.set_tail_may_grow();
+            }
             Box::new(frames)
         }
-        Format::Jsonl => Box::new(JsonlReader::new(
-            reader,
-            index,
-            opts.jsonl_period_ms,
-            counts,
-            opts.progress.clone(),
-        )),
+        Format::Jsonl => {
+            let mut jsonl = JsonlReader::new(
+                reader,
+                index,
+                opts.jsonl_period_ms,
+                counts,
+                opts.progress.clone(),
+            );
+            jsonl.tail_may_grow = opts.tail_may_grow;
+            Box::new(jsonl)
+        }
     };
     if opts.threaded {
         Ok(Box::new(ThreadedReader::spawn(inner, counts, format, name)))

@@ -38,6 +38,10 @@ pub struct ReplayConfig {
     pub jsonl_period_ms: u32,
     /// The format of every input, or `None` to detect each one's.
     pub input_format: Option<Format>,
+    /// The inputs may still be being written, and the next run reads them again (a
+    /// checkpointed run that is not final): a frame or line cut short at the end of one is
+    /// left for that run instead of dead-lettered.
+    pub tail_may_grow: bool,
 }
 
 impl Default for ReplayConfig {
@@ -46,6 +50,7 @@ impl Default for ReplayConfig {
             engine: EngineConfig::default(),
             jsonl_period_ms: 1_000,
             input_format: None,
+            tail_may_grow: false,
         }
     }
 }
@@ -241,6 +246,7 @@ pub fn run_planned(
             format: cfg.input_format,
             continues: continues.get(i).cloned().flatten(),
             cut_continues: cut_continues.get(i).copied().unwrap_or(false),
+            tail_may_grow: cfg.tail_may_grow,
         };
         readers.push(input::open(src, i, &opts)?);
     }

@@ -34,11 +34,19 @@ pub fn input_line(i: &crate::replay::InputReport) -> String {
         b.good,
         b.bad,
         b.skipped,
-        tick(b.good + b.bad + b.skipped == b.read),
+        tick(b.good + b.bad + b.skipped + b.held == b.read),
         b.good_items,
         b.bad_items,
         b.skipped_items,
     );
+    if b.held > 0 {
+        let _ = write!(
+            s,
+            "; its last {} bytes are a {} still being written, held for the next run",
+            b.held,
+            &unit[..unit.len() - 1]
+        );
+    }
     if b.recovered_items > 0 {
         let were = if b.recovered_items == 1 {
             "was"

@@ -82,6 +82,9 @@ impl WorkArgs {
             },
             jsonl_period_ms: 1_000,
             input_format: Some(Format::Frames),
+            // A worker reads each entry once: a torn frame at the end of a stream is not read
+            // again by its next run.
+            tail_may_grow: false,
         })
     }
 }

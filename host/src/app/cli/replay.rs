@@ -250,6 +250,7 @@ impl ReadArgs {
                 },
                 jsonl_period_ms: self.period.as_ref().map_or(1_000, |p| p.value),
                 input_format: self.input_format.format(),
+                tail_may_grow: false,
             },
             seek: !self.no_seek,
         })
@@ -261,6 +262,7 @@ impl ReplayArgs {
     pub fn plan(&self) -> anyhow::Result<ReadPlan> {
         let mut plan = self.read.plan(self.fill.method(), self.seed)?;
         plan.config.engine.hold_back = self.checkpoint.is_some() && !self.final_run;
+        plan.config.tail_may_grow = plan.config.engine.hold_back;
         plan.config.engine.window_ms = self.window;
         if self.emit_outages && self.format == OutFormat::Mlog {
             bail!("--emit-outages cannot be used with --format mlog: a frame log has no way to say that nothing was measured (use --format csv or jsonl)");

@@ -45,16 +45,21 @@ pub(super) enum JsonlLine {
     Reading(Item, u64),
     /// A line that could not be used.
     Bad(Item),
+    /// The last line, without its newline, that does not parse: still being written, it is
+    /// left for the next run (see [`crate::input::OpenOptions::tail_may_grow`]).
+    Held,
 }
 
 /// Makes sense of one JSONL line: `kept` is the line as read (at most [`MAX_LINE`] + 1
-/// bytes of it, its newline included when `newline`), `line_no` its number from 1.
+/// bytes of it, its newline included when `newline`), `line_no` its number from 1;
+/// `tail_may_grow` when the input may still be being written.
 pub(super) fn jsonl_line(
     kept: &[u8],
     newline: bool,
     line_no: u64,
     input: usize,
     period_ms: u32,
+    tail_may_grow: bool,
 ) -> JsonlLine {
     let mut body: &[u8] = kept;
     if newline {
@@ -92,6 +97,7 @@ pub(super) fn jsonl_line(
             }),
             timestamp,
         ),
+        Err(_) if !newline && tail_may_grow => JsonlLine::Held,
         Err(e) => {
             let mut quoted = String::from_utf8_lossy(body).into_owned();
             if quoted.len() > QUOTE {
@@ -125,6 +131,10 @@ impl ByteCounts {
             JsonlLine::Blank => {
                 self.skipped += taken;
                 self.skipped_items += 1;
+                None
+            }
+            JsonlLine::Held => {
+                self.held += taken;
                 None
             }
             JsonlLine::Reading(item, ts) => {

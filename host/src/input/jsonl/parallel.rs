@@ -31,6 +31,7 @@ fn parse_lines(
     input: usize,
     period_ms: u32,
     stop_after: Option<u64>,
+    tail_may_grow: bool,
 ) -> ParsedLines {
     let mut counts = ByteCounts::default();
     let mut items = Vec::with_capacity(raw.lines.len());
@@ -40,7 +41,7 @@ fn parse_lines(
         let kept = raw.bytes.get(start..l.end).unwrap_or_default();
         start = l.end;
         counts.read += l.taken;
-        let line = jsonl_line(kept, l.newline, l.line_no, input, period_ms);
+        let line = jsonl_line(kept, l.newline, l.line_no, input, period_ms, tail_may_grow);
         if let Some((item, ts)) = counts.book(line, l.taken) {
             items.push(item);
             if ts.is_some_and(|t| stop_after.is_some_and(|s| t > s)) {
@@ -80,7 +81,12 @@ impl ParallelJsonl {
         name: String,
         batch: usize,
     ) -> Self {
-        let (input, period_ms, stop_after) = (reader.input, reader.period_ms, reader.stop_after);
+        let (input, period_ms, stop_after, tail_may_grow) = (
+            reader.input,
+            reader.period_ms,
+            reader.stop_after,
+            reader.tail_may_grow,
+        );
         let cut = move || {
             let mut raw = RawLines {
                 bytes: Vec::with_capacity(batch * 128),
@@ -102,7 +108,7 @@ impl ParallelJsonl {
             let last = raw.last;
             (raw, last)
         };
-        let parse = move |raw| parse_lines(raw, input, period_ms, stop_after);
+        let parse = move |raw| parse_lines(raw, input, period_ms, stop_after, tail_may_grow);
         Self {
             parsed: Ordered::spawn(JSONL_PARSERS, cut, parse),
             pending: std::collections::VecDeque::new(),

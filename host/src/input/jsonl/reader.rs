@@ -20,6 +20,9 @@ pub struct JsonlReader<R> {
     pub(super) counts: ByteCounts,
     progress: Option<ProgressBar>,
     pub(super) stop_after: Option<u64>,
+    /// A last line without its newline that does not parse is still being written: left
+    /// for the next run (see [`crate::input::OpenOptions::tail_may_grow`]).
+    pub(crate) tail_may_grow: bool,
     stopped: bool,
     done: bool,
 }
@@ -42,6 +45,7 @@ impl<R: Read> JsonlReader<R> {
             counts,
             progress,
             stop_after: None,
+            tail_may_grow: false,
             stopped: false,
             done: false,
         }
@@ -119,6 +123,7 @@ impl<R: Read> ItemReader for JsonlReader<R> {
                 self.line_no,
                 self.input,
                 self.period_ms,
+                self.tail_may_grow,
             );
             if let Some((item, ts)) = self.counts.book(line, len) {
                 if ts.is_some_and(|t| self.stop_after.is_some_and(|s| t > s)) {
