@@ -176,7 +176,7 @@ pub fn open(
         before_seek: opts.start_offset,
         ..ByteCounts::default()
     };
-    if format == Format::Jsonl && opts.threaded {
+    let jsonl = |reader: Box<dyn Read + Send>| {
         let mut jsonl = JsonlReader::new(
             reader,
             index,
@@ -185,6 +185,10 @@ pub fn open(
             opts.progress.clone(),
         );
         jsonl.tail_may_grow = opts.tail_may_grow;
+        jsonl
+    };
+    if format == Format::Jsonl && opts.threaded {
+        let jsonl = jsonl(reader);
         return Ok(Box::new(ParallelJsonl::spawn(
             jsonl,
             counts,
@@ -207,17 +211,7 @@ pub fn open(
             }
             Box::new(frames)
         }
-        Format::Jsonl => {
-            let mut jsonl = JsonlReader::new(
-                reader,
-                index,
-                opts.jsonl_period_ms,
-                counts,
-                opts.progress.clone(),
-            );
-            jsonl.tail_may_grow = opts.tail_may_grow;
-            Box::new(jsonl)
-        }
+        Format::Jsonl => Box::new(jsonl(reader)),
     };
     if opts.threaded {
         Ok(Box::new(ThreadedReader::spawn(inner, counts, format, name)))
