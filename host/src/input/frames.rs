@@ -58,7 +58,7 @@ pub struct FrameReader<R> {
 #[derive(Clone, Debug)]
 pub struct FrameContext {
     dec: Decoder,
-    /// `None` for a context that only finishes a cut frame (see [`FrameContext::cut_only`]).
+    /// `None` for a context that only finishes a cut frame (see [`FrameContext::at_end_of`]).
     header: Option<Header>,
 }
 
@@ -69,9 +69,13 @@ fn carries(h: &Header) -> bool {
 }
 
 impl FrameContext {
-    /// The context at the end of `tail`, the last bytes of a log; `None` when they hold no
-    /// version-2 header still in force. A version-1 reading is not sealed to its header, so
-    /// only version 2 can be carried over: its readings decode only under their own header.
+    /// The context at the end of `tail`, the last bytes of a log, with the version-2 header
+    /// still in force there. A version-1 reading is not sealed to its header, so only version
+    /// 2 can be carried over: its readings decode only under their own header.
+    ///
+    /// With no such header, the context has no [`header`](Self::header) and only finishes
+    /// the frame cut short by the last byte (for instance a piece that ends inside the header
+    /// itself); `None` when there is no such frame either (`tail` ends on a delimiter).
     pub fn at_end_of(tail: &[u8]) -> Option<Self> {
         let mut dec: Decoder = Decoder::new();
         let mut header = None;
@@ -88,25 +92,23 @@ impl FrameContext {
                 _ => {}
             }
         }
-        let header = header?;
-        dec.next_seq()?;
-        Some(Self {
-            dec,
-            header: Some(header),
-        })
-    }
-
-    /// A context that only finishes the frame cut short at the end of `tail`, the last bytes
-    /// of a log with no header in force there (for instance a piece that ends inside the
-    /// header itself); `None` when `tail` ends on a delimiter.
-    pub fn cut_only(tail: &[u8]) -> Option<Self> {
-        let mut whole: Decoder = Decoder::new();
-        whole.feed(tail).for_each(drop);
-        let cut = whole.unfinished().filter(|c| !c.is_empty())?;
-        // A decoder that holds the cut frame and places no reading: nothing is in force.
-        let mut dec: Decoder = Decoder::new();
-        dec.feed(cut).for_each(drop);
-        Some(Self { dec, header: None })
+        match header {
+            Some(h) if dec.next_seq().is_some() => Some(Self {
+                dec,
+                header: Some(h),
+            }),
+            _ => {
+                let cut = dec.unfinished().filter(|c| !c.is_empty())?;
+                // A decoder that holds the cut frame and places no reading: nothing is in
+                // force.
+                let mut only: Decoder = Decoder::new();
+                only.feed(cut).for_each(drop);
+                Some(Self {
+                    dec: only,
+                    header: None,
+                })
+            }
+        }
     }
 
     /// The context after `bytes`, frames of the same log without a header of their own,
@@ -281,16 +283,13 @@ impl<R: Read> FrameReader<R> {
             DecodeEvent::Skipped {
                 span,
                 reason: SkipReason::Truncated,
-            } if self.cut_continues => {
-                // The start of a good frame, counted where it ends.
-                self.counts.good += span.len();
-                None
-            }
-            DecodeEvent::Skipped {
-                span,
-                reason: SkipReason::Truncated,
-            } if self.tail_may_grow => {
-                self.counts.held += span.len();
+            } if self.cut_continues || self.tail_may_grow => {
+                if self.cut_continues {
+                    // The start of a good frame, counted where it ends.
+                    self.counts.good += span.len();
+                } else {
+                    self.counts.held += span.len();
+                }
                 None
             }
             ev => Some(ev),

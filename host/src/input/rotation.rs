@@ -266,16 +266,12 @@ fn end_context(source: &InputSource) -> End {
         };
         let whole = (tail.len() as u64) < n;
         match FrameContext::at_end_of(&tail) {
-            Some(c) => return End::Context(c),
-            // The whole input was looked at: no longer tail to try.
-            None if whole => {
-                let cut = FrameContext::cut_only(&tail);
-                return End::Headerless(tail, cut);
-            }
-            None if n == TAILS[TAILS.len() - 1] => {
-                return FrameContext::cut_only(&tail).map_or(End::None, End::Context);
-            }
-            None => {}
+            Some(c) if c.header().is_some() => return End::Context(c),
+            // The whole input was looked at: no longer tail to try. What is left is the
+            // frame cut short by its last byte, if any.
+            cut if whole => return End::Headerless(tail, cut),
+            cut if n == TAILS[TAILS.len() - 1] => return cut.map_or(End::None, End::Context),
+            _ => {}
         }
     }
     End::None
