@@ -143,6 +143,51 @@ pub fn writes_in_place(dest: &Path) -> bool {
     fs::metadata(dest).is_ok_and(|m| !m.is_file() && !m.is_dir())
 }
 
+/// True when what is written to `dest` is thrown away unseen: `dest` is the null device
+/// (`/dev/null`, or another name for it). Writing to it twice is the same as writing once,
+/// so it can be written in place without being taken back.
+///
+/// # Examples
+/// ```
+/// let dir = tempfile::tempdir().unwrap();
+/// assert!(mend::fs::discards(std::path::Path::new("/dev/null")));
+/// assert!(!mend::fs::discards(&dir.path().join("out.csv")));
+/// ```
+pub fn discards(dest: &Path) -> bool {
+    fs::metadata(dest).is_ok_and(|m| is_null_device(&m))
+}
+
+/// True when standard output is the null device (`> /dev/null`).
+pub fn stdout_discards() -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsFd;
+        std::io::stdout()
+            .as_fd()
+            .try_clone_to_owned()
+            .map(File::from)
+            .and_then(|f| f.metadata())
+            .is_ok_and(|m| is_null_device(&m))
+    }
+    #[cfg(not(unix))]
+    false
+}
+
+/// The null device is a character device with the same device number as `/dev/null`.
+fn is_null_device(m: &fs::Metadata) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{FileTypeExt, MetadataExt};
+        m.file_type().is_char_device()
+            && fs::metadata("/dev/null").is_ok_and(|null| null.rdev() == m.rdev())
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = m;
+        false
+    }
+}
+
 /// A file that appears at its path only when [`AtomicFile::commit`] succeeds.
 ///
 /// It is written on a thread of its own ([`BackgroundWriter`]), and synced as it grows.
@@ -287,6 +332,22 @@ impl Drop for AtomicFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn only_the_null_device_throws_its_bytes_away() {
+        let dir = tempfile::tempdir().unwrap();
+        let link = dir.path().join("nothing");
+        std::os::unix::fs::symlink("/dev/null", &link).unwrap();
+        let fifo = dir.path().join("fifo");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        assert!(made.unwrap().success());
+        assert!(discards(Path::new("/dev/null")) && discards(&link));
+        for kept in [Path::new("/dev/zero"), &fifo, dir.path()] {
+            assert!(!discards(kept), "{}", kept.display());
+        }
+        assert!(writes_in_place(&fifo) && writes_in_place(Path::new("/dev/zero")));
+    }
 
     #[test]
     fn the_temporary_file_is_named_for_this_process_and_listed() {

@@ -6,5 +6,5 @@ pub mod atomic;
 pub mod background;
 pub mod scratch;
 
-pub use atomic::{remove_temporary_files, writes_in_place, AtomicFile};
+pub use atomic::{discards, remove_temporary_files, stdout_discards, writes_in_place, AtomicFile};
 pub use scratch::ScratchDir;

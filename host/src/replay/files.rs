@@ -15,7 +15,7 @@ use super::{first_pass, run_planned, Outputs, PassResult, ReplayReport};
 use crate::chart::{Chart, ChartSpec};
 use crate::checkpoint::{Checkpoint, InputMark};
 use crate::engine::Pass;
-use crate::fs::{writes_in_place, AtomicFile};
+use crate::fs::{discards, stdout_discards, writes_in_place, AtomicFile};
 use crate::input::seek::InputPlan;
 use crate::input::InputSource;
 use crate::sink::chart::ChartSink;
@@ -138,12 +138,13 @@ pub fn replay_to_files(
     // (their temporary files removed) and a second pass puts those readings in their place.
     // Standard output, a pipe or a device cannot be taken back: when an output of every pass
     // is one, a first pass writes nothing at all, and another pass always follows. (The
-    // chart, the summary and the checkpoint are written once, after the last pass.)
-    let in_place = to_stdout
+    // chart, the summary and the checkpoint are written once, after the last pass.) The null
+    // device throws away what it gets: written by every pass, it needs no pass of its own.
+    let in_place = (to_stdout && !stdout_discards())
         || [&files.output, &files.dlq, &files.aggregates]
             .into_iter()
             .flatten()
-            .any(|p| writes_in_place(p));
+            .any(|p| writes_in_place(p) && !discards(p));
     let mut pass = first_pass(&plan.sources)?;
     let (mut report, mut new_checkpoint, outs) = loop {
         let dry = in_place && matches!(pass, Pass::First(_));
