@@ -1,7 +1,7 @@
 //! Telling a mend frame log from the prototype's JSONL by the first bytes of an input, and
 //! the error for an input that is neither.
 
-use mend_core::{DecodeEvent, Decoder};
+use mend_core::{DecodeEvent, Decoder, MAX_FRAME};
 use serde::Serialize;
 
 /// The two capture formats mend reads.
@@ -97,7 +97,9 @@ fn is_text(head: &[u8]) -> bool {
 /// character cut by the end of `head`, or a damaged frame here and there change nothing.
 /// Where neither shows, blank space is JSONL (blank lines, accounted for as such), other
 /// text is neither, and binary bytes are a frame log too damaged to show a frame, whose
-/// every byte is then accounted for as skipped or damaged. An empty input is a frame log.
+/// every byte is then accounted for as skipped or damaged. An empty input is a frame log, and
+/// so is one shorter than a frame without a line end (the middle of a frame, where a log was
+/// split twice), even when its bytes happen to be text.
 ///
 /// # Examples
 /// ```
@@ -110,6 +112,7 @@ fn is_text(head: &[u8]) -> bool {
 /// assert_eq!(detect(b"  \n\n"), Some(Format::Jsonl));
 /// assert_eq!(detect(b"sensor,session,seq,time\n1,2,3,4\n"), None);
 /// assert_eq!(detect(b""), Some(Format::Frames));
+/// assert_eq!(detect(b"|#"), Some(Format::Frames));
 /// ```
 pub fn detect(head: &[u8]) -> Option<Format> {
     match evidence(head) {
@@ -117,6 +120,10 @@ pub fn detect(head: &[u8]) -> Option<Format> {
         Evidence::Jsonl => Some(Format::Jsonl),
         Evidence::None if head.is_empty() => Some(Format::Frames),
         Evidence::None if head.iter().all(u8::is_ascii_whitespace) => Some(Format::Jsonl),
+        // Too short for a frame and with no line end: a piece of a frame log split on both
+        // sides inside one frame (its bytes may happen to be text), joined to the pieces
+        // around it, or dead-lettered.
+        Evidence::None if head.len() <= MAX_FRAME && !head.contains(&b'\n') => Some(Format::Frames),
         Evidence::None if is_text(head) => None,
         Evidence::None => Some(Format::Frames),
     }

@@ -174,6 +174,26 @@ impl FrameContext {
         matches!(first, Some(DecodeEvent::Frame { .. }))
     }
 
+    /// How far (in seqs) the frame that `head`'s first bytes finish lies from this context's
+    /// place: 0 for a header or where no place is in force; `None` when they do not make a
+    /// good frame of it (see [`joins`](Self::joins)).
+    pub fn joined_distance(&self, head: &[u8]) -> Option<u64> {
+        if self.cut_frame().is_empty() {
+            return None;
+        }
+        let mut dec = self.decoder_at(0, true);
+        let expect = dec.next_seq();
+        let first = dec.feed(head).next()?;
+        match first {
+            DecodeEvent::Frame {
+                frame: Frame::Reading(r) | Frame::Replayed(r),
+                ..
+            } => Some(expect.map_or(0, |p| u64::from(r.seq.abs_diff(p)))),
+            DecodeEvent::Frame { .. } => Some(0),
+            DecodeEvent::Skipped { .. } => None,
+        }
+    }
+
     /// How many of the readings at the start of `head` (before its first header) decode in
     /// this context, its first frame finishing this one's cut frame when `join` (that frame
     /// not counted; a header then puts its place in force), and how many seqs the first of

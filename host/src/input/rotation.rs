@@ -21,14 +21,17 @@
 //! None is taken when no context decodes one of the leading readings or finishes the cut
 //! frame, and those are dead-lettered as before. A piece too short to hold a header takes
 //! the context of the piece it continues through its frames to its own end; as that changes
-//! what fits where, the choice is made again until it holds. Not joined: a piece that holds
-//! no delimiter at all (shorter than one frame).
+//! what fits where, the choice is made again until it holds. A piece that holds no
+//! delimiter at all (shorter than one frame) is the middle of a frame: it continues the piece
+//! whose cut frame, with its bytes added, another piece finishes with a good CRC. A piece
+//! never continues one whose context was carried through it (a piece that only finishes a
+//! frame with its first byte, a delimiter, fits before and after the same frame).
 
 use std::cmp::Reverse;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 
-use mend_core::{DecodeEvent, Decoder, Frame, SkipReason};
+use mend_core::{DecodeEvent, Decoder, Frame, SkipReason, MAX_FRAME};
 
 use super::frames::FrameContext;
 use super::InputSource;
@@ -99,7 +102,7 @@ pub fn continuations(sources: &[InputSource], starts: &[u64]) -> Vec<Option<Cont
     // until it holds (a round for each link of a chain of such pieces).
     for _ in 0..=sources.len() {
         let ends = settle(&base, &out);
-        let next = choose(&heads, &ends);
+        let next = choose(&heads, &ends, &out);
         let key = |c: &Option<Continuation>| c.as_ref().map(|c| (c.from, c.joined));
         let same = next.iter().map(key).eq(out.iter().map(key));
         out = next;
@@ -159,7 +162,16 @@ fn settle(base: &[End], out: &[Option<Continuation>]) -> Vec<End> {
 /// continued (where two pieces end in the same cut bytes, or in the same session, a weaker
 /// sign alone could point at either), or, when all of its are, its best (a piece given
 /// twice).
-fn choose(heads: &[Option<Vec<u8>>], ends: &[End]) -> Vec<Option<Continuation>> {
+///
+/// An end carried through `i` itself (by the choices of the round before, `chosen`) is not one `i` can
+/// continue: a piece whose first byte is a delimiter finishes a frame cut at the end of a
+/// piece it comes before as well as one it comes after, and the two would continue each
+/// other. Nor is a choice made that closes such a loop.
+fn choose(
+    heads: &[Option<Vec<u8>>],
+    ends: &[End],
+    chosen: &[Option<Continuation>],
+) -> Vec<Option<Continuation>> {
     // (score, preference, input, candidate): the input before it is preferred, so that a
     // tie goes to the order given.
     let mut pairs: Vec<(Score, usize, usize, Continuation)> = Vec::new();
@@ -169,11 +181,39 @@ fn choose(heads: &[Option<Vec<u8>>], ends: &[End]) -> Vec<Option<Continuation>> 
         let order = before
             .into_iter()
             .chain((0..heads.len()).filter(|j| Some(*j) != before));
-        for (pref, j) in order.filter(|j| *j != i).enumerate() {
+        for (pref, j) in order
+            .filter(|&j| j != i && !leads_back(chosen, j, i))
+            .enumerate()
+        {
             let (Some(End::Context(ctx)) | Some(End::Headerless(_, Some(ctx)))) = ends.get(j)
             else {
                 continue;
             };
+            if is_inside_one_frame(head) {
+                // The middle of a frame: it continues the piece whose cut frame it makes one
+                // that another piece finishes (its CRC good across both cuts).
+                // When the piece before ends on a delimiter, this one starts a frame: it
+                // needs that piece only for the header its frame is sealed to. A frame that
+                // decodes without one (a header) is finished without it.
+                let needs_before = !ctx.cut_frame().is_empty()
+                    || FrameContext::at_end_of(head)
+                        .is_none_or(|alone| finished_by(&alone, heads, &mut vec![i]).is_none());
+                let finished = needs_before
+                    .then(|| ctx.through(head, true))
+                    .flatten()
+                    .and_then(|g| finished_by(&g, heads, &mut vec![i, j]));
+                if let Some(skipped) = finished {
+                    let c = Continuation {
+                        from: j,
+                        readings: 0,
+                        skipped,
+                        context: ctx.clone(),
+                        joined: true,
+                    };
+                    pairs.push((score(&c), pref, i, c));
+                }
+                continue;
+            }
             let joined = ctx.joins(head);
             let (placed, skipped) = ctx.fits(head, joined);
             if !joined && (placed == 0 || ctx.header().is_none()) {
@@ -193,17 +233,70 @@ fn choose(heads: &[Option<Vec<u8>>], ends: &[End]) -> Vec<Option<Continuation>> 
     let mut taken = vec![false; heads.len()];
     let mut out: Vec<Option<Continuation>> = vec![None; heads.len()];
     for (_, _, i, c) in &pairs {
-        if out[*i].is_none() && !taken[c.from] {
+        if out[*i].is_none() && !taken[c.from] && !leads_back(&out, c.from, *i) {
             taken[c.from] = true;
             out[*i] = Some(c.clone());
         }
     }
     for (_, _, i, c) in pairs {
-        if out[i].is_none() {
+        if out[i].is_none() && !leads_back(&out, c.from, i) {
             out[i] = Some(c);
         }
     }
     out
+}
+
+/// A piece that holds no delimiter at all: shorter than one frame, it is the middle of the
+/// frame cut where the log was split before it and after it.
+fn is_inside_one_frame(head: &[u8]) -> bool {
+    !head.is_empty() && head.len() <= MAX_FRAME && !head.contains(&0)
+}
+
+/// Whether the frame cut short at the end of `ctx` is finished by the start of one of the
+/// other inputs (not in `used`), directly or through pieces that hold no delimiter (each
+/// adding its bytes to the cut frame): the least distance from `ctx`'s place of a frame so
+/// finished, `None` when none is.
+fn finished_by(
+    ctx: &FrameContext,
+    heads: &[Option<Vec<u8>>],
+    used: &mut Vec<usize>,
+) -> Option<u64> {
+    let mut best: Option<u64> = None;
+    for (k, head) in heads.iter().enumerate() {
+        let Some(head) = head.as_deref().filter(|_| !used.contains(&k)) else {
+            continue;
+        };
+        let found = if is_inside_one_frame(head) {
+            ctx.through(head, true).and_then(|longer| {
+                used.push(k);
+                let d = finished_by(&longer, heads, used);
+                used.pop();
+                d
+            })
+        } else {
+            ctx.joined_distance(head)
+        };
+        best = match (best, found) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+    }
+    best
+}
+
+/// Whether the chain of continuations from input `j` back (`j` continues one, which
+/// continues another, …) passes through input `i`.
+fn leads_back(chosen: &[Option<Continuation>], j: usize, i: usize) -> bool {
+    let mut k = j;
+    // A chain has at most as many links as there are inputs.
+    for _ in 0..chosen.len() {
+        match chosen.get(k).and_then(Option::as_ref) {
+            Some(c) if c.from == i => return true,
+            Some(c) => k = c.from,
+            None => return false,
+        }
+    }
+    false
 }
 
 /// How well a continuation fits: a frame cut in two and made whole again (its CRC good
@@ -221,6 +314,9 @@ fn score(c: &Continuation) -> Score {
 /// (one that cannot be placed alone) or the first bytes are not a whole frame (the rest of
 /// one cut in two where the log was split); `None` otherwise.
 fn orphans(head: &[u8]) -> Option<usize> {
+    if is_inside_one_frame(head) {
+        return Some(head.len());
+    }
     let mut dec: Decoder = Decoder::new();
     let mut orphan = false;
     for ev in dec.feed(head) {
