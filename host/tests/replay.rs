@@ -1969,3 +1969,72 @@ fn a_capture_joined_onto_a_torn_frame_keeps_its_header() {
         assert_eq!(d.read_text("d.jsonl").lines().count(), 1, "{input}");
     }
 }
+
+#[cfg(unix)]
+#[test]
+fn an_output_that_names_a_descriptor_or_a_link_is_written_through_it_not_replaced() {
+    let d = Dir::new();
+    d.write("v.mlog", &small_log(300));
+    d.mend(&["replay", "v.mlog", "-o", "want.csv", "-q"]).ok();
+    let want = d.read_text("want.csv");
+    let sh = |script: &str| {
+        let status = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .arg(env!("CARGO_BIN_EXE_mend"))
+            .current_dir(d.path(""))
+            .status()
+            .unwrap();
+        assert_eq!(status.code(), Some(0), "{script}");
+    };
+    let is_link = |name: &str| {
+        std::fs::symlink_metadata(d.path(name))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    };
+    // A link to this process's standard output, as /dev/stdout is, with standard output sent
+    // to a file. Before, the rows went into a temporary file renamed over the link: the
+    // file the shell opened stayed empty, and the link became a regular file.
+    std::os::unix::fs::symlink("/proc/self/fd/1", d.path("out.link")).unwrap();
+    sh("exec \"$0\" replay v.mlog -o out.link -q > got.csv");
+    assert_eq!(d.read_text("got.csv"), want);
+    assert!(is_link("out.link"));
+    // Written through the shell's descriptor: `>>` appends.
+    d.write("log.csv", b"kept\n");
+    sh("exec \"$0\" replay v.mlog -o out.link -q >> log.csv");
+    assert_eq!(d.read_text("log.csv"), format!("kept\n{want}"));
+    // A link to a file stays a link; the file it ends at gets the rows.
+    std::fs::create_dir(d.path("real")).unwrap();
+    d.write("real/rows.csv", b"old\n");
+    std::os::unix::fs::symlink("real/rows.csv", d.path("rows.csv")).unwrap();
+    d.mend(&["replay", "v.mlog", "-o", "rows.csv", "-q"]).ok();
+    assert!(is_link("rows.csv"));
+    assert_eq!(d.read_text("real/rows.csv"), want);
+    // `-` is standard output for the dead letters too, and standard output is given once.
+    jsonl_needing_a_second_pass(&d, "late.jsonl");
+    let out = d
+        .mend(&[
+            "replay",
+            "late.jsonl",
+            "-o",
+            "rows2.csv",
+            "--dlq",
+            "-",
+            "-q",
+        ])
+        .ok()
+        .stdout();
+    assert_eq!(common::reasons(&out), ["malformed_json"]);
+    assert!(!d.path("-").exists());
+    for args in [
+        &["replay", "v.mlog", "--dlq", "/dev/stdout"][..],
+        &["replay", "v.mlog", "-o", "-", "--dlq", "-"][..],
+        &["replay", "v.mlog", "-o", "out.link", "--summary-json", "-"][..],
+    ] {
+        let run = d.mend(args).expect(2);
+        assert!(run.stderr().contains("given to both"), "{}", run.stderr());
+    }
+    let run = d.mend(&["replay", "v.mlog", "--checkpoint", "-"]).expect(2);
+    assert!(run.stderr().contains("--checkpoint needs a file"));
+}

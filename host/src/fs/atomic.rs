@@ -140,7 +140,86 @@ fn create_temporary(dir: &Path, name: &OsStr) -> io::Result<(File, TempPath)> {
 /// assert!(mend::fs::writes_in_place(std::path::Path::new("/dev/null")));
 /// ```
 pub fn writes_in_place(dest: &Path) -> bool {
-    fs::metadata(dest).is_ok_and(|m| !m.is_file() && !m.is_dir())
+    names_a_descriptor(dest) || fs::metadata(dest).is_ok_and(|m| !m.is_file() && !m.is_dir())
+}
+
+/// The links `dest` goes through, each as the path it names, `dest` first and the path it
+/// ends at last (at most 40 links, as the kernel follows).
+fn link_chain(dest: &Path) -> Vec<PathBuf> {
+    let mut chain = vec![dest.to_path_buf()];
+    let mut at = dest.to_path_buf();
+    for _ in 0..40 {
+        let Ok(target) = fs::read_link(&at) else {
+            break;
+        };
+        at = match at.parent() {
+            Some(dir) if target.is_relative() => dir.join(target),
+            _ => target,
+        };
+        chain.push(at.clone());
+    }
+    chain
+}
+
+/// True when `dest` names an open file descriptor rather than a file: `/dev/stdout`,
+/// `/dev/stderr`, `/dev/fd/N`, `/proc/self/fd/N`, or a link to one. What is behind it (a
+/// pipe, a terminal, or a regular file the shell opened, maybe for appending) is written
+/// through the descriptor, never replaced.
+fn names_a_descriptor(dest: &Path) -> bool {
+    link_chain(dest).iter().any(|p| {
+        p.parent()
+            .and_then(|dir| dir.canonicalize().ok())
+            .is_some_and(|dir| dir.starts_with("/proc") && dir.ends_with("fd"))
+    })
+}
+
+/// The file a path that is not a descriptor ends at after its links: the one to replace, so
+/// that a link to an output stays a link.
+fn link_target(dest: &Path) -> PathBuf {
+    link_chain(dest).pop().unwrap_or_else(|| dest.to_path_buf())
+}
+
+/// Opens the file behind a descriptor path for writing in place: standard output and error
+/// through their own descriptors (sharing the shell's offset, so `>>` appends), others by
+/// their path.
+fn open_in_place(dest: &Path) -> io::Result<File> {
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsFd;
+        if let Ok(m) = fs::metadata(dest) {
+            let same = |f: io::Result<File>| {
+                f.and_then(|f| f.metadata())
+                    .is_ok_and(|s| same_inode(&s, &m))
+            };
+            let stdout = || {
+                std::io::stdout()
+                    .as_fd()
+                    .try_clone_to_owned()
+                    .map(File::from)
+            };
+            let stderr = || {
+                std::io::stderr()
+                    .as_fd()
+                    .try_clone_to_owned()
+                    .map(File::from)
+            };
+            if names_a_descriptor(dest) {
+                if same(stdout()) {
+                    return stdout();
+                }
+                if same(stderr()) {
+                    return stderr();
+                }
+            }
+        }
+    }
+    fs::OpenOptions::new().write(true).open(dest)
+}
+
+#[cfg(unix)]
+fn same_inode(a: &fs::Metadata, b: &fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    a.dev() == b.dev() && a.ino() == b.ino()
 }
 
 /// True when what is written to `dest` is thrown away unseen: `dest` is the null device
@@ -192,8 +271,10 @@ fn is_null_device(m: &fs::Metadata) -> bool {
 ///
 /// It is written on a thread of its own ([`BackgroundWriter`]), and synced as it grows.
 ///
-/// A destination that exists and is not a regular file (`/dev/null`, a FIFO, a terminal) is
-/// written in place instead: renaming over a device would replace the device.
+/// A destination that exists and is not a regular file (`/dev/null`, a FIFO, a terminal), or
+/// that names an open descriptor (`/dev/stdout`, even when the shell sent it to a file), is
+/// written in place instead: renaming over it would replace the device or the link. A link
+/// to a file stays a link: the file it ends at is replaced.
 ///
 /// # Examples
 /// ```
@@ -207,7 +288,10 @@ fn is_null_device(m: &fs::Metadata) -> bool {
 /// assert_eq!(std::fs::read(&path).unwrap(), b"hello\n");
 /// ```
 pub struct AtomicFile {
+    /// The path given, named in messages.
     dest: PathBuf,
+    /// The file replaced at the commit: `dest`, or the file its links end at.
+    target: PathBuf,
     /// The temporary file, or `None` when writing in place.
     tmp: Option<TempPath>,
     w: Option<BackgroundWriter>,
@@ -228,21 +312,35 @@ impl AtomicFile {
             anyhow::bail!("{}: is a directory", dest.display());
         }
         if writes_in_place(dest) {
-            let file = fs::OpenOptions::new()
-                .write(true)
-                .open(dest)
+            let file = open_in_place(dest)
                 .with_context(|| format!("{}: cannot write output", dest.display()))?;
             return Ok(Self {
                 dest: dest.to_path_buf(),
+                target: dest.to_path_buf(),
                 tmp: None,
                 w: Some(BackgroundWriter::new(file, None)),
             });
         }
+        // A link to an output stays a link: the file it ends at is the one replaced.
+        let target = link_target(dest);
+        let (dir, name) = if target == dest {
+            (dir, name)
+        } else {
+            let dir = match target.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+                _ => PathBuf::from("."),
+            };
+            let name = target
+                .file_name()
+                .with_context(|| format!("{}: not a file path", target.display()))?;
+            (dir, name)
+        };
         remove_stale_temporary_files(&dir, name);
         let (file, tmp) = create_temporary(&dir, name)
             .with_context(|| format!("{}: cannot write output", dest.display()))?;
         Ok(Self {
             dest: dest.to_path_buf(),
+            target: dir.join(name),
             tmp: Some(tmp),
             // Synced as it grows, so that the sync before the rename has little left to do.
             w: Some(BackgroundWriter::new(file, Some(SYNC_EVERY))),
@@ -274,7 +372,7 @@ impl AtomicFile {
         };
         let tmp = self.tmp.take().context("output already committed")?;
         // On failure the temporary file comes back and is removed here, still under the lock.
-        let moved = tmp.persist(&dest).map_err(|e| e.error);
+        let moved = tmp.persist(&self.target).map_err(|e| e.error);
         list.swap_remove(at);
         drop(list);
         moved.with_context(|| format!("{}: cannot move output into place", dest.display()))

@@ -52,25 +52,35 @@ pub struct ReplayFiles {
     pub summary_json: Option<PathBuf>,
 }
 
+/// Standard output, named as a path for the outputs other than the records (`--dlq -`).
+pub const STDOUT: &str = "/dev/stdout";
+
 impl ReplayFiles {
     /// True when the records go to standard output.
     fn to_stdout(&self) -> bool {
         self.output.as_deref().is_none_or(|p| p.as_os_str() == "-")
     }
 
-    /// The named output files, with their options.
+    /// The output files, with their options; standard output (`-`, or no `-o`) as
+    /// `/dev/stdout`, so that it is not given to two.
     fn named(&self) -> Vec<(&'static str, &Path)> {
+        let stdout = Path::new(STDOUT);
+        let records = if self.to_stdout() {
+            Some(stdout)
+        } else {
+            self.output.as_deref()
+        };
         [
-            ("-o", &self.output),
-            ("--dlq", &self.dlq),
-            ("--chart", &self.chart),
-            ("--aggregates", &self.aggregates),
-            ("--checkpoint", &self.checkpoint),
-            ("--summary-json", &self.summary_json),
+            ("-o", records),
+            ("--dlq", self.dlq.as_deref()),
+            ("--chart", self.chart.as_deref()),
+            ("--aggregates", self.aggregates.as_deref()),
+            ("--checkpoint", self.checkpoint.as_deref()),
+            ("--summary-json", self.summary_json.as_deref()),
         ]
         .into_iter()
-        .filter_map(|(flag, p)| Some((flag, p.as_deref()?)))
-        .filter(|(_, p)| p.as_os_str() != "-")
+        .filter_map(|(flag, p)| Some((flag, p?)))
+        .map(|(flag, p)| (flag, if p.as_os_str() == "-" { stdout } else { p }))
         .collect()
     }
 }
@@ -89,6 +99,13 @@ pub fn replay_to_files(
     progress: impl FnOnce() -> Option<ProgressBar>,
 ) -> anyhow::Result<ReplayReport> {
     let to_stdout = files.to_stdout();
+    if files
+        .checkpoint
+        .as_deref()
+        .is_some_and(|p| p.as_os_str() == "-")
+    {
+        bail!("--checkpoint needs a file: it is read back by the next run");
+    }
     check_outputs(&plan.sources, &files.named(), to_stdout)?;
     for s in &plan.sources {
         if let InputSource::Path(p) = s {

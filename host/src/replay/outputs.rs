@@ -58,6 +58,18 @@ pub fn same_path(a: &Path, b: &Path) -> bool {
             return true;
         }
     }
+    // Anything else that exists (a pipe, a terminal) by its identity, found without opening
+    // it: `/dev/stdout` and a link to `/proc/self/fd/1` are the same pipe. The null device
+    // keeps nothing, so it may take two outputs.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if let (Ok(x), Ok(y)) = (fs::metadata(a), fs::metadata(b)) {
+            if x.dev() == y.dev() && x.ino() == y.ino() && !crate::fs::discards(a) {
+                return true;
+            }
+        }
+    }
     match (resolve(a), resolve(b)) {
         (Some(x), Some(y)) => x == y,
         _ => a == b,

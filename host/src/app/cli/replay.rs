@@ -9,7 +9,7 @@ use mend_core::{Celsius, FillMethod, ValidateConfig};
 use super::parse::{ms_arg, period_arg, positive_ms_arg, range_arg, time_arg, Given};
 use mend::engine::EngineConfig;
 use mend::input::{Format, InputSource};
-use mend::replay::files::{OutputFormat, ReplayFiles};
+use mend::replay::files::{OutputFormat, ReplayFiles, STDOUT};
 use mend::replay::plan::ReadPlan;
 use mend::replay::ReplayConfig;
 
@@ -175,7 +175,7 @@ pub struct ReplayArgs {
     /// The output file (default, or `-`: standard output).
     #[arg(short = 'o', long = "output")]
     pub output: Option<PathBuf>,
-    /// Write everything that could not be used here, as JSONL.
+    /// Write everything that could not be used here, as JSONL (`-`: standard output).
     #[arg(long)]
     pub dlq: Option<PathBuf>,
     /// Draw an SVG chart of the repaired series.
@@ -273,14 +273,24 @@ impl ReplayArgs {
 
     /// The files the replay writes.
     pub fn files(&self) -> ReplayFiles {
+        // `-` is standard output, for every output but the checkpoint.
+        let named = |p: &Option<PathBuf>| {
+            p.as_ref().map(|p| {
+                if p.as_os_str() == "-" {
+                    PathBuf::from(STDOUT)
+                } else {
+                    p.clone()
+                }
+            })
+        };
         ReplayFiles {
             output: self.output.clone(),
             format: self.format.into(),
-            dlq: self.dlq.clone(),
-            chart: self.chart.clone(),
-            aggregates: self.aggregates.clone(),
+            dlq: named(&self.dlq),
+            chart: named(&self.chart),
+            aggregates: named(&self.aggregates),
             checkpoint: self.checkpoint.clone(),
-            summary_json: self.summary_json.clone(),
+            summary_json: named(&self.summary_json),
         }
     }
 }
