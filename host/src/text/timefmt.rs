@@ -205,6 +205,9 @@ pub fn parse_time(text: &str) -> anyhow::Result<u64> {
         for (i, d) in frac.bytes().take(3).enumerate() {
             ms += u64::from(d - b'0') * [100, 10, 1][i];
         }
+        if frac.bytes().skip(3).any(|d| d != b'0') {
+            bail!("{}", finer_than_ms(text));
+        }
         return secs
             .checked_mul(1_000)
             .and_then(|s| s.checked_add(ms))
@@ -219,10 +222,19 @@ pub fn parse_time(text: &str) -> anyhow::Result<u64> {
     let d = st
         .duration_since(UNIX_EPOCH)
         .with_context(|| format!("time {text:?} is before 1970"))?;
+    if d.subsec_nanos() % 1_000_000 != 0 {
+        bail!("{}", finer_than_ms(text));
+    }
     let local =
         i128::try_from(d.as_millis()).with_context(|| format!("time {text:?} is out of range"))?;
     u64::try_from(local - i128::from(offset_ms))
         .with_context(|| format!("time {text:?} is before 1970 or out of range"))
+}
+
+/// The error for a time given finer than the readings' own milliseconds: rounded either way,
+/// a window would take or leave a reading it should not.
+fn finer_than_ms(text: &str) -> String {
+    format!("time {text:?} is finer than a millisecond, as no reading's time is: give at most 3 decimals")
 }
 
 /// Splits the zone off an RFC 3339 time: the time as UTC text for humantime (`…Z`) and the
@@ -375,9 +387,15 @@ mod tests {
             ".5",
             "99999999999999999999",
             "1969-12-31T00:00:00Z",
+            // Finer than a millisecond: before, rounded down, so that --from took a reading
+            // from before it.
+            "2026-01-02T01:00:00.5001Z",
+            "1767315600.5001",
         ] {
             assert!(parse_time(t).is_err(), "{t}");
         }
+        assert_eq!(parse_time("1.500000").unwrap(), 1_500);
+        assert_eq!(parse_time("1970-01-01T00:00:01.500000Z").unwrap(), 1_500);
         assert_eq!(
             parse_time("2026-01-01T00:00:00Z").unwrap(),
             1_767_225_600_000
