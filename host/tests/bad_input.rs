@@ -599,6 +599,29 @@ fn a_csv_export_fed_back_in_is_refused_as_not_a_capture() {
 }
 
 #[test]
+fn a_jsonl_export_fed_back_in_is_refused_as_not_a_capture() {
+    let d = Dir::new();
+    let (lines, _) = jsonl_lines(10);
+    d.write("in.jsonl", lines.as_bytes());
+    d.mend(&["replay", "in.jsonl", "-o", "out.jsonl", "--format", "jsonl"])
+        .ok();
+    // Before: exit 0, an empty output, every row a `missing_field` dead letter.
+    let run = d
+        .mend(&["replay", "out.jsonl", "-o", "again.csv"])
+        .expect(2);
+    assert!(
+        run.stderr()
+            .contains("out.jsonl: not a capture: it is a JSONL export of mend replay"),
+        "{}",
+        run.stderr()
+    );
+    assert!(!exists(&d.path("again.csv")));
+    // The prototype's own lines are still read, whatever else they carry.
+    let (got, _) = replay_jsonl(&d, "in.jsonl", &[]);
+    assert_eq!(got.len(), 10);
+}
+
+#[test]
 fn input_format_overrides_detection_and_is_checked_by_clap() {
     let d = Dir::new();
     let (lines, want) = jsonl_lines(5);

@@ -129,6 +129,33 @@ pub fn detect(head: &[u8]) -> Option<Format> {
     }
 }
 
+/// True when the first JSON line of `head` is a row of `mend replay --format jsonl` (its
+/// `time`, `celsius` and `origin`, none of the prototype's `timestamp` or `temperature`):
+/// an output fed back in, whose every line would be dead-lettered as `missing_field`.
+pub(super) fn is_a_jsonl_export(head: &[u8]) -> bool {
+    let Some(line) = head.split(|&b| b == b'\n').find(|l| json_like(l)) else {
+        return false;
+    };
+    let Ok(serde_json::Value::Object(row)) = serde_json::from_slice(line) else {
+        return false;
+    };
+    ["time", "celsius", "origin"]
+        .iter()
+        .all(|k| row.contains_key(*k))
+        && !["timestamp", "temperature"]
+            .iter()
+            .any(|k| row.contains_key(*k))
+}
+
+/// The error for a JSONL export of `mend replay` given as an input.
+pub(super) fn an_export(name: &str) -> anyhow::Error {
+    anyhow::anyhow!(
+        "{name}: not a capture: it is a JSONL export of mend replay (rows with time, celsius and \
+         origin), not the prototype's JSONL; replay the capture it was made from, or give \
+         --input-format jsonl to read it anyway"
+    )
+}
+
 /// The error for an input that is neither format, quoting its first line.
 pub(super) fn not_a_capture(name: &str, head: &[u8]) -> anyhow::Error {
     let first = head.split(|&b| b == b'\n').next().unwrap_or_default();

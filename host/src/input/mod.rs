@@ -43,7 +43,7 @@ pub use reader::{ItemReader, StopRule, BATCH, CHUNK};
 pub use reason::{DeadReason, LineReason};
 pub use threaded::ThreadedReader;
 
-use detect::{evidence, not_a_capture, Evidence};
+use detect::{an_export, evidence, is_a_jsonl_export, not_a_capture, Evidence};
 
 /// Where an input comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -170,6 +170,9 @@ pub fn open(
         None if opts.start_offset > 0 => Format::Frames,
         None => detect(&head).ok_or_else(|| not_a_capture(&name, &head))?,
     };
+    if opts.format.is_none() && format == Format::Jsonl && is_a_jsonl_export(&head) {
+        return Err(an_export(&name));
+    }
     let reader: Box<dyn Read + Send> = Box::new(Cursor::new(head).chain(raw));
     let counts = ByteCounts {
         total,
