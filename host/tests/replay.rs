@@ -2038,3 +2038,60 @@ fn an_output_that_names_a_descriptor_or_a_link_is_written_through_it_not_replace
     let run = d.mend(&["replay", "v.mlog", "--checkpoint", "-"]).expect(2);
     assert!(run.stderr().contains("--checkpoint needs a file"));
 }
+
+#[test]
+fn jsonl_written_as_frames_keeps_its_gaps_and_its_readings_apart() {
+    let d = Dir::new();
+    d.mend(&[
+        "generate",
+        "--seed",
+        "32",
+        "--count",
+        "3000",
+        "--format",
+        "jsonl",
+        "--skip-rate",
+        "0.2",
+        "-o",
+        "j.jsonl",
+    ])
+    .ok();
+    let as_csv = d.mend(&["replay", "j.jsonl", "-q"]).ok().stdout();
+    // Everything but the identity columns (JSONL has no seq, and its frames get one).
+    let from_time = |csv: &str| -> Vec<String> {
+        csv.lines()
+            .skip(1)
+            .map(|l| l.splitn(4, ',').nth(3).unwrap().to_string())
+            .collect()
+    };
+    let want = from_time(&as_csv);
+    assert!(want.iter().any(|r| r.contains("synthetic")));
+    d.mend(&[
+        "replay", "j.jsonl", "--format", "mlog", "-o", "j.mlog", "-q",
+    ])
+    .ok();
+    // Before: numbered 0, 1, 2, … in output order, so every gap closed up (seq 1 at 00:00:02
+    // on a 1 s period) and nothing was filled.
+    let again = d.mend(&["replay", "j.mlog", "-q"]).ok().stdout();
+    assert_eq!(from_time(&again), want);
+    // Two halves written as frames apart, then replayed together: before, they shared their
+    // identities (both from seq 0), and readings were dead-lettered as seq_behind_time or
+    // dropped as duplicates.
+    let text = d.read_text("j.jsonl");
+    let lines: Vec<&str> = text.lines().collect();
+    let (a, b) = lines.split_at(1_200);
+    d.write("a.jsonl", format!("{}\n", a.join("\n")).as_bytes());
+    d.write("b.jsonl", format!("{}\n", b.join("\n")).as_bytes());
+    for half in ["a", "b"] {
+        let (from, to) = (format!("{half}.jsonl"), format!("{half}.mlog"));
+        d.mend(&["replay", &from, "--format", "mlog", "-o", &to, "-q"])
+            .ok();
+    }
+    let run = d
+        .mend(&["replay", "a.mlog", "b.mlog", "--dlq", "dlq.jsonl"])
+        .ok();
+    assert!(run.stderr().contains("dead letters: 0"), "{}", run.stderr());
+    let measured = |rows: &[String]| rows.iter().filter(|r| r.contains(",measured,")).count();
+    let halves = from_time(&run.stdout());
+    assert_eq!(measured(&halves), measured(&want));
+}

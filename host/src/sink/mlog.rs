@@ -12,12 +12,16 @@ use crate::input::StreamMeta;
 /// and every 60 readings, then reading frames.
 ///
 /// Synthetic records are left out: the wire format has no way to say "made up", and a later
-/// replay recomputes the same fills. Records without a seq (JSONL input) are numbered in
-/// output order.
+/// replay recomputes the same fills. Records without a seq (JSONL input) are numbered by
+/// their slot, the periods since the stream's first reading here (and always above the one
+/// before), so that a later replay finds the same gaps; their session is that first reading's
+/// unix second, so that two logs converted apart never give two readings one identity.
 pub struct MlogWriter<W: Write> {
     w: W,
     current: Option<(Header, u32)>,
-    counters: BTreeMap<(u32, u32), u32>,
+    /// For each stream without seqs: its session here, its first reading's time and the
+    /// last seq given.
+    slots: BTreeMap<(u32, u32), (u32, u64, u32)>,
     since_header: u32,
     enc: Encoder,
 }
@@ -28,7 +32,7 @@ impl<W: Write> MlogWriter<W> {
         Self {
             w,
             current: None,
-            counters: BTreeMap::new(),
+            slots: BTreeMap::new(),
             since_header: 0,
             enc: Encoder::new(),
         }
@@ -54,12 +58,26 @@ impl<W: Write> RecordSink for MlogWriter<W> {
             return Ok(());
         }
         let mut r = rec.reading;
-        if !meta.has_seq {
-            let n = self.counters.entry((r.sensor, r.session)).or_insert(0);
-            r.seq = *n;
-            *n = n.wrapping_add(1);
-        }
         let period = meta.period_ms.max(1);
+        if !meta.has_seq {
+            let t = r.timestamp;
+            let session = u32::try_from(t / 1_000).unwrap_or(u32::MAX);
+            match self.slots.get_mut(&(r.sensor, r.session)) {
+                Some((session, first, last)) => {
+                    let slot =
+                        (t.saturating_sub(*first) + u64::from(period / 2)) / u64::from(period);
+                    let slot = u32::try_from(slot).unwrap_or(u32::MAX);
+                    *last = slot.max(last.saturating_add(1));
+                    r.session = *session;
+                    r.seq = *last;
+                }
+                None => {
+                    self.slots.insert((r.sensor, r.session), (session, t, 0));
+                    r.session = session;
+                    r.seq = 0;
+                }
+            }
+        }
         let same = self
             .current
             .is_some_and(|(h, _)| h.sensor == r.sensor && h.session == r.session);
