@@ -696,6 +696,25 @@ fn a_bad_link_argument_is_a_usage_error_before_anything_is_created() {
         .stderr();
     assert!(e.contains("--idle"), "{e}");
     assert!(!common::exists(&d.path("x.mlog")));
+    // A capture of another format is not appended to: before, its frames went after the
+    // JSONL lines, and a replay read the whole file as one damaged frame.
+    let lines = "{\"timestamp\": 1767225600, \"temperature\": 52.5}\n";
+    for (name, text, says) in [
+        ("old.jsonl", lines, "is JSONL, not a frame capture"),
+        (
+            "rows.csv",
+            "sensor,session,seq,time\n1,1,0,0\n",
+            "is not a mend capture",
+        ),
+    ] {
+        d.write(name, text.as_bytes());
+        let e = d
+            .mend(&["listen", "--tcp", "127.0.0.1:1", "-o", name, "--idle", "1s"])
+            .expect(2)
+            .stderr();
+        assert!(e.contains(says), "{e}");
+        assert_eq!(d.read_text(name), text, "left as it was");
+    }
 }
 
 #[cfg(unix)]

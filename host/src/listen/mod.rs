@@ -135,6 +135,28 @@ struct Gateway {
     publisher: Option<Publisher>,
 }
 
+/// Refuses a capture that exists and is not a frame log (the prototype's JSONL, a CSV): the
+/// frames appended to it would be read back as one damaged frame with everything before them.
+fn refuse_other_formats(path: &std::path::Path) -> anyhow::Result<()> {
+    use std::io::Read;
+    let Ok(f) = std::fs::File::open(path) else {
+        return Ok(());
+    };
+    let mut head = Vec::new();
+    f.take(64 * 1024)
+        .read_to_end(&mut head)
+        .with_context(|| format!("{}: cannot read", path.display()))?;
+    let what = match crate::input::detect(&head) {
+        Some(crate::input::Format::Frames) => return Ok(()),
+        Some(crate::input::Format::Jsonl) => "is JSONL, not a frame capture",
+        None => "is not a mend capture",
+    };
+    anyhow::bail!(
+        "{}: {what}: listen appends frames, so give it a capture of its own",
+        path.display()
+    )
+}
+
 /// Listens until `stop` returns true, the link is idle or the duration runs out; calls
 /// `status` after every change.
 ///
@@ -155,6 +177,7 @@ pub fn run(
         .map(|url| Publisher::new(url, &cfg.capture))
         .transpose()
         .context("not a usable Redis URL")?;
+    refuse_other_formats(&cfg.capture)?;
     let capture = Capture::open(&cfg.capture).with_context(|| format!("{name}: cannot open"))?;
     let mut g = Gateway {
         report: ListenReport {

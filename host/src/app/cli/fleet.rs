@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::parse::{ms_arg, time_arg};
+use super::parse::{lease_arg, ms_arg, time_arg};
 use super::replay::{FillArg, RepairLimits};
 use mend::engine::EngineConfig;
 use mend::fleet::DEFAULT_REDIS;
@@ -42,7 +42,7 @@ pub struct WorkArgs {
     pub settle: u64,
     /// A sensor's lease lasts this long without renewal: a dead worker's sensors are taken
     /// over after it.
-    #[arg(long, default_value = "15s", value_parser = ms_arg("lease"))]
+    #[arg(long, default_value = "15s", value_parser = lease_arg())]
     pub lease: u64,
     /// Raw entries read per XREADGROUP (each holds up to 64 readings).
     #[arg(long, default_value_t = 10_000)]

@@ -96,6 +96,19 @@ pub fn positive_ms_arg(
     parser(flag, positive_ms)
 }
 
+/// A worker's lease for `--lease`: at least 100 ms. A worker renews its leases between
+/// batches; a lease of a few milliseconds runs out before a batch is written, and every
+/// commit of the worker is fenced off while it spins without a word.
+pub fn lease_arg() -> impl Fn(&str) -> Result<u64, ArgError> + Clone + Send + Sync + 'static {
+    parser("lease", |flag, text| {
+        let ms = ms(flag, text)?;
+        if ms < 100 {
+            bail!("--{flag} {text:?} is too short: a lease must last at least 100ms, or it runs out before a batch is written");
+        }
+        Ok(ms)
+    })
+}
+
 /// A sampling period for `--period`: longer than zero, in ms, with its text.
 pub fn period_arg() -> impl Fn(&str) -> Result<Given<u32>, ArgError> + Clone + Send + Sync + 'static
 {
@@ -208,6 +221,13 @@ mod tests {
             .to_string()
             .contains("is too long"));
         assert_eq!(time_arg("from")("10").unwrap(), 10_000);
+        assert_eq!(lease_arg()("15s").unwrap(), 15_000);
+        for short in ["0s", "3ms", "99ms"] {
+            assert!(lease_arg()(short)
+                .unwrap_err()
+                .to_string()
+                .contains("too short"));
+        }
         assert!(time_arg("until")("yesterday")
             .unwrap_err()
             .to_string()
