@@ -333,6 +333,28 @@ proptest! {
         assert_identities_once(&got.records);
     }
 
+    /// A log whose two pieces were joined into one file in the wrong order (`cat log.1 log.0`),
+    /// cut anywhere: the readings before the file's first header are read in the context of
+    /// its own end, and the frame cut in two is made whole across the file's end and start.
+    #[test]
+    fn a_log_joined_into_one_file_in_the_wrong_order_loses_nothing(
+        seed in 1u64..1_000,
+        cut in 0usize..100_000,
+    ) {
+        let log = noisy(7, seed, 1_500, DAY0_MS);
+        let at = cut % log.len();
+        let swapped = [&log[at..], &log[..at]].concat();
+        let got = replay(&swapped);
+        let want = replay(&log);
+        let diff = difference(&by_stream(&got.records), &by_stream(&want.records));
+        prop_assert!(diff.is_none(), "{}", diff.unwrap_or_default());
+        prop_assert!(got.report.balanced());
+        if let Err(e) = dead_letters_of_joined_pieces(&got.report, &want.report, 2) {
+            prop_assert!(false, "{}", e);
+        }
+        assert_identities_once(&got.records);
+    }
+
     /// A growing log replayed with a checkpoint after each cut (the last run final) gives,
     /// concatenated, the rows of one run over the final log.
     #[test]
@@ -991,4 +1013,50 @@ fn a_log_rotated_mid_session_replays_whole_from_its_pieces_in_any_order() {
     let (got, want) = (d.read_text("pieces.csv"), d.read_text("whole.csv"));
     assert_eq!(rows(&got).len(), rows(&want).len());
     assert!(got == want, "the pieces' rows differ from the whole log's");
+}
+
+/// A log that only lost its first header is not read from its own end: placed from there, its
+/// leading readings would take seqs (and times) a multiple of 128 away from their own.
+#[test]
+fn a_log_that_lost_its_first_header_is_not_read_from_its_own_end() {
+    let log = noisy(8, 3, 3_000, DAY0_MS);
+    let second = header_offsets(&log)[1];
+    let first_end = common::frame_ends(&log)[0];
+    assert!(first_end <= second, "the log starts with its header");
+    let got = replay(&log[first_end..]);
+    let want = replay(&log);
+    let kept: BTreeMap<(u32, u32, u32), String> = want
+        .records
+        .iter()
+        .map(|o| {
+            let r = &o.record.reading;
+            (
+                (r.sensor, r.session, r.seq),
+                format!("{:?}", o.record.reading),
+            )
+        })
+        .collect();
+    let measured: Vec<_> = got
+        .records
+        .iter()
+        .filter(|o| !o.record.is_synthetic())
+        .collect();
+    assert!(!measured.is_empty());
+    for o in measured {
+        let r = &o.record.reading;
+        assert_eq!(
+            kept.get(&(r.sensor, r.session, r.seq)),
+            Some(&format!("{r:?}")),
+            "a reading where none was measured"
+        );
+    }
+    assert!(
+        got.report
+            .dead_by_reason
+            .get("no_header")
+            .copied()
+            .unwrap_or(0)
+            > 0
+    );
+    assert!(!got.report.notes.iter().any(|n| n.contains("its own end")));
 }

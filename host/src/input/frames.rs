@@ -194,6 +194,39 @@ impl FrameContext {
         }
     }
 
+    /// Whether the readings at the start of `head`, placed in this context, run right up to
+    /// the first header of `head`: at least one of them, all placed, and that header of this
+    /// context's session with a base seq above the highest of them by at most 64. A reading
+    /// placed a multiple of 128 seqs away from its own (the wire format carries its low 7
+    /// bits) lies at least 64 seqs from that header's base.
+    pub fn leads_to_first_header(&self, head: &[u8]) -> bool {
+        let Some(own) = self.header else {
+            return false;
+        };
+        let mut dec = self.decoder_at(0, false);
+        let mut highest: Option<u32> = None;
+        for ev in dec.feed(head) {
+            match ev {
+                DecodeEvent::Frame {
+                    frame: Frame::Reading(r) | Frame::Replayed(r),
+                    ..
+                } => highest = Some(highest.map_or(r.seq, |h| h.max(r.seq))),
+                DecodeEvent::Frame {
+                    frame: Frame::Header(h),
+                    ..
+                } => {
+                    return h.sensor == own.sensor
+                        && h.session == own.session
+                        && highest.is_some_and(|top| h.base_seq > top && h.base_seq - top <= 64);
+                }
+                // A reading that does not decode here is not of this session.
+                DecodeEvent::Skipped { reason, .. } if reason.is_bad_frame() => return false,
+                _ => {}
+            }
+        }
+        false
+    }
+
     /// How many of the readings at the start of `head` (before its first header) decode in
     /// this context, its first frame finishing this one's cut frame when `join` (that frame
     /// not counted; a header then puts its place in force), and how many seqs the first of

@@ -78,9 +78,6 @@ pub fn cut_continues(continues: &[Option<Continuation>]) -> Vec<bool> {
 /// the module docs).
 pub fn continuations(sources: &[InputSource], starts: &[u64]) -> Vec<Option<Continuation>> {
     let mut out = vec![None; sources.len()];
-    if sources.len() < 2 {
-        return out;
-    }
     let heads: Vec<Option<Vec<u8>>> = sources
         .iter()
         .enumerate()
@@ -96,6 +93,9 @@ pub fn continuations(sources: &[InputSource], starts: &[u64]) -> Vec<Option<Cont
         return out;
     }
     let base: Vec<End> = sources.iter().map(end_context).collect();
+    if sources.len() < 2 {
+        return own_ends(sources, &heads, &base, out);
+    }
     // A piece with no header of its own (shorter than the node's header interval) ends in
     // the context of the piece it continues, carried through its frames. Which piece that
     // is can change once the contexts of others are known, so the choice is made again
@@ -108,6 +108,46 @@ pub fn continuations(sources: &[InputSource], starts: &[u64]) -> Vec<Option<Cont
         out = next;
         if same {
             break;
+        }
+    }
+    own_ends(sources, &heads, &base, out)
+}
+
+/// For each input with readings before its first header that no other input continues, its
+/// own end, when it is the piece before its start: pieces of a log joined into one file in
+/// the wrong order (`cat log.1 log.0 > log`). Taken only on proof: the frame cut by its last
+/// byte is finished by its first bytes (the CRC good across), or its leading readings, placed
+/// in the context at its end, run right up to its first header (of the same session, whose
+/// base seq is at most 64 past the last of them). A log that only lost its first header fails
+/// both: placed from its end, its readings lie a whole log away from that header.
+fn own_ends(
+    sources: &[InputSource],
+    heads: &[Option<Vec<u8>>],
+    base: &[End],
+    mut out: Vec<Option<Continuation>>,
+) -> Vec<Option<Continuation>> {
+    for (i, c) in out.iter_mut().enumerate() {
+        let (None, Some(head), Some(End::Context(ctx))) = (&c, &heads[i], base.get(i)) else {
+            continue;
+        };
+        if ctx.header().is_none() {
+            continue;
+        }
+        let joined = ctx.joins(head);
+        let bridged = !joined
+            && sources
+                .get(i)
+                .and_then(|s| bytes(s, Part::Head(HEAD)))
+                .is_some_and(|whole| ctx.leads_to_first_header(&whole));
+        if joined || bridged {
+            let (readings, skipped) = ctx.fits(head, joined);
+            *c = Some(Continuation {
+                from: i,
+                readings,
+                skipped,
+                context: ctx.clone(),
+                joined,
+            });
         }
     }
     out

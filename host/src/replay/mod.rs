@@ -320,7 +320,15 @@ pub fn run_planned(
             };
             report.notes.push(format!("{name}: {note}"));
         }
-        if let Some(c) = continues.get(i).and_then(Option::as_ref) {
+        if continues
+            .get(i)
+            .and_then(Option::as_ref)
+            .is_some_and(|c| c.from == i)
+        {
+            report.notes.push(format!(
+                "{name}: its frames before its first header were read in the context of its own end, the same session (pieces of a log joined in the wrong order, or a log whose first header was lost)"
+            ));
+        } else if let Some(c) = continues.get(i).and_then(Option::as_ref) {
             let from = names.get(c.from).map_or("?", String::as_str);
             report.notes.push(format!(
                 "{name}: its frames before its first header were read as the continuation of {from} (a log rotated mid-session)"
