@@ -283,14 +283,36 @@ fn publishing_a_jsonl_log_is_a_clear_error() {
     let dir = Dir::new();
     let redis = Redis::start(dir.path("redis"));
     dir.write("log.jsonl", common::jline(0, 52.0).as_bytes());
+    dir.mend(&[
+        "generate",
+        "--seed",
+        "1",
+        "--count",
+        "100",
+        "-o",
+        "good.mlog",
+    ])
+    .ok();
+    // A good log before it: before, its entries were published, without their end mark, and
+    // the run failed.
     let r = dir
-        .mend(&["publish", "--redis", &redis.url(), "log.jsonl"])
+        .mend(&[
+            "publish",
+            "--redis",
+            &redis.url(),
+            "--end",
+            "good.mlog",
+            "log.jsonl",
+        ])
         .expect(2);
     assert!(
         r.stderr().contains("log.jsonl: not a mend frame log"),
         "{}",
         r.stderr()
     );
+    let mut con = common::redis::connection(&redis.url());
+    let keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut con).unwrap();
+    assert!(keys.is_empty(), "nothing published: {keys:?}");
 }
 
 #[test]
@@ -676,7 +698,18 @@ fn a_sensor_whose_output_key_has_another_type_loses_nothing_and_resumes_once_men
     // A string where the worker appends the repaired rows: an XADD to it fails only inside
     // the commit's EXEC, after the state, the XACK and the trim.
     let out = mend::fleet::Keys::new(2).out;
-    let (fleet, _redis, url, mut con, _) = sensor_2_left_alone(&out, "mend:{2}:out holds a string");
+    let (fleet, _redis, url, mut con, status) =
+        sensor_2_left_alone(&out, "mend:{2}:out holds a string");
+    // None of its entries is repaired, and status says so: before, its lag and pending read
+    // 0, as the error reading its output key came first.
+    let line = status.lines().find(|l| l.starts_with("2  ")).unwrap();
+    let cols: Vec<u64> = line
+        .split_whitespace()
+        .take(4)
+        .map(|c| c.parse().unwrap())
+        .collect();
+    let (raw, lag) = (cols[1], cols[2]);
+    assert!(raw > 0 && lag == raw, "{status}");
     // Mended, the sensor is worked from where it was: every row is there.
     redis::cmd("DEL").arg(&out).query::<()>(&mut con).unwrap();
     wait(fleet.spawn(&work_args(&url, "w", &[])), "worker");

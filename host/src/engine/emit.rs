@@ -129,7 +129,7 @@ pub(super) fn dead_letter(
             to_rfc3339(r.timestamp)
         ),
         Refusal::Settled => format!(
-            "reading {seq}at {} is new since the last checkpointed run, which already wrote its place (hold back more with a larger --lateness)",
+            "reading {seq}at {} was read after an earlier checkpointed run wrote its place (as measured, filled or an outage): a copy of a reading given before (a capture appended or published again), or one that came later than that run held back for (a larger --lateness holds back more)",
             to_rfc3339(r.timestamp)
         ),
         Refusal::AfterEnd => format!(

@@ -196,13 +196,39 @@ pub fn streams_only(types: &[(&str, &str)]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Opens a connection, with an error that names the URL.
+/// A Redis URL as shown in messages: its password, if any, hidden.
+///
+/// # Examples
+/// ```
+/// use mend::fleet::shown_url;
+/// assert_eq!(shown_url("redis://:s3cret@127.0.0.1:6379/0"), "redis://:***@127.0.0.1:6379/0");
+/// assert_eq!(shown_url("redis://me:pw@host"), "redis://me:***@host");
+/// assert_eq!(shown_url("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+/// ```
+pub fn shown_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let host_at = rest.find('/').unwrap_or(rest.len());
+    let Some(at) = rest[..host_at].rfind('@') else {
+        return url.to_string();
+    };
+    match rest[..at].split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***{}", &rest[at..]),
+        None => url.to_string(),
+    }
+}
+
+/// Opens a connection, with an error that names the URL (its password hidden).
 ///
 /// # Errors
 /// A malformed URL, or Redis unreachable.
 pub fn connect(url: &str) -> anyhow::Result<redis::Connection> {
-    let client =
-        redis::Client::open(url).with_context(|| format!("{url}: not a usable Redis URL"))?;
+    let shown = shown_url(url);
+    let url_text = url;
+    let url = &shown;
+    let client = redis::Client::open(url_text)
+        .with_context(|| format!("{url}: not a usable Redis URL"))?;
     let mut con = client
         .get_connection_with_timeout(CONNECT_TIMEOUT)
         .with_context(|| format!("cannot connect to Redis at {url}"))?;

@@ -544,6 +544,16 @@ fn read_input(path: &PathBuf) -> anyhow::Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// Refuses an input that is not a frame log.
+fn frames_only(name: &str, head: &[u8]) -> anyhow::Result<()> {
+    if crate::input::detect(head) != Some(crate::input::Format::Frames) {
+        anyhow::bail!(
+            "{name}: not a mend frame log; mend publish takes frame logs only (replay a JSONL log with mend replay)"
+        );
+    }
+    Ok(())
+}
+
 /// Publishes the captures.
 ///
 /// # Errors
@@ -556,6 +566,18 @@ pub fn run(cfg: &PublishConfig) -> anyhow::Result<PublishReport> {
         .iter()
         .map(|p| InputSource::from_arg(p))
         .collect();
+    // Every file is looked at before anything is sent, so that one that cannot be published
+    // fails the run with nothing of the others half published (standard input, read once,
+    // is looked at in its turn).
+    for path in &cfg.inputs {
+        if let InputSource::Path(p) = InputSource::from_arg(path) {
+            let mut head = Vec::new();
+            std::fs::File::open(&p)
+                .and_then(|f| f.take(64 * 1024).read_to_end(&mut head))
+                .with_context(|| format!("{}: cannot read", p.display()))?;
+            frames_only(&p.display().to_string(), &head)?;
+        }
+    }
     let continues = continuations(&sources, &vec![0; sources.len()]);
     let cut_continues = crate::input::rotation::cut_continues(&continues);
     for (i, path) in cfg.inputs.iter().enumerate() {
@@ -564,11 +586,7 @@ pub fn run(cfg: &PublishConfig) -> anyhow::Result<PublishReport> {
         let head = capture
             .get(..capture.len().min(64 * 1024))
             .unwrap_or_default();
-        if crate::input::detect(head) != Some(crate::input::Format::Frames) {
-            anyhow::bail!(
-                "{name}: not a mend frame log; mend publish takes frame logs only (replay a JSONL log with mend replay)"
-            );
-        }
+        frames_only(&name, head)?;
         let mut splitter = match continues.get(i).and_then(Option::as_ref) {
             Some(c) => Splitter::continuing(&c.context, c.joined)?,
             None => Splitter::new(),

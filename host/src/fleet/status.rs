@@ -93,8 +93,7 @@ fn read_sensor(
 ) -> anyhow::Result<()> {
     let k = Keys::new(s.sensor);
     s.raw = xlen(con, &k.raw)?;
-    s.out_entries = xlen(con, &k.out)?;
-    s.dead_letters = xlen(con, &k.dead)?;
+    // What is left to repair first: a sensor whose other keys cannot be read still shows it.
     let groups: redis::RedisResult<Vec<BTreeMap<String, redis::Value>>> =
         redis::cmd("XINFO").arg("GROUPS").arg(&k.raw).query(con);
     s.lag = s.raw;
@@ -110,6 +109,8 @@ fn read_sensor(
             s.lag = int("lag").unwrap_or(s.raw) + s.pending;
         }
     }
+    s.out_entries = xlen(con, &k.out)?;
+    s.dead_letters = xlen(con, &k.dead)?;
     let holder: Option<String> = redis::cmd("GET")
         .arg(&k.lease)
         .query(con)

@@ -193,7 +193,10 @@ impl Worker {
                     Ok(c) => {
                         if down_since.take().is_some() {
                             self.report.reconnects += 1;
-                            eprintln!("mend work: reconnected to {}", self.cfg.redis);
+                            eprintln!(
+                                "mend work: reconnected to {}",
+                                super::shown_url(&self.cfg.redis)
+                            );
                         }
                         backoff = Duration::from_millis(50);
                         con = Some(c);
@@ -217,7 +220,7 @@ impl Worker {
                     if since.elapsed() >= Duration::from_millis(self.cfg.retry_for_ms) {
                         return Err(e.context(format!(
                             "Redis at {} unreachable for {} ms; giving up",
-                            self.cfg.redis,
+                            super::shown_url(&self.cfg.redis),
                             since.elapsed().as_millis()
                         )));
                     }
