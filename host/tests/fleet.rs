@@ -136,6 +136,13 @@ fn two_workers_share_200_sensors_and_the_export_equals_the_replay() {
         status.starts_with("sensors: 200 (200 settled); entries not yet repaired: 0 (0 pending)"),
         "{status}"
     );
+    // Workers that exit with nothing left to do give their leases back and leave the list:
+    // before, the next worker waited for the leases to lapse, and both stayed listed.
+    assert!(status.contains("\nworkers: 0\n"), "{status}");
+    let rows = status.lines().skip_while(|l| !l.starts_with("sensor  "));
+    for row in rows.skip(1) {
+        assert!(row.contains("  -  settled"), "{status}");
+    }
 }
 
 #[test]
@@ -313,6 +320,43 @@ fn publishing_a_jsonl_log_is_a_clear_error() {
     let mut con = common::redis::connection(&redis.url());
     let keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut con).unwrap();
     assert!(keys.is_empty(), "nothing published: {keys:?}");
+}
+
+#[test]
+fn exporting_a_sensor_never_published_or_an_empty_window_is_a_clear_error() {
+    let dir = Dir::new();
+    let redis = Redis::start(dir.path("redis"));
+    let url = redis.url();
+    dir.mend(&[
+        "generate", "--seed", "1", "--count", "100", "-o", "one.mlog",
+    ])
+    .ok();
+    dir.mend(&["publish", "--redis", &url, "--end", "one.mlog"])
+        .ok();
+    // Before: exit 0 and a CSV header alone, as for a sensor with nothing repaired yet.
+    let r = dir
+        .mend(&["export", "--redis", &url, "--sensor", "99"])
+        .expect(2);
+    assert!(
+        r.stderr().contains("sensor 99: not in this fleet") && r.stderr().contains("sensors: 1)"),
+        "{}",
+        r.stderr()
+    );
+    let published = dir
+        .mend(&["export", "--redis", &url, "--sensor", "1"])
+        .ok()
+        .stdout();
+    assert_eq!(
+        published.lines().count(),
+        1,
+        "nothing repaired yet: {published}"
+    );
+    let r = dir
+        .mend(&[
+            "export", "--redis", &url, "--sensor", "1", "--from", "20", "--until", "10",
+        ])
+        .expect(2);
+    assert!(r.stderr().contains("the window is empty"), "{}", r.stderr());
 }
 
 #[test]

@@ -889,7 +889,7 @@ fn a_reading_appended_after_its_place_was_written_is_reported_late() {
         dead[0]["detail"]
             .as_str()
             .unwrap()
-            .contains("already wrote its place"),
+            .contains("after an earlier checkpointed run wrote its place"),
         "{}",
         dead[0]
     );

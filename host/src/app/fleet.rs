@@ -68,6 +68,11 @@ pub fn work(a: &WorkArgs) -> anyhow::Result<ExitCode> {
 
 /// `mend export`.
 pub fn export(a: &ExportArgs) -> anyhow::Result<ExitCode> {
+    if let (Some(f), Some(u)) = (a.from, a.until) {
+        if f > u {
+            anyhow::bail!("--from is after --until: the window is empty");
+        }
+    }
     let cfg = ExportConfig {
         redis: a.redis.clone(),
         sensor: a.sensor,

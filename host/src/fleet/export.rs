@@ -32,10 +32,25 @@ pub struct ExportConfig {
 /// Writes the sensor's rows to `out`, and returns how many.
 ///
 /// # Errors
-/// Redis unreachable, an entry that is not a mend row, or a failed write.
+/// Redis unreachable, a sensor not in the fleet, an entry that is not a mend row, or a
+/// failed write.
 pub fn run(cfg: &ExportConfig, out: &mut dyn Write) -> anyhow::Result<u64> {
     let mut con = connect(&cfg.redis)?;
     let k = Keys::new(cfg.sensor);
+    let known = super::sensors(&mut con)?;
+    if !known.contains(&cfg.sensor) {
+        let some: Vec<String> = known.iter().take(10).map(u32::to_string).collect();
+        let more = if known.len() > 10 { ", …" } else { "" };
+        anyhow::bail!(
+            "sensor {}: not in this fleet, no capture of it was published (sensors: {}{more})",
+            cfg.sensor,
+            if some.is_empty() {
+                "none".to_string()
+            } else {
+                some.join(", ")
+            }
+        );
+    }
     if cfg.format == RowFormat::Csv {
         out.write_all(CSV_HEADER.as_bytes())?;
         out.write_all(b"\n")?;

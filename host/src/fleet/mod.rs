@@ -227,8 +227,8 @@ pub fn connect(url: &str) -> anyhow::Result<redis::Connection> {
     let shown = shown_url(url);
     let url_text = url;
     let url = &shown;
-    let client = redis::Client::open(url_text)
-        .with_context(|| format!("{url}: not a usable Redis URL"))?;
+    let client =
+        redis::Client::open(url_text).with_context(|| format!("{url}: not a usable Redis URL"))?;
     let mut con = client
         .get_connection_with_timeout(CONNECT_TIMEOUT)
         .with_context(|| format!("cannot connect to Redis at {url}"))?;

@@ -127,7 +127,8 @@ fn own_ends(
     mut out: Vec<Option<Continuation>>,
 ) -> Vec<Option<Continuation>> {
     for (i, c) in out.iter_mut().enumerate() {
-        let (None, Some(head), Some(End::Context(ctx))) = (&c, &heads[i], base.get(i)) else {
+        let (None, Some(Some(head)), Some(End::Context(ctx))) = (&c, heads.get(i), base.get(i))
+        else {
             continue;
         };
         if ctx.header().is_none() {
@@ -203,10 +204,10 @@ fn settle(base: &[End], out: &[Option<Continuation>]) -> Vec<End> {
 /// sign alone could point at either), or, when all of its are, its best (a piece given
 /// twice).
 ///
-/// An end carried through `i` itself (by the choices of the round before, `chosen`) is not one `i` can
-/// continue: a piece whose first byte is a delimiter finishes a frame cut at the end of a
-/// piece it comes before as well as one it comes after, and the two would continue each
-/// other. Nor is a choice made that closes such a loop.
+/// An end carried through `i` itself (by the choices of the round before, `chosen`) is not
+/// one `i` can continue: a piece whose first byte is a delimiter finishes a frame cut at the
+/// end of a piece it comes before as well as one it comes after, and the two would continue
+/// each other. Nor is a choice made that closes such a loop.
 fn choose(
     heads: &[Option<Vec<u8>>],
     ends: &[End],
@@ -215,6 +216,8 @@ fn choose(
     // (score, preference, input, candidate): the input before it is preferred, so that a
     // tie goes to the order given.
     let mut pairs: Vec<(Score, usize, usize, Continuation)> = Vec::new();
+    let inside = heads.iter().flatten().filter(|h| is_inside_one_frame(h));
+    let few_inside = inside.count() <= MAX_INSIDE_PIECES;
     for (i, head) in heads.iter().enumerate() {
         let Some(head) = head else { continue };
         let before = i.checked_sub(1);
@@ -230,6 +233,9 @@ fn choose(
                 continue;
             };
             if is_inside_one_frame(head) {
+                if !few_inside {
+                    continue;
+                }
                 // The middle of a frame: it continues the piece whose cut frame it makes one
                 // that another piece finishes (its CRC good across both cuts).
                 // When the piece before ends on a delimiter, this one starts a frame: it
@@ -286,6 +292,12 @@ fn choose(
     out
 }
 
+/// How many pieces that hold no delimiter are joined at most; more are left unjoined (a log
+/// cut into pieces smaller than a frame, `split -b 4`, would take the search for ever).
+const MAX_INSIDE_PIECES: usize = 16;
+/// How many pieces with no delimiter one frame is looked for across, one after another.
+const MAX_CHAIN: usize = 2;
+
 /// A piece that holds no delimiter at all: shorter than one frame, it is the middle of the
 /// frame cut where the log was split before it and after it.
 fn is_inside_one_frame(head: &[u8]) -> bool {
@@ -307,6 +319,10 @@ fn finished_by(
             continue;
         };
         let found = if is_inside_one_frame(head) {
+            // Each such piece tries every other: a chain of a few is looked for, no longer.
+            if used.len() > MAX_CHAIN {
+                continue;
+            }
             ctx.through(head, true).and_then(|longer| {
                 used.push(k);
                 let d = finished_by(&longer, heads, used);

@@ -210,6 +210,9 @@ impl Worker {
                     if worked == 0 {
                         // With no sensor yet, wait for the first one.
                         if settled && self.cfg.exit_when_idle {
+                            if let Some((c, _)) = con.as_mut() {
+                                self.leave(c);
+                            }
                             return Ok(self.report);
                         }
                         std::thread::sleep(Duration::from_millis(self.cfg.poll_ms));
@@ -236,6 +239,19 @@ impl Worker {
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// Gives back the leases this worker holds and takes it off the list of workers, as it
+    /// exits with nothing left to do: the next worker need not wait for them to lapse, nor
+    /// count it among the live. At best: what fails here lapses on its own.
+    fn leave(&mut self, con: &mut redis::Connection) {
+        for sensor in std::mem::take(&mut self.held) {
+            let _ = release(con, &Keys::new(sensor), &self.cfg.consumer);
+        }
+        let _ = redis::cmd("HDEL")
+            .arg(WORKERS_KEY)
+            .arg(&self.cfg.consumer)
+            .query::<()>(con);
     }
 
     /// One pass over the sensors: `(runs committed, every sensor settled)`.
